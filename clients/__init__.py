@@ -1,0 +1,1 @@
+"""Client SDKs: the Python :class:`GameClient`, the bot swarm, and the browser client in ``web/``."""

@@ -1,0 +1,1 @@
+"""Headless bots for testing and load (``python -m clients.bots``)."""

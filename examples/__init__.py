@@ -1,0 +1,1 @@
+"""Example games built only on gameserver's public API."""

@@ -1,0 +1,1 @@
+"""gameserver: authoritative multiplayer game-state synchronization server."""

@@ -1,0 +1,1 @@
+"""asyncio / uvloop transport adapter for the sans-I/O WebSocket core."""
