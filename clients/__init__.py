@@ -1,1 +1,1 @@
-"""Client SDKs: the Python :class:`GameClient`, the bot swarm, and the browser client in ``web/``."""
+"""Client SDKs: the Python GameClient, the bot swarm, and the browser client in ``web/``."""
