@@ -1,0 +1,401 @@
+"""Declared player inputs: the per-game input schema, its validation, and the per-tick batch.
+
+A game declares what one INPUT message may carry::
+
+    from gameserver.inputs import I, InputSchema
+
+    inputs = InputSchema({
+        "dx": I.float32(-1, 1),
+        "dy": I.float32(-1, 1),
+        "boost": I.bool_(),
+        "weapon": I.uint8(max=3),
+    })
+
+Every message is validated against the schema *before* game code can see it
+(:meth:`InputSchema.validate`): the body must be a map holding exactly the declared fields,
+each of the right type and inside its declared bounds, with no NaN or infinity. A violation
+raises :class:`InputError` whose message names the field; that is the client's fault (the
+server answers ERROR code 3, "invalid input") and the input never reaches the game.
+
+Once per tick the simulation hands the game an :class:`InputBatch`: all inputs accepted since
+the previous tick, in arrival order, as whole numpy arrays (``batch.player``, ``batch.seq``,
+``batch["dx"]``), so the game handles them vectorized.
+
+Wire form (sent in WELCOME under ``"inputs"``, see :meth:`InputSchema.to_wire`): a msgpack
+array with one map per field, in declaration order::
+
+    [{"name": "dx", "type": "float32", "min": -1.0, "max": 1.0},
+     {"name": "boost", "type": "bool"},
+     {"name": "weapon", "type": "uint8", "min": 0, "max": 3}]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["I", "InputBatch", "InputError", "InputField", "InputSchema"]
+
+
+class InputError(ValueError):
+    """A client's input does not fit the game's input schema (the client's fault).
+
+    ``field`` names the offending field (``None`` when the whole body is wrong); the message
+    says what was wrong. The server answers ERROR code 3 (invalid input); the input is dropped.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+# Integer dtypes an input field may use, with their representable range.
+_INT_RANGES: Final[dict[str, tuple[int, int]]] = {
+    "int8": (-(2**7), 2**7 - 1),
+    "uint8": (0, 2**8 - 1),
+    "int16": (-(2**15), 2**15 - 1),
+    "uint16": (0, 2**16 - 1),
+    "int32": (-(2**31), 2**31 - 1),
+    "uint32": (0, 2**32 - 1),
+}
+_FLOAT32_MAX: Final[float] = float(np.finfo(np.float32).max)
+
+
+@dataclass(frozen=True, slots=True)
+class InputField:
+    """One declared input field: a numpy dtype name and inclusive bounds.
+
+    Build these with the :data:`I` helpers rather than directly. ``type`` is one of
+    ``"float32"``, ``"bool"`` or an integer dtype name (``"int8"`` ... ``"uint32"``);
+    ``min``/``max`` are the inclusive bounds (``None`` for ``bool``).
+    """
+
+    type: str
+    min: float | int | None = None
+    max: float | int | None = None
+
+    def __post_init__(self) -> None:
+        if self.type == "bool":
+            if self.min is not None or self.max is not None:
+                raise ValueError("a bool input field takes no bounds")
+        elif self.type == "float32":
+            lo, hi = self.min, self.max
+            if not isinstance(lo, int | float) or not isinstance(hi, int | float):
+                raise ValueError("a float32 input field needs numeric min and max")
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                raise ValueError("float32 input bounds must be finite")
+            if abs(lo) > _FLOAT32_MAX or abs(hi) > _FLOAT32_MAX or lo > hi:
+                raise ValueError(f"float32 input bounds [{lo}, {hi}] are empty or too large")
+        elif self.type in _INT_RANGES:
+            lo, hi = self.min, self.max
+            rlo, rhi = _INT_RANGES[self.type]
+            if isinstance(lo, bool) or isinstance(hi, bool):
+                raise ValueError("integer input bounds must be ints")
+            if not isinstance(lo, int) or not isinstance(hi, int):
+                raise ValueError("integer input bounds must be ints")
+            if not rlo <= lo <= hi <= rhi:
+                raise ValueError(f"{self.type} input bounds [{lo}, {hi}] outside [{rlo}, {rhi}]")
+        else:
+            raise ValueError(f"unknown input field type {self.type!r}")
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The numpy dtype of this field's column in an :class:`InputBatch`."""
+        return np.dtype(np.bool_) if self.type == "bool" else np.dtype(self.type)
+
+    def check(self, name: str, value: object) -> bool | int | float:
+        """Return ``value`` as this field's Python scalar, or raise :class:`InputError`.
+
+        Floats accept ints and floats (not bools); integers accept ints only; bools accept
+        ``True``/``False`` and the integers 0 and 1 (for native clients without a bool type).
+        """
+        if self.type == "bool":
+            if value is True or value is False:
+                return value
+            if type(value) is int and value in (0, 1):
+                return bool(value)
+            raise InputError(f"input field {name!r}: expected a bool, got {_kind(value)}", name)
+        if self.type == "float32":
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InputError(
+                    f"input field {name!r}: expected a number, got {_kind(value)}", name
+                )
+            f = float(value)
+            if not math.isfinite(f):
+                raise InputError(f"input field {name!r}: {f} is not a finite number", name)
+            assert self.min is not None and self.max is not None
+            if not self.min <= f <= self.max:
+                raise InputError(
+                    f"input field {name!r}: {f} outside [{self.min}, {self.max}]", name
+                )
+            return f
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(f"input field {name!r}: expected an integer, got {_kind(value)}", name)
+        assert self.min is not None and self.max is not None
+        if not self.min <= value <= self.max:
+            raise InputError(
+                f"input field {name!r}: {value} outside [{self.min}, {self.max}]", name
+            )
+        return value
+
+    def to_wire(self, name: str) -> dict[str, Any]:
+        """This field's entry in the WELCOME ``"inputs"`` list."""
+        out: dict[str, Any] = {"name": name, "type": self.type}
+        if self.type == "float32":
+            assert self.min is not None and self.max is not None
+            out["min"] = float(self.min)
+            out["max"] = float(self.max)
+        elif self.type != "bool":
+            out["min"] = self.min
+            out["max"] = self.max
+        return out
+
+
+def _kind(value: object) -> str:
+    return "nil" if value is None else type(value).__name__
+
+
+class I:  # noqa: E742 - short on purpose, mirrors schema.F
+    """Constructors for input fields: ``I.float32(-1, 1)``, ``I.bool_()``, ``I.uint8(max=3)``."""
+
+    @staticmethod
+    def float32(min: float, max: float) -> InputField:
+        """A float in ``[min, max]`` (inclusive, finite); NaN and infinities are refused."""
+        return InputField("float32", min, max)
+
+    @staticmethod
+    def bool_() -> InputField:
+        """A button: ``True``/``False`` (0 and 1 are accepted too)."""
+        return InputField("bool")
+
+    @staticmethod
+    def int8(min: int = -(2**7), max: int = 2**7 - 1) -> InputField:
+        """An integer in ``[min, max]`` stored as int8."""
+        return InputField("int8", min, max)
+
+    @staticmethod
+    def uint8(min: int = 0, max: int = 2**8 - 1) -> InputField:
+        """An integer in ``[min, max]`` stored as uint8 (e.g. ``I.uint8(max=3)`` for 0..3)."""
+        return InputField("uint8", min, max)
+
+    @staticmethod
+    def int16(min: int = -(2**15), max: int = 2**15 - 1) -> InputField:
+        """An integer in ``[min, max]`` stored as int16."""
+        return InputField("int16", min, max)
+
+    @staticmethod
+    def uint16(min: int = 0, max: int = 2**16 - 1) -> InputField:
+        """An integer in ``[min, max]`` stored as uint16."""
+        return InputField("uint16", min, max)
+
+    @staticmethod
+    def int32(min: int = -(2**31), max: int = 2**31 - 1) -> InputField:
+        """An integer in ``[min, max]`` stored as int32."""
+        return InputField("int32", min, max)
+
+    @staticmethod
+    def uint32(min: int = 0, max: int = 2**32 - 1) -> InputField:
+        """An integer in ``[min, max]`` stored as uint32."""
+        return InputField("uint32", min, max)
+
+
+MAX_INPUT_FIELDS: Final[int] = 64
+
+
+class InputSchema:
+    """The fields one INPUT message carries, validated before the game sees them.
+
+    ``InputSchema({"dx": I.float32(-1, 1), ...})``; field names are non-empty identifiers of at
+    most 32 characters, at most 64 fields. A declaration mistake raises ``ValueError`` or
+    ``TypeError`` naming the field (the developer's fault, at import time).
+    """
+
+    __slots__ = ("_fields", "_names")
+
+    def __init__(self, fields: Mapping[str, InputField]) -> None:
+        if not isinstance(fields, Mapping):
+            raise TypeError("InputSchema takes a mapping of field name -> I.<type>(...)")
+        if len(fields) > MAX_INPUT_FIELDS:
+            raise ValueError(f"too many input fields ({len(fields)} > {MAX_INPUT_FIELDS})")
+        for name, spec in fields.items():
+            if not isinstance(name, str) or not name.isidentifier() or len(name) > 32:
+                raise ValueError(f"input field name {name!r} must be an identifier (<= 32 chars)")
+            if not isinstance(spec, InputField):
+                raise TypeError(f"input field {name!r} must be declared with I.<type>(...)")
+        self._fields: dict[str, InputField] = dict(fields)
+        self._names: frozenset[str] = frozenset(self._fields)
+
+    @property
+    def fields(self) -> Mapping[str, InputField]:
+        """Declared fields in declaration order (read-only view)."""
+        return dict(self._fields)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._fields
+
+    def __getitem__(self, name: str) -> InputField:
+        return self._fields[name]
+
+    def __repr__(self) -> str:
+        return f"InputSchema({self._fields!r})"
+
+    def validate(self, data: object) -> tuple[bool | int | float, ...]:
+        """Check one INPUT body; return its values in declaration order.
+
+        Raises :class:`InputError` for a body that is not a map, an unknown or missing field,
+        a wrong type, an out-of-range value, NaN or infinity.
+        """
+        if not isinstance(data, Mapping):
+            raise InputError(f"input body must be a map, got {_kind(data)}")
+        if len(data) != len(self._fields) or data.keys() != self._names:
+            for key in data:
+                if key not in self._names:
+                    raise InputError(
+                        f"unknown input field {key!r}", key if isinstance(key, str) else repr(key)
+                    )
+            missing = [n for n in self._fields if n not in data]
+            raise InputError(f"missing input field {missing[0]!r}", missing[0])
+        return tuple(spec.check(name, data[name]) for name, spec in self._fields.items())
+
+    def to_wire(self) -> list[dict[str, Any]]:
+        """The msgpack-able description sent in WELCOME under ``"inputs"``.
+
+        A list, in declaration order, of ``{"name": str, "type": str, "min": num, "max": num}``;
+        ``type`` is ``"float32"``, ``"bool"`` or an integer dtype name (``"int8"``, ``"uint8"``,
+        ``"int16"``, ``"uint16"``, ``"int32"``, ``"uint32"``); ``bool`` entries have no
+        ``min``/``max``; float bounds are floats and integer bounds ints, both inclusive.
+        """
+        return [spec.to_wire(name) for name, spec in self._fields.items()]
+
+    @classmethod
+    def from_wire(cls, wire: object) -> InputSchema:
+        """Rebuild a schema from :meth:`to_wire` output (clients, bots). Raises ``ValueError``."""
+        if not isinstance(wire, list):
+            raise ValueError("input schema must be a list of field maps")
+        fields: dict[str, InputField] = {}
+        for entry in wire:
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+                raise ValueError(f"bad input schema entry {entry!r}")
+            fields[entry["name"]] = InputField(
+                str(entry.get("type")), entry.get("min"), entry.get("max")
+            )
+        return cls(fields)
+
+
+_EMPTY_IDX: Final[npt.NDArray[np.intp]] = np.zeros(0, dtype=np.intp)
+
+
+class InputBatch:
+    """The inputs accepted since the previous tick, in arrival order, as numpy arrays.
+
+    ``batch.player`` (uint32 player ids), ``batch.seq`` (uint32 sequence numbers) and
+    ``batch[name]`` (one array per declared field, of that field's dtype) all have length
+    ``len(batch)``; row ``i`` is the i-th input to arrive. A player may appear several times
+    (several inputs per tick) or not at all (no input this tick: keep its last state).
+    The arrays belong to the batch; treat them as read-only.
+    """
+
+    __slots__ = ("_columns", "player", "seq")
+
+    def __init__(
+        self,
+        player: npt.NDArray[np.uint32],
+        seq: npt.NDArray[np.uint32],
+        columns: Mapping[str, npt.NDArray[Any]],
+    ) -> None:
+        n = len(player)
+        if len(seq) != n or any(len(c) != n for c in columns.values()):
+            raise ValueError("InputBatch columns must all have the same length")
+        self.player = player
+        self.seq = seq
+        self._columns = dict(columns)
+
+    @classmethod
+    def empty(cls, schema: InputSchema) -> InputBatch:
+        """A batch with no rows and one empty column per field of ``schema``."""
+        return cls(
+            np.zeros(0, np.uint32),
+            np.zeros(0, np.uint32),
+            {name: np.zeros(0, spec.dtype) for name, spec in schema.fields.items()},
+        )
+
+    def __len__(self) -> int:
+        return len(self.player)
+
+    def __getitem__(self, name: str) -> npt.NDArray[Any]:
+        try:
+            return self._columns[name]
+        except KeyError:
+            raise KeyError(f"no input field {name!r} (declared: {list(self._columns)})") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._columns
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Field names, in declaration order."""
+        return tuple(self._columns)
+
+    def __repr__(self) -> str:
+        return f"<InputBatch {len(self)} inputs from {len(self.players())} players>"
+
+    def take(self, rows: npt.NDArray[Any]) -> InputBatch:
+        """A new batch holding ``rows`` (an index array or a boolean mask) of this one."""
+        return InputBatch(
+            self.player[rows], self.seq[rows], {k: v[rows] for k, v in self._columns.items()}
+        )
+
+    def players(self) -> npt.NDArray[np.uint32]:
+        """The distinct players present in this batch, sorted ascending."""
+        return np.unique(self.player)
+
+    def last_rows(self) -> npt.NDArray[np.intp]:
+        """Row index of each player's last input, ordered like :meth:`players` (sorted ids)."""
+        n = len(self.player)
+        if n == 0:
+            return _EMPTY_IDX
+        # np.unique returns the first occurrence; on the reversed array that is the last one.
+        _, first_rev = np.unique(self.player[::-1], return_index=True)
+        return (n - 1 - first_rev).astype(np.intp)
+
+    def latest(self) -> InputBatch:
+        """One row per player: its most recent input, sorted by player id."""
+        return self.take(self.last_rows())
+
+    def _group(self) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.intp]]:
+        uniq, inverse = np.unique(self.player, return_inverse=True)
+        return uniq, inverse.astype(np.intp).reshape(-1)
+
+    def any(self, name: str) -> npt.NDArray[np.bool_]:
+        """Per player (ordered like :meth:`players`): was ``name`` true in any of its inputs?
+
+        Use it for buttons, so a press and release between two ticks is not lost.
+        """
+        uniq, inverse = self._group()
+        out = np.zeros(len(uniq), np.bool_)
+        np.logical_or.at(out, inverse, self[name].astype(np.bool_))
+        return out
+
+    def sum(self, name: str) -> npt.NDArray[np.float64]:
+        """Per player (ordered like :meth:`players`): the sum of ``name`` over its inputs."""
+        uniq, inverse = self._group()
+        out: npt.NDArray[np.float64] = np.bincount(
+            inverse, weights=self[name].astype(np.float64), minlength=len(uniq)
+        ).astype(np.float64)
+        return out
+
+    def count(self) -> npt.NDArray[np.intp]:
+        """Per player (ordered like :meth:`players`): how many inputs it sent this tick."""
+        uniq, inverse = self._group()
+        return np.bincount(inverse, minlength=len(uniq)).astype(np.intp)
