@@ -1,0 +1,164 @@
+"""Command line: ``gameserver`` / ``python -m gameserver``.
+
+Two forms::
+
+    gameserver [--host H] [--port P] [options]                 # the bundled example (arena)
+    gameserver serve MODULE:GameClass [MODULE:Other ...] [options]
+
+Options: ``--host`` (default 127.0.0.1), ``--port`` (default 8000; 0 = ephemeral),
+``--tick-rate HZ``, ``--send-rate HZ``, ``--max-players N`` (per room),
+``--tls-cert FILE --tls-key FILE`` (serve wss:// and https://), ``--origin URL`` (repeatable:
+the Origin allow-list; a refused browser gets HTTP 403), ``--resume-grace S``,
+``--empty-room-ttl S``, ``--hello-timeout S``, ``--seed N``, ``--log-level LEVEL``,
+``--log-format {text,json}``.
+
+On start it prints one line to stdout, e.g.
+``gameserver: serving arena at http://127.0.0.1:8000/ (ws at ws://127.0.0.1:8000/ws)``,
+then runs until SIGINT / SIGTERM (exit status 0) or a startup failure (status 2 for a bad
+configuration, 1 if the port cannot be bound).
+
+Logging is structured (``key=value`` text or one JSON object per line) and quiet at INFO:
+startup, shutdown and room lifecycle; peers' mistakes are at DEBUG/INFO, one line each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gameserver.config import ConfigError, ServerConfig, load_game_class
+
+__all__ = ["build_config", "configure_logging", "main", "parse_args"]
+
+DEFAULT_GAME = "examples.arena:Arena"
+
+log = logging.getLogger("gameserver")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000, 0=any)")
+    p.add_argument("--tick-rate", type=float, default=None, metavar="HZ",
+                   help="simulation ticks per second (default: the game's, else 30)")
+    p.add_argument("--send-rate", type=float, default=None, metavar="HZ",
+                   help="snapshots streamed per second (default: the tick rate)")
+    p.add_argument("--max-players", type=int, default=None, metavar="N",
+                   help="players per room (default: the game's)")
+    p.add_argument("--tls-cert", type=Path, default=None, metavar="FILE",
+                   help="PEM certificate chain: serve wss:// and https://")
+    p.add_argument("--tls-key", type=Path, default=None, metavar="FILE", help="PEM private key")
+    p.add_argument("--origin", action="append", default=None, metavar="URL",
+                   help="allowed Origin (repeatable); default: any")
+    p.add_argument("--resume-grace", type=float, default=15.0, metavar="S",
+                   help="seconds a dropped player may RESUME (default 15)")
+    p.add_argument("--empty-room-ttl", type=float, default=10.0, metavar="S",
+                   help="seconds before an empty room is disposed (default 10)")
+    p.add_argument("--hello-timeout", type=float, default=10.0, metavar="S",
+                   help="seconds a new connection has to send HELLO (default 10)")
+    p.add_argument("--seed", type=int, default=None, help="base RNG seed for rooms")
+    p.add_argument("--static-root", type=Path, default=None, metavar="DIR",
+                   help="folder served over HTTP (default: the installed web client)")
+    p.add_argument("--log-level", default="INFO",
+                   choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="default INFO")
+    p.add_argument("--log-format", default="text", choices=("text", "json"),
+                   help="key=value text (default) or JSON lines")
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse either form; ``ns.games`` is the list of ``MODULE:Class`` specs to host."""
+    args = list(argv)
+    if args and args[0] == "serve":
+        p = argparse.ArgumentParser(prog="gameserver serve",
+                                    description="Serve one or more game classes.")
+        p.add_argument("games", nargs="+", metavar="MODULE:GameClass",
+                       help="game class to host (the first is the default game)")
+        _add_common(p)
+        return p.parse_args(args[1:])
+    p = argparse.ArgumentParser(
+        prog="gameserver",
+        description="Authoritative game server. Without a command it serves the bundled "
+                    "example game; `gameserver serve MODULE:GameClass` serves yours.",
+        epilog="commands: serve MODULE:GameClass [...] [options]")
+    _add_common(p)
+    ns = p.parse_args(args)
+    ns.games = [DEFAULT_GAME]
+    return ns
+
+
+def _game_name(cls: type[Any]) -> str:
+    name = getattr(cls, "name", None)
+    return name if isinstance(name, str) and name else cls.__name__.lower()
+
+
+def build_config(ns: argparse.Namespace) -> ServerConfig:
+    """Turn parsed arguments into a checked :class:`ServerConfig` (ConfigError if invalid)."""
+    games: dict[str, type[Any]] = {}
+    for spec in ns.games:
+        cls = load_game_class(spec)
+        name = _game_name(cls)
+        if name in games:
+            raise ConfigError(f"two game classes named {name!r}")
+        games[name] = cls
+    return ServerConfig(
+        games=games, host=ns.host, port=ns.port, tick_rate=ns.tick_rate,
+        send_rate=ns.send_rate, max_players=ns.max_players, tls_cert=ns.tls_cert,
+        tls_key=ns.tls_key, origins=tuple(ns.origin) if ns.origin else None,
+        resume_grace=ns.resume_grace, empty_room_ttl=ns.empty_room_ttl,
+        hello_timeout=ns.hello_timeout, seed=ns.seed, static_root=ns.static_root,
+    ).check()
+
+
+class _KeyValueFormatter(logging.Formatter):
+    """``ts=... level=... logger=... msg="..."`` (+ ``exc="..."``) on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        line = (f"ts={ts}.{int(record.msecs):03d}Z level={record.levelname.lower()} "
+                f"logger={record.name} msg={json.dumps(record.getMessage())}")
+        if record.exc_info:
+            line += f" exc={json.dumps(self.formatException(record.exc_info))}"
+        return line
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        obj: dict[str, Any] = {"ts": record.created, "level": record.levelname.lower(),
+                               "logger": record.name, "msg": record.getMessage()}
+        if record.exc_info:
+            obj["exc"] = self.formatException(record.exc_info)
+        return json.dumps(obj)
+
+
+def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
+    """Structured logs on stderr; the protocol layer is held at WARNING unless DEBUG."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter() if fmt == "json" else _KeyValueFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    if level != "DEBUG":
+        logging.getLogger("protocol").setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``gameserver`` console script; returns the exit status."""
+    ns = parse_args(sys.argv[1:] if argv is None else argv)
+    configure_logging(ns.log_level, ns.log_format)
+    try:
+        config = build_config(ns)
+    except ConfigError as exc:
+        print(f"gameserver: error: {exc}", file=sys.stderr)
+        return 2
+    from gameserver.server import run_server
+
+    return run_server(config)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""Plain-HTTP routes served on the game port (next to the ``/ws`` WebSocket endpoint).
+
+The WebSocket server (:func:`protocol.aio.serve`) calls our ``process_request`` hook for every
+request; :class:`Router` answers it with an :class:`HttpReply` or ``None`` (``None`` = "this is
+the WebSocket endpoint: go on with the upgrade").
+
+Routes (all ``GET``; ``HEAD`` is answered like ``GET`` without a body):
+
+* ``/ws``       the game WebSocket endpoint; a non-upgrade request gets 426 Upgrade Required.
+* ``/healthz``  ``200 ok`` (text) while the server is accepting players.
+* ``/metrics``  Prometheus text format 0.0.4 (see :mod:`gameserver.metrics`).
+* ``/rooms``    JSON ``[{"id", "game", "players", "capacity"}, ...]``.
+* anything else: a static file under the web client folder (``/`` -> ``index.html``);
+  404 when missing.
+
+Any other method gets 405 with ``Allow: GET, HEAD``. The static file resolver refuses
+directory traversal: the percent-decoded path may not contain ``..`` segments, backslashes or
+NUL, and the resolved real path (symlinks followed) must stay inside the root; otherwise 404
+(we do not tell an attacker which rule fired). Files over :data:`MAX_STATIC_BYTES` are not
+served (bounded memory); read files are cached by (path, mtime, size), the cache is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote
+
+__all__ = ["CONTENT_TYPES", "MAX_STATIC_BYTES", "HttpReply", "Router", "StaticFiles"]
+
+log = logging.getLogger(__name__)
+
+#: Content types by file suffix (lowercase). ``.js``/``.mjs`` are ``text/javascript`` (RFC 9239).
+CONTENT_TYPES: dict[str, str] = {
+    ".html": "text/html; charset=utf-8",
+    ".htm": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".map": "application/json",
+    ".ts": "text/plain; charset=utf-8",
+    ".txt": "text/plain; charset=utf-8",
+    ".md": "text/markdown; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".ico": "image/x-icon",
+    ".webp": "image/webp",
+    ".wasm": "application/wasm",
+    ".woff2": "font/woff2",
+}
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+#: Largest static file served (bytes); larger files get 404 and a log line.
+MAX_STATIC_BYTES = 8 * 2**20
+#: Most files kept in the static cache.
+MAX_CACHED_FILES = 256
+
+
+@dataclass(frozen=True, slots=True)
+class HttpReply:
+    """A plain HTTP answer, independent of the protocol layer's ``Response`` type."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = field(default=())
+
+
+def _text(status: int, message: str) -> HttpReply:
+    return HttpReply(status, (message + "\n").encode())
+
+
+class StaticFiles:
+    """Safe read-only file serving from one root folder.
+
+    ``lookup(url_path)`` returns the file's bytes and content type, or ``None`` (missing,
+    a directory without ``index.html``, outside the root, too big).
+    """
+
+    def __init__(self, root: Path | str | None) -> None:
+        self.root: Path | None = Path(root).resolve() if root is not None else None
+        self._cache: dict[Path, tuple[float, int, bytes]] = {}
+
+    def resolve(self, url_path: str) -> Path | None:
+        """Map a URL path (still percent-encoded, no query) to a file under the root."""
+        if self.root is None:
+            return None
+        path = unquote(url_path, errors="strict") if "%" in url_path else url_path
+        if "\x00" in path or "\\" in path or not path.startswith("/"):
+            return None
+        parts = [p for p in path.split("/") if p]
+        if any(p in (".", "..") for p in parts):
+            return None  # no traversal, not even a harmless-looking one
+        candidate = self.root.joinpath(*parts) if parts else self.root
+        try:
+            real = candidate.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None
+        if real.is_dir():
+            real = real / "index.html"
+            if not real.is_file():
+                return None
+        if real != self.root and self.root not in real.parents:
+            return None  # a symlink pointing outside the root
+        return real if real.is_file() else None
+
+    def lookup(self, url_path: str) -> tuple[bytes, str] | None:
+        try:
+            real = self.resolve(url_path)
+        except UnicodeDecodeError:
+            return None
+        if real is None:
+            return None
+        try:
+            st = real.stat()
+            if st.st_size > MAX_STATIC_BYTES:
+                log.info("static file too large, not served path=%s size=%d", real, st.st_size)
+                return None
+            cached = self._cache.get(real)
+            if cached is not None and cached[0] == st.st_mtime and cached[1] == st.st_size:
+                data = cached[2]
+            else:
+                data = real.read_bytes()
+                if len(self._cache) >= MAX_CACHED_FILES:
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[real] = (st.st_mtime, st.st_size, data)
+        except OSError:
+            return None
+        ctype = CONTENT_TYPES.get(real.suffix.lower(), DEFAULT_CONTENT_TYPE)
+        return data, ctype
+
+
+class Router:
+    """Dispatches plain HTTP requests; see the module docstring for the routes.
+
+    ``metrics`` returns the Prometheus text, ``rooms`` the JSON-able room list and
+    ``healthy`` whether the server accepts players (503 otherwise, e.g. while shutting down).
+    """
+
+    def __init__(self, *, static_root: Path | str | None, metrics: Callable[[], str],
+                 rooms: Callable[[], Sequence[dict[str, object]]],
+                 healthy: Callable[[], bool] = lambda: True, ws_path: str = "/ws") -> None:
+        self.static = StaticFiles(static_root)
+        self._metrics = metrics
+        self._rooms = rooms
+        self._healthy = healthy
+        self.ws_path = ws_path
+
+    def route(self, method: str, target: str, *, upgrade: bool) -> HttpReply | None:
+        """Answer one request, or ``None`` to let the WebSocket upgrade proceed on ``/ws``."""
+        path = target.split("?", 1)[0].split("#", 1)[0] or "/"
+        if path == self.ws_path:
+            if upgrade and method == "GET":
+                return None
+            return HttpReply(426, b"WebSocket endpoint: upgrade required\n",
+                             headers=(("Upgrade", "websocket"),
+                                      ("Sec-WebSocket-Version", "13")))
+        if method not in ("GET", "HEAD"):
+            return HttpReply(405, b"method not allowed\n", headers=(("Allow", "GET, HEAD"),))
+        reply = self._get(path)
+        if method == "HEAD":
+            return HttpReply(reply.status, b"", reply.content_type, reply.headers)
+        return reply
+
+    def _get(self, path: str) -> HttpReply:
+        if path == "/healthz":
+            return _text(200, "ok") if self._healthy() else _text(503, "shutting down")
+        if path == "/metrics":
+            from gameserver.metrics import CONTENT_TYPE
+
+            return HttpReply(200, self._metrics().encode(), CONTENT_TYPE)
+        if path == "/rooms":
+            body = json.dumps(list(self._rooms()), separators=(",", ":")).encode()
+            return HttpReply(200, body, "application/json",
+                             (("Cache-Control", "no-store"),))
+        found = self.static.lookup(path)
+        if found is None:
+            return _text(404, "not found")
+        data, ctype = found
+        return HttpReply(200, data, ctype, (("Cache-Control", "no-cache"),))
+
+
+def default_static_root() -> Path | None:
+    """The installed browser client folder (``clients/web``), or ``None`` if absent."""
+    try:
+        import clients
+    except ImportError:  # pragma: no cover - clients is part of the distribution
+        return None
+    root = Path(os.path.dirname(clients.__file__)) / "web"
+    return root if root.is_dir() else None
