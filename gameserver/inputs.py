@@ -24,9 +24,13 @@ the previous tick, in arrival order, as whole numpy arrays (``batch.player``, ``
 Wire form (sent in WELCOME under ``"inputs"``, see :meth:`InputSchema.to_wire`): a msgpack
 array with one map per field, in declaration order::
 
-    [{"name": "dx", "type": "float32", "min": -1.0, "max": 1.0},
-     {"name": "boost", "type": "bool"},
-     {"name": "weapon", "type": "uint8", "min": 0, "max": 3}]
+    [{"n": "dx", "t": "f32", "lo": -1.0, "hi": 1.0},
+     {"n": "boost", "t": "bool"},
+     {"n": "weapon", "t": "u8", "lo": 0, "hi": 3}]
+
+``t`` uses protocol/SPEC.md's wire dtype names (``"f32"``, ``"u8"``, ``"i8"``, ``"u16"``,
+``"i16"``, ``"u32"``, ``"i32"``) or ``"bool"``; ``lo``/``hi`` are the inclusive bounds (floats
+for ``f32``, ints for integer types, absent for ``bool``).
 """
 
 from __future__ import annotations
@@ -63,6 +67,12 @@ _INT_RANGES: Final[dict[str, tuple[int, int]]] = {
     "int32": (-(2**31), 2**31 - 1),
     "uint32": (0, 2**32 - 1),
 }
+# numpy dtype name -> SPEC.md wire dtype name.
+_WIRE_NAMES: Final[dict[str, str]] = {
+    "float32": "f32", "bool": "bool", "int8": "i8", "uint8": "u8", "int16": "i16",
+    "uint16": "u16", "int32": "i32", "uint32": "u32",
+}
+_FROM_WIRE: Final[dict[str, str]] = {v: k for k, v in _WIRE_NAMES.items()}
 _FLOAT32_MAX: Final[float] = float(np.finfo(np.float32).max)
 
 
@@ -145,14 +155,14 @@ class InputField:
 
     def to_wire(self, name: str) -> dict[str, Any]:
         """This field's entry in the WELCOME ``"inputs"`` list."""
-        out: dict[str, Any] = {"name": name, "type": self.type}
+        out: dict[str, Any] = {"n": name, "t": _WIRE_NAMES[self.type]}
         if self.type == "float32":
             assert self.min is not None and self.max is not None
-            out["min"] = float(self.min)
-            out["max"] = float(self.max)
+            out["lo"] = float(self.min)
+            out["hi"] = float(self.max)
         elif self.type != "bool":
-            out["min"] = self.min
-            out["max"] = self.max
+            out["lo"] = self.min
+            out["hi"] = self.max
         return out
 
 
@@ -271,10 +281,10 @@ class InputSchema:
     def to_wire(self) -> list[dict[str, Any]]:
         """The msgpack-able description sent in WELCOME under ``"inputs"``.
 
-        A list, in declaration order, of ``{"name": str, "type": str, "min": num, "max": num}``;
-        ``type`` is ``"float32"``, ``"bool"`` or an integer dtype name (``"int8"``, ``"uint8"``,
-        ``"int16"``, ``"uint16"``, ``"int32"``, ``"uint32"``); ``bool`` entries have no
-        ``min``/``max``; float bounds are floats and integer bounds ints, both inclusive.
+        A list, in declaration order, of ``{"n": name, "t": type, "lo": num, "hi": num}``;
+        ``t`` is ``"f32"``, ``"bool"`` or an integer wire dtype (``"i8"``, ``"u8"``, ``"i16"``,
+        ``"u16"``, ``"i32"``, ``"u32"``), as in protocol/SPEC.md; ``bool`` entries have no
+        ``lo``/``hi``; float bounds are floats and integer bounds ints, both inclusive.
         """
         return [spec.to_wire(name) for name, spec in self._fields.items()]
 
@@ -285,11 +295,12 @@ class InputSchema:
             raise ValueError("input schema must be a list of field maps")
         fields: dict[str, InputField] = {}
         for entry in wire:
-            if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("n"), str):
                 raise ValueError(f"bad input schema entry {entry!r}")
-            fields[entry["name"]] = InputField(
-                str(entry.get("type")), entry.get("min"), entry.get("max")
-            )
+            kind = _FROM_WIRE.get(str(entry.get("t")))
+            if kind is None:
+                raise ValueError(f"unknown input type in {entry!r}")
+            fields[entry["n"]] = InputField(kind, entry.get("lo"), entry.get("hi"))
         return cls(fields)
 
 

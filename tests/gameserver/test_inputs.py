@@ -1,0 +1,157 @@
+"""Input schema declaration, validation, wire form, and InputBatch helpers."""
+
+from __future__ import annotations
+
+import math
+
+import msgpack
+import numpy as np
+import pytest
+
+from gameserver.inputs import I, InputBatch, InputError, InputField, InputSchema
+
+SCHEMA = InputSchema(
+    {
+        "dx": I.float32(-1, 1),
+        "dy": I.float32(-1, 1),
+        "fire": I.bool_(),
+        "weapon": I.uint8(max=3),
+        "aim": I.int32(-180, 180),
+    }
+)
+GOOD = {"dx": 0.5, "dy": -1, "fire": True, "weapon": 3, "aim": -180}
+
+
+def test_validate_accepts_good_input_in_declaration_order() -> None:
+    assert SCHEMA.validate(GOOD) == (0.5, -1.0, True, 3, -180)
+    assert SCHEMA.validate({**GOOD, "fire": 0})[2] is False  # 0/1 accepted for bool
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"dx": 1.0001}, "dx"),
+        ({"dx": math.nan}, "dx"),
+        ({"dy": math.inf}, "dy"),
+        ({"dy": -math.inf}, "dy"),
+        ({"dx": "0.5"}, "dx"),
+        ({"dx": True}, "dx"),
+        ({"dx": None}, "dx"),
+        ({"fire": 2}, "fire"),
+        ({"fire": "yes"}, "fire"),
+        ({"weapon": 4}, "weapon"),
+        ({"weapon": -1}, "weapon"),
+        ({"weapon": 1.0}, "weapon"),
+        ({"weapon": False}, "weapon"),
+        ({"aim": 181}, "aim"),
+        ({"aim": 2**40}, "aim"),
+    ],
+)
+def test_validate_rejects_bad_values_naming_the_field(patch: dict[str, object], field: str) -> None:
+    with pytest.raises(InputError) as info:
+        SCHEMA.validate({**GOOD, **patch})
+    assert info.value.field == field
+    assert field in str(info.value)
+
+
+def test_validate_rejects_unknown_missing_and_non_maps() -> None:
+    with pytest.raises(InputError) as info:
+        SCHEMA.validate({**GOOD, "jump": True})
+    assert info.value.field == "jump"
+    missing = dict(GOOD)
+    del missing["aim"]
+    with pytest.raises(InputError) as info:
+        SCHEMA.validate(missing)
+    assert info.value.field == "aim"
+    # Same size, one renamed: reported as unknown.
+    renamed = dict(missing, Aim=0)
+    with pytest.raises(InputError, match="unknown"):
+        SCHEMA.validate(renamed)
+    for body in ([1, 2], None, "dx", 3):
+        with pytest.raises(InputError, match="map") as info:
+            SCHEMA.validate(body)
+        assert info.value.field is None
+    odd_key: dict[object, object] = {k: v for k, v in GOOD.items()}  # noqa: C416
+    odd_key[1] = 2
+    with pytest.raises(InputError):
+        SCHEMA.validate(odd_key)
+
+
+def test_declaration_errors() -> None:
+    with pytest.raises(ValueError):
+        I.float32(1, -1)
+    with pytest.raises(ValueError):
+        I.float32(-math.inf, 1)
+    with pytest.raises(ValueError):
+        I.uint8(max=256)
+    with pytest.raises(ValueError):
+        I.int8(-200, 0)
+    with pytest.raises(ValueError):
+        InputField("complex64", 0, 1)
+    with pytest.raises(ValueError):
+        InputField("bool", 0, 1)
+    with pytest.raises(ValueError):
+        InputSchema({"not an identifier": I.bool_()})
+    with pytest.raises(TypeError):
+        InputSchema({"dx": "float32"})  # type: ignore[dict-item]
+    with pytest.raises(ValueError):
+        InputSchema({f"f{i}": I.bool_() for i in range(65)})
+
+
+def test_to_wire_exact_form_and_round_trip() -> None:
+    wire = SCHEMA.to_wire()
+    assert wire == [
+        {"n": "dx", "t": "f32", "lo": -1.0, "hi": 1.0},
+        {"n": "dy", "t": "f32", "lo": -1.0, "hi": 1.0},
+        {"n": "fire", "t": "bool"},
+        {"n": "weapon", "t": "u8", "lo": 0, "hi": 3},
+        {"n": "aim", "t": "i32", "lo": -180, "hi": 180},
+    ]
+    assert isinstance(wire[0]["lo"], float)
+    back = msgpack.unpackb(msgpack.packb(wire))
+    again = InputSchema.from_wire(back)
+    assert again.to_wire() == wire
+    assert list(again) == list(SCHEMA)
+    with pytest.raises(ValueError):
+        InputSchema.from_wire({"dx": 1})
+    with pytest.raises(ValueError):
+        InputSchema.from_wire([{"n": "dx", "t": "c64"}])
+
+
+def _batch(players: list[int], fire: list[bool], dx: list[float]) -> InputBatch:
+    n = len(players)
+    return InputBatch(
+        np.array(players, np.uint32),
+        np.arange(1, n + 1, dtype=np.uint32),
+        {"fire": np.array(fire, np.bool_), "dx": np.array(dx, np.float32)},
+    )
+
+
+def test_batch_latest_any_sum_count() -> None:
+    b = _batch([7, 3, 7, 9, 3, 7], [False, True, False, False, False, False],
+               [0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    assert len(b) == 6
+    assert list(b.players()) == [3, 7, 9]
+    latest = b.latest()
+    assert list(latest.player) == [3, 7, 9]
+    assert list(latest.seq) == [5, 6, 4]
+    assert np.allclose(latest["dx"], [0.5, 0.6, 0.4])
+    assert list(b.last_rows()) == [4, 5, 3]
+    assert list(b.any("fire")) == [True, False, False]  # a press between ticks is not lost
+    assert np.allclose(b.sum("dx"), [0.7, 1.0, 0.4])
+    assert list(b.count()) == [2, 3, 1]
+    assert b.fields == ("fire", "dx")
+    with pytest.raises(KeyError, match="jump"):
+        b["jump"]
+
+
+def test_empty_batch() -> None:
+    b = InputBatch.empty(SCHEMA)
+    assert len(b) == 0
+    assert len(b.latest()) == 0
+    assert b["weapon"].dtype == np.uint8
+    assert b["fire"].dtype == np.bool_
+    assert len(b.any("fire")) == 0
+    assert len(b.sum("dx")) == 0
+    with pytest.raises(ValueError):
+        InputBatch(np.zeros(2, np.uint32), np.zeros(1, np.uint32), {})
