@@ -1,0 +1,128 @@
+"""The rules API: Game class checks, Player, Reject, and the events API (send targets)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gameserver.rules import F, Game, GameEvent, I, InputSchema, Player, Reject, check_game_class
+from gameserver.simulation import Simulation
+
+
+class Chat(Game):
+    name = "chat"
+    fields = {"x": F.float32(quant=0.5, lo=0, hi=100)}
+    inputs = InputSchema({"go": I.bool_()})
+    max_players = 4
+
+
+def test_check_game_class_accepts_a_good_game() -> None:
+    check_game_class(Chat)
+
+
+@pytest.mark.parametrize(
+    ("attrs", "exc"),
+    [
+        ({"name": ""}, ValueError),
+        ({"name": 3}, ValueError),
+        ({"inputs": {"go": I.bool_()}}, TypeError),
+        ({"fields": [("x", F.uint8())]}, TypeError),
+        ({"max_players": 0}, ValueError),
+        ({"tick_rate": 241}, ValueError),
+        ({"tick_rate": 20, "send_rate": 30}, ValueError),
+        ({"capacity": 0}, ValueError),
+        ({"__init__": lambda self: None}, TypeError),
+    ],
+)
+def test_check_game_class_refuses(attrs: dict[str, Any], exc: type[Exception]) -> None:
+    bad = type("Bad", (Chat,), attrs)
+    with pytest.raises(exc):
+        check_game_class(bad)
+    with pytest.raises(exc):
+        Simulation(bad, seed=0)
+
+
+def test_not_a_game() -> None:
+    with pytest.raises(TypeError):
+        check_game_class(int)  # type: ignore[arg-type]
+
+
+def test_reject_carries_reason() -> None:
+    r = Reject("no spectators")
+    assert r.reason == "no spectators"
+    assert str(r) == "no spectators"
+    assert Reject().reason
+
+
+def test_player_fields() -> None:
+    p = Player(5, "ann")
+    assert p.entity is None
+    assert p.data == {}
+    p.data["score"] = 3
+    assert Player(6, "bob").data == {}  # not shared
+    assert "ann" in repr(p)
+
+
+def _game() -> Chat:
+    sim = Simulation(Chat, seed=1)
+    sim.join(1, "a")
+    sim.join(2, "b")
+    return sim.game  # type: ignore[return-value]
+
+
+def test_send_targets() -> None:
+    g = _game()
+    a, b = g.players[1], g.players[2]
+    g.send("chat", {"m": "hi"})
+    g.send("died", None, to=a)
+    g.send("score", 3, to=2)
+    g.send("team", [1], to=[a, b])
+    g.send("team", [2], to=(p for p in (1, 2)))
+    g.send("np", 0, to=np.uint32(2))  # type: ignore[arg-type]
+    g.send("nobody", 0, to=[])  # empty target list: nothing queued
+    assert g._outbox == [
+        GameEvent("chat", {"m": "hi"}, None),
+        GameEvent("died", None, (1,)),
+        GameEvent("score", 3, (2,)),
+        GameEvent("team", [1], (1, 2)),
+        GameEvent("team", [2], (1, 2)),
+        GameEvent("np", 0, (2,)),
+    ]
+
+
+def test_send_refuses_bad_kind_and_targets() -> None:
+    g = _game()
+    for kind in ("", 5, "k" * 65):
+        with pytest.raises(ValueError):
+            g.send(kind, None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        g.send("x", None, to=True)
+    with pytest.raises(TypeError):
+        g.send("x", None, to=["ann"])  # type: ignore[list-item]
+    assert g._outbox == []
+
+
+def test_send_is_bounded() -> None:
+    g = _game()
+    g._max_events = 3
+    for _ in range(3):
+        g.send("e")
+    with pytest.raises(OverflowError):
+        g.send("e")
+
+
+def test_default_on_leave_despawns_the_avatar() -> None:
+    class Avatars(Chat):
+        def on_join(self, player: Player, hello: Any) -> None:
+            player.entity = int(self.world.spawn(1, x=10.0)[0])
+
+    sim = Simulation(Avatars, seed=0)
+    p = sim.join(3, "c")
+    sim.step()
+    assert sim.world.count == 1
+    assert p.entity is not None
+    sim.leave(3, "leave")
+    sim.step()
+    assert sim.world.count == 0
