@@ -286,8 +286,10 @@ def _resolve_float(name: str, index: int, spec: FieldSpec, storage: np.dtype[Any
                 f"finer than {spec.dtype} storage resolves (2**{limit.bit_length() - 1}); "
                 f"use a coarser quant, a narrower range or F.float64",
             )
-        candidates = (spec.wire,) if spec.wire else (
-            ("u8", "u16", "u32") if qlo >= 0 else ("i8", "i16", "i32")
+        candidates = (
+            (spec.wire,)
+            if spec.wire
+            else (("u8", "u16", "u32") if qlo >= 0 else ("i8", "i16", "i32"))
         )
         for wire in candidates:
             assert wire is not None

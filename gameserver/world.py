@@ -243,9 +243,7 @@ class World:
         """The committed state in wire form: ids ascending, columns of wire values (copies)."""
         slots = self.alive_slots()
         ids = self.id_of(slots)
-        cols = {
-            name: f.to_wire(self._cols[name][slots]) for name, f in self.schema.fields.items()
-        }
+        cols = {name: f.to_wire(self._cols[name][slots]) for name, f in self.schema.fields.items()}
         return Snapshot(ids, cols)
 
     def __repr__(self) -> str:

@@ -1,9 +1,537 @@
-"""Columnar delta codec (SPEC.md section 5). Encoder/decoder/Replica land next; the wire
-schema and snapshot types live in :mod:`protocol.wireschema` and are re-exported here."""
+"""Columnar delta codec: ``encode_delta(base, cur)``, ``decode_delta(bytes)``, ``Replica.apply``.
+
+The layout is SPEC.md section 5 (the source of truth)::
+
+    [17, tick, base_tick | nil, count, despawned | nil, [IDLIST, [COL...]] | nil, [GROUP...]]
+    IDLIST = [first, "u8"|"u16"|"u32", gaps bin]      strictly ascending, gap-coded
+    COL    = [code, bin]   raw "u8".."i32","f32","f64" or difference "d8","d16","d32"
+    GROUP  = [mask, ROWLIST, [COL per set bit]]        rows index the post-apply sorted ids
+
+The encoder is vectorized (numpy; the only Python loops run over fields and field groups,
+never over entities): entities present in both snapshots are compared column by column
+(wire values, so quantized floats compare after quantization and raw floats by their bits);
+each changed entity gets a bit mask of its changed fields; entities with the same mask form
+one group sharing one row list (x and y of a moving entity share it). Values travel as
+differences from the base when that is narrower than the raw values, in the smallest width.
+A full snapshot (``base=None``) is a delta from the empty world with ``base_tick`` nil.
+
+:class:`Replica` is the client side: it applies deltas atomically (validate and build the
+new state first, then swap), raising :class:`DeltaError` and keeping its state on any problem.
+"""
 
 from __future__ import annotations
 
-from .codes import DeltaError
-from .wireschema import Snapshot, WireField, WireSchema
+from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["DeltaError", "Snapshot", "WireField", "WireSchema"]
+import msgpack
+import numpy as np
+
+from .codes import DEFAULT_MAX_SIZE, DeltaError, MessageError, MsgType, unpack
+from .wireschema import (
+    DIFF_DTYPES,
+    MAX_FIELDS,
+    WIRE_DTYPES,
+    Snapshot,
+    WireField,
+    WireSchema,
+)
+
+__all__ = [
+    "MAX_GROUPS",
+    "Column",
+    "Delta",
+    "DeltaError",
+    "Group",
+    "Replica",
+    "Snapshot",
+    "WireField",
+    "WireSchema",
+    "decode_delta",
+    "encode_delta",
+    "parse_delta",
+]
+
+#: Most field groups the encoder emits; rarer change masks are merged into one group whose
+#: mask is their union (unchanged fields then carry their current value / a zero difference).
+MAX_GROUPS = 16
+_U32 = 0xFFFFFFFF
+_ID_CODES = (("u8", 0xFF), ("u16", 0xFFFF), ("u32", _U32))
+# Raw integer codes in order of preference (width, then unsigned first).
+_RAW_INT = [
+    (code, int(np.iinfo(WIRE_DTYPES[code]).min), int(np.iinfo(WIRE_DTYPES[code]).max))
+    for code in ("u8", "i8", "u16", "i16", "u32", "i32")
+]
+_DIFF = [(code, int(np.iinfo(dt).min), int(np.iinfo(dt).max)) for code, dt in DIFF_DTYPES.items()]
+_WIDTH = {code: dt.itemsize for code, dt in (WIRE_DTYPES | DIFF_DTYPES).items()}
+
+
+# ---------------------------------------------------------------------------- decoded form
+@dataclass(frozen=True, slots=True, eq=False)
+class Column:
+    """One decoded COL: ``code`` as on the wire, ``values`` (read-only numpy view), ``diff``."""
+
+    code: str
+    values: np.ndarray
+
+    @property
+    def diff(self) -> bool:
+        return self.code in DIFF_DTYPES
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Group:
+    """One decoded GROUP: field ``mask``, ``rows`` (int64, ascending), one column per set bit."""
+
+    mask: int
+    rows: np.ndarray
+    columns: tuple[Column, ...]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Delta:
+    """A decoded DELTA message (structure checked; semantics checked by :meth:`Replica.apply`)."""
+
+    tick: int
+    base_tick: int | None
+    count: int
+    despawned: np.ndarray
+    spawned_ids: np.ndarray
+    spawned: tuple[Column, ...]
+    groups: tuple[Group, ...]
+
+    @property
+    def full(self) -> bool:
+        """True for a full snapshot (applies to the empty world)."""
+        return self.base_tick is None
+
+
+# ---------------------------------------------------------------------------- encoding
+def _idlist(values: np.ndarray) -> list[Any] | None:
+    """Strictly ascending non-negative ints -> IDLIST (nil when empty)."""
+    n = values.shape[0]
+    if n == 0:
+        return None
+    first = int(values[0])
+    if n == 1:
+        return [first, "u8", b""]
+    gaps = np.diff(values.astype(np.int64))
+    top = int(gaps.max())
+    for code, limit in _ID_CODES:
+        if top <= limit:
+            return [first, code, gaps.astype(WIRE_DTYPES[code]).tobytes()]
+    raise ValueError(f"gap {top} does not fit u32 (ids must be uint32)")
+
+
+def _raw_code(lo: int, hi: int) -> str:
+    for code, cmin, cmax in _RAW_INT:
+        if cmin <= lo and hi <= cmax:
+            return code
+    raise ValueError(f"values {lo}..{hi} fit no 32-bit wire integer")
+
+
+def _raw_col(values: np.ndarray) -> list[Any]:
+    """Raw COL in the smallest integer code holding the values (floats: their own code)."""
+    if values.dtype.kind == "f":
+        code = "f32" if values.dtype.itemsize == 4 else "f64"
+        return [code, values.astype(WIRE_DTYPES[code], copy=False).tobytes()]
+    if values.shape[0] == 0:
+        return ["u8", b""]
+    code = _raw_code(int(values.min()), int(values.max()))
+    return [code, values.astype(WIRE_DTYPES[code], copy=False).tobytes()]
+
+
+def _changed_col(new: np.ndarray, old: np.ndarray) -> list[Any]:
+    """COL for changed values: differences from ``old`` when narrower than raw, else raw."""
+    if new.dtype.kind == "f":
+        return _raw_col(new)
+    raw_code = _raw_code(int(new.min()), int(new.max()))
+    d = new.astype(np.int64) - old.astype(np.int64)
+    dlo, dhi = int(d.min()), int(d.max())
+    for code, cmin, cmax in _DIFF:
+        if cmin <= dlo and dhi <= cmax:
+            if _WIDTH[code] < _WIDTH[raw_code]:
+                return [code, d.astype(DIFF_DTYPES[code]).tobytes()]
+            break
+    return [raw_code, new.astype(WIRE_DTYPES[raw_code], copy=False).tobytes()]
+
+
+def _comparable(col: np.ndarray) -> np.ndarray:
+    """Floats compare by bits (NaN == NaN, -0.0 != 0.0); ints as they are."""
+    if col.dtype.kind == "f":
+        return col.view(np.uint32 if col.dtype.itemsize == 4 else np.uint64)
+    return col
+
+
+def _check_snapshot(snap: Snapshot, what: str) -> None:
+    n = snap.ids.shape[0]
+    if snap.ids.ndim != 1 or any(c.shape != (n,) for c in snap.columns.values()):
+        raise ValueError(f"{what} snapshot: ids and every column must be 1-D of equal length")
+    if len(snap.columns) > MAX_FIELDS:
+        raise ValueError(f"{what} snapshot has more than {MAX_FIELDS} fields")
+
+
+def encode_delta(base: Snapshot | None, cur: Snapshot, *, tick: int, base_tick: int = 0) -> bytes:
+    """Encode the DELTA message turning ``base`` (at ``base_tick``) into ``cur`` (at ``tick``).
+
+    ``base=None`` encodes a full snapshot (``base_tick`` is then ignored and sent as nil).
+    Both snapshots must have the same field names, order and dtypes, and ids strictly
+    ascending (as ``World.snapshot()`` guarantees); violating that is our misuse
+    (``ValueError``), not checked entity by entity.
+    """
+    _check_snapshot(cur, "current")
+    names = list(cur.columns)
+    count = cur.ids.shape[0]
+    if base is None:
+        spawned = None
+        if count:
+            spawned = [_idlist(cur.ids), [_raw_col(cur.columns[k]) for k in names]]
+        return msgpack.packb(
+            [int(MsgType.DELTA), int(tick), None, count, None, spawned, []], use_bin_type=True
+        )
+    _check_snapshot(base, "base")
+    if list(base.columns) != names or any(
+        base.columns[k].dtype != cur.columns[k].dtype for k in names
+    ):
+        raise ValueError("base and current snapshots have different fields or dtypes")
+
+    bids, cids = base.ids, cur.ids
+    if bids.shape == cids.shape and np.array_equal(bids, cids):
+        despawned = spawned = None
+        cur_rows: np.ndarray | None = None  # common entity i is row i in both
+        base_rows: np.ndarray | None = None
+    else:
+        # Both id arrays are sorted: membership by binary search.
+        pos = np.searchsorted(bids, cids)
+        in_base = pos < bids.shape[0]
+        in_base[in_base] = bids[pos[in_base]] == cids[in_base]
+        bpos = np.searchsorted(cids, bids)
+        in_cur = bpos < count
+        in_cur[in_cur] = cids[bpos[in_cur]] == bids[in_cur]
+        despawned = _idlist(bids[~in_cur])
+        new_rows = np.flatnonzero(~in_base)
+        spawned = None
+        if new_rows.shape[0]:
+            spawned = [
+                _idlist(cids[new_rows]),
+                [_raw_col(cur.columns[k][new_rows]) for k in names],
+            ]
+        cur_rows = np.flatnonzero(in_base)
+        base_rows = pos[cur_rows]
+
+    groups = _encode_groups(base, cur, names, cur_rows, base_rows)
+    msg = [int(MsgType.DELTA), int(tick), int(base_tick), count, despawned, spawned, groups]
+    return msgpack.packb(msg, use_bin_type=True)
+
+
+def _encode_groups(
+    base: Snapshot,
+    cur: Snapshot,
+    names: list[str],
+    cur_rows: np.ndarray | None,
+    base_rows: np.ndarray | None,
+) -> list[Any]:
+    if not names:
+        return []
+    # Per common entity, the bit mask of changed fields (loop over fields, not entities).
+    olds: list[np.ndarray] = []
+    news: list[np.ndarray] = []
+    mask: np.ndarray | None = None
+    for f, k in enumerate(names):
+        old, new = base.columns[k], cur.columns[k]
+        if cur_rows is not None and base_rows is not None:
+            old, new = old[base_rows], new[cur_rows]
+        olds.append(old)
+        news.append(new)
+        changed = _comparable(old) != _comparable(new)
+        bits = changed.astype(np.uint32)
+        if f:
+            bits <<= np.uint32(f)
+        mask = bits if mask is None else mask | bits
+    assert mask is not None
+    idx = np.flatnonzero(mask)
+    if idx.shape[0] == 0:
+        return []
+    masks = mask[idx]
+    lo, hi = int(masks.min()), int(masks.max())
+    if lo == hi:
+        buckets: list[tuple[int, np.ndarray]] = [(lo, idx)]
+    else:
+        buckets = _bucket(idx, masks)
+    out: list[Any] = []
+    for m, members in buckets:
+        rows = members if cur_rows is None else cur_rows[members]
+        cols = [
+            _changed_col(news[f][members], olds[f][members])
+            for f in range(len(names))
+            if m >> f & 1
+        ]
+        out.append([m, _idlist(rows), cols])
+    return out
+
+
+def _bucket(idx: np.ndarray, masks: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Group entity indices by identical mask; keep the MAX_GROUPS - 1 most common masks and
+    merge the rest into one group under the union of their masks. Members stay ascending."""
+    uniq, inverse, counts = np.unique(masks, return_inverse=True, return_counts=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    if uniq.shape[0] <= MAX_GROUPS:
+        return [(int(uniq[g]), idx[order[bounds[g] : bounds[g + 1]]]) for g in range(uniq.shape[0])]
+    keep = np.argsort(-counts, kind="stable")[: MAX_GROUPS - 1]
+    kept = np.zeros(uniq.shape[0], np.bool_)
+    kept[keep] = True
+    out = [(int(uniq[g]), idx[order[bounds[g] : bounds[g + 1]]]) for g in np.sort(keep)]
+    rest = ~kept[inverse]
+    out.append((int(np.bitwise_or.reduce(uniq[~kept])), idx[rest]))
+    return out
+
+
+# ---------------------------------------------------------------------------- decoding
+def _is_uint(v: Any, limit: int = _U32) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= limit
+
+
+def _parse_idlist(obj: Any, what: str) -> np.ndarray:
+    if not isinstance(obj, list) or len(obj) < 3:
+        raise DeltaError(f"{what}: IDLIST must be an array [first, code, gaps]")
+    first, code, gaps = obj[0], obj[1], obj[2]
+    if not _is_uint(first):
+        raise DeltaError(f"{what}: first value must be a uint32")
+    if code not in ("u8", "u16", "u32") or not isinstance(gaps, bytes):
+        raise DeltaError(f"{what}: gap code must be u8/u16/u32 with a bin")
+    dt = WIRE_DTYPES[code]
+    if len(gaps) % dt.itemsize:
+        raise DeltaError(f"{what}: {len(gaps)} gap bytes is not a multiple of {code}")
+    g = np.frombuffer(gaps, dt)
+    out = np.empty(g.shape[0] + 1, np.int64)
+    out[0] = first
+    if g.shape[0]:
+        if not g.all():
+            raise DeltaError(f"{what}: values not strictly ascending (zero gap)")
+        np.cumsum(g, out=out[1:], dtype=np.int64)
+        out[1:] += first
+        if out[-1] > _U32:
+            raise DeltaError(f"{what}: value {int(out[-1])} exceeds uint32")
+    return out
+
+
+def _parse_col(obj: Any, what: str) -> Column:
+    if not isinstance(obj, list) or len(obj) < 2:
+        raise DeltaError(f"{what}: COL must be an array [code, bin]")
+    code, data = obj[0], obj[1]
+    if not isinstance(code, str) or not isinstance(data, bytes):
+        raise DeltaError(f"{what}: COL needs a str code and a bin")
+    dt = WIRE_DTYPES.get(code) or DIFF_DTYPES.get(code)
+    if dt is None:
+        raise DeltaError(f"{what}: unknown column code {code!r}")
+    if len(data) % dt.itemsize:
+        raise DeltaError(f"{what}: {len(data)} bytes is not a multiple of {code}")
+    return Column(code, np.frombuffer(data, dt))
+
+
+def parse_delta(obj: Any) -> Delta:
+    """Check the structure of an unpacked DELTA array and decode its bins (no schema needed)."""
+    if not isinstance(obj, list) or len(obj) < 7 or obj[0] != MsgType.DELTA:
+        raise DeltaError("DELTA must be an array [17, tick, base_tick, count, desp, spawn, groups]")
+    _, tick, base_tick, count, desp, spawn, groups = obj[:7]
+    if not _is_uint(tick, 2**63 - 1):
+        raise DeltaError("DELTA tick must be a uint")
+    if base_tick is not None and not _is_uint(base_tick, 2**63 - 1):
+        raise DeltaError("DELTA base_tick must be a uint or nil")
+    if not _is_uint(count):
+        raise DeltaError("DELTA count must be a uint32")
+    despawned = np.zeros(0, np.uint32)
+    if desp is not None:
+        despawned = _parse_idlist(desp, "despawned").astype(np.uint32)
+    spawned_ids = np.zeros(0, np.uint32)
+    spawned: tuple[Column, ...] = ()
+    if spawn is not None:
+        if not isinstance(spawn, list) or len(spawn) < 2 or not isinstance(spawn[1], list):
+            raise DeltaError("spawned must be [IDLIST, [COL...]]")
+        spawned_ids = _parse_idlist(spawn[0], "spawned").astype(np.uint32)
+        spawned = tuple(_parse_col(c, f"spawned column {i}") for i, c in enumerate(spawn[1]))
+        for i, c in enumerate(spawned):
+            if c.diff or c.values.shape[0] != spawned_ids.shape[0]:
+                raise DeltaError(
+                    f"spawned column {i}: {c.values.shape[0]} raw values expected "
+                    f"{spawned_ids.shape[0]} ({c.code})"
+                )
+    if not isinstance(groups, list):
+        raise DeltaError("groups must be an array")
+    parsed: list[Group] = []
+    for gi, grp in enumerate(groups):
+        if not isinstance(grp, list) or len(grp) < 3 or not isinstance(grp[2], list):
+            raise DeltaError(f"group {gi}: must be [mask, ROWLIST, [COL...]]")
+        mask = grp[0]
+        if not _is_uint(mask) or mask == 0:
+            raise DeltaError(f"group {gi}: mask must be a non-zero uint32")
+        rows = _parse_idlist(grp[1], f"group {gi} rows")
+        cols = tuple(_parse_col(c, f"group {gi} column {i}") for i, c in enumerate(grp[2]))
+        if len(cols) != mask.bit_count():
+            raise DeltaError(f"group {gi}: {len(cols)} columns for {mask.bit_count()} mask bits")
+        for i, c in enumerate(cols):
+            if c.values.shape[0] != rows.shape[0]:
+                raise DeltaError(
+                    f"group {gi} column {i}: {c.values.shape[0]} values for {rows.shape[0]} rows"
+                )
+        parsed.append(Group(mask, rows, cols))
+    return Delta(int(tick), base_tick, count, despawned, spawned_ids, spawned, tuple(parsed))
+
+
+def decode_delta(
+    data: bytes | bytearray | memoryview, *, max_size: int = DEFAULT_MAX_SIZE
+) -> Delta:
+    """Decode a whole DELTA message; :class:`DeltaError` (a :class:`MessageError`) if malformed."""
+    try:
+        obj = unpack(data, max_size=max_size)
+    except DeltaError:
+        raise
+    except MessageError as exc:
+        raise DeltaError(exc.message, exc.code) from None
+    return parse_delta(obj)
+
+
+# ---------------------------------------------------------------------------- replica
+def _field_values(field: WireField, col: Column, what: str) -> np.ndarray:
+    """A raw column converted to the field's wire dtype, range-checked."""
+    if field.is_float:
+        if col.code != field.dtype:
+            raise DeltaError(f"{what}: field {field.name!r} is {field.dtype}, got {col.code}")
+        return col.values
+    if col.code in ("f32", "f64"):
+        raise DeltaError(f"{what}: integer field {field.name!r} got a {col.code} column")
+    _check_range(field, col.values, what)
+    return col.values.astype(field.np_dtype)
+
+
+def _check_range(field: WireField, values: np.ndarray, what: str) -> None:
+    if values.shape[0] == 0:
+        return
+    info = np.iinfo(field.np_dtype)
+    lo, hi = int(values.min()), int(values.max())
+    if lo < info.min or hi > info.max:
+        raise DeltaError(
+            f"{what}: values {lo}..{hi} out of range for {field.name!r} ({field.dtype})"
+        )
+
+
+class Replica:
+    """A client's copy of the entity state, kept in sync by applying deltas.
+
+    ``tick`` is None until a full snapshot arrives. ``ids`` (uint32, ascending) and
+    ``columns`` (name -> wire-value array, same order) are replaced, never mutated in place,
+    by :meth:`apply` (so arrays a caller holds stay a consistent older state).
+    """
+
+    def __init__(self, schema: WireSchema) -> None:
+        self.schema = schema
+        self.tick: int | None = None
+        self.ids: np.ndarray = np.zeros(0, np.uint32)
+        self.columns: dict[str, np.ndarray] = {
+            f.name: np.zeros(0, f.np_dtype) for f in schema.fields
+        }
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def values(self, name: str) -> np.ndarray:
+        """The field's real values: ``wire * quant`` (float64) if quantized, else the column."""
+        f = self.schema[name]
+        col = self.columns[name]
+        return col.astype(np.float64) * f.quant if f.quant is not None else col
+
+    def snapshot(self) -> Snapshot:
+        """The current state as a :class:`Snapshot` (shares the arrays)."""
+        return Snapshot(self.ids, dict(self.columns))
+
+    def row_of(self, ids: Any) -> np.ndarray:
+        """Row index (intp) of each id, -1 when absent."""
+        a = np.asarray(ids, np.int64)
+        pos = np.searchsorted(self.ids, a)
+        ok = pos < self.ids.shape[0]
+        ok[ok] = self.ids[pos[ok]] == a[ok]
+        return np.where(ok, pos, -1).astype(np.intp)
+
+    def apply(self, delta: Delta | bytes | bytearray | memoryview) -> None:
+        """Apply one delta (SPEC.md section 5 steps); atomic.
+
+        Raises :class:`DeltaError` (state unchanged) if it does not apply: wrong base tick,
+        unknown despawned id, spawned id already present, wrong column count/codes, rows out
+        of range, values out of a field's range, count mismatch.
+        """
+        d = delta if isinstance(delta, Delta) else decode_delta(delta)
+        fields = self.schema.fields
+        nf = len(fields)
+        # 1. base
+        if d.base_tick is None:
+            ids = np.zeros(0, np.uint32)
+            cols = {f.name: np.zeros(0, f.np_dtype) for f in fields}
+        else:
+            if self.tick is None or d.base_tick != self.tick:
+                raise DeltaError(
+                    f"delta from tick {d.base_tick} does not apply to replica at tick {self.tick}"
+                )
+            ids, cols = self.ids, dict(self.columns)
+        # 2. despawn
+        if d.despawned.shape[0]:
+            pos = self._find(ids, d.despawned)
+            if (pos < 0).any():
+                bad = int(d.despawned[np.argmax(pos < 0)])
+                raise DeltaError(f"despawn of unknown entity id {bad}")
+            keep = np.ones(ids.shape[0], np.bool_)
+            keep[pos] = False
+            ids = ids[keep]
+            cols = {k: c[keep] for k, c in cols.items()}
+        # 3. spawn
+        ns = d.spawned_ids.shape[0]
+        if ns:
+            if len(d.spawned) != nf:
+                raise DeltaError(f"spawned has {len(d.spawned)} columns, schema has {nf} fields")
+            if (self._find(ids, d.spawned_ids) >= 0).any():
+                raise DeltaError("spawned id already present")
+            at = np.searchsorted(ids, d.spawned_ids)
+            new_vals = [
+                _field_values(f, c, "spawned") for f, c in zip(fields, d.spawned, strict=True)
+            ]
+            ids = np.insert(ids, at, d.spawned_ids)
+            cols = {f.name: np.insert(cols[f.name], at, v) for f, v in zip(fields, new_vals)}
+        # 4. count
+        if ids.shape[0] != d.count:
+            raise DeltaError(f"delta says {d.count} entities, applying it gives {ids.shape[0]}")
+        # 5. groups (on copies: a column still shared with self is copied on first write)
+        copied: set[str] = (
+            set(cols)
+            if cols is not self.columns and (d.full or d.despawned.shape[0] or ns)
+            else set()
+        )
+        for gi, g in enumerate(d.groups):
+            if g.mask >> nf:
+                raise DeltaError(f"group {gi}: mask {g.mask:#x} names fields beyond {nf}")
+            if g.rows.shape[0] and g.rows[-1] >= d.count:
+                raise DeltaError(f"group {gi}: row {int(g.rows[-1])} >= count {d.count}")
+            bits = [f for f in range(nf) if g.mask >> f & 1]
+            for f, col in zip(bits, g.columns, strict=True):
+                field = fields[f]
+                what = f"group {gi} field {field.name!r}"
+                if col.diff:
+                    if field.is_float:
+                        raise DeltaError(f"{what}: difference column on a float field")
+                    new = cols[field.name][g.rows].astype(np.int64) + col.values
+                    _check_range(field, new, what)
+                    vals = new.astype(field.np_dtype)
+                else:
+                    vals = _field_values(field, col, what)
+                if field.name not in copied:
+                    cols[field.name] = cols[field.name].copy()
+                    copied.add(field.name)
+                cols[field.name][g.rows] = vals
+        # 6. commit
+        self.ids, self.columns, self.tick = ids, cols, d.tick
+
+    @staticmethod
+    def _find(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+        pos = np.searchsorted(ids, wanted)
+        ok = pos < ids.shape[0]
+        ok[ok] = ids[pos[ok]] == wanted[ok]
+        return np.where(ok, pos, -1)
