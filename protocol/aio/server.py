@@ -1,0 +1,361 @@
+"""WebSocket server on :class:`asyncio.Protocol` (uvloop or asyncio), ws:// and wss://.
+
+:func:`serve` listens and returns a :class:`Server`. Each accepted TCP connection gets a
+:class:`ServerProtocol` (a :class:`~protocol.aio.websocket.WebSocket`) that:
+
+1. reads the HTTP request head under a deadline (``handshake_timeout``, default 10 s; a peer
+   that trickles its head forever is dropped) and a size bound (``parse_request``'s
+   ``max_size``: 431 above it);
+2. calls ``process_request(request)`` (sync or async) for every request: a returned
+   :class:`~protocol.handshake.Response` is sent with ``Connection: close`` and the TCP
+   connection closed (health checks, metrics, static files on the same port); ``None``
+   continues;
+3. answers a non-upgrade request with 404, a bad upgrade with the core's status (400, 403,
+   426...), or accepts it (101) and runs ``handler(ws)`` in a task. When the handler returns
+   the connection is closed with 1000; if it raises (our bug) the traceback is logged and the
+   connection closed with 1011.
+
+TLS: pass an :class:`ssl.SSLContext`; the TLS handshake is bounded by ``handshake_timeout``
+too (``ssl_handshake_timeout``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import ssl as ssl_module
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import Any
+
+from ..connection import Connection, Side
+from ..errors import ConnectionClosed, HandshakeError
+from ..handshake import (
+    Request,
+    Response,
+    accept,
+    error_response,
+    http_response,
+    is_upgrade,
+    parse_request,
+)
+from .websocket import Config, WebSocket
+
+__all__ = ["ProcessRequest", "Server", "ServerProtocol", "serve"]
+
+log = logging.getLogger("protocol.aio")
+
+Handler = Callable[[WebSocket], Awaitable[None]]
+ProcessRequest = Callable[[Request], "Response | Awaitable[Response | None] | None"]
+
+def _response_bytes(resp: Response) -> bytes:
+    """Serialize a ``process_request`` answer; we never keep the connection alive."""
+    headers = [
+        (k, v) for k, v in resp.headers if k.lower() not in ("connection", "content-length")
+    ]
+    headers.append(("Connection", "close"))
+    return http_response(resp.status, resp.body, headers=headers)
+
+
+class _ServerConfig(Config):
+    __slots__ = (
+        "deflate",
+        "handler",
+        "handshake_timeout",
+        "max_request_size",
+        "origins",
+        "process_request",
+        "server",
+        "subprotocols",
+    )
+
+    server: Server
+    handler: Handler
+    handshake_timeout: float
+    max_request_size: int
+    origins: Collection[str] | None
+    process_request: ProcessRequest | None
+    subprotocols: tuple[str, ...]
+    deflate: bool | None
+
+
+class ServerProtocol(WebSocket):
+    """Server side of one connection: the opening handshake, then the :class:`WebSocket`."""
+
+    __slots__ = ("_hs_buf", "_task")
+
+    def __init__(self, cfg: _ServerConfig, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(cfg, loop)
+        self._hs_buf: bytearray | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # -------------------------------------------------------------- opening handshake
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        cfg: _ServerConfig = self._cfg  # type: ignore[assignment]
+        cfg.server._handshaking.add(self)
+        self._hs_buf = bytearray()
+        self._timer = self._loop.call_later(cfg.handshake_timeout, self._handshake_expired)
+
+    def _handshake_expired(self) -> None:
+        self._timer = None
+        if self._conn is None and not self._lost:
+            log.info("ws handshake timeout, dropping peer=%s", self.remote_address)
+            self._transport.abort()
+
+    def _handshake_data(self, data: bytes) -> None:
+        buf = self._hs_buf
+        if buf is None:  # request already parsed, reading paused: late bytes are buffered
+            return
+        buf += data
+        cfg: _ServerConfig = self._cfg  # type: ignore[assignment]
+        try:
+            req = parse_request(buf, max_size=cfg.max_request_size)
+        except HandshakeError as exc:
+            self._refuse(exc)
+            return
+        if req is None:
+            return
+        self._hs_buf = None
+        self._transport.pause_reading()
+        leftover = bytes(buf)
+        pr = cfg.process_request
+        if pr is None:
+            self._upgrade(req, leftover)
+            return
+        try:
+            result = pr(req)
+        except Exception:
+            log.exception("process_request raised path=%s", req.path)
+            self._reply(http_response(500, b"internal server error\n"))
+            return
+        if inspect.isawaitable(result):
+            self._task = self._loop.create_task(self._process_async(req, result, leftover))
+        else:
+            self._after_process(req, result, leftover)
+
+    async def _process_async(
+        self, req: Request, result: Awaitable[Response | None], leftover: bytes
+    ) -> None:
+        try:
+            resp = await result
+        except Exception:
+            log.exception("process_request raised path=%s", req.path)
+            self._reply(http_response(500, b"internal server error\n"))
+            return
+        self._task = None
+        self._after_process(req, resp, leftover)
+
+    def _after_process(self, req: Request, resp: Response | None, leftover: bytes) -> None:
+        if self._lost:
+            return
+        if resp is not None:
+            self._reply(_response_bytes(resp))
+        else:
+            self._upgrade(req, leftover)
+
+    def _upgrade(self, req: Request, leftover: bytes) -> None:
+        if not is_upgrade(req):
+            self._reply(http_response(404, b"not found\n"))
+            return
+        cfg: _ServerConfig = self._cfg  # type: ignore[assignment]
+        try:
+            out, negotiated = accept(
+                req, subprotocols=cfg.subprotocols, origins=cfg.origins, deflate=cfg.deflate
+            )
+        except HandshakeError as exc:
+            self._refuse(exc)
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._conn = Connection(
+            Side.SERVER, max_message_size=cfg.max_message_size, deflate=negotiated.deflate
+        )
+        self.request = req
+        self.subprotocol = negotiated.subprotocol
+        self._open = True
+        self._transport.write(out)
+        server = cfg.server
+        server._handshaking.discard(self)
+        server.connections.add(self)
+        self._start_keepalive()
+        task = self._task = self._loop.create_task(self._run_handler(cfg.handler))
+        server._tasks.add(task)
+        task.add_done_callback(server._tasks.discard)
+        self._transport.resume_reading()
+        if leftover:
+            self.data_received(leftover)
+
+    def _refuse(self, exc: HandshakeError) -> None:
+        log.info(
+            "ws handshake refused status=%d reason=%r peer=%s",
+            exc.status, exc.message, self.remote_address,
+        )
+        self._reply(error_response(exc))
+
+    def _reply(self, data: bytes) -> None:
+        """Send a plain HTTP response and close the connection (no keep-alive)."""
+        self._hs_buf = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._lost:
+            self._transport.write(data)
+            self._transport.close()
+
+    # --------------------------------------------------------------------- handler
+
+    async def _run_handler(self, handler: Handler) -> None:
+        try:
+            await handler(self)
+        except ConnectionClosed:
+            pass
+        except asyncio.CancelledError:
+            self._start_close(1001, "going away")
+            raise
+        except Exception:
+            log.exception(
+                "ws handler raised, closing 1011 peer=%s path=%s",
+                self.remote_address, self.request.path if self.request else "?",
+            )
+            await self.close(1011, "internal error")
+            return
+        await self.close(1000)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._hs_buf = None
+        server = self._cfg.server  # type: ignore[attr-defined]
+        server._handshaking.discard(self)
+        server.connections.discard(self)
+        if self._conn is None and self._task is not None:
+            self._task.cancel()  # process_request still running for a gone peer
+
+
+class Server:
+    """A listening WebSocket server (returned by :func:`serve`; ``async with`` closes it)."""
+
+    def __init__(self) -> None:
+        self._server: asyncio.Server | None = None
+        self._port = 0
+        #: Connections past the opening handshake (open or closing).
+        self.connections: set[WebSocket] = set()
+        self._handshaking: set[ServerProtocol] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # running handlers
+
+    @property
+    def sockets(self) -> tuple[Any, ...]:
+        """The listening sockets."""
+        return tuple(self._server.sockets) if self._server is not None else ()
+
+    @property
+    def port(self) -> int:
+        """The TCP port of the first listening socket (useful with ``port=0``)."""
+        return self._port
+
+    def close(self) -> None:
+        """Stop accepting new connections (existing ones continue)."""
+        if self._server is not None:
+            self._server.close()
+
+    async def shutdown(self, code: int = 1001, reason: str = "", timeout: float = 5.0) -> None:
+        """Stop accepting, close every connection with ``code`` and wait (at most ``timeout``
+        seconds) for the close handshakes and handlers; abort and cancel what is left."""
+        self.close()
+        for p in list(self._handshaking):
+            p._transport.abort()
+        conns = list(self.connections)
+        for ws in conns:
+            ws._start_close(code, reason)
+        waits = [asyncio.ensure_future(ws.wait_closed()) for ws in conns if not ws.closed]
+        tasks = list(self._tasks)
+        pending: set[asyncio.Future[Any]] = set()
+        if waits or tasks:
+            _, pending = await asyncio.wait([*waits, *tasks], timeout=timeout)
+        for ws in conns:
+            if not ws.closed:
+                ws._transport.abort()
+        for fut in pending:
+            fut.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Wait until the listener is closed and every connection and handler finished."""
+        if self._server is not None:
+            await self._server.wait_closed()
+        while self.connections or self._handshaking or self._tasks:
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+                continue
+            ws = next(iter(self.connections or self._handshaking))
+            await ws.wait_closed()
+            self.connections.discard(ws)
+            self._handshaking.discard(ws)
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.shutdown()
+
+
+async def serve(
+    handler: Handler,
+    host: str | None,
+    port: int,
+    *,
+    ssl: ssl_module.SSLContext | None = None,
+    subprotocols: Sequence[str] = (),
+    origins: Collection[str] | None = None,
+    deflate: bool = False,
+    max_message_size: int = 16 * 2**20,
+    handshake_timeout: float = 10.0,
+    ping_interval: float | None = 20.0,
+    ping_timeout: float | None = 20.0,
+    write_limit: int = 64 * 1024,
+    process_request: ProcessRequest | None = None,
+    max_queue: int = 64,
+    read_limit: int = 2**20,
+    close_timeout: float = 5.0,
+    max_request_size: int = 16384,
+    backlog: int = 1024,
+) -> Server:
+    """Listen on ``host:port`` and run ``handler(ws)`` for every accepted WebSocket.
+
+    See the module docstring and ``docs/ARCHITECTURE.md``. Sizes in bytes, times in seconds;
+    ``ping_interval=None`` disables keepalive pings. ``max_queue`` / ``read_limit`` bound the
+    received-but-unread messages (count / bytes) before reading pauses.
+    """
+    loop = asyncio.get_running_loop()
+    cfg = _ServerConfig(
+        max_message_size=max_message_size,
+        max_queue=max_queue,
+        read_limit=read_limit,
+        write_limit=write_limit,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        close_timeout=close_timeout,
+    )
+    server = Server()
+    cfg.server = server
+    cfg.handler = handler
+    cfg.handshake_timeout = handshake_timeout
+    cfg.max_request_size = max_request_size
+    cfg.origins = origins
+    cfg.process_request = process_request
+    cfg.subprotocols = tuple(subprotocols)
+    cfg.deflate = True if deflate else None
+    server._server = await loop.create_server(
+        lambda: ServerProtocol(cfg, loop),
+        host,
+        port,
+        ssl=ssl,
+        ssl_handshake_timeout=handshake_timeout if ssl is not None else None,
+        backlog=backlog,
+    )
+    server._port = int(server._server.sockets[0].getsockname()[1])
+    return server

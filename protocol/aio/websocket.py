@@ -1,0 +1,609 @@
+"""The open WebSocket: an :class:`asyncio.Protocol` driving the sans-I/O core.
+
+One object per connection is at the same time the transport's protocol and the application's
+handle (``recv`` / ``send`` / ``close``). That keeps an idle connection lean: no reader task,
+no per-connection buffers until they are needed (``__slots__``, lazily created queue, waiters
+and ping table), one timer handle at a time (handshake deadline, then keepalive, then the
+close deadline).
+
+Flow control, both directions bounded:
+
+* Outgoing: the transport's write buffer has ``write_limit`` as its high-water mark; above it
+  the transport calls :meth:`pause_writing` and :meth:`WebSocket.send` waits until
+  :meth:`resume_writing` (low-water = ``write_limit // 4``). :meth:`WebSocket.send_nowait`,
+  :meth:`WebSocket.write_prepared` and :func:`broadcast` never wait: their callers watch
+  :attr:`WebSocket.paused` / :attr:`WebSocket.buffered_bytes` (the game room closes clients
+  that cannot keep up with 4009).
+* Incoming: complete messages wait in a queue for :meth:`WebSocket.recv`. When it holds
+  ``max_queue`` messages or ``read_limit`` bytes, the adapter stops reading the socket
+  (``transport.pause_reading()``) and resumes once the application drained it below a quarter
+  of both. TCP flow control then pushes back on the peer. Worst case held in memory: the
+  high-water marks plus one read chunk plus one partial message (``max_message_size``).
+
+Close (RFC 6455 section 7): :meth:`WebSocket.close` sends a close frame and waits up to
+``close_timeout`` seconds for the peer's; then the transport is aborted. The server closes TCP
+as soon as the close handshake completes (section 7.1.1); the client waits for the server to
+do it (bounded by ``close_timeout`` too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..connection import State
+from ..errors import ConnectionClosed, InvalidState
+from ..events import (
+    BinaryMessage,
+    CloseReceived,
+    ConnectionLost,
+    Ping,
+    Pong,
+    ProtocolFailure,
+    TextMessage,
+)
+from ..frames import prepare_message
+
+if TYPE_CHECKING:
+    from ..connection import Connection
+    from ..handshake import Request
+
+__all__ = ["Config", "WebSocket", "broadcast"]
+
+log = logging.getLogger("protocol.aio")
+
+# Sentinel handed to a waiting recv() when the receiving side is finished.
+_CLOSED: Any = object()
+
+
+class Config:
+    """Per-server (or per-client-connection) settings shared by its connections.
+
+    Units: bytes for sizes, seconds for times; ``None`` disables a timer.
+    """
+
+    __slots__ = (
+        "close_timeout",
+        "max_message_size",
+        "max_queue",
+        "ping_interval",
+        "ping_timeout",
+        "queue_high_bytes",
+        "queue_low_bytes",
+        "queue_low_count",
+        "write_limit",
+    )
+
+    def __init__(
+        self,
+        *,
+        max_message_size: int = 16 * 2**20,
+        max_queue: int = 64,
+        read_limit: int = 2**20,
+        write_limit: int = 64 * 1024,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        close_timeout: float = 5.0,
+    ) -> None:
+        if max_queue < 1 or read_limit < 1 or write_limit < 1:
+            raise ValueError("max_queue, read_limit and write_limit must be >= 1")
+        self.max_message_size = max_message_size
+        self.max_queue = max_queue
+        self.queue_low_count = max_queue // 4
+        self.queue_high_bytes = read_limit
+        self.queue_low_bytes = read_limit // 4
+        self.write_limit = write_limit
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+
+
+class WebSocket(asyncio.Protocol):
+    """One WebSocket connection (server or client side), once the opening handshake is done.
+
+    Application API: :meth:`recv`, ``async for msg in ws``, :meth:`send`, :meth:`send_nowait`,
+    :meth:`write_prepared`, :meth:`ping`, :meth:`close`, :meth:`wait_closed`, and the
+    attributes :attr:`request`, :attr:`subprotocol`, :attr:`remote_address`,
+    :attr:`closed`, :attr:`close_code`, :attr:`close_reason`, :attr:`paused`,
+    :attr:`buffered_bytes`. Not thread-safe: use it from its event loop only.
+    """
+
+    __slots__ = (
+        "_cfg",
+        "_close_code",
+        "_close_reason",
+        "_closed_fut",
+        "_conn",
+        "_drain_waiters",
+        "_ka_payload",
+        "_loop",
+        "_lost",
+        "_open",
+        "_pings",
+        "_qbytes",
+        "_queue",
+        "_rclosed",
+        "_read_paused",
+        "_timer",
+        "_transport",
+        "_waiter",
+        "_write_paused",
+        "remote_address",
+        "request",
+        "subprotocol",
+    )
+
+    #: True for the client side (masks its frames; waits for the server to close TCP).
+    is_client: ClassVar[bool] = False
+
+    def __init__(self, cfg: Config, loop: asyncio.AbstractEventLoop) -> None:
+        self._cfg = cfg
+        self._loop = loop
+        self._transport: asyncio.Transport = None  # type: ignore[assignment]  # set on connect
+        self._conn: Connection | None = None  # None until the opening handshake completes
+        self._open = False  # we may still send data frames
+        self._rclosed = False  # the peer's side is finished: recv() raises once drained
+        self._lost = False  # connection_lost() ran
+        self._queue: deque[str | bytes] | None = None
+        self._qbytes = 0
+        self._waiter: asyncio.Future[Any] | None = None
+        self._read_paused = False
+        self._write_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] | None = None
+        self._closed_fut: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._ka_payload: bytes | None = None
+        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] | None = None
+        self._close_code: int | None = None
+        self._close_reason = ""
+        #: The opening handshake request (server side; the client's own request is not kept).
+        self.request: Request | None = None
+        #: The negotiated subprotocol, or None.
+        self.subprotocol: str | None = None
+        #: The peer's ``(host, port)`` (from the transport's ``peername``).
+        self.remote_address: Any = None
+
+    # ------------------------------------------------------------------ public attributes
+
+    @property
+    def closed(self) -> bool:
+        """True once the TCP connection is gone (close handshake done, failed or aborted)."""
+        return self._lost
+
+    @property
+    def open(self) -> bool:
+        """True while data messages may be sent (no close frame sent or received yet)."""
+        return self._open
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code (peer's, or ours on a failure we detected); 1006 if TCP just died.
+
+        ``None`` while the connection is open.
+        """
+        return self._close_code
+
+    @property
+    def close_reason(self) -> str:
+        """The close reason matching :attr:`close_code` (may be empty)."""
+        return self._close_reason
+
+    @property
+    def paused(self) -> bool:
+        """True while the transport's write buffer is above ``write_limit`` (backpressure)."""
+        return self._write_paused
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes waiting in the transport's write buffer (not yet handed to the kernel)."""
+        t = self._transport
+        return t.get_write_buffer_size() if t is not None else 0
+
+    # ---------------------------------------------------------------------- receiving
+
+    async def recv(self) -> str | bytes:
+        """Return the next message (``str`` for text, ``bytes`` for binary).
+
+        Raises :class:`ConnectionClosed` once the peer's side is finished and every message
+        received before it was returned; :class:`InvalidState` if another ``recv()`` is
+        already waiting (our misuse).
+        """
+        q = self._queue
+        if q:
+            data = q.popleft()
+            self._qbytes -= len(data)
+            if self._read_paused:
+                self._maybe_resume_reading(q)
+            return data
+        if self._rclosed:
+            raise self._closed_exc()
+        if self._waiter is not None:
+            raise InvalidState("recv() is already waiting on this connection")
+        w = self._waiter = self._loop.create_future()
+        try:
+            data = await w
+        finally:
+            if self._waiter is w:
+                self._waiter = None
+        if data is _CLOSED:
+            raise self._closed_exc()
+        return data
+
+    async def __aiter__(self) -> AsyncIterator[str | bytes]:
+        """Yield messages until the connection closes (any close code ends the iteration)."""
+        try:
+            while True:
+                yield await self.recv()
+        except ConnectionClosed:
+            return
+
+    def _maybe_resume_reading(self, q: deque[str | bytes]) -> None:
+        cfg = self._cfg
+        if len(q) <= cfg.queue_low_count and self._qbytes <= cfg.queue_low_bytes:
+            self._read_paused = False
+            if not self._lost:
+                self._transport.resume_reading()
+
+    def _deliver(self, data: str | bytes) -> None:
+        w = self._waiter
+        if w is not None:
+            self._waiter = None
+            if not w.done():
+                w.set_result(data)
+                return
+        q = self._queue
+        if q is None:
+            q = self._queue = deque()
+        cfg = self._cfg
+        if not self._open and (len(q) >= cfg.max_queue or self._qbytes >= cfg.queue_high_bytes):
+            # Closing and the application stopped reading: keep reading to see the peer's
+            # close frame, and drop what the application will never read (bounded memory).
+            return
+        q.append(data)
+        self._qbytes += len(data)
+        if not self._read_paused and (
+            len(q) >= cfg.max_queue or self._qbytes >= cfg.queue_high_bytes
+        ) and self._open:
+            self._read_paused = True
+            self._transport.pause_reading()
+
+    def _finish_receiving(self) -> None:
+        """The peer's side ended: wake a waiting recv() with the closed sentinel."""
+        if self._rclosed:
+            return
+        self._rclosed = True
+        w = self._waiter
+        if w is not None:
+            self._waiter = None
+            if not w.done():
+                w.set_result(_CLOSED)
+
+    def _closed_exc(self) -> ConnectionClosed:
+        code = self._close_code
+        return ConnectionClosed(1006 if code is None else code, self._close_reason)
+
+    # ------------------------------------------------------------------------ sending
+
+    def send_nowait(self, data: str | bytes | bytearray | memoryview) -> None:
+        """Frame ``data`` (text if ``str``, else binary) and hand it to the transport now.
+
+        Never waits, even above ``write_limit``: check :attr:`paused` if that matters.
+        Raises :class:`ConnectionClosed` once a close frame was sent or received.
+        """
+        if not self._open:
+            raise self._closed_exc()
+        conn = self._conn
+        assert conn is not None
+        if isinstance(data, str):
+            conn.send_text(data)
+        elif isinstance(data, bytes | bytearray | memoryview):
+            conn.send_binary(data)
+        else:
+            raise TypeError(f"send() takes str or bytes-like, not {type(data).__name__}")
+        self._transport.write(conn.data_to_send())
+
+    async def send(self, data: str | bytes | bytearray | memoryview) -> None:
+        """Send one message, then wait while the write buffer is above ``write_limit``.
+
+        Raises :class:`ConnectionClosed` if the connection is (or becomes, while waiting)
+        closed.
+        """
+        self.send_nowait(data)
+        if self._write_paused:
+            await self._drain()
+
+    def write_prepared(self, frame: bytes) -> bool:
+        """Write one pre-framed message (from ``frames.prepare_message``); never waits.
+
+        Returns False (and writes nothing) if the connection is no longer open. Server side
+        only: client frames must be masked individually (RFC 6455 section 5.3).
+        """
+        if self._open:
+            self._transport.write(frame)
+            return True
+        return False
+
+    async def _drain(self) -> None:
+        fut: asyncio.Future[None] = self._loop.create_future()
+        waiters = self._drain_waiters
+        if waiters is None:
+            waiters = self._drain_waiters = []
+        waiters.append(fut)
+        try:
+            await fut
+        finally:
+            if fut in waiters:
+                waiters.remove(fut)
+        if self._lost:
+            raise self._closed_exc()
+
+    def _wake_drain_waiters(self) -> None:
+        waiters = self._drain_waiters
+        if waiters:
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+            waiters.clear()
+
+    async def ping(self, payload: bytes | None = None) -> float:
+        """Send a ping and wait for its pong; return the round-trip time in seconds.
+
+        ``payload`` (at most 125 bytes) defaults to 4 random bytes. Raises
+        :class:`ConnectionClosed` if the connection closes before the pong arrives.
+        """
+        if not self._open:
+            raise self._closed_exc()
+        conn = self._conn
+        assert conn is not None
+        if payload is None:
+            payload = os.urandom(4)
+        pings = self._pings
+        if pings is None:
+            pings = self._pings = {}
+        if payload in pings:
+            raise InvalidState("a ping with this payload is already waiting for its pong")
+        fut: asyncio.Future[float] = self._loop.create_future()
+        pings[payload] = (fut, time.perf_counter())
+        conn.send_ping(payload)
+        self._transport.write(conn.data_to_send())
+        try:
+            return await fut
+        finally:
+            if self._pings is not None:
+                self._pings.pop(payload, None)
+
+    # ------------------------------------------------------------------------ closing
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the close handshake (if nobody did yet) and wait until TCP is closed.
+
+        Waits at most ``close_timeout`` seconds for the peer's close frame, then aborts.
+        """
+        self._start_close(code, reason)
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Wait until the TCP connection is closed."""
+        if self._lost:
+            return
+        fut = self._closed_fut
+        if fut is None:
+            fut = self._closed_fut = self._loop.create_future()
+        await asyncio.shield(fut)
+
+    def _start_close(self, code: int, reason: str) -> None:
+        """Send our close frame (if still open) and arm the close deadline. Never waits."""
+        if self._lost or self._transport is None:
+            return
+        conn = self._conn
+        if conn is None:  # still in the opening handshake: nothing to close politely
+            self._transport.abort()
+            return
+        if self._open:
+            self._open = False
+            conn.send_close(code, reason)
+            out = conn.data_to_send()
+            if out:
+                self._transport.write(out)
+            if self._read_paused:
+                # We need to see the peer's close frame; _deliver() drops surplus messages.
+                self._read_paused = False
+                self._transport.resume_reading()
+            self._arm_close_timer()
+        if conn.should_close_transport():
+            self._close_transport()
+
+    def _arm_close_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_later(self._cfg.close_timeout, self._close_timed_out)
+
+    def _close_timed_out(self) -> None:
+        self._timer = None
+        if self._lost:
+            return
+        conn = self._conn
+        if self.is_client and conn is not None and conn.state is State.CLOSED:
+            # Close handshake done but the server did not close TCP: we do (RFC 6455 7.1.1),
+            # gracefully so our close echo still goes out; abort if even that stalls.
+            self._transport.close()
+            self._timer = self._loop.call_later(self._cfg.close_timeout, self._transport.abort)
+            return
+        log.debug("ws close timeout, aborting peer=%s", self.remote_address)
+        self._transport.abort()
+
+    def _fail(self, code: int, reason: str) -> None:
+        """We give up on the peer (e.g. keepalive timeout): send close ``code``, close TCP."""
+        if self._lost:
+            return
+        conn = self._conn
+        if self._open and conn is not None:
+            self._open = False
+            conn.send_close(code, reason)
+            out = conn.data_to_send()
+            if out:
+                self._transport.write(out)
+        if self._close_code is None:
+            self._close_code, self._close_reason = code, reason
+        self._finish_receiving()
+        self._arm_close_timer()  # close() flushes first; abort if the flush never completes
+        self._transport.close()
+
+    def _close_transport(self) -> None:
+        """Close TCP now: the core says so (server after the close handshake; either side
+        after a protocol failure or EOF). RFC 6455 section 7.1.1."""
+        if not self._lost:
+            self._transport.close()
+
+    # ------------------------------------------------------------------------- keepalive
+
+    def _start_keepalive(self) -> None:
+        iv = self._cfg.ping_interval
+        if iv is not None and self._open:
+            self._timer = self._loop.call_later(iv, self._keepalive_ping)
+
+    def _keepalive_ping(self) -> None:
+        self._timer = None
+        conn = self._conn
+        if not self._open or conn is None:
+            return
+        payload = os.urandom(4)
+        self._ka_payload = payload
+        conn.send_ping(payload)
+        self._transport.write(conn.data_to_send())
+        timeout = self._cfg.ping_timeout
+        if timeout is not None:
+            self._timer = self._loop.call_later(timeout, self._keepalive_expired)
+
+    def _keepalive_expired(self) -> None:
+        self._timer = None
+        if not self._open:
+            return
+        log.info("ws keepalive timeout, closing 1011 peer=%s", self.remote_address)
+        self._fail(1011, "keepalive ping timeout")
+
+    def _on_pong(self, payload: bytes) -> None:
+        if self._ka_payload is not None and payload == self._ka_payload:
+            self._ka_payload = None
+            if self._open:
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+                self._start_keepalive()
+        pings = self._pings
+        if pings:
+            entry = pings.pop(payload, None)
+            if entry is not None and not entry[0].done():
+                entry[0].set_result(time.perf_counter() - entry[1])
+
+    # --------------------------------------------------------- asyncio.Protocol callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
+        t: asyncio.Transport = transport  # type: ignore[assignment]
+        self._transport = t
+        self.remote_address = t.get_extra_info("peername")
+        limit = self._cfg.write_limit
+        t.set_write_buffer_limits(high=limit, low=limit // 4)
+
+    def data_received(self, data: bytes) -> None:
+        conn = self._conn
+        if conn is None:
+            self._handshake_data(data)
+            return
+        events = conn.receive_data(data)
+        if events:
+            self._handle_events(events)
+        out = conn.data_to_send()
+        if out and not self._lost:
+            self._transport.write(out)
+        if conn.should_close_transport():
+            self._close_transport()
+
+    def _handshake_data(self, data: bytes) -> None:  # overridden by server / client
+        raise InvalidState("data before the opening handshake was set up")
+
+    def _handle_events(self, events: Iterable[Any]) -> None:
+        for ev in events:
+            t = type(ev)
+            if t is TextMessage or t is BinaryMessage:
+                self._deliver(ev.data)
+            elif t is Ping:
+                continue  # the core already queued the pong
+            elif t is Pong:
+                self._on_pong(ev.payload)
+            elif t is CloseReceived or t is ConnectionLost:
+                self._open = False
+                if self._close_code is None or t is CloseReceived:
+                    self._close_code, self._close_reason = ev.code, ev.reason
+                self._finish_receiving()
+                if self.is_client and t is CloseReceived:
+                    # Wait for the server to close TCP first, at most close_timeout.
+                    self._arm_close_timer()
+            elif t is ProtocolFailure:
+                self._open = False
+                if self._close_code is None:
+                    self._close_code, self._close_reason = ev.code, ev.reason
+                log.info(
+                    "ws peer protocol violation, closing code=%d reason=%r peer=%s",
+                    ev.code, ev.reason, self.remote_address,
+                )
+                self._finish_receiving()
+                self._arm_close_timer()  # safety net: abort if flushing the close never ends
+
+    def eof_received(self) -> bool | None:
+        conn = self._conn
+        if conn is not None:
+            events = conn.receive_eof()
+            if events:
+                self._handle_events(events)
+        return None  # let the transport close itself
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake_drain_waiters()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._open = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._close_code is None:
+            self._close_code = 1006  # RFC 6455 section 7.1.5: no close frame received
+        self._finish_receiving()
+        self._wake_drain_waiters()
+        pings = self._pings
+        if pings:
+            for pfut, _ in pings.values():
+                if not pfut.done():
+                    pfut.set_exception(self._closed_exc())
+            pings.clear()
+        fut = self._closed_fut
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+
+def broadcast(websockets: Iterable[WebSocket], message: bytes | str) -> int:
+    """Frame ``message`` once and write the same bytes to every open WebSocket in the iterable.
+
+    Returns how many connections got it. Never waits and never raises for a closed
+    connection (it is skipped). Server-side sockets only (client frames must be masked).
+    The caller bounds slow clients by watching :attr:`WebSocket.paused` /
+    :attr:`WebSocket.buffered_bytes`.
+    """
+    frame = prepare_message(message)
+    n = 0
+    for ws in websockets:
+        if ws._open:
+            ws._transport.write(frame)
+            n += 1
+    return n
