@@ -1,0 +1,420 @@
+"""Game message codec: one frozen dataclass per message, ``encode(msg)``, ``decode(data)``.
+
+Layouts are SPEC.md sections 2-3. Every message is a msgpack array ``[type, body]`` (a DELTA
+is ``[17, ...]``, decoded by :mod:`protocol.delta` into a :class:`~protocol.delta.Delta`).
+
+Decoding is strict and safe for hostile bytes: the size is bounded before parsing, msgpack
+runs with length limits and ``strict_map_key``, ext types are refused, every required key is
+type- and range-checked, nesting is bounded, and *anything* wrong raises
+:class:`MessageError` (``.code`` is the :class:`ErrorCode` to put in the ERROR answer) and
+nothing else. Unknown body keys and extra trailing array elements are ignored (SPEC.md
+section 1, growth rules). :func:`decode_client` / :func:`decode_server` additionally refuse
+the other direction's types (``UNKNOWN_TYPE``); ``decode_client`` enforces the 4 KiB limit
+for messages coming from clients.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import msgpack
+
+from .codes import (
+    DEFAULT_MAX_SIZE,
+    MAX_CLIENT_MESSAGE,
+    CloseCode,
+    DeltaError,
+    ErrorCode,
+    MessageError,
+    MsgType,
+    unpack,
+)
+from .delta import Delta, parse_delta
+from .wireschema import WireSchema
+
+__all__ = [
+    "CLIENT_TYPES",
+    "DEFAULT_MAX_SIZE",
+    "MAX_CLIENT_MESSAGE",
+    "PROTOCOL_VERSION",
+    "SERVER_TYPES",
+    "CloseCode",
+    "ControlMessage",
+    "Delta",
+    "DeltaError",
+    "Error",
+    "ErrorCode",
+    "Event",
+    "Hello",
+    "Input",
+    "InputAck",
+    "Leave",
+    "Message",
+    "MessageError",
+    "MsgType",
+    "Ping",
+    "Pong",
+    "Resume",
+    "Welcome",
+    "decode",
+    "decode_client",
+    "decode_server",
+    "encode",
+]
+
+#: The protocol version this module speaks (HELLO/RESUME/WELCOME ``"v"``).
+PROTOCOL_VERSION = 1
+_U32 = 0xFFFFFFFF
+_U63 = 2**63 - 1
+_MAX_STR = 256
+_MAX_TOKEN = 2048
+_MAX_INPUT_KEYS = 64
+_MAX_INPUT_ARRAY = 256
+_MAX_EVENT_DEPTH = 32
+
+
+# ---------------------------------------------------------------------------- C -> S
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """HELLO (1): first message; ``v`` protocol version, optional game/room/token/name."""
+
+    TYPE: ClassVar[MsgType] = MsgType.HELLO
+    v: int = PROTOCOL_VERSION
+    game: str | None = None
+    room: str | None = None
+    token: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """RESUME (2): reattach to a dropped session with the WELCOME ``resume`` token."""
+
+    TYPE: ClassVar[MsgType] = MsgType.RESUME
+    token: str
+    v: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    """INPUT (3): ``seq`` (uint32, 1, 2, 3...) and ``data`` (input field -> scalar / flat list)."""
+
+    TYPE: ClassVar[MsgType] = MsgType.INPUT
+    seq: int
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """PING (4): ``t`` the client's clock (any number), echoed by PONG."""
+
+    TYPE: ClassVar[MsgType] = MsgType.PING
+    t: int | float = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    """LEAVE (5): the player leaves; the server closes with 1000."""
+
+    TYPE: ClassVar[MsgType] = MsgType.LEAVE
+
+
+# ---------------------------------------------------------------------------- S -> C
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """WELCOME (16): join accepted; everything a client needs to decode the stream."""
+
+    TYPE: ClassVar[MsgType] = MsgType.WELCOME
+    player: int
+    room: str
+    game: str
+    tick: int
+    tick_rate: float
+    send_rate: float
+    schema: WireSchema
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    resume: str = ""
+    resume_grace: float = 0.0
+    entity: int | None = None
+    v: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class InputAck:
+    """INPUT_ACK (18): ``seq`` last applied input, ``tick`` the tick it was applied in."""
+
+    TYPE: ClassVar[MsgType] = MsgType.INPUT_ACK
+    seq: int
+    tick: int
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """EVENT (19): a game event, ``kind`` and any msgpack ``data``."""
+
+    TYPE: ClassVar[MsgType] = MsgType.EVENT
+    kind: str
+    data: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """ERROR (20): ``code`` (:class:`ErrorCode`) and a human-readable ``message``."""
+
+    TYPE: ClassVar[MsgType] = MsgType.ERROR
+    code: int
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """PONG (21): ``t`` echoed from PING, ``st`` the server tick."""
+
+    TYPE: ClassVar[MsgType] = MsgType.PONG
+    t: int | float
+    st: int
+
+
+ControlMessage = Hello | Resume | Input | Ping | Leave | Welcome | InputAck | Event | Error | Pong
+Message = ControlMessage | Delta
+
+CLIENT_TYPES = frozenset(
+    {MsgType.HELLO, MsgType.RESUME, MsgType.INPUT, MsgType.PING, MsgType.LEAVE}
+)
+SERVER_TYPES = frozenset(
+    {
+        MsgType.WELCOME,
+        MsgType.DELTA,
+        MsgType.INPUT_ACK,
+        MsgType.EVENT,
+        MsgType.ERROR,
+        MsgType.PONG,
+    }
+)
+
+
+# ---------------------------------------------------------------------------- encoding
+def _body(msg: Any) -> dict[str, Any]:
+    if isinstance(msg, Hello):
+        body: dict[str, Any] = {"v": msg.v}
+        for k in ("game", "room", "token", "name"):
+            if getattr(msg, k) is not None:
+                body[k] = getattr(msg, k)
+        return body
+    if isinstance(msg, Resume):
+        return {"v": msg.v, "token": msg.token}
+    if isinstance(msg, Input):
+        return {"s": msg.seq, "d": msg.data}
+    if isinstance(msg, Ping):
+        return {"t": msg.t}
+    if isinstance(msg, Leave):
+        return {}
+    if isinstance(msg, Welcome):
+        body = {"v": msg.v, "player": msg.player}
+        if msg.entity is not None:
+            body["entity"] = msg.entity
+        body.update(
+            room=msg.room,
+            game=msg.game,
+            tick=msg.tick,
+            tick_rate=msg.tick_rate,
+            send_rate=msg.send_rate,
+            schema=msg.schema.to_wire(),
+            inputs=msg.inputs,
+            resume=msg.resume,
+            resume_grace=msg.resume_grace,
+        )
+        return body
+    if isinstance(msg, InputAck):
+        return {"s": msg.seq, "t": msg.tick}
+    if isinstance(msg, Event):
+        return {"k": msg.kind, "d": msg.data}
+    if isinstance(msg, Error):
+        return {"c": int(msg.code), "m": msg.message}
+    if isinstance(msg, Pong):
+        return {"t": msg.t, "st": msg.st}
+    raise TypeError(
+        f"cannot encode {type(msg).__name__}: deltas are built with protocol.delta.encode_delta"
+    )
+
+
+def encode(msg: ControlMessage) -> bytes:
+    """Encode a control message to the bytes of one WebSocket binary message."""
+    return msgpack.packb([int(msg.TYPE), _body(msg)], use_bin_type=True)
+
+
+# ---------------------------------------------------------------------------- decoding
+def _bad(message: str) -> MessageError:
+    return MessageError(ErrorCode.MALFORMED, message)
+
+
+def _uint(body: dict[str, Any], key: str, limit: int = _U32, *, what: str) -> int:
+    v = body.get(key)
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= limit:
+        raise _bad(f"{what}: {key!r} must be a uint <= {limit}, got {_short(v)}")
+    return v
+
+
+def _num(body: dict[str, Any], key: str, *, what: str) -> int | float:
+    v = body.get(key)
+    if not isinstance(v, int | float) or isinstance(v, bool):
+        raise _bad(f"{what}: {key!r} must be a number, got {_short(v)}")
+    return v
+
+
+def _str(body: dict[str, Any], key: str, limit: int = _MAX_STR, *, what: str) -> str:
+    v = body.get(key)
+    if not isinstance(v, str) or len(v) > limit:
+        raise _bad(f"{what}: {key!r} must be a str of at most {limit} chars, got {_short(v)}")
+    return v
+
+
+def _opt_str(body: dict[str, Any], key: str, limit: int = _MAX_STR, *, what: str) -> str | None:
+    if body.get(key) is None:
+        return None
+    return _str(body, key, limit, what=what)
+
+
+def _short(v: Any) -> str:
+    r = repr(v) if not isinstance(v, dict | list | bytes) else type(v).__name__
+    return r if len(r) <= 40 else r[:37] + "..."
+
+
+def _scalar(v: Any) -> bool:
+    if v is None or isinstance(v, bool | int | float):
+        return True
+    return isinstance(v, str) and len(v) <= _MAX_STR
+
+
+def _input_data(d: Any) -> dict[str, Any]:
+    if not isinstance(d, dict):
+        raise _bad("INPUT: 'd' must be a map")
+    if len(d) > _MAX_INPUT_KEYS:
+        raise _bad(f"INPUT: more than {_MAX_INPUT_KEYS} keys")
+    for k, v in d.items():
+        if not isinstance(k, str) or len(k) > _MAX_STR:
+            raise _bad("INPUT: keys must be short str")
+        if _scalar(v):
+            continue
+        if isinstance(v, list) and len(v) <= _MAX_INPUT_ARRAY and all(_scalar(x) for x in v):
+            continue
+        raise _bad(f"INPUT: value of {k!r} must be a scalar or a flat array of scalars")
+    return d
+
+
+def _check_depth(value: Any, limit: int, what: str) -> None:
+    """Iteratively check nesting depth (no recursion on a peer's data)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, list | dict):
+            if depth >= limit:
+                raise _bad(f"{what}: nested deeper than {limit}")
+            items = v.values() if isinstance(v, dict) else v
+            stack.extend((x, depth + 1) for x in items)
+
+
+def _inputs(v: Any) -> list[dict[str, Any]]:
+    if not isinstance(v, list) or not all(
+        isinstance(x, dict) and isinstance(x.get("n"), str) and isinstance(x.get("t"), str)
+        for x in v
+    ):
+        raise _bad("WELCOME: 'inputs' must be an array of {'n': str, 't': str, ...} maps")
+    _check_depth(v, 3, "WELCOME inputs")
+    return v
+
+
+def _control(t: MsgType, body: dict[str, Any]) -> Message:
+    w = t.name
+    if t is MsgType.HELLO:
+        return Hello(
+            v=_uint(body, "v", what=w),
+            game=_opt_str(body, "game", what=w),
+            room=_opt_str(body, "room", what=w),
+            token=_opt_str(body, "token", _MAX_TOKEN, what=w),
+            name=_opt_str(body, "name", what=w),
+        )
+    if t is MsgType.RESUME:
+        return Resume(token=_str(body, "token", _MAX_TOKEN, what=w), v=_uint(body, "v", what=w))
+    if t is MsgType.INPUT:
+        seq = _uint(body, "s", what=w)
+        if seq == 0:
+            raise _bad("INPUT: 's' starts at 1")
+        return Input(seq=seq, data=_input_data(body.get("d")))
+    if t is MsgType.PING:
+        return Ping(t=_num(body, "t", what=w))
+    if t is MsgType.LEAVE:
+        return Leave()
+    if t is MsgType.WELCOME:
+        entity = body.get("entity")
+        if entity is not None:
+            entity = _uint(body, "entity", what=w)
+        rates = [_num(body, k, what=w) for k in ("tick_rate", "send_rate", "resume_grace")]
+        if not all(math.isfinite(r) and r >= 0 for r in rates):
+            raise _bad("WELCOME: rates and resume_grace must be finite and >= 0")
+        return Welcome(
+            player=_uint(body, "player", what=w),
+            room=_str(body, "room", what=w),
+            game=_str(body, "game", what=w),
+            tick=_uint(body, "tick", _U63, what=w),
+            tick_rate=rates[0],
+            send_rate=rates[1],
+            schema=WireSchema.from_wire(body.get("schema")),
+            inputs=_inputs(body.get("inputs")),
+            resume=_str(body, "resume", _MAX_TOKEN, what=w),
+            resume_grace=rates[2],
+            entity=entity,
+            v=_uint(body, "v", what=w),
+        )
+    if t is MsgType.INPUT_ACK:
+        return InputAck(seq=_uint(body, "s", what=w), tick=_uint(body, "t", _U63, what=w))
+    if t is MsgType.EVENT:
+        data = body.get("d")
+        _check_depth(data, _MAX_EVENT_DEPTH, "EVENT 'd'")
+        return Event(kind=_str(body, "k", what=w), data=data)
+    if t is MsgType.ERROR:
+        return Error(code=_uint(body, "c", what=w), message=_str(body, "m", 4096, what=w))
+    if t is MsgType.PONG:
+        return Pong(t=_num(body, "t", what=w), st=_uint(body, "st", _U63, what=w))
+    raise MessageError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {int(t)}")  # unreachable
+
+
+def _decode(data: Any, max_size: int, allowed: frozenset[MsgType] | None) -> Message:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise _bad(f"game messages are binary, got {type(data).__name__}")
+    obj = unpack(data, max_size=max_size)
+    if not isinstance(obj, list) or not obj:
+        raise _bad("a game message must be a non-empty msgpack array")
+    raw_type = obj[0]
+    if not isinstance(raw_type, int) or isinstance(raw_type, bool):
+        raise _bad("message type must be an integer")
+    try:
+        t = MsgType(raw_type)
+    except ValueError:
+        raise MessageError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {raw_type}") from None
+    if allowed is not None and t not in allowed:
+        raise MessageError(ErrorCode.UNKNOWN_TYPE, f"{t.name} is not sent in this direction")
+    if t is MsgType.DELTA:
+        return parse_delta(obj)
+    if len(obj) < 2 or not isinstance(obj[1], dict):
+        raise _bad(f"{t.name}: body must be a msgpack map")
+    return _control(t, obj[1])
+
+
+def decode(data: bytes | bytearray | memoryview, *, max_size: int = DEFAULT_MAX_SIZE) -> Message:
+    """Decode any game message; raise :class:`MessageError` (only) for anything malformed."""
+    return _decode(data, max_size, None)
+
+
+def decode_client(data: bytes | bytearray | memoryview) -> Message:
+    """Server side: decode a C->S message (<= 4 KiB, C->S types only)."""
+    return _decode(data, MAX_CLIENT_MESSAGE, CLIENT_TYPES)
+
+
+def decode_server(
+    data: bytes | bytearray | memoryview, *, max_size: int = DEFAULT_MAX_SIZE
+) -> Message:
+    """Client side: decode a S->C message (S->C types only)."""
+    return _decode(data, max_size, SERVER_TYPES)
