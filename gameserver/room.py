@@ -1,0 +1,552 @@
+"""Rooms: one game simulation each, ticked and streamed on the shared event loop.
+
+A :class:`Room` owns one :class:`gameserver.simulation.Simulation` and the players in it
+(:class:`Player`, which outlive their connection during the resume grace). It ticks with
+``loop.call_at`` on the deadlines of a :class:`gameserver.ticker.TickClock` (drift-free, never
+``asyncio.sleep`` accumulation), so many rooms share one event loop without threads.
+
+Streaming contract (each send tick, see :meth:`Room._send`):
+
+* the world is snapshotted ONCE and kept in a bounded ring of recent snapshots
+  (``ServerConfig.snapshot_ring`` entries);
+* connected players are grouped by the tick of the last delta written to their socket
+  (their *baseline*); per distinct baseline the delta is encoded and framed ONCE and the same
+  bytes are written to every socket of that group (steady state: one encode per room);
+  a player with no baseline, or whose baseline fell out of the ring, gets a full snapshot;
+* a socket whose transport buffer holds more than ``high_water`` bytes is skipped (nothing is
+  written, so memory stays bounded); when it drains it receives ONE delta from its own last
+  tick (or a full snapshot); skipped continuously for more than ``slow_timeout`` seconds it is
+  closed with 4009;
+* INPUT_ACKs (last applied input seq, per player) and game events are small per-client frames
+  written before / after the delta; they are dropped for a skipped socket (an ack is
+  superseded by the next one; events are best effort for a client that cannot keep up).
+
+Game code errors: an exception out of the simulation (the game developer's bug) is logged
+with its traceback at ERROR, the room's players get ERROR 4010 and close 4010, and the room is
+disposed; other rooms are unaffected.
+
+:class:`RoomManager` holds every room, the game registry (name -> class) and the resume-token
+index, does matchmaking (first room of the game with a free seat, else a new room) and
+disposes empty rooms after ``empty_room_ttl`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gameserver.config import ServerConfig
+from gameserver.metrics import ServerMetrics
+from gameserver.rules import Reject
+from gameserver.simulation import GameError, RoomFull, Simulation
+from gameserver.ticker import TickClock
+from protocol import messages as M
+from protocol.aio import WebSocket
+from protocol.codes import CloseCode, ErrorCode
+from protocol.delta import encode_delta
+from protocol.frames import prepare_message
+from protocol.wireschema import WireSchema
+
+__all__ = ["JoinError", "Player", "Room", "RoomManager"]
+
+log = logging.getLogger(__name__)
+
+#: Events kept per room between send ticks (oldest dropped beyond it).
+MAX_PENDING_EVENTS = 1024
+
+
+class JoinError(Exception):
+    """A join / resume refused; ``code`` is both the ERROR code and the close code (4001-4006)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(eq=False)
+class Player:
+    """A player seated in a room; survives connection drops for the resume grace.
+
+    ``last_sent``: tick of the last delta written to the current socket (``None``: the next
+    one must be a full snapshot). ``skipped_since``: loop time when the socket started being
+    skipped for backpressure (``None`` when not skipped).
+    """
+
+    player_id: int
+    name: str
+    room: Room
+    resume_token: str
+    entity: int | None = None
+    ws: WebSocket | None = None
+    last_sent: int | None = None
+    skipped_since: float | None = None
+    acked_seq: int = 0
+    last_seq: int = 0
+    grace: asyncio.TimerHandle | None = field(default=None, repr=False)
+    gone: bool = False
+
+
+def _close_soon(tasks: set[asyncio.Task[None]], ws: WebSocket, code: int, reason: str) -> None:
+    """Close ``ws`` in the background (keeps a reference so the task is not collected)."""
+    if ws.closed:
+        return
+    task = asyncio.get_running_loop().create_task(ws.close(code, reason))
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
+def send_small(ws: WebSocket, data: bytes, metrics: ServerMetrics, high_water: int) -> bool:
+    """Write one small message unless the socket is closed or backed up (then drop it)."""
+    if not ws.open or ws.buffered_bytes > high_water:
+        return False
+    ws.send_nowait(data)
+    metrics.bytes_out.inc(len(data) + 2)
+    metrics.messages_out.inc()
+    return True
+
+
+class Room:
+    """One game instance; see the module docstring for the tick and streaming contract."""
+
+    def __init__(self, manager: RoomManager, room_id: str, game: str, game_cls: type[Any],
+                 *, seed: int) -> None:
+        cfg = manager.config
+        self.manager = manager
+        self.id = room_id
+        self.game = game
+        self.metrics = manager.metrics
+        self.config = cfg
+        rate = cfg.tick_rate or getattr(game_cls, "tick_rate", None) or 30
+        self.tick_rate = int(rate)
+        send = cfg.send_rate or getattr(game_cls, "send_rate", None) or self.tick_rate
+        self.send_rate = int(send)
+        self.capacity = int(cfg.max_players or getattr(game_cls, "max_players", None) or 16)
+        if self.capacity != getattr(game_cls, "max_players", None):
+            # The operator's --max-players overrides the class's (the simulation enforces it).
+            game_cls = type(game_cls.__name__, (game_cls,), {"max_players": self.capacity,
+                                                              "__module__": game_cls.__module__})
+        self.sim = Simulation(game_cls, seed=seed, config={}, tick_rate=self.tick_rate)
+        #: player id -> (last applied input seq, tick it was applied in)
+        self.acks: dict[int, tuple[int, int]] = {}
+        self.send_rate = min(self.send_rate, self.tick_rate)
+        self.clock = TickClock(self.tick_rate, send_rate=self.send_rate)
+        self.players: dict[int, Player] = {}
+        self.ring: OrderedDict[int, Any] = OrderedDict()
+        self.events: list[tuple[bytes, Any]] = []
+        self.closed = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._dispose: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
+        self._tasks = manager.tasks
+        self.wire_schema: WireSchema = self.sim.world.schema.wire
+        self.input_schema: Any = game_cls.inputs.to_wire()
+
+    # ----------------------------------------------------------------------------- info
+
+    @property
+    def tick(self) -> int:
+        return int(self.sim.tick)
+
+    @property
+    def full(self) -> bool:
+        return len(self.players) >= self.capacity
+
+    def info(self) -> dict[str, object]:
+        """The ``/rooms`` entry: id, game, players, capacity, tick."""
+        return {"id": self.id, "game": self.game, "players": len(self.players),
+                "capacity": self.capacity, "tick": self.tick}
+
+    # ------------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self.clock.start(self._loop.time())
+        self._timer = self._loop.call_at(self.clock.next_deadline, self._on_timer)
+        self._schedule_dispose()
+
+    def _schedule_dispose(self) -> None:
+        if self._dispose is not None:
+            self._dispose.cancel()
+            self._dispose = None
+        if not self.players and not self.closed:
+            self._dispose = self._loop.call_later(self.config.empty_room_ttl, self._dispose_empty)
+
+    def _dispose_empty(self) -> None:
+        self._dispose = None
+        if not self.players and not self.closed:
+            log.info("room disposed (empty) room=%s game=%s", self.id, self.game)
+            self._stop()
+
+    def _stop(self) -> None:
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._dispose is not None:
+            self._dispose.cancel()
+            self._dispose = None
+        for p in self.players.values():
+            if p.grace is not None:
+                p.grace.cancel()
+                p.grace = None
+            self.manager.forget(p)
+        self.ring.clear()
+        self.manager.remove_room(self)
+
+    def shutdown(self, code: int = CloseCode.GOING_AWAY, reason: str = "server shutting down",
+                 ) -> None:
+        """Close every client with ``code``, run on_leave for each player, stop the room."""
+        if self.closed:
+            return
+        for p in list(self.players.values()):
+            if p.ws is not None:
+                _close_soon(self._tasks, p.ws, code, reason)
+            self._leave_sim(p, "shutdown")
+        self._stop()
+        self.players.clear()
+        self.metrics.players.set(self.manager.player_count())
+
+    def crash(self, exc: BaseException) -> None:
+        """Game code raised: log it (ERROR: the game's bug), close its players with 4010."""
+        log.error("room crashed: game code raised, closing room=%s game=%s tick=%d",
+                  self.id, self.game, self.tick, exc_info=exc)
+        self.metrics.room_crashes.inc()
+        err = M.encode(M.Error(int(CloseCode.GAME_CRASHED),
+                               f"room {self.id} closed: the game code crashed"))
+        for p in list(self.players.values()):
+            if p.ws is not None and p.ws.open:
+                send_small(p.ws, err, self.metrics, 1 << 62)
+                _close_soon(self._tasks, p.ws, CloseCode.GAME_CRASHED, "game crashed")
+        self._stop()
+        self.players.clear()
+        self.metrics.players.set(self.manager.player_count())
+
+    # ------------------------------------------------------------------------ players
+
+    def join(self, ws: WebSocket, hello: Any, name: str) -> Player:
+        """Seat a new player (on_join runs); raise :class:`JoinError` 4002/4006."""
+        if self.closed:
+            raise JoinError(ErrorCode.UNKNOWN_ROOM, f"room {self.id} is closed")
+        if self.full:
+            raise JoinError(ErrorCode.ROOM_FULL, f"room {self.id} is full ({self.capacity})")
+        pid = self.manager.new_player_id()
+        try:
+            sp = self.sim.join(pid, name, hello)
+        except RoomFull:
+            raise JoinError(ErrorCode.ROOM_FULL, f"room {self.id} is full") from None
+        except Reject as exc:
+            raise JoinError(ErrorCode.REJECTED, exc.reason or "rejected by the game") from None
+        except GameError as exc:
+            self.crash(exc)
+            raise JoinError(ErrorCode.REJECTED, "the game crashed while joining") from None
+        entity = getattr(sp, "entity", None)
+        p = Player(pid, name, self, secrets.token_urlsafe(18),
+                   entity=int(entity) if entity else None, ws=ws)
+        self.players[pid] = p
+        self.manager.remember(p)
+        self._schedule_dispose()
+        self.metrics.players.set(self.manager.player_count())
+        log.debug("player joined room=%s player=%d", self.id, pid)
+        return p
+
+    def attach(self, p: Player, ws: WebSocket) -> WebSocket | None:
+        """Bind ``p`` to a new socket (RESUME); returns the replaced socket, if any."""
+        old = p.ws
+        if p.grace is not None:
+            p.grace.cancel()
+            p.grace = None
+        p.ws = ws
+        p.last_sent = None  # a full snapshot: the new socket has no state
+        p.skipped_since = None
+        p.acked_seq = 0
+        return old if old is not None and old is not ws else None
+
+    def detach(self, p: Player, ws: WebSocket) -> None:
+        """``ws`` dropped: keep the player for the resume grace, then on_leave."""
+        if p.ws is not ws or p.gone or self.closed:
+            return
+        p.ws = None
+        p.last_sent = None
+        grace = self.config.resume_grace
+        p.grace = self._loop.call_later(grace, self._grace_expired, p)
+        log.debug("player dropped, grace started room=%s player=%d grace=%.1fs",
+                  self.id, p.player_id, grace)
+
+    def _grace_expired(self, p: Player) -> None:
+        p.grace = None
+        if p.ws is None and not p.gone:
+            self.remove(p, "timeout")
+
+    def remove(self, p: Player, reason: str) -> None:
+        """The player leaves for good (LEAVE, grace expired): on_leave runs now."""
+        if p.gone:
+            return
+        p.gone = True
+        if p.grace is not None:
+            p.grace.cancel()
+            p.grace = None
+        self.players.pop(p.player_id, None)
+        self.acks.pop(p.player_id, None)
+        self.manager.forget(p)
+        if not self.closed:
+            self._leave_sim(p, reason)
+        self.metrics.players.set(self.manager.player_count())
+        self._schedule_dispose()
+
+    def _leave_sim(self, p: Player, reason: str) -> None:
+        try:
+            self.sim.leave(p.player_id, reason)
+        except Exception as exc:
+            if not self.closed:
+                self.crash(exc)
+
+    def queue_input(self, p: Player, seq: int, data: Any) -> bool:
+        """Queue one input for the next tick: True if queued, False if dropped (stale or the
+        queue is full); raises :class:`gameserver.inputs.InputError` for an invalid one."""
+        return self.sim.queue_input(p.player_id, seq, data)
+
+    # -------------------------------------------------------------------------- ticking
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.closed:
+            return
+        loop = self._loop
+        clock = self.clock
+        skipped_before = clock.stats.skipped
+        n = clock.due(loop.time())
+        m = self.metrics
+        send = False
+        period = clock.period
+        for i in range(n):
+            t0 = time.perf_counter()
+            try:
+                res = self.sim.step()
+                if res.acks:
+                    acks = self.acks
+                    rt = res.tick
+                    for pid, seq in res.acks.items():
+                        acks[pid] = (seq, rt)
+                if res.events:
+                    self._collect_events()
+            except Exception as exc:
+                self.crash(exc)
+                return
+            work = time.perf_counter() - t0
+            m.ticks.inc()
+            if clock.is_send_tick(self.tick):
+                send = True
+            if send and i == n - 1:
+                t1 = time.perf_counter()
+                try:
+                    self._send()
+                except Exception as exc:  # our bug, but contain it to this room
+                    self.crash(exc)
+                    return
+                sw = time.perf_counter() - t1
+                m.send_work.observe(sw)
+                m.send_recent.observe(sw)
+                work += sw
+            clock.stats.record_work(work)
+            m.tick_work.observe(work)
+            m.tick_recent.observe(work)
+            if work > period:
+                m.overruns.inc()
+        skipped = clock.stats.skipped - skipped_before
+        if skipped:
+            m.overruns.inc(skipped)
+        self._timer = loop.call_at(clock.next_deadline, self._on_timer)
+
+    def _collect_events(self) -> None:
+        drained = self.sim.drain_events()
+        if not drained:
+            return
+        for ev in drained:
+            self.events.append((M.encode(M.Event(ev.kind, ev.data)), ev.to))
+        if len(self.events) > MAX_PENDING_EVENTS:
+            del self.events[: len(self.events) - MAX_PENDING_EVENTS]
+
+    def _send(self) -> None:
+        """One send tick: snapshot once, one encode per distinct baseline, shared bytes."""
+        tick = self.tick
+        m = self.metrics
+        snap = self.sim.world.snapshot()
+        ring = self.ring
+        ring[tick] = snap
+        while len(ring) > self.config.snapshot_ring:
+            ring.popitem(last=False)
+        m.send_ticks.inc()
+        now = self._loop.time()
+        hw = self.config.high_water
+        groups: dict[int | None, list[Player]] = {}
+        acks = self.acks
+        sent_small = 0
+        small_bytes = 0
+        for p in self.players.values():
+            ws = p.ws
+            if ws is None:
+                continue
+            if ws.buffered_bytes > hw:
+                self._skip(p, ws, now)
+                continue
+            if not ws.open:
+                continue
+            p.skipped_since = None
+            ack = acks.get(p.player_id)
+            if ack is not None and ack[0] > p.acked_seq:
+                seq = ack[0]
+                data = M.encode(M.InputAck(seq, ack[1]))
+                ws.send_nowait(data)
+                p.acked_seq = seq
+                sent_small += 1
+                small_bytes += len(data) + 2
+            base = p.last_sent
+            if base is not None and base not in ring:
+                base = None
+            g = groups.get(base)
+            if g is None:
+                groups[base] = [p]
+            else:
+                g.append(p)
+        out_bytes = small_bytes
+        out_msgs = sent_small
+        for base_tick, members in groups.items():
+            base = ring[base_tick] if base_tick is not None else None
+            payload = encode_delta(base, snap, tick=tick,
+                                   base_tick=base_tick if base_tick is not None else 0)
+            frame = prepare_message(payload)
+            m.encodes.inc()
+            flen = len(frame)
+            for p in members:
+                ws = p.ws
+                if ws is not None and ws.write_prepared(frame):
+                    p.last_sent = tick
+                    out_bytes += flen
+                    out_msgs += 1
+        if self.events:
+            events, self.events = self.events, []
+            for data, to in events:
+                targets = self._targets(to)
+                frame = prepare_message(data)
+                for p in targets:
+                    ws = p.ws
+                    if ws is not None and p.skipped_since is None and ws.write_prepared(frame):
+                        out_bytes += len(frame)
+                        out_msgs += 1
+        m.bytes_out.inc(out_bytes)
+        m.messages_out.inc(out_msgs)
+
+    def _targets(self, to: Any) -> Iterable[Player]:
+        if to is None:
+            return list(self.players.values())
+        players = self.players
+        return [players[pid] for pid in to if pid in players]
+
+    def _skip(self, p: Player, ws: WebSocket, now: float) -> None:
+        self.metrics.slow_skips.inc()
+        if p.skipped_since is None:
+            p.skipped_since = now
+        elif now - p.skipped_since > self.config.slow_timeout:
+            log.info("client too slow, closing 4009 room=%s player=%d buffered=%d",
+                     self.id, p.player_id, ws.buffered_bytes)
+            self.metrics.slow_evictions.inc()
+            p.skipped_since = None
+            _close_soon(self._tasks, ws, CloseCode.TOO_SLOW, "too slow")
+
+
+class RoomManager:
+    """Every room of the process, the game registry and the resume-token index."""
+
+    def __init__(self, config: ServerConfig, metrics: ServerMetrics) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.games: Mapping[str, type[Any]] = dict(config.games)
+        self.default_game = next(iter(self.games))
+        self.rooms: dict[str, Room] = {}
+        self.tokens: dict[str, Player] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._pids = itertools.count(1)
+        self._room_seq = itertools.count(1)
+        base = config.seed if config.seed is not None else secrets.randbits(32)
+        self._seeds = itertools.count(base)
+
+    def new_player_id(self) -> int:
+        """A process-unique player id (uint32, never 0)."""
+        return next(self._pids) & 0xFFFFFFFF or next(self._pids)
+
+    def player_count(self) -> int:
+        return sum(len(r.players) for r in self.rooms.values())
+
+    def list_rooms(self) -> list[dict[str, object]]:
+        return [r.info() for r in self.rooms.values()]
+
+    def create_room(self, game: str) -> Room:
+        """A new started room of ``game`` (JoinError 4003 if unknown or at the room bound)."""
+        cls = self.games.get(game)
+        if cls is None:
+            raise JoinError(ErrorCode.UNKNOWN_ROOM, f"unknown game {game!r}")
+        if len(self.rooms) >= self.config.max_rooms:
+            raise JoinError(ErrorCode.ROOM_FULL, "server is at its room limit")
+        room_id = f"{game}-{next(self._room_seq)}"
+        try:
+            room = Room(self, room_id, game, cls, seed=next(self._seeds) & 0xFFFFFFFF)
+        except Exception as exc:
+            log.error("room creation failed: game code raised game=%s", game, exc_info=exc)
+            self.metrics.room_crashes.inc()
+            raise JoinError(ErrorCode.REJECTED, f"game {game!r} failed to start") from None
+        self.rooms[room_id] = room
+        room.start()
+        self.metrics.rooms.set(len(self.rooms))
+        log.info("room created room=%s game=%s tick_rate=%d send_rate=%d capacity=%d",
+                 room_id, game, room.tick_rate, room.send_rate, room.capacity)
+        return room
+
+    def find_room(self, room_id: str | None, game: str | None) -> Room:
+        """Matchmaking: the named room, else the first open room of the game, else a new one."""
+        if room_id is not None:
+            room = self.rooms.get(room_id)
+            if room is None or room.closed:
+                raise JoinError(ErrorCode.UNKNOWN_ROOM, f"unknown room {room_id!r}")
+            if game is not None and room.game != game:
+                raise JoinError(ErrorCode.UNKNOWN_ROOM,
+                                f"room {room_id!r} plays {room.game!r}, not {game!r}")
+            if room.full:
+                raise JoinError(ErrorCode.ROOM_FULL, f"room {room_id!r} is full")
+            return room
+        game = game or self.default_game
+        if game not in self.games:
+            raise JoinError(ErrorCode.UNKNOWN_ROOM, f"unknown game {game!r}")
+        for room in self.rooms.values():
+            if room.game == game and not room.full and not room.closed:
+                return room
+        return self.create_room(game)
+
+    def remember(self, p: Player) -> None:
+        self.tokens[p.resume_token] = p
+
+    def forget(self, p: Player) -> None:
+        self.tokens.pop(p.resume_token, None)
+
+    def resume(self, token: str) -> Player:
+        """The player holding ``token`` (JoinError 4005 if unknown or expired)."""
+        p = self.tokens.get(token)
+        if p is None or p.gone or p.room.closed:
+            raise JoinError(ErrorCode.RESUME_FAILED, "resume token invalid or expired")
+        return p
+
+    def remove_room(self, room: Room) -> None:
+        if self.rooms.get(room.id) is room:
+            del self.rooms[room.id]
+        self.metrics.rooms.set(len(self.rooms))
+
+    def shutdown(self) -> None:
+        """Close every room (clients get 1001, on_leave runs for every player)."""
+        for room in list(self.rooms.values()):
+            room.shutdown()

@@ -1,0 +1,196 @@
+"""The game server: HTTP routes and the ``/ws`` game endpoint on one port, rooms on one loop.
+
+:class:`GameServer` wires :func:`protocol.aio.serve` (with its ``process_request`` hook for
+plain HTTP: see :mod:`gameserver.http`), the :class:`gameserver.room.RoomManager` and one
+:class:`gameserver.session.Session` per accepted WebSocket. Usage::
+
+    server = GameServer(ServerConfig(games={"arena": Arena}, port=0))
+    await server.start()            # listening; server.port, server.url
+    ...
+    await server.stop()             # clients get 1001, on_leave runs, sockets closed
+
+:func:`run_server` is the blocking entry point used by the CLI: it prints the URL line,
+serves until SIGINT / SIGTERM, then stops gracefully (bounded by ``SHUTDOWN_TIMEOUT``
+seconds) and returns the process exit status (0 on a clean stop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+import sys
+from typing import Any
+
+from gameserver.config import ServerConfig
+from gameserver.http import HttpReply, Router, default_static_root
+from gameserver.metrics import ServerMetrics
+from gameserver.room import RoomManager
+from gameserver.session import Session
+from protocol.aio import WebSocket, serve
+from protocol.handshake import Headers, Request, Response, is_upgrade
+
+__all__ = ["SHUTDOWN_TIMEOUT", "GameServer", "run_server"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds a graceful stop waits for clients' close handshakes before aborting them.
+SHUTDOWN_TIMEOUT = 3.0
+#: Reason phrases for the statuses our routes use.
+_REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+            405: "Method Not Allowed", 426: "Upgrade Required", 503: "Service Unavailable"}
+
+
+def _to_response(reply: HttpReply) -> Response:
+    headers = Headers([("Content-Type", reply.content_type), *reply.headers])
+    return Response(reply.status, _REASONS.get(reply.status, ""), headers, reply.body)
+
+
+def tls_context(cert: Any, key: Any) -> ssl.SSLContext:
+    """A server TLS context (TLS 1.2+) from PEM files."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(cert), str(key))
+    return ctx
+
+
+class GameServer:
+    """One process's game server (see the module docstring).
+
+    ``ssl_context`` overrides ``config.tls_cert``/``tls_key`` (tests pass a trustme context).
+    """
+
+    def __init__(self, config: ServerConfig, *, ssl_context: ssl.SSLContext | None = None,
+                 metrics: ServerMetrics | None = None) -> None:
+        self.config = config.check()
+        self.metrics = metrics or ServerMetrics()
+        if ssl_context is None and config.tls_cert is not None and config.tls_key is not None:
+            ssl_context = tls_context(config.tls_cert, config.tls_key)
+        self.ssl = ssl_context
+        self.rooms: RoomManager | None = None
+        self.accepting = False
+        self.sessions: set[Session] = set()
+        self._server: Any = None
+        static = config.static_root if config.static_root is not None else default_static_root()
+        self.router = Router(static_root=static, metrics=self.metrics.render,
+                             rooms=self._list_rooms, healthy=lambda: self.accepting,
+                             ws_path=config.ws_path)
+
+    # ----------------------------------------------------------------------- properties
+
+    @property
+    def port(self) -> int:
+        return int(self._server.port)
+
+    @property
+    def url(self) -> str:
+        """``http(s)://host:port/`` of the browser page."""
+        return f"{self.config.scheme}://{self._host_for_url()}:{self.port}/"
+
+    @property
+    def ws_url(self) -> str:
+        scheme = "wss" if self.ssl is not None else "ws"
+        return f"{scheme}://{self._host_for_url()}:{self.port}{self.config.ws_path}"
+
+    def _host_for_url(self) -> str:
+        host = self.config.host
+        return f"[{host}]" if ":" in host else host
+
+    def _list_rooms(self) -> list[dict[str, object]]:
+        return self.rooms.list_rooms() if self.rooms is not None else []
+
+    # ------------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Bind and start accepting (OSError if the port cannot be bound)."""
+        cfg = self.config
+        self.rooms = RoomManager(cfg, self.metrics)
+        self._server = await serve(
+            self._handle, cfg.host, cfg.port, ssl=self.ssl, origins=cfg.origins,
+            # Above 4x the game limit the WebSocket layer closes 1009; between the two the
+            # session answers ERROR 5 (SPEC.md section 1).
+            max_message_size=4 * cfg.max_message_size,
+            ping_interval=cfg.ping_interval, ping_timeout=cfg.ping_interval,
+            write_limit=cfg.high_water, max_queue=64, read_limit=64 * cfg.max_message_size,
+            close_timeout=2.0, process_request=self._process_request,
+        )
+        self.accepting = True
+        log.info("listening url=%s ws=%s games=%s", self.url, self.ws_url,
+                 ",".join(cfg.games))
+
+    def _process_request(self, req: Request) -> Response | None:
+        reply = self.router.route(req.method, req.target, upgrade=is_upgrade(req))
+        return None if reply is None else _to_response(reply)
+
+    async def _handle(self, ws: WebSocket) -> None:
+        assert self.rooms is not None
+        if not self.accepting:
+            await ws.close(1001, "server shutting down")
+            return
+        if len(self.sessions) >= self.config.max_connections:
+            await ws.close(1013, "server full")  # RFC 6455 7.4.1 "try again later"
+            return
+        session = Session(ws, self.rooms)
+        self.sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            self.sessions.discard(session)
+
+    async def stop(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:
+        """Stop accepting, close every client with 1001, run on_leave hooks, close sockets."""
+        if not self.accepting and self._server is None:
+            return
+        self.accepting = False
+        for s in self.sessions:
+            s.accepting = False
+        server = self._server
+        if server is not None:
+            server.close()
+        if self.rooms is not None:
+            self.rooms.shutdown()  # on_leave for every player; their sockets get 1001
+        if server is not None:
+            await server.shutdown(1001, "server shutting down", timeout=timeout)
+            self._server = server  # keep .port readable after stop
+        if self.rooms is not None and self.rooms.tasks:
+            await asyncio.gather(*self.rooms.tasks, return_exceptions=True)
+        log.info("stopped")
+
+    async def serve_forever(self, stop: asyncio.Event) -> None:
+        """Start, print nothing, wait for ``stop`` to be set, stop gracefully."""
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+
+def run_server(config: ServerConfig) -> int:
+    """Blocking CLI entry: serve until SIGINT/SIGTERM; returns the exit status."""
+    from protocol.aio.loop import run
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover - non-POSIX
+                signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+        server = GameServer(config)
+        try:
+            await server.start()
+        except OSError as exc:
+            print(f"gameserver: error: cannot listen on {config.host}:{config.port}: {exc}",
+                  file=sys.stderr)
+            return 1
+        games = ", ".join(config.games)
+        print(f"gameserver: serving {games} at {server.url} (ws at {server.ws_url})",
+              flush=True)
+        await stop.wait()
+        log.info("signal received, shutting down")
+        await server.stop()
+        return 0
+
+    return run(main())
