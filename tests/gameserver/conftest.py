@@ -54,6 +54,8 @@ class Walker(Game):
         super().on_leave(player, reason)
 
     def on_tick(self, tick: int, dt: float, inputs: InputBatch) -> None:
+        if tick % 30 == 0:
+            self.send("tick30", {"tick": tick})
         if not len(inputs):
             return
         players = inputs.player.tolist()
@@ -62,8 +64,6 @@ class Walker(Game):
         ok = slots >= 0
         np.add.at(self.world["x"], slots[ok], inputs["dx"][ok] * SPEED * dt)
         np.add.at(self.world["y"], slots[ok], inputs["dy"][ok] * SPEED * dt)
-        if tick % 30 == 0:
-            self.send("tick30", {"tick": tick})
 
 
 class Boom(Walker):
@@ -238,6 +238,7 @@ async def running(*, ssl_pair: tuple[ssl.SSLContext, ssl.SSLContext] | None = No
     cfg: dict[str, Any] = {"games": GAMES, "host": "127.0.0.1", "port": 0, "seed": 7,
                            "empty_room_ttl": 0.5}
     cfg.update(overrides)
+    Walker.left.clear()
     server = GameServer(ServerConfig(**cfg), ssl_context=ssl_pair[0] if ssl_pair else None)
     await server.start()
     h = Harness(server, ssl_pair[1] if ssl_pair else None)
