@@ -242,7 +242,8 @@ def _body(msg: Any) -> dict[str, Any]:
 
 def encode(msg: ControlMessage) -> bytes:
     """Encode a control message to the bytes of one WebSocket binary message."""
-    return msgpack.packb([int(msg.TYPE), _body(msg)], use_bin_type=True)
+    body = _body(msg)  # TypeError for a non-message (our misuse)
+    return msgpack.packb([int(msg.TYPE), body], use_bin_type=True)
 
 
 # ---------------------------------------------------------------------------- decoding
