@@ -1,0 +1,242 @@
+// Type declarations of the gameserver web client (dist/gameclient.js, sources in src/).
+// Wire format: protocol/SPEC.md. Times: milliseconds for the socket/stats layer,
+// seconds (server time = tick / tick_rate) for interpolation and prediction, as in Python.
+
+export type TypedColumn =
+  | Uint8Array | Int8Array | Uint16Array | Int16Array
+  | Uint32Array | Int32Array | Float32Array | Float64Array;
+export type Column = TypedColumn;
+export type WireDtype = "u8" | "i8" | "u16" | "i16" | "u32" | "i32" | "f32" | "f64";
+export type InputValue = number | boolean | string | null | Array<number | boolean | string | null>;
+
+export declare const MsgType: Readonly<{
+  HELLO: 1; RESUME: 2; INPUT: 3; PING: 4; LEAVE: 5;
+  WELCOME: 16; DELTA: 17; INPUT_ACK: 18; EVENT: 19; ERROR: 20; PONG: 21;
+}>;
+export declare const CloseCode: Readonly<Record<string, number>>;
+export declare const ErrorCode: Readonly<Record<string, number>>;
+export declare const CLOSE_REASONS: Readonly<Record<number, string>>;
+export declare const PROTOCOL_VERSION: 1;
+/** Close code the client sends when the server sent malformed data. */
+export declare const CLIENT_PROTOCOL_CLOSE: 4000;
+
+/** The server sent something that is not the protocol (its fault; never retried). */
+export declare class ProtocolError extends Error {}
+/** A DELTA that is malformed or does not apply to the replica (the server's fault). */
+export declare class DeltaError extends ProtocolError {}
+
+export interface Welcome {
+  type: 16; v: number; player: number; entity: number | null; room: string; game: string;
+  tick: number; tick_rate: number; send_rate: number; schema: unknown; inputs: unknown;
+  resume: string | null; resume_grace: number; raw: Record<string, unknown>;
+}
+export interface DecodedCol { code: string; diff: boolean; values: ArrayLike<number> }
+export interface Delta {
+  type: 17; tick: number; baseTick: number | null; count: number;
+  despawned: Uint32Array | null;
+  spawned: { ids: Uint32Array; cols: DecodedCol[] } | null;
+  groups: { mask: number; rows: Uint32Array; cols: DecodedCol[] }[];
+}
+export type ServerMessage =
+  | Welcome
+  | Delta
+  | { type: 18; s: number; t: number }
+  | { type: 19; k: string; d: unknown }
+  | { type: 20; c: number; m: string }
+  | { type: 21; t: number; st: number | null }
+  | { type: number; unknown: true; body: unknown };
+
+/** msgpack-decode one game message (strict, SPEC section 8); throws ProtocolError. */
+export declare function decodeMessage(bytes: Uint8Array): ServerMessage;
+export declare function unpack(bytes: Uint8Array): unknown;
+export declare function encodeMessage(type: number, body?: Record<string, unknown>): Uint8Array;
+export declare function encodeHello(opts?: { game?: string; room?: string; token?: string; name?: string }): Uint8Array;
+export declare function encodeResume(token: string): Uint8Array;
+export declare function encodeInput(seq: number, data: Record<string, InputValue>): Uint8Array;
+export declare function encodePing(t: number): Uint8Array;
+export declare function encodeLeave(): Uint8Array;
+
+export declare const DTYPES: Readonly<Record<WireDtype, { width: number; min: number; max: number; int: boolean }>>;
+
+export declare class WireField {
+  constructor(name: string, dtype: WireDtype, quant?: number | null, kind?: string | null);
+  readonly name: string;
+  readonly dtype: WireDtype;
+  /** real value = wire * quant (null: not quantized) */
+  readonly quant: number | null;
+  /** "float" | "int" | "bool" | "player" | "entity" | other hint */
+  readonly kind: string;
+  readonly isFloat: boolean;
+}
+export declare class WireSchema {
+  constructor(fields: WireField[]);
+  static fromWire(obj: unknown): WireSchema;
+  readonly fields: WireField[];
+  readonly index: Map<string, number>;
+  readonly names: string[];
+}
+export declare function decodeDelta(msg: unknown[]): Delta;
+export declare function decodeIdList(v: unknown, what?: string): Uint32Array;
+
+/** The replicated world: sorted ids and one TypedArray column per field (wire values). */
+export declare class Replica {
+  constructor(schema: WireSchema);
+  readonly schema: WireSchema;
+  /** null until the first full snapshot */
+  readonly tick: number | null;
+  readonly count: number;
+  /** views valid until the next apply() */
+  readonly ids: Uint32Array;
+  readonly columns: Record<string, TypedColumn>;
+  column(name: string): TypedColumn;
+  /** wire * quant (Float64Array) for a quantized field, else the column */
+  values(name: string): TypedColumn;
+  allValues(): Record<string, TypedColumn>;
+  rowOf(id: number): number;
+  reset(): void;
+  /** Atomic: throws DeltaError and leaves the replica unchanged if the delta does not apply. */
+  apply(delta: Delta): void;
+}
+
+export interface Frame {
+  /** server seconds */
+  renderTime: number;
+  ids: Uint32Array;
+  columns: Record<string, TypedColumn>;
+  alpha: number;
+  olderTime: number;
+  newerTime: number | null;
+  /** the render time ran past the newest snapshot */
+  starved: boolean;
+}
+export declare function interpolate(
+  idsA: Uint32Array, colsA: Record<string, TypedColumn>,
+  idsB: Uint32Array, colsB: Record<string, TypedColumn>,
+  alpha: number, opts?: { fields?: Iterable<string> | null; angles?: Iterable<string> },
+): { ids: Uint32Array; columns: Record<string, TypedColumn> };
+export declare class InterpolationBuffer {
+  constructor(opts?: {
+    delay?: number; clock?: () => number; capacity?: number; tickRate?: number | null;
+    fields?: Iterable<string> | null; angles?: Iterable<string>;
+  });
+  delay: number;
+  tickRate: number | null;
+  starvedFrames: number;
+  readonly length: number;
+  readonly clockOffset: number | null;
+  clear(): void;
+  push(serverTime: number, ids: ArrayLike<number>, columns: Record<string, TypedColumn>, now?: number): void;
+  pushTick(tick: number, ids: ArrayLike<number>, columns: Record<string, TypedColumn>, now?: number): void;
+  serverTime(now?: number): number | null;
+  renderTime(now?: number): number | null;
+  sample(now?: number): Frame | null;
+}
+
+export declare class AckTracker {
+  constructor(capacity?: number);
+  lastSeq: number;
+  ack(seq: number, tick: number): void;
+  ackedAt(tick: number): number;
+  reset(): void;
+}
+export declare class Predictor<S> {
+  constructor(step: (state: S, inputs: Record<string, InputValue>) => S, initial: S, opts?: {
+    clock?: () => number; maxPending?: number; maxAge?: number;
+    error?: ((a: S, b: S) => number) | null; tolerance?: number;
+  });
+  authoritative: S;
+  state: S;
+  ackedSeq: number;
+  lastError: number;
+  mispredictions: number;
+  expired: number;
+  latency: number | null;
+  readonly pending: { seq: number; data: Record<string, InputValue>; sentAt: number }[];
+  record(seq: number, inputs: Record<string, InputValue>): S;
+  reconcile(authoritative: S, ackedSeq: number): S;
+  reset(state: S): void;
+}
+
+export declare class Stats {
+  constructor(opts?: { windowMs?: number; now?: () => number });
+  /** last PING->PONG round trip (ms) */
+  rtt: number | null;
+  rttSmoothed: number | null;
+  bytesReceived: number;
+  bytesSent: number;
+  messagesReceived: number;
+  deltasReceived: number;
+  lastTick: number | null;
+  reconnects: number;
+  /** received bytes per second over the window */
+  readonly bytesPerSec: number;
+  /** ms since the newest DELTA arrived */
+  readonly tickAge: number | null;
+  snapshot(): Record<string, number | null>;
+}
+
+export type ClientStatus =
+  | "idle" | "connecting" | "joining" | "connected" | "reconnecting"
+  | "closed" | "rejected" | "error";
+
+export interface ClientOptions {
+  name?: string; game?: string; room?: string; token?: string;
+  /** reconnect after an unexpected drop (default true) */
+  reconnect?: boolean;
+  /** ms (default 250, doubling up to backoffMax 5000), jitter fraction (default 0.5) */
+  backoffInitial?: number; backoffMax?: number; jitter?: number; maxAttempts?: number;
+  /** ms between PINGs (default 1000); no message for stallTimeout ms (default 5000) = dropped */
+  pingInterval?: number; stallTimeout?: number;
+  /** seconds behind the estimated server time (default 0.1) */
+  interpolationDelay?: number;
+  angles?: string[];
+  /** prediction: the server's one-input rule, and how to read our entity's state from a row */
+  step?: ((state: any, inputs: Record<string, InputValue>) => any) | null;
+  stateOf?: ((world: Replica, row: number) => any) | null;
+  WebSocket?: typeof WebSocket;
+  log?: Pick<Console, "error" | "warn" | "info">;
+}
+
+export interface ClientEvents {
+  status: { status: ClientStatus; detail: string };
+  welcome: { welcome: Welcome; resumed: boolean };
+  delta: { tick: number; world: Replica };
+  event: { kind: string; data: unknown };
+  servererror: { code: number; message: string };
+  ack: { type: 18; s: number; t: number };
+  close: { code: number; reason: string; willReconnect: boolean };
+  fatal: { kind: "protocol" | "rejected" | "error"; code?: number; message: string };
+}
+
+export declare class GameClient {
+  constructor(url: string, opts?: ClientOptions);
+  readonly url: string;
+  readonly status: ClientStatus;
+  readonly statusDetail: string;
+  readonly welcome: Welcome | null;
+  readonly playerId: number | null;
+  readonly schema: WireSchema | null;
+  /** authoritative replica (newest DELTA applied) */
+  readonly world: Replica | null;
+  readonly interpolation: InterpolationBuffer;
+  readonly acks: AckTracker;
+  readonly predictor: Predictor<any> | null;
+  readonly stats: Stats;
+  readonly lastServerError: { code: number; message: string } | null;
+  readonly lastClose: { code: number; reason: string } | null;
+  readonly serverTick: number | null;
+  readonly seq: number;
+  readonly joined: boolean;
+  readonly entityId: number | null;
+  /** seconds until the next reconnect attempt */
+  readonly retryIn: number | null;
+  on<K extends keyof ClientEvents>(type: K, fn: (e: ClientEvents[K]) => void): () => void;
+  connect(): void;
+  close(): void;
+  /** returns the seq used, or 0 when not joined */
+  sendInput(data: Record<string, InputValue>): number;
+  ping(): void;
+  /** test hook: drop the socket as a network cut would (the client resumes) */
+  dropConnection(): void;
+  frame(now?: number): Frame | null;
+}

@@ -1,0 +1,22 @@
+// gameserver browser client: public entry point (bundled into dist/gameclient.js).
+export { GameClient, CLIENT_PROTOCOL_CLOSE } from "./client.js";
+export {
+  MsgType,
+  CloseCode,
+  ErrorCode,
+  CLOSE_REASONS,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  decodeMessage,
+  encodeMessage,
+  encodeHello,
+  encodeResume,
+  encodeInput,
+  encodePing,
+  encodeLeave,
+} from "./messages.js";
+export { unpack } from "./messages.js";
+export { DeltaError, DTYPES, WireField, WireSchema, Replica, decodeDelta, decodeIdList } from "./delta.js";
+export { InterpolationBuffer, interpolate } from "./interpolation.js";
+export { AckTracker, Predictor } from "./prediction.js";
+export { Stats } from "./stats.js";
