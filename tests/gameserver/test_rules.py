@@ -126,3 +126,37 @@ def test_default_on_leave_despawns_the_avatar() -> None:
     sim.leave(3, "leave")
     sim.step()
     assert sim.world.count == 0
+
+
+def _doc_blocks() -> list[str]:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "RULES.md").read_text()
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def test_rules_md_worked_example_runs() -> None:
+    blocks = _doc_blocks()
+    assert len(blocks) == 2
+    ns: dict[str, Any] = {"__name__": "rules_md_example"}
+    exec(compile(blocks[0], "docs/RULES.md#1", "exec"), ns)
+    exec(compile(blocks[1], "docs/RULES.md#2", "exec"), ns)  # has its own asserts
+    sim = ns["sim"]
+    game = sim.game
+    # Drive ann across the field and through some orbs: scores and events follow.
+    w = sim.world
+    slots = w.alive_slots()
+    orbs = slots[w["kind"][slots] == ns["ORB"]]
+    w["x"][orbs[:3]] = 40.0
+    w["y"][orbs[:3]] = 25.0
+    for _ in range(120):
+        sim.step()
+    ann = sim.players[1]
+    s = int(w.slots_of([ann.entity])[0])
+    assert w["x"][s] == pytest.approx(ns["SIZE"])
+    assert w["score"][s] >= 3
+    assert any(e.kind == "score" and e.to == (1,) for e in sim.drain_events())
+    assert game.held == {1: (1.0, 0.0)}
+    with pytest.raises(Reject, match="name"):
+        sim.join(2, "")
