@@ -28,7 +28,7 @@ import struct
 from typing import Final
 
 from .errors import MessageTooBig, ProtocolError
-from .masking import apply_mask
+from .masking import _REPEAT, _SMALL_WORDS, apply_mask
 from .utf8 import decode
 
 __all__ = [
@@ -58,6 +58,10 @@ ParsedFrame = tuple[int, bytes, bool, bool]
 
 _unpack_H = struct.Struct("!H").unpack_from
 _unpack_Q = struct.Struct("!Q").unpack_from
+_unpack_I = struct.Struct("!I").unpack_from
+_from_bytes = int.from_bytes
+_SMALL = _SMALL_WORDS * 4  # payloads up to this size are unmasked inline (big-int XOR)
+_UNLIMITED = 1 << 64
 _pack_BB = struct.Struct("!BB").pack
 _pack_BBH = struct.Struct("!BBH").pack
 _pack_BBQ = struct.Struct("!BBQ").pack
@@ -145,12 +149,15 @@ class FrameParser:
     def _parse(self, buf: bytearray, out: list[ParsedFrame]) -> int:
         n = len(buf)
         pos = 0
+        expect_masked = self.expect_masked
+        max_frame = self.max_frame_size if self.max_frame_size is not None else _UNLIMITED
+        max_msg = self.max_message_size if self.max_message_size is not None else _UNLIMITED
         with memoryview(buf) as mv:
-            while True:
+            if self._remaining:
+                pos = self._stream(mv, pos, n, out)
                 if self._remaining:
-                    pos = self._stream(mv, pos, n, out)
-                    if self._remaining:
-                        return pos
+                    return pos
+            while True:
                 avail = n - pos
                 if avail < 2:
                     return pos
@@ -180,53 +187,78 @@ class FrameParser:
                             raise ProtocolError("most significant bit of 64-bit length set")
                         if length < 65536:
                             raise ProtocolError("non-minimal 64-bit length encoding")
-                masked = b1 & 0x80
-                if masked:
-                    if not self.expect_masked:
+                if b1 & 0x80:
+                    if not expect_masked:
                         raise ProtocolError("masked frame from server")
                     hlen += 4
                     if avail < hlen:
                         return pos
-                    mask: bytes | None = bytes(mv[pos + hlen - 4 : pos + hlen])
+                    key = _unpack_I(buf, pos + hlen - 4)[0]
+                elif expect_masked:
+                    raise ProtocolError("unmasked frame from client")
                 else:
-                    if self.expect_masked:
-                        raise ProtocolError("unmasked frame from client")
-                    mask = None
+                    key = -1
                 fin = b0 & 0x80 != 0
+                start = pos + hlen
+                end = start + length
                 # Header complete: enforce every rule before touching the payload.
                 if opcode >= 8:
                     if not fin:
                         raise ProtocolError("fragmented control frame")
-                    end = pos + hlen + length
                     if end > n:
                         return pos  # control frames are tiny: wait for the whole frame
-                    start = pos + hlen
-                    if mask is None:
+                    if key < 0:
                         payload = bytes(mv[start:end])
+                    elif length:
+                        w = (length + 3) >> 2
+                        payload = (
+                            _from_bytes(mv[start:end])
+                            ^ (key * _REPEAT[w]) >> (((w << 2) - length) << 3)
+                        ).to_bytes(length)
                     else:
-                        payload = apply_mask(mv[start:end], mask)
+                        payload = b""
                     out.append((opcode, payload, True, False))
                     pos = end
                     if opcode == CLOSE:
                         self.closed = True
                         return pos
                     continue
-                self._check_data_header(opcode, length)
                 if opcode:
-                    self._msg_opcode = opcode
-                    self._msg_size = length
+                    if self._msg_opcode:
+                        raise ProtocolError(
+                            "new data frame while a fragmented message is in progress"
+                        )
+                    total = length
+                    if not fin:
+                        self._msg_opcode = opcode
+                        self._msg_size = length
                 else:
-                    self._msg_size += length
-                if fin:
-                    self._msg_opcode = 0
+                    if not self._msg_opcode:
+                        raise ProtocolError("continuation frame with no message in progress")
+                    total = self._msg_size + length
+                    self._msg_size = total
+                    if fin:
+                        self._msg_opcode = 0
+                if length > max_frame:
+                    raise MessageTooBig(
+                        f"frame of {length} bytes exceeds the {max_frame} byte limit"
+                    )
+                if total > max_msg:
+                    raise MessageTooBig(
+                        f"message of {total}+ bytes exceeds the {max_msg} byte limit"
+                    )
                 rsv1 = b0 & 0x40 != 0
-                start = pos + hlen
-                end = start + length
                 if end <= n:  # fast path: the whole frame is buffered
-                    if mask is None:
+                    if key < 0:
                         payload = bytes(mv[start:end])
+                    elif 0 < length <= _SMALL:
+                        w = (length + 3) >> 2
+                        payload = (
+                            _from_bytes(mv[start:end])
+                            ^ (key * _REPEAT[w]) >> (((w << 2) - length) << 3)
+                        ).to_bytes(length)
                     else:
-                        payload = apply_mask(mv[start:end], mask)
+                        payload = apply_mask(mv[start:end], key.to_bytes(4))
                     out.append((opcode, payload, fin, rsv1))
                     pos = end
                     continue
@@ -234,11 +266,10 @@ class FrameParser:
                 self._remaining = length
                 self._cur_opcode = opcode
                 self._cur_fin = fin
-                self._mask = mask
+                self._mask = None if key < 0 else key.to_bytes(4)
                 self._mask_off = 0
                 self._rsv1_pending = rsv1
-                pos = self._stream(mv, start, n, out)
-                return pos
+                return self._stream(mv, start, n, out)
 
     def _stream(self, mv: memoryview, pos: int, n: int, out: list[ParsedFrame]) -> int:
         """Deliver the buffered part of the frame being streamed; return the new position."""
@@ -274,21 +305,6 @@ class FrameParser:
                 raise ProtocolError("RSV1 set on a continuation frame")
         if opcode > 2 and (opcode < 8 or opcode > 10):
             raise ProtocolError(f"unknown opcode {opcode:#x}")
-
-    def _check_data_header(self, opcode: int, length: int) -> None:
-        if opcode == CONT:
-            if not self._msg_opcode:
-                raise ProtocolError("continuation frame with no message in progress")
-        elif self._msg_opcode:
-            raise ProtocolError("new data frame while a fragmented message is in progress")
-        limit = self.max_frame_size
-        if limit is not None and length > limit:
-            raise MessageTooBig(f"frame of {length} bytes exceeds the {limit} byte limit")
-        limit = self.max_message_size
-        if limit is not None:
-            total = length if opcode else self._msg_size + length
-            if total > limit:
-                raise MessageTooBig(f"message of {total}+ bytes exceeds the {limit} byte limit")
 
 
 def encode_frame(
