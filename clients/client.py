@@ -1,0 +1,853 @@
+"""GameClient: the asyncio Python client of the game protocol (``protocol/SPEC.md``).
+
+Lifecycle::
+
+    async with GameClient("ws://127.0.0.1:8000/ws", game="arena") as client:
+        async for update in client.updates():       # one per applied delta
+            x = client.world["x"]                   # numpy, dequantized, schema field names
+            client.send_input(dx=1.0, dy=0.0)       # seq 1, 2, 3... (kept until acked)
+
+Contracts:
+
+* :meth:`GameClient.connect` opens the WebSocket (``ws://`` or ``wss://``; ``ssl`` context or
+  ``cafile`` for a custom CA), sends HELLO (``game`` / ``room`` / ``token`` / ``name``) and
+  returns once WELCOME **and** the first full snapshot were applied, within
+  ``connect_timeout`` seconds per attempt. A refusal raises the matching
+  :class:`~clients.errors.JoinRejected` subclass (from the ERROR message or the close code).
+* Every received delta is applied atomically to :attr:`GameClient.world` (a
+  :class:`~clients.world.WorldView` over :class:`protocol.delta.Replica`); then ``on_tick``
+  callbacks run and :meth:`updates` iterators get a :class:`TickUpdate`. Game events go to
+  ``on_event`` and :meth:`events`. Iterator queues are bounded (``queue_size``): a consumer
+  that falls behind loses the oldest items (counted in :attr:`dropped_updates`), never memory.
+* A dropped connection (TCP reset, close 1006/1011/4009, stall) is resumed automatically with
+  the WELCOME resume token (RESUME message), after exponential backoff with full jitter,
+  at most ``max_attempts`` attempts in a row. The player id stays the same; the world restarts
+  from the new full snapshot. Input seqs continue.
+* Nothing ever waits forever: connect and WELCOME have ``connect_timeout``; an open connection
+  that delivers nothing for ``stall_timeout`` seconds (we PING every ``ping_interval``, so a
+  live server always answers) is treated as a drop. A server that sends garbage (not our
+  protocol, RFC 6455 violations, a delta that does not apply twice in a row) ends the client
+  with :class:`~clients.errors.ServerProtocolError`; an intentional close with a code that must
+  not be retried ends it with :class:`~clients.errors.Disconnected`. The terminal error is
+  raised by :meth:`wait_closed`, by the iterators and stored in :attr:`error`.
+* Measurements: :attr:`rtt` (last PING/PONG round trip, s), :attr:`srtt` (smoothed),
+  :attr:`bytes_in_per_s` / :attr:`bytes_out_per_s` (game message payload bytes, refreshed
+  about once per ``ping_interval``), totals in :attr:`stats`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import ssl as ssl_module
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from protocol import messages as M
+from protocol.aio import WebSocket, connect
+from protocol.codes import DeltaError, ErrorCode, MessageError
+from protocol.delta import Delta
+from protocol.errors import ConnectionClosed, HandshakeError, WebSocketError
+
+from .errors import (
+    ClientClosed,
+    ClientError,
+    ConnectionLost,
+    ConnectTimeout,
+    Disconnected,
+    ServerProtocolError,
+    ServerStalled,
+    join_error,
+)
+from .prediction import AckTracker
+from .world import WorldView
+
+__all__ = ["Backoff", "ClientStats", "GameClient", "GameEvent", "TickUpdate"]
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = M.PROTOCOL_VERSION
+
+#: Close codes after which resuming is pointless or forbidden (the server meant it).
+FATAL_CLOSE_CODES = frozenset({1000, 1001, 4000, 4001, 4002, 4003, 4004, 4005, 4006, 4008,
+                               4010, 4011, 4012})
+#: Close codes meaning the server saw our peer violate RFC 6455 / sent undecodable frames.
+PROTOCOL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1009})
+
+
+class Backoff:
+    """Exponential backoff with full jitter ("AWS architecture blog" style), bounded attempts.
+
+    Delay before retry ``n`` (0-based) is uniform in ``[0, min(cap, base * factor**n)]``
+    (``jitter=True``) or exactly that bound (``jitter=False``). Iterating yields at most
+    ``max_attempts`` delays. ``rng`` makes it reproducible in tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        base: float = 0.1,
+        factor: float = 2.0,
+        cap: float = 5.0,
+        max_attempts: int = 6,
+        jitter: bool = True,
+        rng: random.Random | None = None,
+    ) -> None:
+        if base < 0 or factor < 1 or cap < 0 or max_attempts < 0:
+            raise ValueError("Backoff needs base >= 0, factor >= 1, cap >= 0, max_attempts >= 0")
+        self.base, self.factor, self.cap = base, factor, cap
+        self.max_attempts = max_attempts
+        self.jitter = jitter
+        self.rng = rng or random.Random()
+
+    def delay(self, attempt: int) -> float:
+        """The delay (seconds) before retry number ``attempt`` (0-based)."""
+        bound = min(self.cap, self.base * self.factor ** min(attempt, 64))
+        return self.rng.uniform(0.0, bound) if self.jitter else bound
+
+    def __iter__(self) -> Iterator[float]:
+        for n in range(self.max_attempts):
+            yield self.delay(n)
+
+
+@dataclass(frozen=True, slots=True)
+class TickUpdate:
+    """One applied delta: the replica is now at ``tick``.
+
+    ``prev_tick`` is the tick before (None after a full snapshot, ``full`` True), ``missed``
+    the send ticks skipped between the two (0 normally), ``received_at`` the client clock
+    (seconds) when the message arrived.
+    """
+
+    tick: int
+    prev_tick: int | None
+    full: bool
+    missed: int
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class GameEvent:
+    """A game EVENT: ``kind``, ``data`` (any msgpack value), at ``tick`` (client's view)."""
+
+    kind: str
+    data: Any
+    tick: int
+
+
+@dataclass(slots=True)
+class ClientStats:
+    """Cumulative counters (payload bytes of game messages, not WebSocket framing)."""
+
+    messages_in: int = 0
+    bytes_in: int = 0
+    messages_out: int = 0
+    bytes_out: int = 0
+    deltas: int = 0
+    full_snapshots: int = 0
+    tick_gaps: int = 0
+    inputs: int = 0
+    inputs_dropped: int = 0
+    events: int = 0
+    errors: int = 0
+    reconnects: int = 0
+    connect_attempts: int = 0
+    resyncs: int = 0
+    unknown_messages: int = 0
+    server_errors: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=16))
+
+
+class _Subscriber:
+    """A bounded queue feeding one async iterator (drop-oldest on overflow)."""
+
+    __slots__ = ("dropped", "items", "waiter")
+
+    def __init__(self, size: int) -> None:
+        self.items: deque[Any] = deque(maxlen=size)
+        self.waiter: asyncio.Future[None] | None = None
+        self.dropped = 0
+
+    def push(self, item: Any) -> None:
+        if len(self.items) == self.items.maxlen:
+            self.dropped += 1
+        self.items.append(item)
+        self.wake()
+
+    def wake(self) -> None:
+        w = self.waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+
+class _Drop(Exception):
+    """Internal: the current connection is gone; ``error`` says why (retry decided later)."""
+
+    def __init__(self, error: ClientError, *, retry: bool) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry = retry
+
+
+def _ssl_context(
+    ssl: ssl_module.SSLContext | None, cafile: str | None
+) -> ssl_module.SSLContext | None:
+    if ssl is not None:
+        return ssl
+    if cafile is not None:
+        return ssl_module.create_default_context(cafile=cafile)
+    return None
+
+
+class GameClient:
+    """One player's connection to a game server. See the module docstring for the contract.
+
+    Parameters (times in seconds): ``url`` ``ws://host:port/ws`` or ``wss://``; ``game`` /
+    ``room`` what to join (a room id wins; neither: the server's default game); ``token``
+    for the server's auth hook; ``name`` display name; ``ssl`` / ``cafile`` TLS trust for
+    ``wss://``; ``connect_timeout`` per attempt (TCP + TLS + upgrade + WELCOME + snapshot);
+    ``stall_timeout`` silence that counts as a dead connection; ``ping_interval`` PING period
+    (also the bandwidth-rate refresh); ``reconnect`` and ``backoff`` (max attempts, delays);
+    ``retry_connect`` whether the first :meth:`connect` also retries transport failures;
+    ``on_tick(client, update)`` / ``on_event(client, event)`` callbacks (sync, must be quick);
+    ``queue_size`` bound of each iterator queue; ``clock`` monotonic seconds.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        game: str | None = None,
+        room: str | None = None,
+        token: str | None = None,
+        name: str | None = None,
+        ssl: ssl_module.SSLContext | None = None,
+        cafile: str | None = None,
+        connect_timeout: float = 10.0,
+        stall_timeout: float = 10.0,
+        ping_interval: float = 1.0,
+        close_timeout: float = 2.0,
+        reconnect: bool = True,
+        retry_connect: bool = False,
+        backoff: Backoff | None = None,
+        on_tick: Callable[[GameClient, TickUpdate], None] | None = None,
+        on_event: Callable[[GameClient, GameEvent], None] | None = None,
+        queue_size: int = 256,
+        max_pending_inputs: int = 1024,
+        max_message_size: int = 16 * 2**20,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if stall_timeout <= 0 or connect_timeout <= 0 or ping_interval <= 0:
+            raise ValueError("timeouts and ping_interval must be > 0 seconds")
+        self.url = url
+        self.game = game
+        self.room_id = room
+        self.token = token
+        self.name = name
+        self._ssl = _ssl_context(ssl, cafile)
+        self.connect_timeout = connect_timeout
+        self.stall_timeout = stall_timeout
+        self.ping_interval = min(ping_interval, stall_timeout / 2)
+        self.close_timeout = close_timeout
+        self.reconnect = reconnect
+        self.retry_connect = retry_connect
+        self.backoff = backoff or Backoff()
+        self._on_tick: list[Callable[[GameClient, TickUpdate], None]] = []
+        self._on_event: list[Callable[[GameClient, GameEvent], None]] = []
+        if on_tick is not None:
+            self._on_tick.append(on_tick)
+        if on_event is not None:
+            self._on_event.append(on_event)
+        self.queue_size = queue_size
+        self.max_message_size = max_message_size
+        self.clock = clock
+
+        # session state (from WELCOME)
+        self.welcome: Any = None
+        self.player: int | None = None
+        self.entity: int | None = None
+        self.room: str | None = None
+        self.tick_rate = 0.0
+        self.send_rate = 0.0
+        self.resume_token: str | None = None
+        self.world: WorldView | None = None
+        self.server_tick = 0
+        """Latest server tick known (from deltas and PONGs)."""
+
+        # inputs
+        self._seq = 0
+        self.pending_inputs: deque[tuple[int, dict[str, Any], float]] = deque(
+            maxlen=max_pending_inputs)
+        """Inputs sent and not yet acknowledged: ``(seq, fields, sent_at)``, oldest first."""
+        self.acks = AckTracker()
+        self.acked_seq = 0
+
+        # measurements
+        self.stats = ClientStats()
+        self.rtt: float | None = None
+        self.srtt: float | None = None
+        self.min_rtt: float | None = None
+        self.bytes_in_per_s = 0.0
+        self.bytes_out_per_s = 0.0
+        self.last_received_at = 0.0
+        """Client clock (s) of the last message received; drives the stall detector."""
+
+        self._ws: WebSocket | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._subs_updates: list[_Subscriber] = []
+        self._subs_events: list[_Subscriber] = []
+        self._closing = False
+        self.error: BaseException | None = None
+        """The terminal error once the client stopped (None after a clean close)."""
+        self._resync_streak = 0
+        self._rate_mark = (0.0, 0, 0)
+        self._closers: set[asyncio.Task[None]] = set()
+
+    # ---------------------------------------------------------------- public API
+
+    @property
+    def connected(self) -> bool:
+        """True while a joined session is open."""
+        ws = self._ws
+        return ws is not None and ws.open and self.world is not None
+
+    @property
+    def tick(self) -> int:
+        """The tick of the replicated world (0 before the first snapshot)."""
+        return self.world.tick if self.world is not None else 0
+
+    @property
+    def dropped_updates(self) -> int:
+        """Updates / events lost by iterator consumers that fell behind."""
+        return sum(s.dropped for s in self._subs_updates + self._subs_events)
+
+    def on_tick(self, fn: Callable[[GameClient, TickUpdate], None]) -> Callable[..., None]:
+        """Register a tick callback (usable as a decorator). Runs after the delta is applied."""
+        self._on_tick.append(fn)
+        return fn
+
+    def on_event(self, fn: Callable[[GameClient, GameEvent], None]) -> Callable[..., None]:
+        """Register an event callback (usable as a decorator)."""
+        self._on_event.append(fn)
+        return fn
+
+    async def __aenter__(self) -> GameClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def connect(self) -> GameClient:
+        """Join (HELLO -> WELCOME -> full snapshot) and start the background receiver.
+
+        Raises :class:`JoinRejected` subclasses, :class:`ConnectTimeout`,
+        :class:`ServerProtocolError`, :class:`ConnectionLost` (transport failure; retried
+        first when ``retry_connect``), :class:`ClientClosed` if already closed.
+        """
+        if self._closing:
+            raise ClientClosed("GameClient.connect() after close()")
+        if self._runner is not None:
+            raise ClientClosed("GameClient.connect() called twice")
+        attempt = 0
+        delays = iter(self.backoff) if self.retry_connect else iter(())
+        while True:
+            try:
+                ws = await self._open_session(resume=False)
+                break
+            except _Drop as drop:
+                if not drop.retry:
+                    raise drop.error from None
+                delay = next(delays, None)
+                if delay is None:
+                    if attempt == 0:
+                        raise drop.error from None
+                    raise ConnectionLost(
+                        f"could not connect after {attempt + 1} attempts: {drop.error}",
+                        code=drop.error.code) from None
+                attempt += 1
+                await asyncio.sleep(delay)
+        self._runner = asyncio.get_running_loop().create_task(self._run(ws))
+        return self
+
+    def send_input(self, **fields: Any) -> int:
+        """Send one INPUT with the next seq (1, 2, 3...) and return that seq.
+
+        The input is kept in :attr:`pending_inputs` until an INPUT_ACK covers it. While
+        reconnecting the input cannot be sent: it is dropped (counted in
+        ``stats.inputs_dropped``; its seq is skipped, which the server allows).
+        Raises :class:`ClientClosed` after :meth:`close`.
+        """
+        if self._closing or self._done:
+            raise ClientClosed("send_input() on a closed GameClient") from self.error
+        self._seq += 1
+        seq = self._seq
+        ws = self._ws
+        if ws is None or not ws.open or self.world is None:
+            self.stats.inputs_dropped += 1
+            return seq
+        data = M.encode(M.Input(seq, fields))
+        try:
+            ws.send_nowait(data)
+        except (ConnectionClosed, WebSocketError):
+            self.stats.inputs_dropped += 1
+            return seq
+        st = self.stats
+        st.inputs += 1
+        st.messages_out += 1
+        st.bytes_out += len(data)
+        self.pending_inputs.append((seq, fields, self.clock()))
+        return seq
+
+    @property
+    def next_seq(self) -> int:
+        """The seq the next :meth:`send_input` will use."""
+        return self._seq + 1
+
+    async def updates(self) -> AsyncIterator[TickUpdate]:
+        """Yield a :class:`TickUpdate` per applied delta until the client stops.
+
+        Ends quietly after :meth:`close`; raises the terminal error if the client failed.
+        """
+        async for item in self._iterate(self._subs_updates):
+            yield item
+
+    async def events(self) -> AsyncIterator[GameEvent]:
+        """Yield each :class:`GameEvent` until the client stops (same ending as updates)."""
+        async for item in self._iterate(self._subs_events):
+            yield item
+
+    async def wait_closed(self) -> None:
+        """Wait until the client stopped; raise its terminal error if it failed."""
+        if self._runner is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._runner)
+        if self.error is not None:
+            raise self.error
+
+    async def close(self, *, leave: bool = True) -> None:
+        """Leave the room (LEAVE, then the close handshake) and stop. Idempotent, bounded."""
+        if self._closing:
+            if self._runner is not None:
+                with contextlib.suppress(BaseException):
+                    await self._runner
+            return
+        self._closing = True
+        ws = self._ws
+        if ws is not None and ws.open and leave:
+            with contextlib.suppress(Exception):
+                self._send(ws, M.encode(M.Leave()))
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(BaseException):
+                await self._runner
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(1000, "client closed"), self.close_timeout + 1)
+        if self._closers:
+            await asyncio.gather(*self._closers, return_exceptions=True)
+        self._finish(None)
+
+    # ------------------------------------------------------------- session setup
+
+    async def _open_session(self, *, resume: bool) -> WebSocket:
+        """One attempt: WebSocket + HELLO/RESUME + WELCOME + full snapshot, bounded.
+
+        Raises :class:`_Drop` (retry=True for transport trouble, False for refusals and
+        protocol violations).
+        """
+        self.stats.connect_attempts += 1
+        ws: WebSocket | None = None
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                try:
+                    ws = await connect(
+                        self.url, ssl=self._ssl, open_timeout=None,
+                        max_message_size=self.max_message_size, ping_interval=None,
+                        ping_timeout=None, close_timeout=self.close_timeout,
+                    )
+                except HandshakeError as exc:
+                    raise _Drop(ConnectionLost(
+                        f"WebSocket upgrade refused by the server (HTTP {exc.status}): {exc}",
+                        code=exc.status), retry=exc.status >= 500) from None
+                except (OSError, ConnectionError) as exc:
+                    raise _Drop(ConnectionLost(f"cannot connect to {self.url}: {exc}"),
+                                retry=True) from None
+                if resume:
+                    assert self.resume_token is not None
+                    hello = M.encode(M.Resume(self.resume_token))
+                else:
+                    hello = M.encode(M.Hello(game=self.game,
+                                             room=self.room_id, token=self.token,
+                                             name=self.name))
+                self._send(ws, hello)
+                early_events: list[Any] = []
+                welcome = None
+                while True:
+                    data = await self._recv_join(ws)
+                    msg = self._decode(data)
+                    if isinstance(msg, M.Welcome):
+                        welcome = msg
+                        self._on_welcome(msg)
+                    elif isinstance(msg, Delta):
+                        if welcome is None:
+                            raise _Drop(ServerProtocolError(
+                                "server sent a DELTA before WELCOME"), retry=False)
+                        assert self.world is not None
+                        self._apply_first(msg)
+                        break
+                    elif isinstance(msg, M.Error):
+                        self._server_error(msg)
+                    else:
+                        early_events.append(msg)
+        except TimeoutError:
+            if ws is not None:
+                self._close_later(ws, 1001, "join timeout")
+            raise _Drop(ConnectTimeout(
+                f"no WELCOME and snapshot from {self.url} within {self.connect_timeout}s"),
+                retry=True) from None
+        except _Drop:
+            if ws is not None:
+                self._close_later(ws, 1000, "join failed")
+            raise
+        except BaseException:
+            if ws is not None:
+                self._close_later(ws, 1001, "cancelled")
+            raise
+        self._ws = ws
+        now = self.clock()
+        self._rate_mark = (now, self.stats.bytes_in, self.stats.bytes_out)
+        for msg in early_events:
+            self._dispatch(msg, now)
+        return ws
+
+    async def _recv_join(self, ws: WebSocket) -> bytes:
+        try:
+            data = await ws.recv()
+        except ConnectionClosed as exc:
+            raise self._close_drop(exc.code, exc.reason) from None
+        return self._account(data)
+
+    def _on_welcome(self, w: Any) -> None:
+        self.welcome = w
+        self.player = int(w.player)
+        self.entity = int(w.entity) if w.entity else None
+        self.room = w.room
+        self.game = w.game
+        self.tick_rate = float(w.tick_rate)
+        self.send_rate = float(w.send_rate)
+        self.resume_token = w.resume
+        self.server_tick = int(w.tick)
+        if self.world is None or self.world.schema != w.schema:
+            self.world = WorldView(w.schema)
+        self._last_full = True
+
+    def _apply_first(self, delta: Delta) -> None:
+        if delta.base_tick is not None:
+            raise _Drop(ServerProtocolError(
+                "the first DELTA after WELCOME is not a full snapshot"), retry=False)
+        self._apply(delta, self.clock())
+
+    # ---------------------------------------------------------------- running
+
+    async def _run(self, ws: WebSocket) -> None:
+        """Supervise: receive on the current connection, reconnect on drops, stop on errors."""
+        try:
+            while True:
+                try:
+                    await self._serve_connection(ws)
+                    return  # only on close()
+                except _Drop as drop:
+                    if self._closing:
+                        return
+                    self._ws = None
+                    self._close_later(ws, 1001, "dropped")
+                    if not (drop.retry and self.reconnect and self.resume_token):
+                        raise drop.error from None
+                    log.info("game client dropped (%s); resuming", drop.error)
+                    ws = await self._resume(drop.error)
+        except asyncio.CancelledError:
+            if not self._closing:
+                self._finish(ConnectionLost("GameClient task cancelled"))
+            raise
+        except ClientError as exc:
+            self._finish(exc)
+        except Exception as exc:  # a bug (ours or a callback's): surface it, never hang
+            log.exception("GameClient failed")
+            self._finish(exc)
+
+    async def _resume(self, cause: ClientError) -> WebSocket:
+        """RESUME with backoff. The attempt budget spans consecutive drops: it is refilled
+        only once a resumed session delivers an incremental delta, so a server that accepts
+        the RESUME and drops us again right away cannot keep the client looping forever."""
+        last: ClientError = cause
+        backoff = self.backoff
+        while self._attempts_in_row < backoff.max_attempts:
+            delay = backoff.delay(self._attempts_in_row)
+            self._attempts_in_row += 1
+            await asyncio.sleep(delay)
+            try:
+                ws = await self._open_session(resume=True)
+            except _Drop as drop:
+                if not drop.retry:
+                    raise drop.error from None
+                last = drop.error
+                continue
+            self.stats.reconnects += 1
+            log.info("game client resumed as player %s (attempt %d)", self.player,
+                     self._attempts_in_row)
+            return ws
+        raise ConnectionLost(
+            f"connection lost and not resumed after {backoff.max_attempts} attempts "
+            f"(last: {last})", code=last.code)
+
+    _attempts_in_row = 0
+
+    async def _serve_connection(self, ws: WebSocket) -> None:
+        """Receive and dispatch until the connection ends; raises :class:`_Drop` (or returns
+        when we are closing). The monitor cancels this task when the server stalls."""
+        me = asyncio.current_task()
+        assert me is not None
+        self._stall_drop = None
+        monitor = asyncio.get_running_loop().create_task(self._monitor(ws, me))
+        try:
+            recv = ws.recv
+            account = self._account
+            decode = self._decode
+            dispatch = self._dispatch
+            clock = self.clock
+            while True:
+                try:
+                    data = await recv()
+                except ConnectionClosed as exc:
+                    if self._closing:
+                        return
+                    raise self._close_drop(exc.code, exc.reason) from None
+                except asyncio.CancelledError:
+                    drop = self._stall_drop
+                    if drop is None or self._closing:
+                        raise
+                    me.uncancel()
+                    raise drop from None
+                dispatch(decode(account(data)), clock())
+        finally:
+            monitor.cancel()
+
+    _stall_drop: _Drop | None = None
+
+    async def _monitor(self, ws: WebSocket, receiver: asyncio.Task[Any]) -> None:
+        """PING every ``ping_interval``; refresh rates; detect a stall (nothing received for
+        ``stall_timeout``): then cancel ``receiver`` with the reason in ``_stall_drop``."""
+        interval = self.ping_interval
+        while ws.open:
+            await asyncio.sleep(interval)
+            now = self.clock()
+            t0, bin_, bout = self._rate_mark
+            if now > t0:
+                st = self.stats
+                self.bytes_in_per_s = (st.bytes_in - bin_) / (now - t0)
+                self.bytes_out_per_s = (st.bytes_out - bout) / (now - t0)
+                self._rate_mark = (now, st.bytes_in, st.bytes_out)
+            if now - self.last_received_at > self.stall_timeout:
+                self._stall_drop = _Drop(ServerStalled(
+                    f"no message from the server for {now - self.last_received_at:.1f}s "
+                    f"(stall timeout {self.stall_timeout}s)"), retry=True)
+                receiver.cancel()
+                return
+            with contextlib.suppress(ConnectionClosed, WebSocketError):
+                self._send(ws, M.encode(M.Ping(now)))
+
+    def _close_drop(self, code: int | None, reason: str) -> _Drop:
+        """Map a WebSocket close (code from the server, or ours for its violation)."""
+        err = join_error(code, reason)
+        if err is not None:
+            # the ERROR message usually came first with the same code; prefer its text
+            if self._last_error_text and not reason:
+                err = type(err)(self._last_error_text, code=code)
+            return _Drop(err, retry=False)
+        if code in PROTOCOL_CLOSE_CODES:
+            return _Drop(ServerProtocolError(
+                f"WebSocket protocol failure (close {code}): {reason or 'no reason'}",
+                code=code), retry=False)
+        if code in FATAL_CLOSE_CODES:
+            what = reason or self._last_error_text or "no reason given"
+            return _Drop(Disconnected(f"server closed the session (code {code}): {what}",
+                                      code=code, reason=reason), retry=False)
+        return _Drop(ConnectionLost(f"connection dropped (close {code}): {reason or 'none'}",
+                                    code=code), retry=True)
+
+    _last_error_text = ""
+
+    # ---------------------------------------------------------- receive path
+
+    def _account(self, data: str | bytes) -> bytes:
+        st = self.stats
+        st.messages_in += 1
+        st.bytes_in += len(data)
+        self.last_received_at = self.clock()
+        if type(data) is str:
+            raise _Drop(ServerProtocolError(
+                "server sent a text message (the game protocol is binary only)"), retry=False)
+        return data  # type: ignore[return-value]
+
+    def _decode(self, data: bytes) -> Any:
+        try:
+            return M.decode_server(data, max_size=self.max_message_size)
+        except MessageError as exc:
+            if exc.code == ErrorCode.UNKNOWN_TYPE:
+                # SPEC.md section 1 rule 4: a newer server's message type; ignore it
+                self.stats.unknown_messages += 1
+                log.debug("ignoring server message: %s", exc)
+                return None
+            raise _Drop(ServerProtocolError(
+                f"undecodable game message from the server: {exc}", code=exc.code),
+                retry=False) from None
+
+    def _dispatch(self, msg: Any, now: float) -> None:
+        if type(msg) is Delta:
+            self._apply(msg, now)
+        elif type(msg) is M.InputAck:
+            self._ack(int(msg.seq), int(msg.tick))
+        elif type(msg) is M.Pong:
+            self._pong(msg, now)
+        elif type(msg) is M.Event:
+            self._event(msg)
+        elif type(msg) is M.Error:
+            self._server_error(msg)
+        elif type(msg) is M.Welcome:
+            raise _Drop(ServerProtocolError("unexpected second WELCOME"), retry=False)
+        elif msg is not None:
+            self.stats.unknown_messages += 1
+            log.debug("ignoring unexpected server message %r", type(msg).__name__)
+
+    def _apply(self, delta: Delta, now: float) -> None:
+        world = self.world
+        assert world is not None
+        prev = world.tick if world.ready else None
+        try:
+            world.apply(delta)
+        except DeltaError as exc:
+            self._resync_streak += 1
+            self.stats.resyncs += 1
+            if self._resync_streak >= 2 or not self.resume_token:
+                raise _Drop(ServerProtocolError(
+                    f"server delta does not apply to our replica: {exc}"), retry=False) from None
+            # SPEC.md section 5: drop the connection and RESUME for a full snapshot
+            raise _Drop(ConnectionLost(f"delta did not apply ({exc}); resynchronizing"),
+                        retry=True) from None
+        st = self.stats
+        st.deltas += 1
+        tick = world.tick
+        if tick > self.server_tick:
+            self.server_tick = tick
+        full = delta.base_tick is None
+        missed = 0
+        if full:
+            st.full_snapshots += 1
+            prev = None
+        else:
+            # an incremental delta applied: the stream is sane again
+            self._resync_streak = 0
+            self._attempts_in_row = 0
+        if not full and prev is not None and self.send_rate > 0:
+            step = self.tick_rate / self.send_rate
+            missed = max(0, round((tick - prev) / step) - 1)
+            st.tick_gaps += missed
+        update = TickUpdate(tick, prev, full, missed, now)
+        for fn in self._on_tick:
+            fn(self, update)
+        for sub in self._subs_updates:
+            sub.push(update)
+
+    def _ack(self, seq: int, tick: int) -> None:
+        self.acks.ack(seq, tick)
+        if seq > self.acked_seq:
+            self.acked_seq = seq
+        pend = self.pending_inputs
+        while pend and pend[0][0] <= seq:
+            pend.popleft()
+
+    def _pong(self, msg: Any, now: float) -> None:
+        st = int(msg.st)
+        if st > self.server_tick:
+            self.server_tick = st
+        t = msg.t
+        if isinstance(t, int | float) and not isinstance(t, bool) and math.isfinite(t):
+            rtt = now - float(t)
+            if 0.0 <= rtt < 3600.0:
+                self.rtt = rtt
+                self.srtt = rtt if self.srtt is None else self.srtt + (rtt - self.srtt) / 8
+                if self.min_rtt is None or rtt < self.min_rtt:
+                    self.min_rtt = rtt
+
+    def _event(self, msg: Any) -> None:
+        self.stats.events += 1
+        ev = GameEvent(str(msg.kind), msg.data, self.tick)
+        for fn in self._on_event:
+            fn(self, ev)
+        for sub in self._subs_events:
+            sub.push(ev)
+
+    def _server_error(self, msg: Any) -> None:
+        code, text = int(msg.code), str(msg.message)
+        self.stats.errors += 1
+        self.stats.server_errors.append((code, text))
+        self._last_error_text = text
+        log.debug("server ERROR %d: %s", code, text)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _send(self, ws: WebSocket, data: bytes) -> None:
+        ws.send_nowait(data)
+        self.stats.messages_out += 1
+        self.stats.bytes_out += len(data)
+
+    def _close_later(self, ws: WebSocket, code: int, reason: str) -> None:
+        """Close ``ws`` in the background (bounded by ``close_timeout``), never blocking us."""
+        if ws.closed:
+            return
+        task = asyncio.get_running_loop().create_task(self._close_quietly(ws, code, reason))
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
+
+    async def _close_quietly(self, ws: WebSocket, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ws.close(code, reason), self.close_timeout * 2 + 1)
+
+    def _finish(self, error: BaseException | None) -> None:
+        """The client stopped (``error`` None: closed by us). Wakes every iterator."""
+        if not self._done:
+            self._done = True
+            if error is not None and not self._closing:
+                self.error = error
+                log.info("game client stopped: %s", error)
+        for sub in self._subs_updates + self._subs_events:
+            sub.wake()
+
+    _done = False
+
+    async def _iterate(self, subs: list[_Subscriber]) -> AsyncIterator[Any]:
+        sub = _Subscriber(self.queue_size)
+        subs.append(sub)
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                if sub.items:
+                    yield sub.items.popleft()
+                    continue
+                if self._done or self._closing:
+                    if self.error is not None:
+                        raise self.error
+                    return
+                sub.waiter = loop.create_future()
+                try:
+                    await sub.waiter
+                finally:
+                    sub.waiter = None
+        finally:
+            subs.remove(sub)
