@@ -172,7 +172,7 @@ class Arena(Game):
         self._critters(slots[kind == CRITTER], px, py, psl, dt)
         self._hunters(slots[kind == HUNTER], px, py, psl, dt)
         self._orbs(slots[kind == ORB], px, py, psl)
-        if self._scores_dirty and tick % (2 * self.tick_rate) == 0:
+        if self._scores_dirty and tick % max(1, round(2.0 / dt)) == 0:  # every ~2 seconds
             self._scoreboard()
 
     def _apply_inputs(self, inputs: InputBatch) -> None:

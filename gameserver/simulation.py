@@ -93,8 +93,9 @@ class LogEntry:
     """One recorded call, for deterministic replay.
 
     ``tick`` is the tick the call precedes (it happened after tick ``tick - 1`` completed);
-    ``kind`` is ``"join"`` (``data`` = ``(name, hello)``), ``"leave"`` (``data`` = reason) or
-    ``"input"`` (``seq`` and ``data`` = the validated input dict).
+    ``kind`` is ``"join"`` (``data`` = ``(name, hello)``, hello without its ``"token"``),
+    ``"leave"`` (``data`` = reason) or ``"input"`` (``seq`` and ``data`` = the validated
+    input dict).
     """
 
     tick: int
@@ -243,7 +244,9 @@ class Simulation:
         if self.full:
             raise RoomFull(f"room full ({self.game_cls.max_players} players)")
         hello_d = dict(hello or {})
-        self._log(LogEntry(self.tick + 1, "join", player_id, 0, (name, hello_d)))
+        # An auth token is a secret: it is not recorded (a game must not depend on it).
+        logged = {k: v for k, v in hello_d.items() if k != "token"}
+        self._log(LogEntry(self.tick + 1, "join", player_id, 0, (name, logged)))
         player = Player(player_id, str(name), joined_tick=self.tick)
         game = self.game
         game.players[player_id] = player

@@ -280,3 +280,20 @@ def test_bounded_log_reports_incomplete() -> None:
     assert len(sim.input_log) == 3
     assert not sim.log_complete
     assert not Simulation(Recorder, seed=0).log_complete
+
+
+def test_log_records_calls_in_order_without_tokens() -> None:
+    sim = Simulation(Recorder, seed=0, record=100)
+    sim.join(1, "a", {"name": "a", "token": "s3cret"})
+    sim.queue_input(1, 1, {"dx": 0.5, "fire": 1})
+    with pytest.raises(InputError):
+        sim.queue_input(1, 2, {"dx": 5.0, "fire": False})  # invalid: not logged
+    sim.step()
+    sim.leave(1, "timeout")
+    log = list(sim.input_log)
+    assert [(e.tick, e.kind, e.player) for e in log] == [
+        (1, "join", 1), (1, "input", 1), (2, "leave", 1)]
+    assert log[0].data == ("a", {"name": "a"})
+    assert log[1].seq == 1 and log[1].data == {"dx": 0.5, "fire": True}
+    assert log[2].data == "timeout"
+    assert sim.log_complete
