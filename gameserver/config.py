@@ -56,6 +56,7 @@ class ServerConfig:
     snapshot_ring: int = 64               # recent snapshots kept per room (catch-up baselines)
     high_water: int = 256 * 1024          # bytes buffered on a socket above which it is skipped
     slow_timeout: float = 5.0             # s of continuous skipping before close 4009
+    send_buffer: int | None = None        # kernel SO_SNDBUF per client socket (None: OS)
     max_rooms: int = 1000                 # bound on live rooms per process
     max_connections: int = 10000          # bound on open game connections
     seed: int | None = None               # base RNG seed for rooms (None: random)

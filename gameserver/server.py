@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import ssl
 import sys
 from typing import Any
@@ -131,6 +132,12 @@ class GameServer:
         if len(self.sessions) >= self.config.max_connections:
             await ws.close(1013, "server full")  # RFC 6455 7.4.1 "try again later"
             return
+        if self.config.send_buffer is not None:
+            sock = ws._transport.get_extra_info("socket")
+            if sock is not None:
+                # Bounds the kernel's share of a slow client's backlog, so our high-water
+                # mark (userspace) is what limits it and slow clients are detected sooner.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.send_buffer)
         session = Session(ws, self.rooms)
         self.sessions.add(session)
         try:

@@ -26,7 +26,8 @@ Limits (documented thresholds, per connection):
 * ERROR replies themselves are rate-bounded by those buckets, and small frames are dropped
   when the socket is backed up (bounded memory).
 
-A dropped connection (no LEAVE) keeps the player seated for ``resume_grace`` seconds;
+A connection closed for abuse (4000, 4008) removes its player at once (``on_leave`` reason
+``"kicked"``, no resume). A dropped connection (no LEAVE) keeps the player seated for ``resume_grace`` seconds;
 ``on_leave`` runs only when that grace ends (or on LEAVE).
 """
 
@@ -116,6 +117,9 @@ class Session:
             log.info("closing client code=%d reason=%r peer=%s player=%s",
                      c.code, c.reason, ws.remote_address,
                      self.player.player_id if self.player else None)
+            if c.code in (CloseCode.PROTOCOL_MISUSE, CloseCode.INPUT_FLOOD) and self.player:
+                self.left = True  # kicked: no resume, on_leave runs now
+                self.player.room.remove(self.player, "kicked")
             await ws.close(c.code, c.reason)
         except ConnectionClosed:
             pass

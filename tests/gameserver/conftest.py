@@ -117,6 +117,8 @@ class Client:
     events: list[M.Event] = field(default_factory=list)
     pongs: list[M.Pong] = field(default_factory=list)
     delta_ticks: list[int] = field(default_factory=list)
+    base_ticks: list[int | None] = field(default_factory=list)
+    failure: BaseException | None = None
     seq: int = 0
     reader: asyncio.Task[None] | None = None
     reading: asyncio.Event = field(default_factory=asyncio.Event)
@@ -153,6 +155,11 @@ class Client:
                 async with self.changed:
                     self.changed.notify_all()
         except ConnectionClosed:
+            pass
+        except Exception as exc:  # a decode / apply failure: the test inspects it
+            self.failure = exc
+            raise
+        finally:
             async with self.changed:
                 self.changed.notify_all()
 
@@ -165,6 +172,7 @@ class Client:
             self.replica.apply(msg)
             self.deltas += 1
             self.delta_ticks.append(msg.tick)
+            self.base_ticks.append(msg.base_tick)
             if msg.base_tick is None:
                 self.full_snapshots += 1
         elif isinstance(msg, M.InputAck):
@@ -181,6 +189,8 @@ class Client:
         async def wait() -> None:
             async with self.changed:
                 while not pred():
+                    if self.failure is not None:
+                        raise AssertionError(f"client reader failed: {self.failure!r}")
                     if self.ws.closed and (self.reader is None or self.reader.done()):
                         raise AssertionError(
                             f"connection closed ({self.ws.close_code}) before condition")

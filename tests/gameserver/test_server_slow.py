@@ -1,0 +1,79 @@
+"""Backpressure: a client that stops reading is skipped (server memory stays bounded, the
+other client keeps every send tick), catches up with ONE delta from its own last tick when it
+reads again (its replica then equals the server's snapshot), and a client stuck for longer
+than slow_timeout is closed with 4009."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from gameserver.metrics import parse_text
+
+HW = 64 * 1024
+
+
+def test_slow_client_skip_and_catch_up(kit: Any) -> None:
+    async def main() -> None:
+        async with kit.running(high_water=HW, send_buffer=16384, snapshot_ring=300,
+                               slow_timeout=30) as h:
+            slow = await h.connect(max_queue=2, read_limit=65536)
+            await slow.hello(game="swarm", name="slow")
+            good = await h.join(game="swarm", name="good")
+            await slow.until(lambda: slow.deltas > 3)
+            room = h.server.rooms.rooms[slow.welcome.room]
+            ws = room.players[slow.welcome.player].ws
+            slow.reading.clear()  # stop reading: the aio queue fills, then TCP, then us
+            skips = h.server.metrics.slow_skips
+            good_start, tick_start = good.deltas, room.tick
+            max_buffered = 0
+            while skips.value < 45:  # 1.5 s of skipped send ticks
+                await asyncio.sleep(0.02)
+                max_buffered = max(max_buffered, ws.buffered_bytes)
+            frame_max = 30_000  # a Swarm delta is ~15 KB; acks/events are tiny
+            assert max_buffered <= HW + frame_max, max_buffered
+            # The good client got every send tick meanwhile (send rate == tick rate).
+            await good.until(lambda: good.replica.tick >= room.tick - 1)
+            assert good.deltas - good_start >= room.tick - tick_start - 1
+            last_before = slow.delta_ticks[-1]
+            n_before = slow.deltas
+            slow.reading.set()
+            await slow.until(lambda: slow.replica.tick >= room.tick - 1, timeout=10)
+            ticks = slow.delta_ticks[n_before:]
+            bases = slow.base_ticks[n_before:]
+            jumps = [(b, t) for b, t in zip(bases, ticks) if b is not None and t - b > 1]
+            # Exactly one catch-up delta, based on the client's own last tick.
+            assert len(jumps) == 1, jumps
+            assert jumps[0][0] <= ticks[0] + 60 and jumps[0][1] - jumps[0][0] > 30
+            assert slow.full_snapshots == 1 and slow.failure is None
+            assert jumps[0][0] >= last_before
+            # The replica equals the server's snapshot of the same tick.
+            t = slow.replica.tick
+            assert room.ring[t].equals(slow.replica.snapshot())
+            vals = parse_text(h.server.metrics.render())
+            assert vals["gameserver_slow_client_skips_total"] >= 45
+            assert vals["gameserver_slow_client_evictions_total"] == 0
+            assert not slow.ws.closed
+    kit.run(main())
+
+
+def test_stuck_client_is_evicted(kit: Any) -> None:
+    async def main() -> None:
+        async with kit.running(high_water=HW, send_buffer=16384, slow_timeout=0.5) as h:
+            stuck = await h.connect(max_queue=2, read_limit=65536, close_timeout=1)
+            await stuck.hello(game="swarm", name="stuck")
+            good = await h.join(game="swarm", name="good")
+            await stuck.until(lambda: stuck.deltas > 1)
+            stuck.reading.clear()
+            ev = h.server.metrics.slow_evictions
+            while ev.value < 1:
+                await asyncio.sleep(0.05)
+            room = h.server.rooms.rooms[good.welcome.room]
+            server_ws = room.players[stuck.welcome.player].ws
+            if server_ws is not None:
+                await asyncio.wait_for(server_ws.wait_closed(), 5)
+            # The player stays seated for the resume grace (it may come back).
+            assert stuck.welcome.player in room.players
+            n = good.deltas
+            await good.until(lambda: good.deltas >= n + 3, timeout=2)
+    kit.run(main())
