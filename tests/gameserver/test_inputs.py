@@ -7,6 +7,8 @@ import math
 import msgpack
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gameserver.inputs import I, InputBatch, InputError, InputField, InputSchema
 
@@ -155,3 +157,29 @@ def test_empty_batch() -> None:
     assert len(b.sum("dx")) == 0
     with pytest.raises(ValueError):
         InputBatch(np.zeros(2, np.uint32), np.zeros(1, np.uint32), {})
+
+
+_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=4),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["dx", "dy", "fire", "weapon", "aim", "zz"]), _scalars))
+def test_validate_never_lets_a_bad_value_through(data: dict[str, object]) -> None:
+    try:
+        values = SCHEMA.validate(data)
+    except InputError as exc:
+        assert exc.field is None or exc.field in data or exc.field in SCHEMA
+        return
+    assert set(data) == set(SCHEMA)
+    dx, dy, fire, weapon, aim = values
+    for f in (dx, dy):
+        assert isinstance(f, float) and math.isfinite(f) and -1 <= f <= 1
+    assert isinstance(fire, bool)
+    assert type(weapon) is int and 0 <= weapon <= 3
+    assert type(aim) is int and -180 <= aim <= 180
+    # Whatever passes fits its batch dtype without wrapping.
+    assert np.array([weapon], np.uint8)[0] == weapon

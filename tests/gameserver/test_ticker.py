@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gameserver.ticker import TickClock, TickStats, is_send_tick
 
@@ -146,3 +149,31 @@ def test_send_cadence(rate: int, send: int) -> None:
 
 def test_send_every_third_tick() -> None:
     assert [t for t in range(1, 10) if is_send_tick(t, 60, 20)] == [3, 6, 9]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rate=st.integers(1, 240),
+    catchup=st.integers(1, 8),
+    gaps=st.lists(st.floats(0.0, 0.5), min_size=1, max_size=60),
+)
+def test_clock_invariants_for_any_wakeup_pattern(
+    rate: int, catchup: int, gaps: list[float]
+) -> None:
+    clock = TickClock(rate, max_catchup=catchup)
+    start = 1000.0
+    clock.start(start)
+    now = start
+    ran = 0
+    for gap in gaps:
+        now += gap
+        n = clock.due(now)
+        assert 0 <= n <= catchup
+        ran += n
+        # Never runs a tick before its deadline; never leaves more than one period of
+        # passed deadlines unconsumed.
+        assert clock.deadline(clock.issued - 1) <= now + 1e-9 if clock.issued else True
+        assert clock.next_deadline > now - 1e-9
+    assert ran == clock.stats.ticks
+    assert ran + clock.stats.skipped == clock.issued
+    assert clock.issued == math.floor((now - start) * rate + 1e-6) + 1
