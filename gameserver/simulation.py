@@ -114,7 +114,8 @@ class Simulation:
 
     Parameters: ``game_cls`` the game; ``seed`` (int >= 0) seeds ``game.rng``; ``config`` is
     passed to ``on_create`` (a copy; default ``{}``); ``tick_rate`` overrides the game's
-    default (1..240 Hz; ``dt = 1 / tick_rate``); ``max_queued`` / ``max_queued_per_player``
+    default (1..240 Hz; ``dt = 1 / tick_rate``); ``max_players`` overrides the game's room
+    capacity; ``max_queued`` / ``max_queued_per_player``
     bound the input queue (module docstring); ``record`` keeps the last ``record`` calls in
     :attr:`input_log` (0: off; replay needs the log from the start, see ``log_complete``);
     ``clock`` measures work time only.
@@ -133,6 +134,7 @@ class Simulation:
         seed: int,
         config: Mapping[str, Any] | None = None,
         tick_rate: int | None = None,
+        max_players: int | None = None,
         max_queued: int = 4096,
         max_queued_per_player: int = 32,
         record: int = 0,
@@ -144,6 +146,9 @@ class Simulation:
         rate = game_cls.tick_rate if tick_rate is None else tick_rate
         if isinstance(rate, bool) or not isinstance(rate, int) or not 1 <= rate <= 240:
             raise ValueError(f"tick_rate must be an int in 1..240, got {rate!r}")
+        cap = game_cls.max_players if max_players is None else max_players
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+            raise ValueError(f"max_players must be an int >= 1, got {cap!r}")
         if max_queued < 1 or max_queued_per_player < 1:
             raise ValueError("input queue bounds must be >= 1")
         if record < 0:
@@ -152,6 +157,7 @@ class Simulation:
         self.seed = seed
         self.config: dict[str, Any] = dict(config or {})
         self.tick_rate = rate
+        self.max_players = cap
         self.dt = 1.0 / rate
         self.tick = 0
         self.acks: dict[int, int] = {}
@@ -223,7 +229,7 @@ class Simulation:
 
     @property
     def full(self) -> bool:
-        return len(self.players) >= self.game_cls.max_players
+        return len(self.players) >= self.max_players
 
     # -- players ---------------------------------------------------------------------------
 
@@ -242,7 +248,7 @@ class Simulation:
         if player_id in self.players:
             raise ValueError(f"player {player_id} already in the room")
         if self.full:
-            raise RoomFull(f"room full ({self.game_cls.max_players} players)")
+            raise RoomFull(f"room full ({self.max_players} players)")
         hello_d = dict(hello or {})
         # An auth token is a secret: it is not recorded (a game must not depend on it).
         logged = {k: v for k, v in hello_d.items() if k != "token"}

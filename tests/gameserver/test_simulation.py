@@ -81,6 +81,12 @@ def test_join_reject_and_full() -> None:
         sim.join(13, "dee")
     with pytest.raises(ValueError):
         sim.join(12, "again")
+    small = Simulation(Recorder, seed=0, max_players=1)
+    small.join(1, "a")
+    with pytest.raises(RoomFull, match="1 players"):
+        small.join(2, "b")
+    with pytest.raises(ValueError):
+        Simulation(Recorder, seed=0, max_players=0)
     for bad in (0, 2**32, -1):
         with pytest.raises(ValueError):
             Simulation(Recorder, seed=0).join(bad, "x")
