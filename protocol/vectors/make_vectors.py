@@ -1,0 +1,553 @@
+"""Generate the language-neutral test vectors in this directory (SPEC.md section 9).
+
+Run from the repository root: ``python protocol/vectors/make_vectors.py`` (rewrites the JSON
+files); ``tests/protocol/test_vectors.py`` checks the committed files equal a fresh
+:func:`build` so they cannot go stale. Data is built arithmetically (no RNG), so the output
+is identical on every machine.
+
+Files:
+
+- ``messages.json``: control messages: ``hex`` (the encoded bytes) and ``value`` (the msgpack
+  value as JSON: the array ``[type, body]``).
+- ``messages_invalid.json``: bytes a receiver must refuse, with the ERROR code (1 malformed,
+  2 unknown type).
+- ``deltas.json``: DELTA cases: ``schema`` (the WELCOME schema map), ``base`` (null or
+  ``{"tick", "ids", "columns"}``: the replica state before), ``hex`` (the DELTA message),
+  ``decoded`` (its elements with bins expanded to numbers), ``expected`` (``tick``, ``ids``,
+  ``columns`` of wire values, and ``values``: real values, ``wire * q`` for quantized fields).
+- ``deltas_invalid.json``: a base state and DELTA bytes that must NOT apply (the replica must
+  stay exactly as it was), with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from protocol.delta import (
+    Delta,
+    DeltaError,
+    Replica,
+    Snapshot,
+    WireField,
+    WireSchema,
+    decode_delta,
+    encode_delta,
+)
+from protocol.messages import (
+    ControlMessage,
+    Error,
+    ErrorCode,
+    Event,
+    Hello,
+    Input,
+    InputAck,
+    Leave,
+    Ping,
+    Pong,
+    Resume,
+    Welcome,
+    encode,
+)
+
+HERE = Path(__file__).resolve().parent
+FORMAT = 1
+
+POS = WireSchema(
+    [
+        WireField("x", "i32", 0.01, "float"),
+        WireField("y", "i32", 0.01, "float"),
+        WireField("hp", "u8", None, "int"),
+        WireField("owner", "u32", None, "player"),
+    ]
+)
+MIXED = WireSchema(
+    [
+        WireField("a", "i16", 0.5, "float"),
+        WireField("n", "i32", None, "int"),
+        WireField("f", "f32", None, "float"),
+        WireField("d", "f64", None, "float"),
+        WireField("on", "u8", None, "bool"),
+        WireField("t", "i8", None, "int"),
+    ]
+)
+
+
+def _snap(schema: WireSchema, ids: list[int], **cols: list[Any]) -> Snapshot:
+    return Snapshot(
+        np.array(ids, np.uint32),
+        {f.name: np.array(cols[f.name], f.np_dtype) for f in schema.fields},
+    )
+
+
+def _ids(slots: list[int], gen: int = 1) -> list[int]:
+    return [s << 8 | gen for s in slots]
+
+
+def _state_json(schema: WireSchema, snap: Snapshot, tick: int) -> dict[str, Any]:
+    return {
+        "tick": tick,
+        "ids": snap.ids.tolist(),
+        "columns": {k: v.tolist() for k, v in snap.columns.items()},
+    }
+
+
+def _expected(schema: WireSchema, r: Replica) -> dict[str, Any]:
+    out = _state_json(schema, r.snapshot(), r.tick or 0)
+    out["values"] = {f.name: r.values(f.name).tolist() for f in schema.fields}
+    return out
+
+
+def _decoded(d: Delta) -> dict[str, Any]:
+    def col(c: Any) -> dict[str, Any]:
+        return {"code": c.code, "values": c.values.tolist()}
+
+    return {
+        "tick": d.tick,
+        "base_tick": d.base_tick,
+        "count": d.count,
+        "despawned": d.despawned.tolist(),
+        "spawned_ids": d.spawned_ids.tolist(),
+        "spawned": [col(c) for c in d.spawned],
+        "groups": [
+            {"mask": g.mask, "rows": g.rows.tolist(), "columns": [col(c) for c in g.columns]}
+            for g in d.groups
+        ],
+    }
+
+
+def _delta_case(
+    name: str,
+    description: str,
+    schema: WireSchema,
+    base: Snapshot | None,
+    base_tick: int,
+    data: bytes,
+) -> dict[str, Any]:
+    r = Replica(schema)
+    if base is not None:
+        r.apply(encode_delta(None, base, tick=base_tick))
+    d = decode_delta(data)
+    r.apply(d)
+    return {
+        "name": name,
+        "description": description,
+        "schema": schema.to_wire(),
+        "base": None if base is None else _state_json(schema, base, base_tick),
+        "hex": data.hex(),
+        "decoded": _decoded(d),
+        "expected": _expected(schema, r),
+    }
+
+
+def _pos_world() -> Snapshot:
+    return _snap(
+        POS,
+        _ids([0, 1, 2, 3, 5]),
+        x=[0, 150, -2000, 123456, 99],
+        y=[0, -150, 700, 5, -99],
+        hp=[100, 100, 50, 1, 255],
+        owner=[0, 1, 2, 0, 3],
+    )
+
+
+def _raw(*elems: Any) -> bytes:
+    return msgpack.packb([17, *elems], use_bin_type=True)
+
+
+def delta_vectors() -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    w0 = _pos_world()
+    out.append(
+        _delta_case(
+            "full_snapshot",
+            "A full snapshot (base_tick nil) of 5 entities; ids gap-coded u16 (slot << 8 | 1).",
+            POS,
+            None,
+            0,
+            encode_delta(None, w0, tick=10),
+        )
+    )
+    out.append(
+        _delta_case(
+            "full_snapshot_empty",
+            "A full snapshot of an empty world: count 0, spawned nil.",
+            POS,
+            None,
+            0,
+            encode_delta(
+                None, Snapshot(w0.ids[:0], {k: v[:0] for k, v in w0.columns.items()}), tick=1
+            ),
+        )
+    )
+    w1 = _snap(
+        POS,
+        _ids([0, 1, 2, 3, 5]),
+        x=[3, 150, -2012, 123456, 99],
+        y=[-4, -150, 709, 5, -99],
+        hp=[100, 100, 50, 1, 255],
+        owner=[0, 1, 2, 0, 3],
+    )
+    out.append(
+        _delta_case(
+            "move_xy",
+            "Rows 0 and 2 move (x and y, quantized 0.01): one group, mask 3, d8 differences.",
+            POS,
+            w0,
+            10,
+            encode_delta(w0, w1, tick=11, base_tick=10),
+        )
+    )
+    out.append(
+        _delta_case(
+            "no_change",
+            "Nothing changed: groups is an empty array; only the tick advances.",
+            POS,
+            w1,
+            11,
+            encode_delta(w1, w1, tick=12, base_tick=11),
+        )
+    )
+    w2 = _snap(
+        POS,
+        [*_ids([0, 2, 3]), 4 << 8 | 1, 1 << 8 | 2, 9 << 8 | 1],
+        x=[3, -2012, 123456, 1, 2, 3],
+        y=[-4, 709, 5, 4, 5, 6],
+        hp=[100, 50, 0, 100, 100, 100],
+        owner=[0, 2, 0, 7, 7, 7],
+    )
+    w2s = _snap(POS, sorted(w2.ids.tolist()), **_sorted_cols(w2))
+    out.append(
+        _delta_case(
+            "spawn_despawn",
+            "Despawn ids 257 and 1281; spawn 3 (one reusing slot 1 with generation 2: id 258); "
+            "row 3 (id 769) hp 1 -> 0 as raw u8. Groups address rows after despawn+spawn.",
+            POS,
+            w1,
+            11,
+            encode_delta(w1, w2s, tick=13, base_tick=11),
+        )
+    )
+    w3 = _snap(
+        POS,
+        w2s.ids.tolist(),
+        x=[
+            c + (d if i in (0, 4) else 0)
+            for i, (c, d) in enumerate(zip(w2s.columns["x"].tolist(), [1, 0, 0, 0, -1, 0]))
+        ],
+        y=[c + (2 if i == 0 else 0) for i, c in enumerate(w2s.columns["y"].tolist())],
+        hp=[c - (30 if i in (1, 5) else 0) for i, c in enumerate(w2s.columns["hp"].tolist())],
+        owner=[c if i != 2 else 70000 for i, c in enumerate(w2s.columns["owner"].tolist())],
+    )
+    out.append(
+        _delta_case(
+            "multiple_groups",
+            "Four change sets: x+y (row 0), x only (row 4), hp only (rows 1, 5), owner (row 2): "
+            "one group per distinct field mask.",
+            POS,
+            w2s,
+            13,
+            encode_delta(w2s, w3, tick=14, base_tick=13),
+        )
+    )
+    # Id gap widths u8 / u16 / u32.
+    for code, ids in (
+        ("u8", [1, 2, 3, 200]),
+        ("u16", [5, 300, 70000]),
+        ("u32", [1, 2**31, 2**32 - 1]),
+    ):
+        snap = _snap(
+            POS, ids, x=[1] * len(ids), y=[-1] * len(ids), hp=[9] * len(ids), owner=[0] * len(ids)
+        )
+        out.append(
+            _delta_case(
+                f"id_gaps_{code}",
+                f"Full snapshot whose id gaps need {code}.",
+                POS,
+                None,
+                0,
+                encode_delta(None, snap, tick=2),
+            )
+        )
+    # Value widths and codes with the MIXED schema.
+    m0 = _snap(
+        MIXED,
+        [1, 2, 3, 4, 5],
+        a=[10000, -10, 20, 3000, -16000],
+        n=[0, 1000, 100000, -5, 7],
+        f=[0.5, -1.25, 3.0, 1e10, -0.0],
+        d=[0.1, 2.5, -1e300, 0.0, 1.0],
+        on=[0, 1, 0, 1, 0],
+        t=[-128, 0, 127, 5, -5],
+    )
+    out.append(
+        _delta_case(
+            "mixed_full",
+            "Full snapshot with i16 quantized (q 0.5), i32, f32, f64, bool and i8 fields; raw "
+            "columns use the smallest code holding the values (e.g. i8 for small i32 values).",
+            MIXED,
+            None,
+            0,
+            encode_delta(None, m0, tick=100),
+        )
+    )
+    m1 = _snap(
+        MIXED,
+        [1, 2, 3, 4, 5],
+        a=[10001, -10, 20, 3100, -16000],
+        n=[100, 1000, 101000, -5, 7],
+        f=[0.75, -1.25, 3.0, 1e10, -0.0],
+        d=[0.1, 2.5, -1e300, 0.0, 2.0],
+        on=[0, 1, 0, 1, 0],
+        t=[-128, 0, 127, 5, -5],
+    )
+    out.append(
+        _delta_case(
+            "value_widths",
+            "Changed values: a by +1 and +100 (d8 beats raw u16), n 0 -> 100 (raw u8 beats d8 tie) "
+            "and +1000 (d16 beats raw u32), f32 and f64 raw.",
+            MIXED,
+            m0,
+            100,
+            encode_delta(m0, m1, tick=101, base_tick=100),
+        )
+    )
+    out.append(
+        _delta_case(
+            "handcrafted_codes",
+            "Hand-built (the Python encoder would pick other codes): d32 and raw u16 on an i32 "
+            "field, i16 raw on an i8 field, u32 raw on a bool field, a u16 row list: every "
+            "decoder must accept any legal code.",
+            MIXED,
+            m0,
+            100,
+            _raw(
+                101,
+                100,
+                5,
+                None,
+                None,
+                [
+                    [2, [0, "u8", b"\x04"], [["d32", np.array([-7, 70000], "<i4").tobytes()]]],
+                    [2, [1, "u8", b""], [["u16", np.array([65535], "<u2").tobytes()]]],
+                    [32, [2, "u8", b"\x01"], [["i16", np.array([-3, 3], "<i2").tobytes()]]],
+                    [16, [3, "u16", b""], [["u32", np.array([0], "<u4").tobytes()]]],
+                ],
+            ),
+        )
+    )
+    return out
+
+
+def _sorted_cols(s: Snapshot) -> dict[str, list[Any]]:
+    order = np.argsort(s.ids, kind="stable")
+    return {k: v[order].tolist() for k, v in s.columns.items()}
+
+
+def invalid_delta_vectors() -> list[dict[str, Any]]:
+    base = _pos_world()
+    good = encode_delta(
+        base,
+        _snap(
+            POS,
+            base.ids.tolist(),
+            x=[1, 150, -2000, 123456, 99],
+            y=[0, -150, 700, 5, -99],
+            hp=[100, 100, 50, 1, 255],
+            owner=[0, 1, 2, 0, 3],
+        ),
+        tick=11,
+        base_tick=10,
+    )
+    cases = [
+        (
+            "wrong_base_tick",
+            "base_tick 9 but the replica is at tick 10",
+            _raw(11, 9, 5, None, None, []),
+        ),
+        ("truncated", "the last byte of a valid delta is missing", good[:-1]),
+        ("trailing_bytes", "a valid delta followed by an extra byte", good + b"\x00"),
+        (
+            "despawn_unknown",
+            "despawns id 1025 (slot 4), which the replica does not have",
+            _raw(11, 10, 4, [1025, "u8", b""], None, []),
+        ),
+        (
+            "spawn_existing",
+            "spawns id 1 which is already present",
+            _raw(11, 10, 6, None, [[1, "u8", b""], [["u8", b"\x00"]] * 4], []),
+        ),
+        (
+            "count_mismatch",
+            "count says 6 but the state has 5 entities",
+            _raw(11, 10, 6, None, None, []),
+        ),
+        (
+            "zero_gap",
+            "row list with a zero gap (not strictly ascending)",
+            _raw(11, 10, 5, None, None, [[4, [0, "u8", b"\x00"], [["u8", b"\x01\x02"]]]]),
+        ),
+        (
+            "row_out_of_range",
+            "row 5 of 5 entities",
+            _raw(11, 10, 5, None, None, [[4, [5, "u8", b""], [["u8", b"\x01"]]]]),
+        ),
+        (
+            "length_mismatch",
+            "2 rows but 1 value",
+            _raw(11, 10, 5, None, None, [[4, [0, "u8", b"\x01"], [["u8", b"\x01"]]]]),
+        ),
+        (
+            "bin_not_multiple",
+            "a d16 column of 3 bytes",
+            _raw(11, 10, 5, None, None, [[1, [0, "u8", b""], [["d16", b"\x01\x00\x00"]]]]),
+        ),
+        (
+            "value_out_of_range",
+            "raw 256 (u16 code) for a u8 field",
+            _raw(11, 10, 5, None, None, [[4, [0, "u8", b""], [["u16", b"\x00\x01"]]]]),
+        ),
+        (
+            "diff_overflow",
+            "hp 255 + 1 overflows u8",
+            _raw(11, 10, 5, None, None, [[4, [4, "u8", b""], [["d8", b"\x01"]]]]),
+        ),
+        (
+            "mask_beyond_fields",
+            "mask bit 4 with 4 fields",
+            _raw(11, 10, 5, None, None, [[16, [0, "u8", b""], [["u8", b"\x01"]]]]),
+        ),
+        (
+            "unknown_code",
+            "column code 'x8'",
+            _raw(11, 10, 5, None, None, [[4, [0, "u8", b""], [["x8", b"\x01"]]]]),
+        ),
+        (
+            "float_code_on_int",
+            "an f32 column for the i32 field x",
+            _raw(11, 10, 5, None, None, [[1, [0, "u8", b""], [["f32", b"\0\0\0\0"]]]]),
+        ),
+    ]
+    out = []
+    for name, why, data in cases:
+        r = Replica(POS)
+        r.apply(encode_delta(None, base, tick=10))
+        try:
+            r.apply(data)
+        except DeltaError:
+            pass
+        else:
+            raise AssertionError(f"invalid vector {name} applied")
+        out.append(
+            {
+                "name": name,
+                "description": why,
+                "schema": POS.to_wire(),
+                "base": _state_json(POS, base, 10),
+                "hex": data.hex(),
+            }
+        )
+    return out
+
+
+def message_vectors() -> list[dict[str, Any]]:
+    msgs: list[tuple[str, ControlMessage]] = [
+        ("hello", Hello(game="arena", name="bob")),
+        ("hello_minimal", Hello()),
+        ("resume", Resume("r-123")),
+        ("input", Input(7, {"dx": -1.0, "dy": 0.5, "fire": True})),
+        ("ping", Ping(1234.5)),
+        ("leave", Leave()),
+        (
+            "welcome",
+            Welcome(
+                42,
+                "r1",
+                "arena",
+                100,
+                30,
+                30,
+                POS,
+                [{"n": "dx", "t": "f32", "lo": -1, "hi": 1}, {"n": "fire", "t": "bool"}],
+                "resume-token",
+                10.0,
+                entity=1 << 8 | 1,
+            ),
+        ),
+        ("input_ack", InputAck(7, 101)),
+        ("event", Event("hit", {"by": 257, "dmg": 10, "at": [1.5, -2.0]})),
+        ("error", Error(ErrorCode.INVALID_INPUT, "dx out of range")),
+        ("pong", Pong(1234.5, 101)),
+    ]
+    return [
+        {"name": name, "hex": encode(m).hex(), "value": msgpack.unpackb(encode(m))}
+        for name, m in msgs
+    ]
+
+
+def invalid_message_vectors() -> list[dict[str, Any]]:
+    def p(*v: Any) -> bytes:
+        return msgpack.packb(list(v), use_bin_type=True)
+
+    cases = [
+        ("not_msgpack", "0xc1 is never valid msgpack", b"\xc1", 1),
+        ("not_array", "a map at the top level", msgpack.packb({"t": 1}), 1),
+        ("trailing_bytes", "a PING followed by an extra byte", p(4, {"t": 1}) + b"\x00", 1),
+        ("body_not_map", "PING with an array body", p(4, [1]), 1),
+        ("int_key", "map with an integer key", b"\x92\x04\x81\x01\x02", 1),
+        ("ext_type", "an ext value", b"\x92\x04\x81\xa1t\xd4\x05\x00", 1),
+        ("hello_no_version", "HELLO without v", p(1, {"name": "x"}), 1),
+        ("input_seq_zero", "INPUT seq starts at 1", p(3, {"s": 0, "d": {}}), 1),
+        ("input_nested", "INPUT value nested two levels", p(3, {"s": 1, "d": {"a": {"b": 1}}}), 1),
+        ("unknown_type", "type 9 does not exist", p(9, {}), 2),
+    ]
+    return [{"name": n, "description": d, "hex": b.hex(), "error_code": c} for n, d, b, c in cases]
+
+
+def build() -> dict[str, str]:
+    """File name -> JSON text (deterministic)."""
+    files = {
+        "messages.json": (
+            "Control messages: hex bytes and the decoded msgpack value.",
+            message_vectors(),
+        ),
+        "messages_invalid.json": (
+            "Bytes a receiver must refuse, with the ERROR code.",
+            invalid_message_vectors(),
+        ),
+        "deltas.json": (
+            "DELTA messages: schema, base state, bytes, decoded form, state after.",
+            delta_vectors(),
+        ),
+        "deltas_invalid.json": (
+            "DELTA messages that must not apply; the replica must stay unchanged.",
+            invalid_delta_vectors(),
+        ),
+    }
+    return {
+        name: json.dumps(
+            {"format": FORMAT, "spec": "protocol/SPEC.md", "description": desc, "vectors": vecs},
+            indent=1,
+            allow_nan=False,
+        )
+        + "\n"
+        for name, (desc, vecs) in files.items()
+    }
+
+
+def main() -> None:
+    for name, text in build().items():
+        (HERE / name).write_text(text)
+        print(f"wrote {HERE / name}")
+
+
+if __name__ == "__main__":
+    main()
