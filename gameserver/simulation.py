@@ -200,10 +200,15 @@ class Simulation:
     # -- helpers ---------------------------------------------------------------------------
 
     def _call(self, hook: str, fn: Callable[..., None], *args: Any) -> None:
+        """Run a game hook; anything it raises (but ``Reject`` from on_join) is a GameError."""
         try:
             fn(*args)
         except Reject:
-            raise
+            if hook == "on_join":
+                raise
+            exc = RuntimeError("Reject raised outside on_join (only on_join may refuse)")
+            self._dead = GameError(hook, self.tick, exc)
+            raise self._dead from exc
         except Exception as exc:
             self._dead = GameError(hook, self.tick, exc)
             raise self._dead from exc

@@ -48,6 +48,8 @@ class Recorder(Game):
             self.world["x"][slots] += last["dx"]
         if self.config.get("boom") == "tick" and tick == 2:
             raise ZeroDivisionError("boom in tick")
+        if self.config.get("boom") == "reject":
+            raise Reject("not here")
 
 
 def test_create_passes_config_and_seeds_rng() -> None:
@@ -212,6 +214,9 @@ def test_game_error_wraps_and_kills_the_room() -> None:
         sim.step()  # the room is dead
     with pytest.raises(GameError):
         sim.join(2, "b")
+    # Reject is only meaningful in on_join; elsewhere it is a game bug like any other.
+    with pytest.raises(GameError, match="outside on_join"):
+        Simulation(Recorder, seed=0, config={"boom": "reject"}).step()
 
 
 def test_work_time_uses_the_supplied_clock() -> None:
