@@ -26,8 +26,11 @@ from protocol.frames import BINARY, encode_frame
 
 Mask = Callable[[bytes, bytes], bytes]
 
+ws_apply_mask: Mask | None
 try:
-    from websockets.speedups import apply_mask as ws_apply_mask  # type: ignore[import-not-found]
+    from websockets.speedups import apply_mask as _ws_apply_mask
+
+    ws_apply_mask = _ws_apply_mask
 except ImportError:  # pragma: no cover - depends on the environment
     ws_apply_mask = None
 
@@ -36,13 +39,20 @@ def int_path(data: bytes, mask: bytes) -> bytes:
     return masking._mask_int(data, mask, len(data)) if data else b""
 
 
+def numpy_u8_path(data: bytes, mask: bytes) -> bytes:
+    n = len(data)
+    tiled = np.frombuffer(mask * ((n >> 2) + 1), dtype=np.uint8, count=n)
+    return (np.frombuffer(data, dtype=np.uint8) ^ tiled).tobytes()
+
+
 def numpy_path(data: bytes, mask: bytes) -> bytes:
     n = len(data)
     n8 = n & ~7
     out = np.empty(n, dtype=np.uint8)
     key = np.frombuffer(mask * 2, dtype=np.uint64)
-    np.bitwise_xor(np.frombuffer(data, dtype=np.uint64, count=n8 >> 3), key,
-                   out=out[:n8].view(np.uint64))
+    np.bitwise_xor(
+        np.frombuffer(data, dtype=np.uint64, count=n8 >> 3), key, out=out[:n8].view(np.uint64)
+    )
     if n8 != n:
         out[n8:] = np.frombuffer(masking._mask_int(data[n8:], mask, n - n8), dtype=np.uint8)
     return out.tobytes()
@@ -62,14 +72,26 @@ def throughput(fn: Mask, data: bytes, mask: bytes) -> float:
 
 def bench_masking() -> None:
     mask = os.urandom(4)
-    print(f"masking MB/s (numpy threshold = {masking.NUMPY_THRESHOLD} B)")
-    print(f"{'size':>8} {'int':>9} {'numpy':>9} {'ours':>9} {'websockets C':>13} {'ours/ws':>8}")
-    for size in (64, 1024, 4096, 64 * 1024, 1024 * 1024):
+    print(
+        f"masking MB/s (numpy from {masking.NUMPY_THRESHOLD} B, uint64 from "
+        f"{masking.WIDE_THRESHOLD} B)"
+    )
+    print(
+        f"{'size':>8} {'int':>9} {'np uint8':>9} {'np uint64':>9} {'ours':>9}"
+        f" {'websockets C':>13} {'ours/ws':>8}"
+    )
+    for size in (64, 1024, 4096, 16 * 1024, 64 * 1024, 1024 * 1024):
         data = os.urandom(size)
-        expected = ws_apply_mask(data, mask) if ws_apply_mask else masking.apply_mask(data, mask)
+        expected = (
+            ws_apply_mask(data, mask)
+            if ws_apply_mask is not None
+            else masking.apply_mask(data, mask)
+        )
         assert masking.apply_mask(data, mask) == expected == int_path(data, mask)
         assert numpy_path(data, mask) == expected
         a = throughput(int_path, data, mask)
+        assert numpy_u8_path(data, mask) == expected
+        b8 = throughput(numpy_u8_path, data, mask)
         b = throughput(numpy_path, data, mask)
         ours = throughput(masking.apply_mask, data, mask)
         if ws_apply_mask is not None:
@@ -78,7 +100,7 @@ def bench_masking() -> None:
         else:
             ws_cell, ratio = f"{'n/a':>13}", f"{'n/a':>8}"
         label = f"{size // 1024} KiB" if size >= 1024 else f"{size} B"
-        print(f"{label:>8} {a:9.0f} {b:9.0f} {ours:9.0f} {ws_cell} {ratio}")
+        print(f"{label:>8} {a:9.0f} {b8:9.0f} {b:9.0f} {ours:9.0f} {ws_cell} {ratio}")
 
 
 def bench_parse(n: int = 100_000, size: int = 64, chunk: int = 16384) -> None:
@@ -91,13 +113,16 @@ def bench_parse(n: int = 100_000, size: int = 64, chunk: int = 16384) -> None:
         return sum(len(conn.receive_data(c)) for c in chunks)
 
     def theirs() -> int:
+        from websockets.http11 import Request as WsRequest
         from websockets.server import ServerProtocol
 
         from protocol.handshake import client_request, new_key
 
         proto = ServerProtocol(max_size=None)
         proto.receive_data(client_request("localhost", "/", new_key()))
-        proto.send_response(proto.accept(proto.events_received()[0]))
+        request = proto.events_received()[0]
+        assert isinstance(request, WsRequest)
+        proto.send_response(proto.accept(request))
         proto.data_to_send()
         count = 0
         for c in chunks:
