@@ -382,6 +382,18 @@ class Simulation:
         self.game._outbox = []
         return out
 
+    def counters(self) -> dict[str, int]:
+        """Room counters for logs and metrics (all monotonic except players/entities/queued)."""
+        return {
+            "tick": self.tick,
+            "players": len(self.players),
+            "entities": self.world.count,
+            "queued_inputs": self._n,
+            "dropped_inputs": self.dropped_inputs,
+            "stale_inputs": self.stale_inputs,
+            "invalid_inputs": self.invalid_inputs,
+        }
+
     def wire_schema(self) -> Any:
         """The entity schema's wire form holder (``protocol.wireschema.WireSchema``)."""
         return self.world.schema.wire
