@@ -3,8 +3,9 @@
 A behaviour is a class with one method, :meth:`Bot.decide`: given a :class:`BotView` (the
 replicated world's columns, the bot's own entity id, the tick) return an input dict for
 INPUT's ``d`` map, or None to send nothing this time. The swarm calls it at the bot's input
-rate (default: every ``--input-every`` received tick). Keep it cheap and vectorized: hundreds of
-bots share one process.
+rate (default: every ``--input-every`` received tick); fields it leaves out are filled with
+neutral values (:func:`input_defaults`), as the server wants complete inputs. Keep it cheap
+and vectorized: hundreds of bots share one process.
 
 Direction inputs: the built-ins steer with the game's ``dx`` / ``dy`` inputs when it declares
 them (the example arena does: floats in [-1, 1]); for any other input schema they send random
@@ -22,7 +23,17 @@ import numpy as np
 
 from clients.world import WorldView
 
-__all__ = ["BEHAVIORS", "Bot", "BotView", "Chase", "Idle", "RandomWalk", "load_behavior"]
+__all__ = [
+    "BEHAVIORS",
+    "Bot",
+    "BotView",
+    "Chase",
+    "Idle",
+    "RandomWalk",
+    "input_defaults",
+    "load_behavior",
+    "nearest",
+]
 
 
 class BotView:
@@ -61,6 +72,29 @@ class Bot:
     def decide(self, view: BotView) -> dict[str, Any] | None:
         """The input to send now (INPUT ``d`` map), or None for no input."""
         return None
+
+
+def input_defaults(inputs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A neutral value for every declared input field (the server wants complete inputs):
+    False for bools, "" for strs, 0 clamped into ``lo``..``hi`` for numbers."""
+    out: dict[str, Any] = {}
+    for f in inputs:
+        name, t = f.get("n"), f.get("t")
+        if not isinstance(name, str):
+            continue
+        if t == "bool":
+            out[name] = False
+        elif t == "str":
+            out[name] = ""
+        else:
+            lo, hi = f.get("lo"), f.get("hi")
+            v: float = 0
+            if isinstance(lo, int | float) and v < lo:
+                v = lo
+            if isinstance(hi, int | float) and v > hi:
+                v = hi
+            out[name] = float(v) if isinstance(t, str) and t.startswith("f") else int(v)
+    return out
 
 
 def _has_direction(inputs: Sequence[Mapping[str, Any]]) -> bool:

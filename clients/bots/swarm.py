@@ -35,7 +35,7 @@ import numpy as np
 from clients.client import Backoff, GameClient, TickUpdate
 from clients.errors import ClientError
 
-from .behaviors import Bot, BotView, load_behavior
+from .behaviors import Bot, BotView, input_defaults, load_behavior
 from .report import BotStats, ProcessStats, Progress, build_report, format_summary, merge_snapshots
 
 __all__ = ["BotRunner", "SwarmConfig", "run_bots", "run_swarm"]
@@ -79,6 +79,7 @@ class BotRunner:
         "behavior",
         "client",
         "config",
+        "defaults",
         "index",
         "min_offset",
         "process",
@@ -97,6 +98,7 @@ class BotRunner:
         self.view = BotView(index, np.random.default_rng([config.seed, index]))
         self.min_offset = float("inf")
         self.ticks_since_input = 0
+        self.defaults: dict[str, Any] = {}
         self.client = GameClient(
             config.url,
             game=config.game,
@@ -134,7 +136,7 @@ class BotRunner:
         view.entity = client.entity
         d = self.behavior.decide(view)
         if d is not None:
-            client.send_input(**d)
+            client.send_input(**{**self.defaults, **d})
 
     def refresh(self) -> None:
         """Copy the client's counters into the bot's stats (called once per report)."""
@@ -176,6 +178,7 @@ class BotRunner:
             view.player = client.player
             view.entity = client.entity
             view.inputs = tuple(getattr(client.welcome, "inputs", ()) or ())
+            self.defaults = input_defaults(view.inputs)
             self.behavior.setup(view)
             stopper = asyncio.ensure_future(stop.wait())
             ender = asyncio.ensure_future(client.wait_closed())
