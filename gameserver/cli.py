@@ -9,8 +9,8 @@ Options: ``--host`` (default 127.0.0.1), ``--port`` (default 8000; 0 = ephemeral
 ``--tick-rate HZ``, ``--send-rate HZ``, ``--max-players N`` (per room),
 ``--tls-cert FILE --tls-key FILE`` (serve wss:// and https://), ``--origin URL`` (repeatable:
 the Origin allow-list; a refused browser gets HTTP 403), ``--resume-grace S``,
-``--empty-room-ttl S``, ``--hello-timeout S``, ``--seed N``, ``--log-level LEVEL``,
-``--log-format {text,json}``.
+``--empty-room-ttl S``, ``--hello-timeout S``, ``--seed N``, ``--room-config JSON``,
+``--log-level LEVEL``, ``--log-format {text,json}``.
 
 On start it prints one line to stdout, e.g.
 ``gameserver: serving arena at http://127.0.0.1:8000/ (ws at ws://127.0.0.1:8000/ws)``,
@@ -62,6 +62,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hello-timeout", type=float, default=10.0, metavar="S",
                    help="seconds a new connection has to send HELLO (default 10)")
     p.add_argument("--seed", type=int, default=None, help="base RNG seed for rooms")
+    p.add_argument("--room-config", type=json.loads, default={}, metavar="JSON",
+                   help='config passed to every room\'s on_create, e.g. \'{"critters": 1000}\'')
     p.add_argument("--static-root", type=Path, default=None, metavar="DIR",
                    help="folder served over HTTP (default: the installed web client)")
     p.add_argument("--log-level", default="INFO",
@@ -111,6 +113,7 @@ def build_config(ns: argparse.Namespace) -> ServerConfig:
         tls_key=ns.tls_key, origins=tuple(ns.origin) if ns.origin else None,
         resume_grace=ns.resume_grace, empty_room_ttl=ns.empty_room_ttl,
         hello_timeout=ns.hello_timeout, seed=ns.seed, static_root=ns.static_root,
+        room_config=ns.room_config if isinstance(ns.room_config, dict) else {},
     ).check()
 
 

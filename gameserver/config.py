@@ -60,6 +60,7 @@ class ServerConfig:
     max_rooms: int = 1000                 # bound on live rooms per process
     max_connections: int = 10000          # bound on open game connections
     seed: int | None = None               # base RNG seed for rooms (None: random)
+    room_config: Mapping[str, Any] = field(default_factory=dict)  # on_create(config) of rooms
     ping_interval: float | None = 20.0    # WebSocket keepalive ping period (s)
 
     def check(self) -> ServerConfig:

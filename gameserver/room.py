@@ -133,7 +133,8 @@ class Room:
             # The operator's --max-players overrides the class's (the simulation enforces it).
             game_cls = type(game_cls.__name__, (game_cls,), {"max_players": self.capacity,
                                                               "__module__": game_cls.__module__})
-        self.sim = Simulation(game_cls, seed=seed, config={}, tick_rate=self.tick_rate)
+        self.sim = Simulation(game_cls, seed=seed, config=dict(cfg.room_config),
+                              tick_rate=self.tick_rate)
         #: player id -> (last applied input seq, tick it was applied in)
         self.acks: dict[int, tuple[int, int]] = {}
         self.send_rate = min(self.send_rate, self.tick_rate)

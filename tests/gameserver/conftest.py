@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ class Walker(Game):
 
     def on_leave(self, player: Player, reason: str) -> None:
         Walker.left.append((player.id, reason))
+        logging.getLogger("walker").info("on_leave player=%d reason=%s", player.id, reason)
         super().on_leave(player, reason)
 
     def on_tick(self, tick: int, dt: float, inputs: InputBatch) -> None:

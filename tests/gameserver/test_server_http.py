@@ -58,4 +58,23 @@ def test_http_routes(tmp_path: Path, kit: Any) -> None:
             assert status == 200 and headers["content-type"].startswith("text/plain")
             vals = parse_text(body.decode())
             assert vals["gameserver_rooms"] == 1 and vals["gameserver_players"] == 1
+            assert vals["gameserver_connections"] == 1
+            # Counters move: ticks, send ticks, encodes, bytes and messages both ways.
+            await c.input(dx=1.0, dy=0.0)
+            await c.until(lambda: bool(c.acks))
+            vals2 = parse_text((await http(port, get("/metrics")))[2].decode())
+            for name in ("gameserver_ticks_total", "gameserver_send_ticks_total",
+                         "gameserver_delta_encodes_total", "gameserver_bytes_out_total",
+                         "gameserver_messages_out_total", "gameserver_bytes_in_total",
+                         "gameserver_messages_in_total", "gameserver_tick_work_seconds_count",
+                         "gameserver_tick_work_seconds_sum"):
+                assert vals2[name] > vals.get(name, 0) > 0 or (
+                    name.endswith("in_total") and vals2[name] > vals[name]), name
+            assert vals2['gameserver_tick_work_seconds_bucket{le="+Inf"}'] == \
+                vals2["gameserver_tick_work_seconds_count"]
+            assert 0 < vals2['gameserver_tick_work_recent_seconds{quantile="0.5"}'] < 0.033
+            for name in ("gameserver_tick_overruns_total", "gameserver_inputs_dropped_total",
+                         "gameserver_slow_client_skips_total",
+                         "gameserver_slow_client_evictions_total"):
+                assert name in vals2
     kit.run(main())
