@@ -149,6 +149,7 @@ async def connect(
         close_timeout=close_timeout,
     )
     loop = asyncio.get_running_loop()
+    cfg.start(loop)
     proto: ClientProtocol | None = None
 
     def factory() -> ClientProtocol:

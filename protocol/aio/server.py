@@ -182,8 +182,7 @@ class ServerProtocol(WebSocket):
         server.connections.add(self)
         self._start_keepalive()
         task = self._task = self._loop.create_task(self._run_handler(cfg.handler))
-        server._tasks.add(task)
-        task.add_done_callback(server._tasks.discard)
+        server._tasks.add(task)  # _run_handler removes it when done
         self._transport.resume_reading()
         if leftover:
             self.data_received(leftover)
@@ -208,21 +207,30 @@ class ServerProtocol(WebSocket):
     # --------------------------------------------------------------------- handler
 
     async def _run_handler(self, handler: Handler) -> None:
+        """Run the application's handler; close 1000 when it returns, 1011 if it raises."""
         try:
             await handler(self)
+            code, reason = 1000, ""
         except ConnectionClosed:
-            pass
+            code, reason = 1000, ""
         except asyncio.CancelledError:
             self._start_close(1001, "going away")
+            self._handler_done()
             raise
         except Exception:
             log.exception(
                 "ws handler raised, closing 1011 peer=%s path=%s",
                 self.remote_address, self.request.path if self.request else "?",
             )
-            await self.close(1011, "internal error")
-            return
-        await self.close(1000)
+            code, reason = 1011, "internal error"
+        try:
+            await self.close(code, reason)
+        finally:
+            self._handler_done()
+
+    def _handler_done(self) -> None:
+        if self._task is not None:
+            self._cfg.server._tasks.discard(self._task)  # type: ignore[attr-defined]
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -340,6 +348,7 @@ async def serve(
         ping_timeout=ping_timeout,
         close_timeout=close_timeout,
     )
+    cfg.start(loop)
     server = Server()
     cfg.server = server
     cfg.handler = handler

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from ..connection import Connection
     from ..handshake import Request
 
-__all__ = ["Config", "WebSocket", "broadcast"]
+__all__ = ["Config", "Keepalive", "WebSocket", "broadcast"]
 
 log = logging.getLogger("protocol.aio")
 
@@ -69,6 +69,7 @@ class Config:
 
     __slots__ = (
         "close_timeout",
+        "keepalive",
         "max_message_size",
         "max_queue",
         "ping_interval",
@@ -101,6 +102,61 @@ class Config:
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
+        #: Shared keepalive sweep for the connections using this config (None: no pings).
+        self.keepalive: Keepalive | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Bind to ``loop`` (creates the keepalive sweep if pings are enabled)."""
+        if self.ping_interval is not None:
+            self.keepalive = Keepalive(loop, self.ping_interval, self.ping_timeout)
+
+
+class Keepalive:
+    """One periodic timer pinging every connection of a server (instead of one timer each).
+
+    Each member has ``_ka_at``, the loop time of its next keepalive action: send a ping (every
+    ``interval`` seconds after the previous pong) or, when a ping is unanswered, fail the
+    connection with 1011 once ``timeout`` seconds passed. The sweep runs every
+    ``tick = clamp(min(interval, timeout) / 8, 20 ms, 1 s)`` seconds while there are members,
+    so deadlines are honoured within one tick. Cost: one comparison per connection per tick.
+    """
+
+    __slots__ = ("_handle", "_loop", "interval", "members", "tick", "timeout")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, interval: float, timeout: float | None
+    ) -> None:
+        self._loop = loop
+        self.interval = interval
+        self.timeout = timeout
+        self.tick = min(1.0, max(0.02, min(interval, timeout or interval) / 8))
+        self.members: set[WebSocket] = set()
+        self._handle: asyncio.TimerHandle | None = None
+
+    def add(self, ws: WebSocket) -> None:
+        ws._ka_at = self._loop.time() + self.interval
+        self.members.add(ws)
+        if self._handle is None:
+            self._handle = self._loop.call_later(self.tick, self._sweep)
+
+    def discard(self, ws: WebSocket) -> None:
+        self.members.discard(ws)
+
+    def _sweep(self) -> None:
+        self._handle = None
+        members = self.members
+        if not members:
+            return
+        now = self._loop.time()
+        due = [ws for ws in members if ws._ka_at <= now]
+        for ws in due:
+            ws._keepalive_due(now)
+        self._handle = self._loop.call_later(self.tick, self._sweep)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
 
 class WebSocket(asyncio.Protocol):
@@ -120,6 +176,7 @@ class WebSocket(asyncio.Protocol):
         "_closed_fut",
         "_conn",
         "_drain_waiters",
+        "_ka_at",
         "_ka_payload",
         "_loop",
         "_lost",
@@ -133,7 +190,6 @@ class WebSocket(asyncio.Protocol):
         "_transport",
         "_waiter",
         "_write_paused",
-        "remote_address",
         "request",
         "subprotocol",
     )
@@ -157,7 +213,8 @@ class WebSocket(asyncio.Protocol):
         self._drain_waiters: list[asyncio.Future[None]] | None = None
         self._closed_fut: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._ka_payload: bytes | None = None
+        self._ka_payload: bytes | None = None  # keepalive ping waiting for its pong
+        self._ka_at = 0.0  # loop time of the next keepalive action (ping, or pong deadline)
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] | None = None
         self._close_code: int | None = None
         self._close_reason = ""
@@ -165,8 +222,6 @@ class WebSocket(asyncio.Protocol):
         self.request: Request | None = None
         #: The negotiated subprotocol, or None.
         self.subprotocol: str | None = None
-        #: The peer's ``(host, port)`` (from the transport's ``peername``).
-        self.remote_address: Any = None
 
     # ------------------------------------------------------------------ public attributes
 
@@ -192,6 +247,12 @@ class WebSocket(asyncio.Protocol):
     def close_reason(self) -> str:
         """The close reason matching :attr:`close_code` (may be empty)."""
         return self._close_reason
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's address (``(host, port)`` for TCP), from the transport."""
+        t = self._transport
+        return t.get_extra_info("peername") if t is not None else None
 
     @property
     def paused(self) -> bool:
@@ -463,38 +524,33 @@ class WebSocket(asyncio.Protocol):
     # ------------------------------------------------------------------------- keepalive
 
     def _start_keepalive(self) -> None:
-        iv = self._cfg.ping_interval
-        if iv is not None and self._open:
-            self._timer = self._loop.call_later(iv, self._keepalive_ping)
+        ka = self._cfg.keepalive
+        if ka is not None and self._open:
+            ka.add(self)
 
-    def _keepalive_ping(self) -> None:
-        self._timer = None
+    def _keepalive_due(self, now: float) -> None:
+        """Called by the :class:`Keepalive` sweep once ``now >= self._ka_at``."""
         conn = self._conn
         if not self._open or conn is None:
             return
+        cfg = self._cfg
+        if self._ka_payload is not None:  # the pong is overdue
+            log.info("ws keepalive timeout, closing 1011 peer=%s", self.remote_address)
+            self._fail(1011, "keepalive ping timeout")
+            return
         payload = os.urandom(4)
-        self._ka_payload = payload
         conn.send_ping(payload)
         self._transport.write(conn.data_to_send())
-        timeout = self._cfg.ping_timeout
-        if timeout is not None:
-            self._timer = self._loop.call_later(timeout, self._keepalive_expired)
-
-    def _keepalive_expired(self) -> None:
-        self._timer = None
-        if not self._open:
-            return
-        log.info("ws keepalive timeout, closing 1011 peer=%s", self.remote_address)
-        self._fail(1011, "keepalive ping timeout")
+        if cfg.ping_timeout is None:  # never time out: just ping every interval
+            self._ka_at = now + (cfg.ping_interval or 0.0)
+        else:
+            self._ka_payload = payload
+            self._ka_at = now + cfg.ping_timeout
 
     def _on_pong(self, payload: bytes) -> None:
         if self._ka_payload is not None and payload == self._ka_payload:
             self._ka_payload = None
-            if self._open:
-                if self._timer is not None:
-                    self._timer.cancel()
-                    self._timer = None
-                self._start_keepalive()
+            self._ka_at = self._loop.time() + (self._cfg.ping_interval or 0.0)
         pings = self._pings
         if pings:
             entry = pings.pop(payload, None)
@@ -507,7 +563,6 @@ class WebSocket(asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
         t: asyncio.Transport = transport  # type: ignore[assignment]
         self._transport = t
-        self.remote_address = t.get_extra_info("peername")
         limit = self._cfg.write_limit
         t.set_write_buffer_limits(high=limit, low=limit // 4)
 
@@ -574,6 +629,9 @@ class WebSocket(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         self._open = False
+        ka = self._cfg.keepalive
+        if ka is not None:
+            ka.discard(self)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
