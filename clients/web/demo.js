@@ -87,6 +87,7 @@ let scoreboard = []; // [[pid, name, score], ...] from the last "scoreboard" eve
 const toasts = []; // floating texts: {text, color, x, y, born}
 const feed = []; // {text, born}
 const camera = { x: 50, y: 50, ready: false };
+const view = { cx: 50, cy: 50 }; // the clamped view centre actually drawn
 const meDisplay = { x: 0, y: 0, ready: false };
 
 const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
@@ -260,7 +261,7 @@ function fmtBytes(bps) {
 function updateHud() {
   if (!client) return;
   const st = client.stats;
-  const rtt = st.rttSmoothed;
+  const rtt = st.rttMedian;
   ui.ping.textContent = rtt === null ? "–" : `${Math.round(rtt)} ms`;
   const age = st.tickAge;
   ui.age.textContent = age === null ? "–" : `${Math.round(age)} ms`;
@@ -587,10 +588,15 @@ function draw(scene, dt, now) {
   const ck = 1 - Math.exp(-dt / 0.18);
   camera.x += (tx - camera.x) * ck;
   camera.y += (ty - camera.y) * ck;
-  const scale = (Math.min(cssW, cssH) / VIEW_UNITS) * Math.max(1, Math.min(cssW, cssH) / 900);
+  const scale = viewScale();
+  // keep the arena filling the view where it is larger than the view (no wasted screen)
+  const hw = cssW / 2 / scale;
+  const hh = cssH / 2 / scale;
+  const cx = size > 2 * hw ? Math.min(Math.max(camera.x, hw - 2), size - hw + 2) : size / 2;
+  const cy = size > 2 * hh ? Math.min(Math.max(camera.y, hh - 2), size - hh + 2) : size / 2;
   const s = scale * dpr;
-  const ox = canvas.width / 2 - camera.x * s;
-  const oy = canvas.height / 2 - camera.y * s;
+  const ox = canvas.width / 2 - cx * s;
+  const oy = canvas.height / 2 - cy * s;
   const toScreen = (wx, wy) => [(wx * s + ox) / dpr, (wy * s + oy) / dpr];
 
   // floor, grid, walls (world units)
@@ -598,10 +604,10 @@ function draw(scene, dt, now) {
   ctx.fillStyle = COLORS.floor;
   ctx.fillRect(0, 0, size, size);
   ctx.lineWidth = 1 / s * dpr;
-  const x0 = Math.max(0, Math.floor((camera.x - cssW / 2 / scale) / 5) * 5);
-  const x1 = Math.min(size, camera.x + cssW / 2 / scale);
-  const y0 = Math.max(0, Math.floor((camera.y - cssH / 2 / scale) / 5) * 5);
-  const y1 = Math.min(size, camera.y + cssH / 2 / scale);
+  const x0 = Math.max(0, Math.floor((cx - hw) / 5) * 5);
+  const x1 = Math.min(size, cx + hw);
+  const y0 = Math.max(0, Math.floor((cy - hh) / 5) * 5);
+  const y1 = Math.min(size, cy + hh);
   for (const major of [false, true]) {
     ctx.beginPath();
     for (let gx = x0; gx <= x1; gx += 5) {
@@ -635,10 +641,12 @@ function draw(scene, dt, now) {
 
   const { count, x, y, kind, state, angle, hp, owner } = scene;
   const t = now / 1000;
-  const vx0 = camera.x - cssW / 2 / scale - 2;
-  const vx1 = camera.x + cssW / 2 / scale + 2;
-  const vy0 = camera.y - cssH / 2 / scale - 2;
-  const vy1 = camera.y + cssH / 2 / scale + 2;
+  const vx0 = cx - hw - 2;
+  const vx1 = cx + hw + 2;
+  const vy0 = cy - hh - 2;
+  const vy1 = cy + hh + 2;
+  view.cx = cx;
+  view.cy = cy;
   const visible = (i) => x[i] >= vx0 && x[i] <= vx1 && y[i] >= vy0 && y[i] <= vy1;
 
   // orbs: one glow path and one core path for all of them
@@ -794,6 +802,11 @@ function draw(scene, dt, now) {
   drawMinimap(scene, size);
 }
 
+/** CSS pixels per world unit: ~VIEW_UNITS across the shorter side, more on big screens. */
+function viewScale() {
+  return (Math.min(cssW, cssH) / VIEW_UNITS) * Math.max(1, Math.min(cssW, cssH) / 900);
+}
+
 function arrow(px, py, a, r, color) {
   const c = Math.cos(a);
   const s = Math.sin(a);
@@ -841,11 +854,14 @@ function drawMinimap(scene, size) {
     ctx.arc(mx + meDisplay.x * k, my + meDisplay.y * k, 3, 0, Math.PI * 2);
     ctx.fill();
   }
-  // the camera's view rectangle
-  const scale = (Math.min(cssW, cssH) / VIEW_UNITS) * Math.max(1, Math.min(cssW, cssH) / 900);
+  // the camera's view rectangle, clipped to the map
+  const scale = viewScale();
+  const rx0 = Math.max(0, view.cx - cssW / 2 / scale);
+  const ry0 = Math.max(0, view.cy - cssH / 2 / scale);
+  const rx1 = Math.min(size, view.cx + cssW / 2 / scale);
+  const ry1 = Math.min(size, view.cy + cssH / 2 / scale);
   ctx.strokeStyle = "rgba(56,189,248,0.45)";
-  ctx.strokeRect(mx + (camera.x - cssW / 2 / scale) * k, my + (camera.y - cssH / 2 / scale) * k,
-    (cssW / scale) * k, (cssH / scale) * k);
+  if (rx1 > rx0 && ry1 > ry0) ctx.strokeRect(mx + rx0 * k, my + ry0 * k, (rx1 - rx0) * k, (ry1 - ry0) * k);
 }
 
 function roundRect(x, y, w, h, r) {

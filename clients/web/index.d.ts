@@ -162,6 +162,8 @@ export declare class Stats {
   /** last PING->PONG round trip (ms) */
   rtt: number | null;
   rttSmoothed: number | null;
+  /** median of the last 8 RTT samples (ms) */
+  readonly rttMedian: number | null;
   bytesReceived: number;
   bytesSent: number;
   messagesReceived: number;

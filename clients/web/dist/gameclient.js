@@ -2430,6 +2430,7 @@ var Stats = class {
     this.lastTick = null;
     this.lastDeltaAt = null;
     this.reconnects = 0;
+    this._rtts = [];
     this._cap = 512;
     this._t = new Float64Array(this._cap);
     this._b = new Float64Array(this._cap);
@@ -2468,6 +2469,8 @@ var Stats = class {
   pong(sentAt) {
     const rtt = Math.max(0, this._now() - sentAt);
     this.rtt = rtt;
+    this._rtts.push(rtt);
+    if (this._rtts.length > 8) this._rtts.shift();
     this.rttSmoothed = this.rttSmoothed === null ? rtt : this.rttSmoothed + (rtt - this.rttSmoothed) / 8;
   }
   _expire(now) {
@@ -2477,6 +2480,13 @@ var Stats = class {
       this._head = (this._head + 1) % this._cap;
       this._len -= 1;
     }
+  }
+  /** Median of the last 8 RTT samples (ms): robust to one slow sample; null before any. */
+  get rttMedian() {
+    if (!this._rtts.length) return null;
+    const s = this._rtts.slice().sort((a, b) => a - b);
+    const m = s.length >> 1;
+    return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
   }
   /** Received bytes per second over the window. */
   get bytesPerSec() {
@@ -2492,6 +2502,7 @@ var Stats = class {
     return {
       rtt: this.rtt,
       rttSmoothed: this.rttSmoothed,
+      rttMedian: this.rttMedian,
       bytesPerSec: this.bytesPerSec,
       tickAge: this.tickAge,
       lastTick: this.lastTick,
@@ -2710,7 +2721,6 @@ var GameClient = class {
       if (resuming) this._sendRaw(encodeResume(this._resume.token));
       else this._sendRaw(encodeHello(this.opts));
       this._pingTimer = setInterval(() => this._tick(), this.opts.pingInterval);
-      this.ping();
     };
     ws.onmessage = (ev) => {
       if (ws !== this._ws) return;
@@ -2839,6 +2849,7 @@ var GameClient = class {
     this.attempt = 0;
     this.lastServerError = null;
     this._setStatus("connected", sameSession ? "resumed" : "joined");
+    this.ping();
     this._emit("welcome", { welcome: w, resumed: sameSession });
   }
   _onDelta(d) {

@@ -262,7 +262,6 @@ export class GameClient {
       if (resuming) this._sendRaw(encodeResume(this._resume.token));
       else this._sendRaw(encodeHello(this.opts));
       this._pingTimer = setInterval(() => this._tick(), this.opts.pingInterval);
-      this.ping();
     };
     ws.onmessage = (ev) => {
       if (ws !== this._ws) return;
@@ -403,6 +402,7 @@ export class GameClient {
     this.attempt = 0;
     this.lastServerError = null;
     this._setStatus("connected", sameSession ? "resumed" : "joined");
+    this.ping(); // first RTT sample once the server has processed the join
     this._emit("welcome", { welcome: w, resumed: sameSession });
   }
 

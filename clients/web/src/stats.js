@@ -20,6 +20,8 @@ export class Stats {
     /** @type {number | null} */ this.lastTick = null;
     /** @type {number | null} */ this.lastDeltaAt = null;
     this.reconnects = 0;
+    /** @type {number[]} the last 8 RTT samples (ms) */
+    this._rtts = [];
     // Ring of (time, bytes) samples over the rate window; bounded by `_cap` entries.
     this._cap = 512;
     this._t = new Float64Array(this._cap);
@@ -64,6 +66,8 @@ export class Stats {
   pong(sentAt) {
     const rtt = Math.max(0, this._now() - sentAt);
     this.rtt = rtt;
+    this._rtts.push(rtt);
+    if (this._rtts.length > 8) this._rtts.shift();
     this.rttSmoothed = this.rttSmoothed === null ? rtt : this.rttSmoothed + (rtt - this.rttSmoothed) / 8;
   }
 
@@ -74,6 +78,14 @@ export class Stats {
       this._head = (this._head + 1) % this._cap;
       this._len -= 1;
     }
+  }
+
+  /** Median of the last 8 RTT samples (ms): robust to one slow sample; null before any. */
+  get rttMedian() {
+    if (!this._rtts.length) return null;
+    const s = this._rtts.slice().sort((a, b) => a - b);
+    const m = s.length >> 1;
+    return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
   }
 
   /** Received bytes per second over the window. */
@@ -92,6 +104,7 @@ export class Stats {
     return {
       rtt: this.rtt,
       rttSmoothed: this.rttSmoothed,
+      rttMedian: this.rttMedian,
       bytesPerSec: this.bytesPerSec,
       tickAge: this.tickAge,
       lastTick: this.lastTick,

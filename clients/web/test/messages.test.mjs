@@ -70,6 +70,10 @@ test("stats: rtt, bytes per second over the window, tick age", () => {
   s.pong(1100);
   assert.equal(s.rtt, 200);
   assert.equal(s.rttSmoothed, 50 + 150 / 8);
+  assert.equal(s.rttMedian, 125);
+  now = 1400;
+  s.pong(1399);
+  assert.equal(s.rttMedian, 50);
   assert.equal(s.snapshot().lastTick, 42);
   for (let i = 0; i < 10000; i++) s.received(1); // bounded ring
   assert.ok(s.bytesPerSec <= 10000);
