@@ -77,6 +77,9 @@ class State(enum.Enum):
 
 
 _urandom = os.urandom
+# Headers of unmasked final frames with a 7-bit length, indexed by payload length.
+_TEXT_HEADERS = [bytes((0x81, n)) for n in range(126)]
+_BINARY_HEADERS = [bytes((0x82, n)) for n in range(126)]
 
 
 class Connection:
@@ -135,6 +138,8 @@ class Connection:
             self._deflater = Deflater(own_bits, own_nct, deflate.level, deflate.mem_level)
             self._inflater = Inflater(peer_nct)
             self._min_compress = deflate.min_size
+        # Server frames shorter than this are framed inline: unmasked, uncompressed, 7-bit length.
+        self._fast_send = 0 if self._client else min(126, self._min_compress if deflate else 126)
 
     # --- receiving ---------------------------------------------------------------------------
 
@@ -151,8 +156,6 @@ class Connection:
         try:
             for opcode, payload, fin, rsv1 in frames:
                 if opcode == TEXT and fin and not rsv1:
-                    if self._msg_opcode:  # pragma: no cover - the parser forbids this
-                        raise ProtocolError("new data frame while a message is in progress")
                     events.append(TextMessage(decode(payload)))
                 elif opcode == BINARY and fin and not rsv1:
                     events.append(BinaryMessage(payload))
@@ -278,11 +281,18 @@ class Connection:
 
     def send_text(self, data: str) -> None:
         """Queue a text message. Raises :class:`InvalidState` unless the state is ``OPEN``."""
-        self._send_message(TEXT, data.encode("utf-8"))
+        payload = data.encode("utf-8")
+        if len(payload) < self._fast_send and self.state is State.OPEN:
+            self._outbox.append(_TEXT_HEADERS[len(payload)] + payload)
+        else:
+            self._send_message(TEXT, payload)
 
     def send_binary(self, data: bytes | bytearray | memoryview) -> None:
         """Queue a binary message. Raises :class:`InvalidState` unless the state is ``OPEN``."""
-        self._send_message(BINARY, data)
+        if len(data) < self._fast_send and self.state is State.OPEN:
+            self._outbox.append(_BINARY_HEADERS[len(data)] + data)
+        else:
+            self._send_message(BINARY, data)
 
     def send_ping(self, payload: bytes = b"") -> None:
         """Queue a ping (payload at most 125 bytes, else :class:`ValueError`)."""

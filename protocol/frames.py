@@ -157,6 +157,8 @@ class FrameParser:
                 pos = self._stream(mv, pos, n, out)
                 if self._remaining:
                     return pos
+            # Lengths up to `small` pass every size limit: the fast path needs no limit check.
+            small = min(max_frame, max_msg, 125)
             while True:
                 avail = n - pos
                 if avail < 2:
@@ -164,6 +166,33 @@ class FrameParser:
                 b0 = buf[pos]
                 b1 = buf[pos + 1]
                 length = b1 & 0x7F
+                # Fast path (server side): a whole, final, masked text/binary frame of 1..125
+                # bytes, no RSV bits, no fragmented message in progress.
+                if (
+                    (b0 == 0x82 or b0 == 0x81)
+                    and expect_masked
+                    and b1 & 0x80
+                    and 0 < length <= small
+                    and avail >= 6 + length
+                    and not self._msg_opcode
+                ):
+                    start = pos + 6
+                    end = start + length
+                    w = (length + 3) >> 2
+                    out.append(
+                        (
+                            b0 & 0x0F,
+                            (
+                                _from_bytes(mv[start:end])
+                                ^ (_unpack_I(buf, pos + 2)[0] * _REPEAT[w])
+                                >> (((w << 2) - length) << 3)
+                            ).to_bytes(length),
+                            True,
+                            False,
+                        )
+                    )
+                    pos = end
+                    continue
                 opcode = b0 & 0x0F
                 if b0 & 0x70 or (opcode > 2 and (opcode < 8 or opcode > 10)):
                     self._check_rsv_opcode(b0, opcode)
