@@ -82,6 +82,7 @@ class BotRunner:
         "defaults",
         "index",
         "min_offset",
+        "pongs_seen",
         "process",
         "stats",
         "ticks_since_input",
@@ -98,6 +99,7 @@ class BotRunner:
         self.view = BotView(index, np.random.default_rng([config.seed, index]))
         self.min_offset = float("inf")
         self.ticks_since_input = 0
+        self.pongs_seen = 0
         self.defaults: dict[str, Any] = {}
         self.client = GameClient(
             config.url,
@@ -155,6 +157,9 @@ class BotRunner:
         s.errors = cs.errors
         s.connected = c.connected
         s.player = c.player
+        if cs.pongs > self.pongs_seen and c.rtt is not None:
+            self.pongs_seen = cs.pongs
+            self.process.rtt.record(c.rtt)  # one RTT sample per bot per report interval
         if cs.server_errors:
             code, text = cs.server_errors[-1]
             s.last_error = f"ERROR {code}: {text}"
