@@ -15,7 +15,7 @@ See docs/RULES.md for a worked example; in short::
         inputs = InputSchema({"dx": I.float32(-1, 1), "dy": I.float32(-1, 1)})
         max_players = 8
 
-        def on_join(self, player: Player, hello: dict) -> None:
+        def on_join(self, player: Player, hello: dict[str, Any]) -> None:
             if player.name == "":
                 raise Reject("a name is required")
             player.entity = int(self.world.spawn(1, x=self.rng.uniform(0, 100), y=50.0)[0])
@@ -169,7 +169,7 @@ class Game:
     def on_create(self, config: dict[str, Any]) -> None:
         """Called once when the room is created, before any player joins."""
 
-    def on_join(self, player: Player, hello: Mapping[str, Any]) -> None:
+    def on_join(self, player: Player, hello: dict[str, Any]) -> None:
         """A player joins; raise :class:`Reject` to refuse. ``hello`` is the HELLO body."""
 
     def on_leave(self, player: Player, reason: str) -> None:
