@@ -57,6 +57,10 @@ __all__ = ["Config", "Keepalive", "WebSocket", "broadcast"]
 
 log = logging.getLogger("protocol.aio")
 
+#: send_nowait() writes at once when this many bytes are queued (else at the end of the
+#: event-loop iteration, coalescing the messages of one iteration into one write).
+CORK_BYTES = 16 * 1024
+
 # Sentinel handed to a waiting recv() when the receiving side is finished.
 _CLOSED: Any = object()
 
@@ -176,6 +180,7 @@ class WebSocket(asyncio.Protocol):
         "_closed_fut",
         "_conn",
         "_drain_waiters",
+        "_flush_scheduled",
         "_ka_at",
         "_ka_payload",
         "_loop",
@@ -188,6 +193,7 @@ class WebSocket(asyncio.Protocol):
         "_read_paused",
         "_timer",
         "_transport",
+        "_unflushed",
         "_waiter",
         "_write_paused",
         "request",
@@ -211,6 +217,8 @@ class WebSocket(asyncio.Protocol):
         self._read_paused = False
         self._write_paused = False
         self._drain_waiters: list[asyncio.Future[None]] | None = None
+        self._unflushed = 0  # approx. bytes queued in the core's outbox by send_nowait()
+        self._flush_scheduled = False
         self._closed_fut: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._ka_payload: bytes | None = None  # keepalive ping waiting for its pong
@@ -261,9 +269,10 @@ class WebSocket(asyncio.Protocol):
 
     @property
     def buffered_bytes(self) -> int:
-        """Bytes waiting in the transport's write buffer (not yet handed to the kernel)."""
+        """Bytes not yet handed to the kernel: the transport's write buffer plus frames
+        queued by :meth:`send_nowait` in this event-loop iteration (approximate)."""
         t = self._transport
-        return t.get_write_buffer_size() if t is not None else 0
+        return (t.get_write_buffer_size() if t is not None else 0) + self._unflushed
 
     # ---------------------------------------------------------------------- receiving
 
@@ -351,10 +360,16 @@ class WebSocket(asyncio.Protocol):
     # ------------------------------------------------------------------------ sending
 
     def send_nowait(self, data: str | bytes | bytearray | memoryview) -> None:
-        """Frame ``data`` (text if ``str``, else binary) and hand it to the transport now.
+        """Frame ``data`` (text if ``str``, else binary) and queue it for the transport.
 
         Never waits, even above ``write_limit``: check :attr:`paused` if that matters.
         Raises :class:`ConnectionClosed` once a close frame was sent or received.
+
+        Write coalescing: frames sent in the same event-loop iteration are handed to the
+        transport together by a callback scheduled with ``call_soon`` (one ``send(2)``
+        instead of one per message), or at once when ``CORK_BYTES`` are pending. Nothing
+        is delayed past the current iteration, and order with :meth:`write_prepared`,
+        :func:`broadcast`, pongs and the close frame is preserved.
         """
         if not self._open:
             raise self._closed_exc()
@@ -366,7 +381,26 @@ class WebSocket(asyncio.Protocol):
             conn.send_binary(data)
         else:
             raise TypeError(f"send() takes str or bytes-like, not {type(data).__name__}")
-        self._transport.write(conn.data_to_send())
+        pending = self._unflushed + len(data) + 14
+        if pending >= CORK_BYTES:
+            self._unflushed = 0
+            self._transport.write(conn.data_to_send())
+            return
+        self._unflushed = pending
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Hand the frames queued by :meth:`send_nowait` to the transport."""
+        self._flush_scheduled = False
+        if self._unflushed:
+            self._unflushed = 0
+            conn = self._conn
+            if conn is not None and not self._lost:
+                out = conn.data_to_send()
+                if out:
+                    self._transport.write(out)
 
     async def send(self, data: str | bytes | bytearray | memoryview) -> None:
         """Send one message, then wait while the write buffer is above ``write_limit``.
@@ -385,6 +419,8 @@ class WebSocket(asyncio.Protocol):
         only: client frames must be masked individually (RFC 6455 section 5.3).
         """
         if self._open:
+            if self._unflushed:
+                self._flush()
             self._transport.write(frame)
             return True
         return False
@@ -574,9 +610,11 @@ class WebSocket(asyncio.Protocol):
         events = conn.receive_data(data)
         if events:
             self._handle_events(events)
-        out = conn.data_to_send()
-        if out and not self._lost:
-            self._transport.write(out)
+        out = conn.data_to_send()  # pongs, close echo / failure close, and corked sends
+        if out:
+            self._unflushed = 0
+            if not self._lost:
+                self._transport.write(out)
         if conn.should_close_transport():
             self._close_transport()
 
@@ -662,6 +700,8 @@ def broadcast(websockets: Iterable[WebSocket], message: bytes | str) -> int:
     n = 0
     for ws in websockets:
         if ws._open:
+            if ws._unflushed:  # keep order with messages queued by send() this iteration
+                ws._flush()
             ws._transport.write(frame)
             n += 1
     return n

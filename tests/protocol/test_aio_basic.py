@@ -13,6 +13,7 @@ import pytest
 from protocol.aio import WebSocket, broadcast, connect, run, serve
 from protocol.aio.loop import loop_name
 from protocol.errors import ConnectionClosed, HandshakeError
+from protocol.frames import prepare_message
 from protocol.handshake import Headers, Request, Response
 
 
@@ -256,5 +257,31 @@ def test_broadcast_counts_open_connections() -> None:
                 assert await ws.recv() == "tick"
                 assert await ws.recv() == b"\x01\x02"
                 await ws.close()
+
+    run(main())
+
+
+def test_coalesced_sends_keep_order_with_write_prepared_and_broadcast() -> None:
+    async def main() -> None:
+        got_conn: asyncio.Future[WebSocket] = asyncio.get_running_loop().create_future()
+
+        async def hold(ws: WebSocket) -> None:
+            got_conn.set_result(ws)
+            await ws.wait_closed()
+
+        async with await serve(hold, "127.0.0.1", 0) as server:
+            client = await connect(f"ws://127.0.0.1:{server.port}/")
+            ws = await got_conn
+            ws.send_nowait("a")  # queued until the end of this loop iteration...
+            assert ws.buffered_bytes > 0
+            broadcast([ws], "b")  # ...but flushed before a pre-framed write
+            ws.send_nowait("c")
+            assert ws.write_prepared(prepare_message("d"))
+            for i in range(1000):  # > CORK_BYTES in one iteration: written as it goes
+                ws.send_nowait(str(i) * 10)
+            got = [await client.recv() for _ in range(1004)]
+            assert got[:4] == ["a", "b", "c", "d"]
+            assert got[4:] == [str(i) * 10 for i in range(1000)]
+            await client.close()
 
     run(main())
