@@ -55,6 +55,7 @@ __all__ = [
 #: Most field groups the encoder emits; rarer change masks are merged into one group whose
 #: mask is their union (unchanged fields then carry their current value / a zero difference).
 MAX_GROUPS = 16
+_BINCOUNT_LIMIT = 1 << 16
 _U32 = 0xFFFFFFFF
 _ID_CODES = (("u8", 0xFF), ("u16", 0xFFFF), ("u32", _U32))
 # Raw integer codes in order of preference (width, then unsigned first).
@@ -233,31 +234,35 @@ def _encode_groups(
 ) -> list[Any]:
     if not names:
         return []
-    # Per common entity, the bit mask of changed fields (loop over fields, not entities).
+    # Per common entity, which fields changed (loop over fields, never over entities).
     olds: list[np.ndarray] = []
     news: list[np.ndarray] = []
-    mask: np.ndarray | None = None
-    for f, k in enumerate(names):
+    changed: list[np.ndarray] = []
+    for k in names:
         old, new = base.columns[k], cur.columns[k]
         if cur_rows is not None and base_rows is not None:
             old, new = old[base_rows], new[cur_rows]
         olds.append(old)
         news.append(new)
-        changed = _comparable(old) != _comparable(new)
-        bits = changed.astype(np.uint32)
-        if f:
-            bits <<= np.uint32(f)
-        mask = bits if mask is None else mask | bits
-    assert mask is not None
-    idx = np.flatnonzero(mask)
+        changed.append(_comparable(old) != _comparable(new))
+    anyc = changed[0].copy()
+    for c in changed[1:]:
+        anyc |= c
+    idx = np.flatnonzero(anyc)
     if idx.shape[0] == 0:
         return []
-    masks = mask[idx]
+    # Bit mask of changed fields, for the changed entities only.
+    masks = np.zeros(idx.shape[0], np.uint32)
+    for f, c in enumerate(changed):
+        bits = c[idx].astype(np.uint32)
+        if f:
+            bits <<= np.uint32(f)
+        masks |= bits
     lo, hi = int(masks.min()), int(masks.max())
     if lo == hi:
         buckets: list[tuple[int, np.ndarray]] = [(lo, idx)]
     else:
-        buckets = _bucket(idx, masks)
+        buckets = _bucket(idx, masks, hi)
     out: list[Any] = []
     for m, members in buckets:
         rows = members if cur_rows is None else cur_rows[members]
@@ -270,20 +275,25 @@ def _encode_groups(
     return out
 
 
-def _bucket(idx: np.ndarray, masks: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """Group entity indices by identical mask; keep the MAX_GROUPS - 1 most common masks and
-    merge the rest into one group under the union of their masks. Members stay ascending."""
-    uniq, inverse, counts = np.unique(masks, return_inverse=True, return_counts=True)
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.concatenate([[0], np.cumsum(counts)])
+def _bucket(idx: np.ndarray, masks: np.ndarray, hi: int) -> list[tuple[int, np.ndarray]]:
+    """Group entity indices by identical mask, groups in ascending mask order.
+
+    Keeps the MAX_GROUPS - 1 most common masks and merges the rest into one group under the
+    union of their masks. Members stay ascending. Costs O(groups * n): distinct masks are
+    found with a bincount (no sort) when masks are small, which is the common case.
+    """
+    if hi < _BINCOUNT_LIMIT:
+        counts = np.bincount(masks, minlength=hi + 1)
+        uniq = np.flatnonzero(counts)
+        counts = counts[uniq]
+    else:
+        uniq, counts = np.unique(masks, return_counts=True)
     if uniq.shape[0] <= MAX_GROUPS:
-        return [(int(uniq[g]), idx[order[bounds[g] : bounds[g + 1]]]) for g in range(uniq.shape[0])]
-    keep = np.argsort(-counts, kind="stable")[: MAX_GROUPS - 1]
-    kept = np.zeros(uniq.shape[0], np.bool_)
-    kept[keep] = True
-    out = [(int(uniq[g]), idx[order[bounds[g] : bounds[g + 1]]]) for g in np.sort(keep)]
-    rest = ~kept[inverse]
-    out.append((int(np.bitwise_or.reduce(uniq[~kept])), idx[rest]))
+        return [(int(m), idx[masks == m]) for m in uniq]
+    keep = np.sort(uniq[np.argsort(-counts, kind="stable")[: MAX_GROUPS - 1]])
+    out = [(int(m), idx[masks == m]) for m in keep]
+    merged = uniq[~np.isin(uniq, keep)]
+    out.append((int(np.bitwise_or.reduce(merged)), idx[~np.isin(masks, keep)]))
     return out
 
 
