@@ -177,7 +177,7 @@ class Arena(Game):
 
     def _apply_inputs(self, inputs: InputBatch) -> None:
         """Latest dx/dy per player are held until the next input; a boost press is not lost."""
-        if not len(inputs):
+        if not len(inputs) or not len(self._pids):
             return
         last = inputs.latest()  # sorted by player id, like inputs.any()
         i = np.searchsorted(self._pids, last.player)
