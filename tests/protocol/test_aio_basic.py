@@ -285,3 +285,20 @@ def test_coalesced_sends_keep_order_with_write_prepared_and_broadcast() -> None:
             await client.close()
 
     run(main())
+
+
+def test_loop_selection(monkeypatch: pytest.MonkeyPatch) -> None:
+    from protocol.aio import new_event_loop
+
+    for prefer, expected in ((True, "uvloop"), (False, "asyncio")):
+        loop = new_event_loop(prefer)
+        try:
+            assert loop_name(loop) == expected
+        finally:
+            loop.close()
+    monkeypatch.setenv("GAMESERVER_NO_UVLOOP", "1")
+    loop = new_event_loop()
+    try:
+        assert loop_name(loop) == "asyncio"
+    finally:
+        loop.close()
