@@ -38,7 +38,7 @@ from clients.errors import ClientError
 from .behaviors import Bot, BotView, input_defaults, load_behavior
 from .report import BotStats, ProcessStats, Progress, build_report, format_summary, merge_snapshots
 
-__all__ = ["BotRunner", "SwarmConfig", "run_bots", "run_swarm"]
+__all__ = ["BehaviorError", "BotRunner", "SwarmConfig", "run_bots", "run_swarm"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,10 @@ class SwarmConfig:
         base, extra = divmod(self.count, self.procs)
         first = proc * base + min(proc, extra)
         return first, base + (1 if proc < extra else 0)
+
+
+class BehaviorError(ClientError):
+    """A bot's behaviour raised: that bot stops (its failure names the exception)."""
 
 
 class BotRunner:
@@ -136,7 +140,13 @@ class BotRunner:
             return  # not set up yet (the join's first snapshot)
         view.tick = update.tick
         view.entity = client.entity
-        d = self.behavior.decide(view)
+        try:
+            d = self.behavior.decide(view)
+        except Exception as exc:
+            # the behaviour's bug stops this bot only (its client ends with this error,
+            # recorded as the bot's failure); one line, not a traceback per bot
+            raise BehaviorError(f"behaviour {type(self.behavior).__name__} failed: {exc!r}"
+                                ) from exc
         if d is not None:
             client.send_input(**{**self.defaults, **d})
 
@@ -175,7 +185,20 @@ class BotRunner:
             if stop.is_set():
                 return
             t0 = time.monotonic()
-            await client.connect()
+            connecting = asyncio.ensure_future(client.connect())
+            stopper = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait((connecting, stopper), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopper.cancel()
+            if not connecting.done():
+                connecting.cancel()
+                with contextlib.suppress(BaseException):
+                    await connecting
+                self.stats.failure = (f"NotConnected: still connecting when the run ended "
+                                      f"({client.stats.connect_attempts} attempts)")
+                return
+            connecting.result()  # raises the connect failure
             self.process.connect_time.record(time.monotonic() - t0)
             self.stats.connects = 1
             view = self.view
