@@ -189,7 +189,8 @@ def main(argv: list[str]) -> int:
         print(why)
         return 2
     cases = FULL_CASES if "--full" in argv else FAST_CASES
-    workdir = CACHE / ("run-full" if "--full" in argv else "run-fast")
+    # One directory per run: concurrent runs must not share report files.
+    workdir = CACHE / f"run-{'full' if '--full' in argv else 'fast'}-{os.getpid()}"
     t0 = time.monotonic()
     results = run_suite(py27, cases, workdir, timeout=7200)
     print(summarize(results))
