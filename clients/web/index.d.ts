@@ -21,14 +21,19 @@ export declare const PROTOCOL_VERSION: 1;
 export declare const CLIENT_PROTOCOL_CLOSE: 4000;
 
 /** The server sent something that is not the protocol (its fault; never retried). */
-export declare class ProtocolError extends Error {}
+export declare class ProtocolError extends Error {
+  constructor(message: string, code?: number);
+  /** the ERROR code a receiver answers with: 1 malformed, 2 unknown message type */
+  readonly code: number;
+}
 /** A DELTA that is malformed or does not apply to the replica (the server's fault). */
 export declare class DeltaError extends ProtocolError {}
 
 export interface Welcome {
   type: 16; v: number; player: number; entity: number | null; room: string; game: string;
-  tick: number; tick_rate: number; send_rate: number; schema: unknown; inputs: unknown;
-  resume: string | null; resume_grace: number; raw: Record<string, unknown>;
+  tick: number; tick_rate: number; send_rate: number; schema: WireSchema;
+  inputs: { n: string; t: string; lo?: number; hi?: number }[];
+  resume: string; resume_grace: number; raw: Record<string, unknown>;
 }
 export interface DecodedCol { code: string; diff: boolean; values: ArrayLike<number> }
 export interface Delta {
@@ -43,11 +48,25 @@ export type ServerMessage =
   | { type: 18; s: number; t: number }
   | { type: 19; k: string; d: unknown }
   | { type: 20; c: number; m: string }
-  | { type: 21; t: number; st: number | null }
-  | { type: number; unknown: true; body: unknown };
+  | { type: 21; t: number; st: number };
+export type ClientMessage =
+  | { type: 1; v: number; game: string | null; room: string | null; token: string | null; name: string | null }
+  | { type: 2; v: number; token: string }
+  | { type: 3; s: number; d: Record<string, InputValue> }
+  | { type: 4; t: number }
+  | { type: 5 };
+export type Message = ServerMessage | ClientMessage;
 
-/** msgpack-decode one game message (strict, SPEC section 8); throws ProtocolError. */
-export declare function decodeMessage(bytes: Uint8Array): ServerMessage;
+export declare const LIMITS: Readonly<{
+  str: number; token: number; errorMessage: number; inputKeys: number; inputArray: number;
+  eventDepth: number; inputsDepth: number;
+}>;
+
+/**
+ * Decode one game message (strict, SPEC section 8, as protocol/messages.py `decode`);
+ * throws ProtocolError (code 1 malformed, 2 unknown type / wrong direction).
+ */
+export declare function decodeMessage(bytes: Uint8Array, direction?: "any" | "server" | "client"): Message;
 export declare function unpack(bytes: Uint8Array): unknown;
 export declare function encodeMessage(type: number, body?: Record<string, unknown>): Uint8Array;
 export declare function encodeHello(opts?: { game?: string; room?: string; token?: string; name?: string }): Uint8Array;

@@ -338,8 +338,18 @@ def test_malformed_server_data_closes_with_console_error(server: Server, browser
         p.page.route_web_socket(re.compile(r".*/ws$"), route)
         p.open("erin")
         assert injected, "the WebSocket was not routed"
-        # a DELTA whose base tick does not match the replica (the server's fault)
-        injected[0].send(bytes.fromhex("97 11 01 cd 03 e7 00 c0 c0 90".replace(" ", "")))
+        first = p.me()
+        # a DELTA whose base tick does not match the replica: SPEC 5 says resynchronize,
+        # i.e. drop and RESUME (a full snapshot follows); same player afterwards
+        injected[-1].send(bytes.fromhex("97 11 01 cd 03 e7 00 c0 c0 90".replace(" ", "")))
+        p.wait("() => window.gameDemo.client.stats.reconnects >= 1"
+               " && window.gameDemo.client.status === 'connected'"
+               " && window.gameDemo.client.world.tick !== null")
+        assert len(injected) == 2
+        assert p.me()["pid"] == first["pid"]
+        assert any("did not apply" in e for e in p.errors), p.errors
+        # a DELTA that is not even well-formed (6 elements): fatal, the client closes
+        injected[-1].send(bytes.fromhex("96 11 01 c0 00 c0 c0".replace(" ", "")))
         p.wait("() => window.gameDemo.client.status === 'error'")
         assert any("malformed data from the server" in e for e in p.errors), p.errors
         assert not p.page.locator("#message").evaluate("e => e.classList.contains('hidden')")

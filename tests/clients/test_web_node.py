@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -128,4 +129,9 @@ def test_node_suite(tmp_path: Path) -> None:
     )
     tail = (proc.stdout + proc.stderr)[-6000:]
     assert proc.returncode == 0, f"node --test failed:\n{tail}"
-    assert "fixture: python delta sequences" in proc.stdout, tail
+    out = proc.stdout
+    assert "fixture: python delta sequences" in out, tail
+    for name in ("messages.json", "messages_invalid.json", "deltas.json", "deltas_invalid.json"):
+        assert f"vectors: {name}" in out, f"the {name} vector test did not run:\n{tail}"
+    assert re.search(r"\bskipped 0\b", out), f"some node tests were skipped:\n{tail}"
+    assert re.search(r"\bfail 0\b", out), tail

@@ -4,12 +4,12 @@ var __defNormalProp = (obj, key, value) => key in obj ? __defProp(obj, key, { en
 var __publicField = (obj, key, value) => __defNormalProp(obj, typeof key !== "symbol" ? key + "" : key, value);
 
 // node_modules/@msgpack/msgpack/dist.esm/utils/utf8.mjs
-function utf8Count(str) {
-  const strLength = str.length;
+function utf8Count(str2) {
+  const strLength = str2.length;
   let byteLength = 0;
   let pos = 0;
   while (pos < strLength) {
-    let value = str.charCodeAt(pos++);
+    let value = str2.charCodeAt(pos++);
     if ((value & 4294967168) === 0) {
       byteLength++;
       continue;
@@ -18,7 +18,7 @@ function utf8Count(str) {
     } else {
       if (value >= 55296 && value <= 56319) {
         if (pos < strLength) {
-          const extra = str.charCodeAt(pos);
+          const extra = str2.charCodeAt(pos);
           if ((extra & 64512) === 56320) {
             ++pos;
             value = ((value & 1023) << 10) + (extra & 1023) + 65536;
@@ -34,12 +34,12 @@ function utf8Count(str) {
   }
   return byteLength;
 }
-function utf8EncodeJs(str, output, outputOffset) {
-  const strLength = str.length;
+function utf8EncodeJs(str2, output, outputOffset) {
+  const strLength = str2.length;
   let offset = outputOffset;
   let pos = 0;
   while (pos < strLength) {
-    let value = str.charCodeAt(pos++);
+    let value = str2.charCodeAt(pos++);
     if ((value & 4294967168) === 0) {
       output[offset++] = value;
       continue;
@@ -48,7 +48,7 @@ function utf8EncodeJs(str, output, outputOffset) {
     } else {
       if (value >= 55296 && value <= 56319) {
         if (pos < strLength) {
-          const extra = str.charCodeAt(pos);
+          const extra = str2.charCodeAt(pos);
           if ((extra & 64512) === 56320) {
             ++pos;
             value = ((value & 1023) << 10) + (extra & 1023) + 65536;
@@ -69,14 +69,14 @@ function utf8EncodeJs(str, output, outputOffset) {
 }
 var sharedTextEncoder = new TextEncoder();
 var TEXT_ENCODER_THRESHOLD = 50;
-function utf8EncodeTE(str, output, outputOffset) {
-  sharedTextEncoder.encodeInto(str, output.subarray(outputOffset));
+function utf8EncodeTE(str2, output, outputOffset) {
+  sharedTextEncoder.encodeInto(str2, output.subarray(outputOffset));
 }
-function utf8Encode(str, output, outputOffset) {
-  if (str.length > TEXT_ENCODER_THRESHOLD) {
-    utf8EncodeTE(str, output, outputOffset);
+function utf8Encode(str2, output, outputOffset) {
+  if (str2.length > TEXT_ENCODER_THRESHOLD) {
+    utf8EncodeTE(str2, output, outputOffset);
   } else {
-    utf8EncodeJs(str, output, outputOffset);
+    utf8EncodeJs(str2, output, outputOffset);
   }
 }
 var CHUNK_SIZE = 4096;
@@ -425,9 +425,9 @@ var Encoder = class _Encoder {
       this.entered = false;
     }
   }
-  doEncode(object, depth2) {
-    if (depth2 > this.maxDepth) {
-      throw new Error(`Too deep objects in depth ${depth2}`);
+  doEncode(object, depth) {
+    if (depth > this.maxDepth) {
+      throw new Error(`Too deep objects in depth ${depth}`);
     }
     if (object == null) {
       this.encodeNil();
@@ -444,7 +444,7 @@ var Encoder = class _Encoder {
     } else if (this.useBigInt64 && typeof object === "bigint") {
       this.encodeBigInt64(object);
     } else {
-      this.encodeObject(object, depth2);
+      this.encodeObject(object, depth);
     }
   }
   ensureBufferSizeToWrite(sizeToWrite) {
@@ -556,16 +556,16 @@ var Encoder = class _Encoder {
     utf8Encode(object, this.bytes, this.pos);
     this.pos += byteLength;
   }
-  encodeObject(object, depth2) {
+  encodeObject(object, depth) {
     const ext = this.extensionCodec.tryToEncode(object, this.context);
     if (ext != null) {
       this.encodeExtension(ext);
     } else if (Array.isArray(object)) {
-      this.encodeArray(object, depth2);
+      this.encodeArray(object, depth);
     } else if (ArrayBuffer.isView(object)) {
       this.encodeBinary(object);
     } else if (typeof object === "object") {
-      this.encodeMap(object, depth2);
+      this.encodeMap(object, depth);
     } else {
       throw new Error(`Unrecognized object: ${Object.prototype.toString.apply(object)}`);
     }
@@ -587,7 +587,7 @@ var Encoder = class _Encoder {
     const bytes = ensureUint8Array(object);
     this.writeU8a(bytes);
   }
-  encodeArray(object, depth2) {
+  encodeArray(object, depth) {
     const size = object.length;
     if (size < 16) {
       this.writeU8(144 + size);
@@ -601,7 +601,7 @@ var Encoder = class _Encoder {
       throw new Error(`Too large array: ${size}`);
     }
     for (const item of object) {
-      this.doEncode(item, depth2 + 1);
+      this.doEncode(item, depth + 1);
     }
   }
   countWithoutUndefined(object, keys) {
@@ -613,7 +613,7 @@ var Encoder = class _Encoder {
     }
     return count;
   }
-  encodeMap(object, depth2) {
+  encodeMap(object, depth) {
     const keys = Object.keys(object);
     if (this.sortKeys) {
       keys.sort();
@@ -634,7 +634,7 @@ var Encoder = class _Encoder {
       const value = object[key];
       if (!(this.ignoreUndefined && value === void 0)) {
         this.encodeString(key);
-        this.doEncode(value, depth2 + 1);
+        this.doEncode(value, depth + 1);
       }
     }
   }
@@ -805,10 +805,10 @@ var CachedKeyDecoder = class {
       return cachedValue;
     }
     this.miss++;
-    const str = utf8DecodeJs(bytes, inputOffset, byteLength);
+    const str2 = utf8DecodeJs(bytes, inputOffset, byteLength);
     const slicedCopyOfBytes = Uint8Array.prototype.slice.call(bytes, inputOffset, inputOffset + byteLength);
-    this.store(slicedCopyOfBytes, str);
-    return str;
+    this.store(slicedCopyOfBytes, str2);
+    return str2;
   }
 };
 
@@ -1444,10 +1444,11 @@ var Decoder = class _Decoder {
 
 // src/errors.js
 var ProtocolError = class extends Error {
-  /** @param {string} message */
-  constructor(message) {
+  /** @param {string} message @param {number} [code] */
+  constructor(message, code = 1) {
     super(message);
     this.name = "ProtocolError";
+    this.code = code;
   }
 };
 var DeltaError = class extends ProtocolError {
@@ -1749,6 +1750,31 @@ var Replica = class {
     }
     return -1;
   }
+  /**
+   * Set the state directly (tests, tools): `ids` strictly ascending uint32, `columns` the wire
+   * values by field name. Throws DeltaError if inconsistent (the replica is then unchanged).
+   */
+  load(tick, ids, columns) {
+    const n = ids.length;
+    for (let i = 1; i < n; i++) {
+      if (!(ids[i] > ids[i - 1])) throw new DeltaError("load: ids must be strictly ascending");
+    }
+    let cap = Math.max(16, this._back.ids.length);
+    while (cap < n) cap *= 2;
+    const buf = this._alloc(cap);
+    buf.ids.set(ids);
+    this.schema.fields.forEach((f, i) => {
+      const col = columns[f.name];
+      if (!col || col.length !== n) throw new DeltaError(`load: column ${f.name} needs ${n} values`);
+      checkRange(col, DTYPES.f64, f.dt, `load ${f.name}`);
+      buf.cols[i].set(col);
+    });
+    this._front = buf;
+    this._back = this._alloc(cap);
+    this.count = n;
+    this.tick = tick;
+    this._valuesCache.clear();
+  }
   /** Forget the state (a new WELCOME): the next delta must be a full snapshot. */
   reset() {
     this.tick = null;
@@ -1910,7 +1936,6 @@ var MsgType = Object.freeze({
   ERROR: 20,
   PONG: 21
 });
-var KNOWN_S2C = /* @__PURE__ */ new Set([16, 17, 18, 19, 20, 21, 1, 2, 3, 4, 5]);
 var CloseCode = Object.freeze({
   NORMAL: 1e3,
   GOING_AWAY: 1001,
@@ -1981,97 +2006,188 @@ function encodeLeave() {
 var rejectExt = {
   tryToEncode: () => null,
   decode: (_data, type) => {
-    throw new ProtocolError(`msgpack ext type ${type} is not allowed`);
+    throw new ProtocolError(`msgpack ext type ${type} is not used by the protocol`);
   }
 };
 function strKeysOnly(key) {
   if (typeof key !== "string") throw new ProtocolError(`non-str map key ${JSON.stringify(key)}`);
   return key;
 }
-var MAX_EVENT_DEPTH = 32;
+var LIMITS = Object.freeze({
+  str: 256,
+  token: 2048,
+  errorMessage: 4096,
+  inputKeys: 64,
+  inputArray: 256,
+  eventDepth: 32,
+  inputsDepth: 3
+});
+var U32 = 4294967295;
+var U63 = Number.MAX_SAFE_INTEGER;
 var decoder = new Decoder({ extensionCodec: rejectExt, mapKeyConverter: strKeysOnly });
 function unpack(bytes) {
   try {
     return decoder.decode(bytes);
   } catch (e) {
     if (e instanceof ProtocolError) throw e;
-    throw new ProtocolError(`undecodable msgpack: ${e instanceof Error ? e.message : e}`);
+    throw new ProtocolError(`not a valid msgpack value (${e instanceof Error ? e.message : e})`);
   }
-}
-function depth(v, limit) {
-  const stack = [[v, 1]];
-  while (stack.length) {
-    const [x, d] = stack.pop();
-    if (d > limit) return d;
-    if (Array.isArray(x)) for (const y of x) stack.push([y, d + 1]);
-    else if (isMap(x)) for (const y of Object.values(x)) stack.push([y, d + 1]);
-  }
-  return 0;
 }
 function isMap(v) {
   return v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof Uint8Array);
 }
-function need(body, key, check, what) {
+var bad = (message) => new ProtocolError(message, ErrorCode.MALFORMED);
+function strLen(v, limit) {
+  if (v.length <= limit) return v.length;
+  let n = 0;
+  for (const _ of v) n++;
+  return n;
+}
+function short(v) {
+  if (v === void 0) return "None";
+  const r = isMap(v) ? "map" : Array.isArray(v) ? "array" : v instanceof Uint8Array ? "bin" : JSON.stringify(v);
+  return r.length <= 40 ? r : `${r.slice(0, 37)}...`;
+}
+function uint(body, key, limit, what) {
   const v = body[key];
-  if (!check(v)) throw new ProtocolError(`${what}: field "${key}" missing or invalid`);
+  if (!Number.isInteger(v) || v < 0 || v > limit) {
+    throw bad(`${what}: "${key}" must be a uint <= ${limit}, got ${short(v)}`);
+  }
   return v;
 }
-var isInt = (v) => Number.isInteger(v);
-var isNum = (v) => typeof v === "number" && Number.isFinite(v);
-var isStr = (v) => typeof v === "string";
-function decodeMessage(bytes) {
-  const msg = unpack(bytes);
-  if (!Array.isArray(msg) || msg.length < 1 || !isInt(msg[0])) {
-    throw new ProtocolError("a game message must be a msgpack array starting with its type");
+function num(body, key, what) {
+  const v = body[key];
+  if (typeof v !== "number") throw bad(`${what}: "${key}" must be a number, got ${short(v)}`);
+  return v;
+}
+function str(body, key, limit, what) {
+  const v = body[key];
+  if (typeof v !== "string" || strLen(v, limit) > limit) {
+    throw bad(`${what}: "${key}" must be a str of at most ${limit} chars, got ${short(v)}`);
   }
-  const type = msg[0];
-  if (!KNOWN_S2C.has(type)) {
-    return { type, unknown: true, body: msg[1] };
+  return v;
+}
+function optStr(body, key, limit, what) {
+  const v = body[key];
+  if (v === void 0 || v === null) return null;
+  return str(body, key, limit, what);
+}
+function scalar(v) {
+  if (v === null || typeof v === "boolean" || typeof v === "number") return true;
+  return typeof v === "string" && strLen(v, LIMITS.str) <= LIMITS.str;
+}
+function inputData(d) {
+  if (!isMap(d)) throw bad('INPUT: "d" must be a map');
+  const keys = Object.keys(d);
+  if (keys.length > LIMITS.inputKeys) throw bad(`INPUT: more than ${LIMITS.inputKeys} keys`);
+  for (const k of keys) {
+    if (strLen(k, LIMITS.str) > LIMITS.str) throw bad("INPUT: keys must be short str");
+    const v = d[k];
+    if (scalar(v)) continue;
+    if (Array.isArray(v) && v.length <= LIMITS.inputArray && v.every(scalar)) continue;
+    throw bad(`INPUT: value of "${k}" must be a scalar or a flat array of scalars`);
   }
-  if (type === MsgType.DELTA) {
-    return decodeDelta(msg);
+  return d;
+}
+function checkDepth(value, limit, what) {
+  const stack = [[value, 0]];
+  while (stack.length) {
+    const [v, depth] = stack.pop();
+    if (Array.isArray(v) || isMap(v)) {
+      if (depth >= limit) throw bad(`${what}: nested deeper than ${limit}`);
+      for (const x of Array.isArray(v) ? v : Object.values(v)) stack.push([x, depth + 1]);
+    }
   }
-  const body = msg[1];
-  if (msg.length < 2 || !isMap(body)) {
-    throw new ProtocolError(`message type ${type}: body must be a map`);
+}
+function inputsSchema(v) {
+  if (!Array.isArray(v) || !v.every((x) => isMap(x) && typeof x.n === "string" && typeof x.t === "string")) {
+    throw bad('WELCOME: "inputs" must be an array of {"n": str, "t": str, ...} maps');
   }
+  checkDepth(v, LIMITS.inputsDepth, "WELCOME inputs");
+  return v;
+}
+function control(type, body) {
   switch (type) {
-    case MsgType.WELCOME: {
-      const w = "WELCOME";
+    case MsgType.HELLO: {
+      const w = "HELLO";
       return {
         type,
-        v: need(body, "v", isInt, w),
-        player: need(body, "player", isInt, w),
-        entity: isInt(body.entity) ? body.entity : null,
-        room: need(body, "room", isStr, w),
-        game: need(body, "game", isStr, w),
-        tick: need(body, "tick", isInt, w),
-        tick_rate: need(body, "tick_rate", (v) => isNum(v) && v > 0, w),
-        send_rate: need(body, "send_rate", (v) => isNum(v) && v > 0, w),
-        schema: need(body, "schema", (v) => v !== void 0 && v !== null, w),
-        inputs: body.inputs ?? null,
-        resume: isStr(body.resume) ? body.resume : null,
-        resume_grace: isNum(body.resume_grace) ? body.resume_grace : 0,
-        raw: body
+        v: uint(body, "v", U32, w),
+        game: optStr(body, "game", LIMITS.str, w),
+        room: optStr(body, "room", LIMITS.str, w),
+        token: optStr(body, "token", LIMITS.token, w),
+        name: optStr(body, "name", LIMITS.str, w)
       };
     }
-    case MsgType.INPUT_ACK:
-      return { type, s: need(body, "s", isInt, "INPUT_ACK"), t: need(body, "t", isInt, "INPUT_ACK") };
-    case MsgType.EVENT: {
-      const k = need(body, "k", isStr, "EVENT");
-      const d = body.d ?? null;
-      if (d !== null && typeof d === "object" && depth(d, MAX_EVENT_DEPTH) > MAX_EVENT_DEPTH) {
-        throw new ProtocolError(`EVENT: "d" nested deeper than ${MAX_EVENT_DEPTH}`);
+    case MsgType.RESUME:
+      return { type, token: str(body, "token", LIMITS.token, "RESUME"), v: uint(body, "v", U32, "RESUME") };
+    case MsgType.INPUT: {
+      const s = uint(body, "s", U32, "INPUT");
+      if (s === 0) throw bad('INPUT: "s" starts at 1');
+      return { type, s, d: inputData(body.d) };
+    }
+    case MsgType.PING:
+      return { type, t: num(body, "t", "PING") };
+    case MsgType.LEAVE:
+      return { type };
+    case MsgType.WELCOME: {
+      const w = "WELCOME";
+      const entity = body.entity === void 0 || body.entity === null ? null : uint(body, "entity", U32, w);
+      const rates = ["tick_rate", "send_rate", "resume_grace"].map((k) => num(body, k, w));
+      if (!rates.every((r) => Number.isFinite(r) && r >= 0)) {
+        throw bad("WELCOME: rates and resume_grace must be finite and >= 0");
       }
-      return { type, k, d };
+      const out = {
+        type,
+        player: uint(body, "player", U32, w),
+        room: str(body, "room", LIMITS.str, w),
+        game: str(body, "game", LIMITS.str, w),
+        tick: uint(body, "tick", U63, w),
+        tick_rate: rates[0],
+        send_rate: rates[1],
+        schema: WireSchema.fromWire(body.schema),
+        inputs: inputsSchema(body.inputs),
+        resume: str(body, "resume", LIMITS.token, w),
+        resume_grace: rates[2],
+        entity,
+        v: uint(body, "v", U32, w),
+        raw: body
+      };
+      if (!(out.tick_rate > 0)) throw bad("WELCOME: tick_rate must be > 0");
+      return out;
+    }
+    case MsgType.INPUT_ACK:
+      return { type, s: uint(body, "s", U32, "INPUT_ACK"), t: uint(body, "t", U63, "INPUT_ACK") };
+    case MsgType.EVENT: {
+      const d = body.d === void 0 ? null : body.d;
+      checkDepth(d, LIMITS.eventDepth, 'EVENT "d"');
+      return { type, k: str(body, "k", LIMITS.str, "EVENT"), d };
     }
     case MsgType.ERROR:
-      return { type, c: need(body, "c", isInt, "ERROR"), m: isStr(body.m) ? body.m : "" };
+      return { type, c: uint(body, "c", U32, "ERROR"), m: str(body, "m", LIMITS.errorMessage, "ERROR") };
     case MsgType.PONG:
-      return { type, t: need(body, "t", isNum, "PONG"), st: isInt(body.st) ? body.st : null };
+      return { type, t: num(body, "t", "PONG"), st: uint(body, "st", U63, "PONG") };
     default:
-      throw new ProtocolError(`message type ${type} is not sent by a server`);
+      throw new ProtocolError(`unknown message type ${type}`, ErrorCode.UNKNOWN_TYPE);
   }
+}
+var CLIENT_TYPES = /* @__PURE__ */ new Set([1, 2, 3, 4, 5]);
+var SERVER_TYPES = /* @__PURE__ */ new Set([16, 17, 18, 19, 20, 21]);
+function decodeMessage(bytes, direction = "any") {
+  const obj = unpack(bytes);
+  if (!Array.isArray(obj) || obj.length === 0) throw bad("a game message must be a non-empty msgpack array");
+  const type = obj[0];
+  if (!Number.isInteger(type)) throw bad("message type must be an integer");
+  if (!CLIENT_TYPES.has(type) && !SERVER_TYPES.has(type)) {
+    throw new ProtocolError(`unknown message type ${type}`, ErrorCode.UNKNOWN_TYPE);
+  }
+  const allowed = direction === "server" ? SERVER_TYPES : direction === "client" ? CLIENT_TYPES : null;
+  if (allowed !== null && !allowed.has(type)) {
+    throw new ProtocolError(`message type ${type} is not sent in this direction`, ErrorCode.UNKNOWN_TYPE);
+  }
+  if (type === MsgType.DELTA) return decodeDelta(obj);
+  if (obj.length < 2 || !isMap(obj[1])) throw bad(`message type ${type}: body must be a msgpack map`);
+  return control(type, obj[1]);
 }
 
 // src/interpolation.js
@@ -2532,7 +2648,8 @@ var NO_RETRY = /* @__PURE__ */ new Set([
   CloseCode.JOIN_REJECTED,
   CloseCode.INPUT_FLOOD,
   CloseCode.ROOM_CRASHED,
-  CloseCode.SESSION_REPLACED
+  CloseCode.SESSION_REPLACED,
+  CloseCode.HELLO_TIMEOUT
 ]);
 var JOIN_CODES = /* @__PURE__ */ new Set([4001, 4002, 4003, 4004, 4006]);
 var CLIENT_PROTOCOL_CLOSE = 4e3;
@@ -2555,9 +2672,9 @@ var GameClient = class {
       room: opts.room ?? null,
       token: opts.token ?? null,
       reconnect: opts.reconnect ?? true,
-      backoffInitial: opts.backoffInitial ?? 250,
+      backoffInitial: opts.backoffInitial ?? 100,
       backoffMax: opts.backoffMax ?? 5e3,
-      jitter: opts.jitter ?? 0.5,
+      jitter: opts.jitter ?? true,
       maxAttempts: opts.maxAttempts ?? Infinity,
       pingInterval: opts.pingInterval ?? 1e3,
       stallTimeout: opts.stallTimeout ?? 5e3,
@@ -2592,6 +2709,7 @@ var GameClient = class {
     this._fatal = null;
     this._pings = /* @__PURE__ */ new Map();
     this._lastMessageAt = 0;
+    this._resyncs = 0;
     this.serverTick = null;
   }
   // ---------------------------------------------------------------- events
@@ -2787,16 +2905,28 @@ var GameClient = class {
     this.stats.received(data.byteLength);
     let msg;
     try {
-      msg = decodeMessage(new Uint8Array(data));
+      msg = decodeMessage(new Uint8Array(data), "server");
     } catch (e) {
+      if (e instanceof ProtocolError && e.code === ErrorCode.UNKNOWN_TYPE) {
+        this.opts.log.info(`gameclient: ignoring a message: ${e.message}`);
+        return;
+      }
       this._protocolFailure(e);
       return;
     }
     try {
       this._dispatch(msg);
     } catch (e) {
-      if (e instanceof DeltaError || e instanceof ProtocolError) this._protocolFailure(e);
-      else throw e;
+      if (e instanceof DeltaError && msg.type === MsgType.DELTA && this._resyncs === 0 && this._resume) {
+        this._resyncs += 1;
+        this.opts.log.error(`gameclient: a DELTA did not apply (${e.message}); resynchronizing`);
+        this._ws?.close(CLIENT_PROTOCOL_CLOSE, clip(`delta did not apply: ${e.message}`));
+        this._onClose(1006, "resynchronizing after a delta that did not apply", false);
+      } else if (e instanceof ProtocolError) {
+        this._protocolFailure(e);
+      } else {
+        throw e;
+      }
     }
   }
   _dispatch(msg) {
@@ -2819,17 +2949,17 @@ var GameClient = class {
         return;
       case MsgType.PONG:
         if (this._pings.delete(msg.t)) this.stats.pong(msg.t);
-        if (msg.st !== null) this.serverTick = msg.st;
+        this.serverTick = msg.st;
         return;
       default:
-        this.opts.log.info(`gameclient: ignoring unknown message type ${msg.type}`);
+        this.opts.log.info(`gameclient: ignoring message type ${msg.type}`);
     }
   }
   _onWelcome(w) {
     if (this.welcome !== null && this.status === "connected") {
       throw new ProtocolError("second WELCOME on one connection");
     }
-    const schema = WireSchema.fromWire(w.schema);
+    const schema = w.schema;
     const sameSession = this.playerId !== null && w.player === this.playerId;
     this.welcome = w;
     this.playerId = w.player;
@@ -2844,7 +2974,7 @@ var GameClient = class {
       this.seq = 0;
       this.acks.reset();
     }
-    this._resume = w.resume ? { token: w.resume, until: Number.POSITIVE_INFINITY, grace: w.resume_grace } : null;
+    this._resume = { token: w.resume, until: Number.POSITIVE_INFINITY, grace: w.resume_grace };
     if (this.attempt > 0) this.stats.reconnects += 1;
     this.attempt = 0;
     this.lastServerError = null;
@@ -2855,6 +2985,7 @@ var GameClient = class {
   _onDelta(d) {
     if (this.world === null) throw new ProtocolError("DELTA before WELCOME");
     this.world.apply(d);
+    this._resyncs = 0;
     this.stats.delta(d.tick);
     const w = this.world;
     this.interpolation.pushTick(d.tick, w.ids, w.allValues());
@@ -2914,8 +3045,8 @@ var GameClient = class {
   }
   _scheduleReconnect(delayMs) {
     const n = this.attempt++;
-    const base = Math.min(this.opts.backoffMax, this.opts.backoffInitial * 2 ** n);
-    const wait = delayMs ?? base * (1 - this.opts.jitter * Math.random());
+    const bound = Math.min(this.opts.backoffMax, this.opts.backoffInitial * 2 ** Math.min(n, 30));
+    const wait = delayMs ?? (this.opts.jitter ? Math.random() * bound : bound);
     this._nextRetryAt = performance.now() + wait;
     this._setStatus("reconnecting", `connection lost, retrying in ${(wait / 1e3).toFixed(1)} s`);
     this._retryTimer = setTimeout(() => {
@@ -2935,6 +3066,7 @@ export {
   ErrorCode,
   GameClient,
   InterpolationBuffer,
+  LIMITS,
   MsgType,
   PROTOCOL_VERSION,
   Predictor,

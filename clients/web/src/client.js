@@ -6,6 +6,11 @@
 // prediction / reconciliation. An unexpected drop reconnects with exponential backoff and
 // jitter, resuming the same player while the token is valid (4005 -> a fresh HELLO).
 //
+// Differences from the Python client (clients/client.py), on purpose for a page a person
+// watches: it also retries after 1001 (server shutting down: it may come back), never gives up
+// (the delay is capped at backoffMax), and when RESUME is refused (4005: grace expired, server
+// restarted) it joins again as a new player instead of stopping.
+//
 // Whose fault: a malformed message from the server (bad msgpack, a delta that does not apply)
 // is the server's: the client logs one console.error, closes the socket (code 4000, the reason
 // says what was wrong), reports status "error" and does not retry. A join refusal (4001-4006)
@@ -15,6 +20,7 @@
 import {
   CLOSE_REASONS,
   CloseCode,
+  ErrorCode,
   MsgType,
   ProtocolError,
   decodeMessage,
@@ -24,7 +30,7 @@ import {
   encodePing,
   encodeResume,
 } from "./messages.js";
-import { DeltaError, Replica, WireSchema } from "./delta.js";
+import { DeltaError, Replica } from "./delta.js";
 import { InterpolationBuffer } from "./interpolation.js";
 import { AckTracker, Predictor } from "./prediction.js";
 import { Stats } from "./stats.js";
@@ -42,6 +48,7 @@ const NO_RETRY = new Set([
   CloseCode.INPUT_FLOOD,
   CloseCode.ROOM_CRASHED,
   CloseCode.SESSION_REPLACED,
+  CloseCode.HELLO_TIMEOUT,
 ]);
 
 /** Join refusals: shown as "rejected" with the server's message. */
@@ -73,9 +80,9 @@ export class GameClient {
       room: opts.room ?? null,
       token: opts.token ?? null,
       reconnect: opts.reconnect ?? true,
-      backoffInitial: opts.backoffInitial ?? 250,
+      backoffInitial: opts.backoffInitial ?? 100,
       backoffMax: opts.backoffMax ?? 5000,
-      jitter: opts.jitter ?? 0.5,
+      jitter: opts.jitter ?? true,
       maxAttempts: opts.maxAttempts ?? Infinity,
       pingInterval: opts.pingInterval ?? 1000,
       stallTimeout: opts.stallTimeout ?? 5000,
@@ -119,6 +126,7 @@ export class GameClient {
     this._fatal = null;
     this._pings = new Map();
     this._lastMessageAt = 0;
+    this._resyncs = 0; // deltas that did not apply since the last one that did
     this.serverTick = null;
   }
 
@@ -335,16 +343,32 @@ export class GameClient {
     this.stats.received(data.byteLength);
     let msg;
     try {
-      msg = decodeMessage(new Uint8Array(data));
+      msg = decodeMessage(new Uint8Array(data), "server");
     } catch (e) {
+      if (e instanceof ProtocolError && e.code === ErrorCode.UNKNOWN_TYPE) {
+        // SPEC 1, rule 4: a client ignores an unknown S->C type (logs it) rather than disconnect
+        this.opts.log.info(`gameclient: ignoring a message: ${e.message}`);
+        return;
+      }
       this._protocolFailure(e);
       return;
     }
     try {
       this._dispatch(msg);
     } catch (e) {
-      if (e instanceof DeltaError || e instanceof ProtocolError) this._protocolFailure(e);
-      else throw e;
+      if (e instanceof DeltaError && msg.type === MsgType.DELTA && this._resyncs === 0 && this._resume) {
+        // SPEC 5: a delta that does not apply leaves the replica untouched; resynchronize by
+        // dropping the connection and RESUMEing (a full snapshot follows). Twice in a row is
+        // the server's bug: fatal (as the Python client).
+        this._resyncs += 1;
+        this.opts.log.error(`gameclient: a DELTA did not apply (${e.message}); resynchronizing`);
+        this._ws?.close(CLIENT_PROTOCOL_CLOSE, clip(`delta did not apply: ${e.message}`));
+        this._onClose(1006, "resynchronizing after a delta that did not apply", false);
+      } else if (e instanceof ProtocolError) {
+        this._protocolFailure(e);
+      } else {
+        throw e;
+      }
     }
   }
 
@@ -368,11 +392,10 @@ export class GameClient {
         return;
       case MsgType.PONG:
         if (this._pings.delete(msg.t)) this.stats.pong(msg.t);
-        if (msg.st !== null) this.serverTick = msg.st;
+        this.serverTick = msg.st;
         return;
       default:
-        // SPEC 1, rule 4: ignore an unknown S->C type (log it) rather than disconnect.
-        this.opts.log.info(`gameclient: ignoring unknown message type ${msg.type}`);
+        this.opts.log.info(`gameclient: ignoring message type ${msg.type}`);
     }
   }
 
@@ -380,7 +403,7 @@ export class GameClient {
     if (this.welcome !== null && this.status === "connected") {
       throw new ProtocolError("second WELCOME on one connection");
     }
-    const schema = WireSchema.fromWire(w.schema);
+    const schema = w.schema;
     const sameSession = this.playerId !== null && w.player === this.playerId;
     this.welcome = w;
     this.playerId = w.player;
@@ -395,9 +418,7 @@ export class GameClient {
       this.seq = 0;
       this.acks.reset();
     }
-    this._resume = w.resume
-      ? { token: w.resume, until: Number.POSITIVE_INFINITY, grace: w.resume_grace }
-      : null;
+    this._resume = { token: w.resume, until: Number.POSITIVE_INFINITY, grace: w.resume_grace };
     if (this.attempt > 0) this.stats.reconnects += 1;
     this.attempt = 0;
     this.lastServerError = null;
@@ -409,6 +430,7 @@ export class GameClient {
   _onDelta(d) {
     if (this.world === null) throw new ProtocolError("DELTA before WELCOME");
     this.world.apply(d);
+    this._resyncs = 0;
     this.stats.delta(d.tick);
     const w = this.world;
     this.interpolation.pushTick(d.tick, w.ids, w.allValues());
@@ -473,9 +495,10 @@ export class GameClient {
 
   _scheduleReconnect(delayMs) {
     const n = this.attempt++;
-    const base = Math.min(this.opts.backoffMax, this.opts.backoffInitial * 2 ** n);
-    // "equal jitter": half fixed, half random, so retries of many clients spread out
-    const wait = delayMs ?? base * (1 - this.opts.jitter * Math.random());
+    // exponential backoff with full jitter, as the Python client's Backoff: uniform in
+    // [0, min(cap, base * 2**n)], so many clients dropped at once do not return in lockstep
+    const bound = Math.min(this.opts.backoffMax, this.opts.backoffInitial * 2 ** Math.min(n, 30));
+    const wait = delayMs ?? (this.opts.jitter ? Math.random() * bound : bound);
     this._nextRetryAt = performance.now() + wait;
     this._setStatus("reconnecting", `connection lost, retrying in ${(wait / 1000).toFixed(1)} s`);
     this._retryTimer = setTimeout(() => {

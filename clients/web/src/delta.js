@@ -367,6 +367,32 @@ export class Replica {
     return -1;
   }
 
+  /**
+   * Set the state directly (tests, tools): `ids` strictly ascending uint32, `columns` the wire
+   * values by field name. Throws DeltaError if inconsistent (the replica is then unchanged).
+   */
+  load(tick, ids, columns) {
+    const n = ids.length;
+    for (let i = 1; i < n; i++) {
+      if (!(ids[i] > ids[i - 1])) throw new DeltaError("load: ids must be strictly ascending");
+    }
+    let cap = Math.max(16, this._back.ids.length);
+    while (cap < n) cap *= 2;
+    const buf = this._alloc(cap);
+    buf.ids.set(ids);
+    this.schema.fields.forEach((f, i) => {
+      const col = columns[f.name];
+      if (!col || col.length !== n) throw new DeltaError(`load: column ${f.name} needs ${n} values`);
+      checkRange(col, DTYPES.f64, f.dt, `load ${f.name}`);
+      buf.cols[i].set(col);
+    });
+    this._front = buf;
+    this._back = this._alloc(cap);
+    this.count = n;
+    this.tick = tick;
+    this._valuesCache.clear();
+  }
+
   /** Forget the state (a new WELCOME): the next delta must be a full snapshot. */
   reset() {
     this.tick = null;

@@ -2,12 +2,16 @@
 // ProtocolError and DeltaError: the server sent something that is not our protocol
 // (the client closes the connection and does not retry). Our misuse throws plain Error.
 
-/** A malformed message from the server: the server's fault. */
+/**
+ * A malformed message from the server: the server's fault. `code` is the ERROR code a
+ * receiver would answer with (1 malformed, 2 unknown message type).
+ */
 export class ProtocolError extends Error {
-  /** @param {string} message */
-  constructor(message) {
+  /** @param {string} message @param {number} [code] */
+  constructor(message, code = 1) {
     super(message);
     this.name = "ProtocolError";
+    this.code = code;
   }
 }
 

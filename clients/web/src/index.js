@@ -15,7 +15,7 @@ export {
   encodePing,
   encodeLeave,
 } from "./messages.js";
-export { unpack } from "./messages.js";
+export { unpack, LIMITS } from "./messages.js";
 export { DeltaError, DTYPES, WireField, WireSchema, Replica, decodeDelta, decodeIdList } from "./delta.js";
 export { InterpolationBuffer, interpolate } from "./interpolation.js";
 export { AckTracker, Predictor } from "./prediction.js";

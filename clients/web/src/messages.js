@@ -6,7 +6,7 @@
 // decoded by delta.js (decodeDelta); this module only dispatches on the type number.
 
 import { Decoder, encode as mpEncode } from "@msgpack/msgpack";
-import { decodeDelta } from "./delta.js";
+import { decodeDelta, WireSchema } from "./delta.js";
 import { ProtocolError } from "./errors.js";
 
 export { ProtocolError };
@@ -25,8 +25,6 @@ export const MsgType = Object.freeze({
   ERROR: 20,
   PONG: 21,
 });
-
-const KNOWN_S2C = new Set([16, 17, 18, 19, 20, 21, 1, 2, 3, 4, 5]);
 
 /** WebSocket close codes used by the game layer. */
 export const CloseCode = Object.freeze({
@@ -123,7 +121,7 @@ export function encodeLeave() {
 const rejectExt = {
   tryToEncode: () => null,
   decode: (_data, type) => {
-    throw new ProtocolError(`msgpack ext type ${type} is not allowed`);
+    throw new ProtocolError(`msgpack ext type ${type} is not used by the protocol`);
   },
 };
 
@@ -133,8 +131,19 @@ function strKeysOnly(key) {
   return key;
 }
 
-/** Max nesting depth of an EVENT's "d" (SPEC 2). */
-export const MAX_EVENT_DEPTH = 32;
+/** Limits of SPEC section 2 (same as protocol/messages.py). */
+export const LIMITS = Object.freeze({
+  str: 256,
+  token: 2048,
+  errorMessage: 4096,
+  inputKeys: 64,
+  inputArray: 256,
+  eventDepth: 32,
+  inputsDepth: 3,
+});
+
+const U32 = 0xffffffff;
+const U63 = Number.MAX_SAFE_INTEGER; // JS numbers: ticks are exact up to 2**53
 
 const decoder = new Decoder({ extensionCodec: rejectExt, mapKeyConverter: strKeysOnly });
 
@@ -144,93 +153,187 @@ export function unpack(bytes) {
     return decoder.decode(bytes);
   } catch (e) {
     if (e instanceof ProtocolError) throw e;
-    throw new ProtocolError(`undecodable msgpack: ${e instanceof Error ? e.message : e}`);
+    throw new ProtocolError(`not a valid msgpack value (${e instanceof Error ? e.message : e})`);
   }
-}
-
-function depth(v, limit) {
-  // iterative: a hostile value must not overflow the JS stack
-  const stack = [[v, 1]];
-  while (stack.length) {
-    const [x, d] = stack.pop();
-    if (d > limit) return d;
-    if (Array.isArray(x)) for (const y of x) stack.push([y, d + 1]);
-    else if (isMap(x)) for (const y of Object.values(x)) stack.push([y, d + 1]);
-  }
-  return 0;
 }
 
 function isMap(v) {
   return v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof Uint8Array);
 }
 
-function need(body, key, check, what) {
+const bad = (message) => new ProtocolError(message, ErrorCode.MALFORMED);
+
+/** Code points of a string (Python's len), cheap when it cannot exceed the limit. */
+function strLen(v, limit) {
+  if (v.length <= limit) return v.length;
+  let n = 0;
+  for (const _ of v) n++;
+  return n;
+}
+
+function short(v) {
+  if (v === undefined) return "None";
+  const r = isMap(v) ? "map" : Array.isArray(v) ? "array" : v instanceof Uint8Array ? "bin" : JSON.stringify(v);
+  return r.length <= 40 ? r : `${r.slice(0, 37)}...`;
+}
+
+function uint(body, key, limit, what) {
   const v = body[key];
-  if (!check(v)) throw new ProtocolError(`${what}: field "${key}" missing or invalid`);
+  if (!Number.isInteger(v) || v < 0 || v > limit) {
+    throw bad(`${what}: "${key}" must be a uint <= ${limit}, got ${short(v)}`);
+  }
   return v;
 }
 
-const isInt = (v) => Number.isInteger(v);
-const isNum = (v) => typeof v === "number" && Number.isFinite(v);
-const isStr = (v) => typeof v === "string";
+function num(body, key, what) {
+  const v = body[key];
+  if (typeof v !== "number") throw bad(`${what}: "${key}" must be a number, got ${short(v)}`);
+  return v;
+}
 
-/**
- * Decode one server message. Throws ProtocolError if the bytes are not a valid game message.
- * @param {Uint8Array} bytes
- * @returns {import("../index").ServerMessage}
- */
-export function decodeMessage(bytes) {
-  const msg = unpack(bytes);
-  if (!Array.isArray(msg) || msg.length < 1 || !isInt(msg[0])) {
-    throw new ProtocolError("a game message must be a msgpack array starting with its type");
+function str(body, key, limit, what) {
+  const v = body[key];
+  if (typeof v !== "string" || strLen(v, limit) > limit) {
+    throw bad(`${what}: "${key}" must be a str of at most ${limit} chars, got ${short(v)}`);
   }
-  const type = msg[0];
-  if (!KNOWN_S2C.has(type)) {
-    // SPEC 1, rule 4: a new S->C type; the client logs and ignores it
-    return { type, unknown: true, body: msg[1] };
+  return v;
+}
+
+function optStr(body, key, limit, what) {
+  const v = body[key];
+  if (v === undefined || v === null) return null;
+  return str(body, key, limit, what);
+}
+
+function scalar(v) {
+  if (v === null || typeof v === "boolean" || typeof v === "number") return true;
+  return typeof v === "string" && strLen(v, LIMITS.str) <= LIMITS.str;
+}
+
+function inputData(d) {
+  if (!isMap(d)) throw bad('INPUT: "d" must be a map');
+  const keys = Object.keys(d);
+  if (keys.length > LIMITS.inputKeys) throw bad(`INPUT: more than ${LIMITS.inputKeys} keys`);
+  for (const k of keys) {
+    if (strLen(k, LIMITS.str) > LIMITS.str) throw bad("INPUT: keys must be short str");
+    const v = d[k];
+    if (scalar(v)) continue;
+    if (Array.isArray(v) && v.length <= LIMITS.inputArray && v.every(scalar)) continue;
+    throw bad(`INPUT: value of "${k}" must be a scalar or a flat array of scalars`);
   }
-  if (type === MsgType.DELTA) {
-    return decodeDelta(msg);
+  return d;
+}
+
+/** Iterative nesting check, as protocol/messages.py: a container at depth >= limit is bad. */
+function checkDepth(value, limit, what) {
+  const stack = [[value, 0]];
+  while (stack.length) {
+    const [v, depth] = stack.pop();
+    if (Array.isArray(v) || isMap(v)) {
+      if (depth >= limit) throw bad(`${what}: nested deeper than ${limit}`);
+      for (const x of Array.isArray(v) ? v : Object.values(v)) stack.push([x, depth + 1]);
+    }
   }
-  const body = msg[1];
-  if (msg.length < 2 || !isMap(body)) {
-    throw new ProtocolError(`message type ${type}: body must be a map`);
+}
+
+function inputsSchema(v) {
+  if (!Array.isArray(v) || !v.every((x) => isMap(x) && typeof x.n === "string" && typeof x.t === "string")) {
+    throw bad('WELCOME: "inputs" must be an array of {"n": str, "t": str, ...} maps');
   }
+  checkDepth(v, LIMITS.inputsDepth, "WELCOME inputs");
+  return v;
+}
+
+function control(type, body) {
   switch (type) {
-    case MsgType.WELCOME: {
-      const w = "WELCOME";
+    case MsgType.HELLO: {
+      const w = "HELLO";
       return {
         type,
-        v: need(body, "v", isInt, w),
-        player: need(body, "player", isInt, w),
-        entity: isInt(body.entity) ? body.entity : null,
-        room: need(body, "room", isStr, w),
-        game: need(body, "game", isStr, w),
-        tick: need(body, "tick", isInt, w),
-        tick_rate: need(body, "tick_rate", (v) => isNum(v) && v > 0, w),
-        send_rate: need(body, "send_rate", (v) => isNum(v) && v > 0, w),
-        schema: need(body, "schema", (v) => v !== undefined && v !== null, w),
-        inputs: body.inputs ?? null,
-        resume: isStr(body.resume) ? body.resume : null,
-        resume_grace: isNum(body.resume_grace) ? body.resume_grace : 0,
-        raw: body,
+        v: uint(body, "v", U32, w),
+        game: optStr(body, "game", LIMITS.str, w),
+        room: optStr(body, "room", LIMITS.str, w),
+        token: optStr(body, "token", LIMITS.token, w),
+        name: optStr(body, "name", LIMITS.str, w),
       };
     }
-    case MsgType.INPUT_ACK:
-      return { type, s: need(body, "s", isInt, "INPUT_ACK"), t: need(body, "t", isInt, "INPUT_ACK") };
-    case MsgType.EVENT: {
-      const k = need(body, "k", isStr, "EVENT");
-      const d = body.d ?? null;
-      if (d !== null && typeof d === "object" && depth(d, MAX_EVENT_DEPTH) > MAX_EVENT_DEPTH) {
-        throw new ProtocolError(`EVENT: "d" nested deeper than ${MAX_EVENT_DEPTH}`);
+    case MsgType.RESUME:
+      return { type, token: str(body, "token", LIMITS.token, "RESUME"), v: uint(body, "v", U32, "RESUME") };
+    case MsgType.INPUT: {
+      const s = uint(body, "s", U32, "INPUT");
+      if (s === 0) throw bad('INPUT: "s" starts at 1');
+      return { type, s, d: inputData(body.d) };
+    }
+    case MsgType.PING:
+      return { type, t: num(body, "t", "PING") };
+    case MsgType.LEAVE:
+      return { type };
+    case MsgType.WELCOME: {
+      const w = "WELCOME";
+      const entity = body.entity === undefined || body.entity === null ? null : uint(body, "entity", U32, w);
+      const rates = ["tick_rate", "send_rate", "resume_grace"].map((k) => num(body, k, w));
+      if (!rates.every((r) => Number.isFinite(r) && r >= 0)) {
+        throw bad("WELCOME: rates and resume_grace must be finite and >= 0");
       }
-      return { type, k, d };
+      const out = {
+        type,
+        player: uint(body, "player", U32, w),
+        room: str(body, "room", LIMITS.str, w),
+        game: str(body, "game", LIMITS.str, w),
+        tick: uint(body, "tick", U63, w),
+        tick_rate: rates[0],
+        send_rate: rates[1],
+        schema: WireSchema.fromWire(body.schema),
+        inputs: inputsSchema(body.inputs),
+        resume: str(body, "resume", LIMITS.token, w),
+        resume_grace: rates[2],
+        entity,
+        v: uint(body, "v", U32, w),
+        raw: body,
+      };
+      if (!(out.tick_rate > 0)) throw bad("WELCOME: tick_rate must be > 0");
+      return out;
+    }
+    case MsgType.INPUT_ACK:
+      return { type, s: uint(body, "s", U32, "INPUT_ACK"), t: uint(body, "t", U63, "INPUT_ACK") };
+    case MsgType.EVENT: {
+      const d = body.d === undefined ? null : body.d;
+      checkDepth(d, LIMITS.eventDepth, 'EVENT "d"');
+      return { type, k: str(body, "k", LIMITS.str, "EVENT"), d };
     }
     case MsgType.ERROR:
-      return { type, c: need(body, "c", isInt, "ERROR"), m: isStr(body.m) ? body.m : "" };
+      return { type, c: uint(body, "c", U32, "ERROR"), m: str(body, "m", LIMITS.errorMessage, "ERROR") };
     case MsgType.PONG:
-      return { type, t: need(body, "t", isNum, "PONG"), st: isInt(body.st) ? body.st : null };
+      return { type, t: num(body, "t", "PONG"), st: uint(body, "st", U63, "PONG") };
     default:
-      throw new ProtocolError(`message type ${type} is not sent by a server`);
+      throw new ProtocolError(`unknown message type ${type}`, ErrorCode.UNKNOWN_TYPE);
   }
+}
+
+const CLIENT_TYPES = new Set([1, 2, 3, 4, 5]);
+const SERVER_TYPES = new Set([16, 17, 18, 19, 20, 21]);
+
+/**
+ * Decode one game message of either direction, as protocol/messages.py `decode`: strict
+ * (SPEC section 8). Throws ProtocolError with `.code` ErrorCode.MALFORMED (1) or
+ * ErrorCode.UNKNOWN_TYPE (2); a DELTA's layout errors are DeltaErrors (code 1).
+ * @param {Uint8Array} bytes
+ * @param {"any" | "server" | "client"} [direction] restrict to S->C or C->S types
+ * @returns {import("../index").Message}
+ */
+export function decodeMessage(bytes, direction = "any") {
+  const obj = unpack(bytes);
+  if (!Array.isArray(obj) || obj.length === 0) throw bad("a game message must be a non-empty msgpack array");
+  const type = obj[0];
+  if (!Number.isInteger(type)) throw bad("message type must be an integer");
+  if (!CLIENT_TYPES.has(type) && !SERVER_TYPES.has(type)) {
+    throw new ProtocolError(`unknown message type ${type}`, ErrorCode.UNKNOWN_TYPE);
+  }
+  const allowed = direction === "server" ? SERVER_TYPES : direction === "client" ? CLIENT_TYPES : null;
+  if (allowed !== null && !allowed.has(type)) {
+    throw new ProtocolError(`message type ${type} is not sent in this direction`, ErrorCode.UNKNOWN_TYPE);
+  }
+  if (type === MsgType.DELTA) return decodeDelta(obj);
+  if (obj.length < 2 || !isMap(obj[1])) throw bad(`message type ${type}: body must be a msgpack map`);
+  return control(type, obj[1]);
 }

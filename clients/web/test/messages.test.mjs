@@ -26,8 +26,13 @@ test("server control messages decode; unknown keys and trailing elements are ign
   }]));
   assert.equal(w.player, 3);
   assert.equal(w.entity, null);
-  // a new message type: ignored, not an error (growth rule 4)
-  assert.equal(decodeMessage(encode([99, { x: 1 }])).unknown, true);
+  assert.deepEqual(w.schema.fields, []);
+  // a new message type is an UNKNOWN_TYPE error, which the client ignores (growth rule 4)
+  assert.throws(() => decodeMessage(encode([99, { x: 1 }])), (e) => e instanceof ProtocolError && e.code === 2);
+  // direction: a server does not send HELLO, a client does not send WELCOME
+  assert.throws(() => decodeMessage(encode([1, { v: 1 }]), "server"), (e) => e.code === 2);
+  assert.equal(decodeMessage(encode([1, { v: 1 }]), "client").v, 1);
+  assert.throws(() => decodeMessage(encode([18, { s: 1, t: 1 }]), "client"), (e) => e.code === 2);
 });
 
 test("malformed server messages are ProtocolErrors", () => {
@@ -45,11 +50,11 @@ test("malformed server messages are ProtocolErrors", () => {
     new Uint8Array([...encode([21, { t: 1, st: 1 }]), 0x00]), // trailing byte
   ];
   for (const b of bad) assert.throws(() => decodeMessage(b), ProtocolError, Buffer.from(b).toString("hex"));
-  let deep = { k: "x", d: 1 };
+  // EVENT "d": 32 nested arrays are fine, 33 are not (as protocol/messages.py)
   let d = 1;
-  for (let i = 0; i < 40; i++) d = [d];
-  deep.d = d;
-  assert.throws(() => decodeMessage(encode([19, deep])), /deeper/);
+  for (let i = 0; i < 32; i++) d = [d];
+  assert.equal(decodeMessage(encode([19, { k: "x", d }])).k, "x");
+  assert.throws(() => decodeMessage(encode([19, { k: "x", d: [d] }])), /deeper/);
 });
 
 test("stats: rtt, bytes per second over the window, tick age", () => {
