@@ -178,15 +178,26 @@ class Field:
     def wire_dtype(self) -> np.dtype[Any]:
         return WIRE_DTYPES[self.wire]
 
-    def to_wire(self, values: np.ndarray) -> np.ndarray:
-        """Storage values -> wire values (a new array): quantize + clamp, or cast bool -> u8."""
+    def to_wire(self, values: np.ndarray, *, fresh: bool = False) -> np.ndarray:
+        """Storage values -> wire values (a new array): quantize + clamp, or cast bool -> u8.
+
+        ``rint`` rounds half to even; out-of-range values (and infinities) clamp to the range
+        ends; NaN maps to 0 clamped into the range. ``fresh=True`` says ``values`` is already a
+        private copy, so a same-dtype column is returned as is instead of copied.
+        """
         if self.quant is not None:
-            steps = np.rint(values.astype(np.float64) / self.quant)
-            np.nan_to_num(steps, copy=False, nan=0.0)
-            np.clip(steps, self.qlo, self.qhi, out=steps)
+            steps = values.astype(np.float64)
+            np.divide(steps, self.quant, out=steps)
+            np.rint(steps, out=steps)
+            nan = np.isnan(steps)
+            # fmin/fmax (unlike clip) are single fast passes; NaN is fixed up below.
+            np.fmin(steps, float(self.qhi), out=steps)
+            np.fmax(steps, float(self.qlo), out=steps)
+            if nan.any():
+                steps[nan] = min(max(0, self.qlo), self.qhi)
             return steps.astype(self.wire_dtype)
         if values.dtype == self.wire_dtype:
-            return values.copy()
+            return values if fresh else values.copy()
         return values.astype(self.wire_dtype)
 
     def from_wire(self, wire: np.ndarray) -> np.ndarray:

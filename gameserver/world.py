@@ -113,7 +113,7 @@ class World:
     def id_of(self, slots: Any) -> np.ndarray:
         """The current ids of ``slots`` (uint32); meaningful for taken slots only."""
         s = np.asarray(slots, dtype=np.intp)
-        return (s.astype(np.uint32) << GEN_BITS) | self._gen[s]
+        return (s.astype(np.uint32) << GEN_BITS) | np.take(self._gen, s)
 
     def slots_of(self, ids: Any) -> np.ndarray:
         """Slots (intp) of ``ids``; -1 for a stale, despawned-and-committed or foreign id.
@@ -242,8 +242,17 @@ class World:
     def snapshot(self) -> Snapshot:
         """The committed state in wire form: ids ascending, columns of wire values (copies)."""
         slots = self.alive_slots()
-        ids = self.id_of(slots)
-        cols = {name: f.to_wire(self._cols[name][slots]) for name, f in self.schema.fields.items()}
+        n = slots.shape[0]
+        if n == 0 or int(slots[-1]) == n - 1:
+            # No holes: slots are exactly 0..n-1, so slices (views) replace gathers.
+            ids = (np.arange(n, dtype=np.uint32) << GEN_BITS) | self._gen[:n]
+            cols = {name: f.to_wire(self._cols[name][:n]) for name, f in self.schema.fields.items()}
+        else:
+            ids = self.id_of(slots)
+            cols = {
+                name: f.to_wire(np.take(self._cols[name], slots), fresh=True)
+                for name, f in self.schema.fields.items()
+            }
         return Snapshot(ids, cols)
 
     def __repr__(self) -> str:
