@@ -149,7 +149,71 @@ def bench_parse(n: int = 100_000, size: int = 64, chunk: int = 16384) -> None:
         print(f"      ratio: {results['ours'] / results['websockets']:.2f}x")
 
 
+def bench_echo(n: int = 100_000, size: int = 64, chunk: int = 16384) -> None:
+    """Sans-I/O echo loop: parse, deliver, re-frame and drain (no sockets, no event loop)."""
+    from websockets.frames import Opcode
+    from websockets.http11 import Request as WsRequest
+    from websockets.server import ServerProtocol
+
+    from protocol.events import BinaryMessage, TextMessage
+    from protocol.frames import TEXT
+    from protocol.handshake import client_request, new_key
+
+    print(f"\nsans-I/O echo of {n} masked {size}-byte messages fed in {chunk}-byte chunks")
+    for kind, opcode in (("text", TEXT), ("binary", BINARY)):
+        payload = b"x" * size if opcode == TEXT else os.urandom(size)
+        stream = b"".join(encode_frame(opcode, payload, mask=os.urandom(4)) for _ in range(n))
+        chunks = [stream[i : i + chunk] for i in range(0, len(stream), chunk)]
+
+        def ours(chunks: list[bytes] = chunks) -> int:
+            conn = Connection(Side.SERVER)
+            count = 0
+            for c in chunks:
+                for ev in conn.receive_data(c):
+                    if type(ev) is TextMessage:
+                        conn.send_text(ev.data)
+                    elif type(ev) is BinaryMessage:
+                        conn.send_binary(ev.data)
+                    count += 1
+                conn.data_to_send()
+            return count
+
+        def theirs(chunks: list[bytes] = chunks) -> int:
+            proto = ServerProtocol(max_size=None)
+            proto.receive_data(client_request("localhost", "/", new_key()))
+            request = proto.events_received()[0]
+            assert isinstance(request, WsRequest)
+            proto.send_response(proto.accept(request))
+            proto.data_to_send()
+            count = 0
+            for c in chunks:
+                proto.receive_data(c)
+                for frame in proto.events_received():
+                    if frame.opcode is Opcode.TEXT:  # type: ignore[union-attr]
+                        proto.send_text(frame.data)  # type: ignore[union-attr]
+                    else:
+                        proto.send_binary(frame.data)  # type: ignore[union-attr]
+                    count += 1
+                proto.data_to_send()
+            return count
+
+        rates = {}
+        for name, fn in (("ours", ours), ("websockets", theirs)):
+            best = float("inf")
+            for _ in range(3):
+                t0 = time.perf_counter()
+                assert fn() == n
+                best = min(best, time.perf_counter() - t0)
+            rates[name] = n / best
+        ratio = rates["ours"] / rates["websockets"]
+        print(
+            f"{kind:>7}: ours {rates['ours']:10,.0f} msgs/s   websockets "
+            f"{rates['websockets']:10,.0f} msgs/s   ratio {ratio:.2f}x"
+        )
+
+
 if __name__ == "__main__":
     print("machine: 2 cores; single-threaded")
     bench_masking()
     bench_parse()
+    bench_echo()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import zlib
 
 import pytest
@@ -251,3 +252,12 @@ def test_rsv1_on_control_or_continuation_fails_1002() -> None:
 def test_uncompressed_messages_still_accepted_with_deflate() -> None:
     server = Connection(Side.SERVER, deflate=DeflateParams())
     assert server.receive_data(encode_frame(TEXT, b"plain", mask=MASK)) == [TextMessage("plain")]
+
+
+def test_window_8_output_decodes_with_a_256_byte_window() -> None:
+    """With 8 negotiated we compress with wbits 9; a strict 256-byte-window peer decodes it."""
+    rng = random.Random(7)
+    words = [rng.randbytes(rng.randint(3, 12)) for _ in range(60)]
+    data = b"".join(rng.choice(words) for _ in range(20000))
+    compressed = Deflater(8, False, 9, 9).compress(data)
+    assert zlib.decompressobj(-8).decompress(compressed + b"\x00\x00\xff\xff") == data
