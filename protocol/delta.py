@@ -172,10 +172,13 @@ def _check_snapshot(snap: Snapshot, what: str) -> None:
         raise ValueError(f"{what} snapshot has more than {MAX_FIELDS} fields")
 
 
-def encode_delta(base: Snapshot | None, cur: Snapshot, *, tick: int, base_tick: int = 0) -> bytes:
+def encode_delta(
+    base: Snapshot | None, cur: Snapshot, *, tick: int, base_tick: int | None = None
+) -> bytes:
     """Encode the DELTA message turning ``base`` (at ``base_tick``) into ``cur`` (at ``tick``).
 
-    ``base=None`` encodes a full snapshot (``base_tick`` is then ignored and sent as nil).
+    ``base=None`` encodes a full snapshot (``base_tick`` is then ignored and sent as nil);
+    with a ``base``, ``base_tick`` (the tick ``base`` is from) is required.
     Both snapshots must have the same field names, order and dtypes, and ids strictly
     ascending (as ``World.snapshot()`` guarantees); violating that is our misuse
     (``ValueError``), not checked entity by entity.
@@ -190,6 +193,8 @@ def encode_delta(base: Snapshot | None, cur: Snapshot, *, tick: int, base_tick: 
         return msgpack.packb(
             [int(MsgType.DELTA), int(tick), None, count, None, spawned, []], use_bin_type=True
         )
+    if base_tick is None:
+        raise ValueError("encode_delta with a base snapshot needs base_tick (the base's tick)")
     _check_snapshot(base, "base")
     if list(base.columns) != names or any(
         base.columns[k].dtype != cur.columns[k].dtype for k in names

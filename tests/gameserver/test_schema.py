@@ -50,6 +50,12 @@ def test_quantize_clamps_rounds_and_maps_nan() -> None:
     assert np.allclose(f.from_wire(w), [0, 0.01, -0.02, 4, 4, -4, 0, 4])
 
 
+def test_nan_clamps_into_a_range_without_zero() -> None:
+    f = WorldSchema({"a": F.float32(quant=0.5, lo=1, hi=5, default=1.0)})["a"]
+    w = f.to_wire(np.array([np.nan, 3.0, -np.inf], np.float32))
+    assert w.dtype == np.uint8 and w.tolist() == [2, 6, 2]
+
+
 def test_default_range_is_float32_resolution() -> None:
     f = WorldSchema({"x": F.float32(quant=0.01)})["x"]
     assert (f.qlo, f.qhi) == (-(2**24), 2**24)

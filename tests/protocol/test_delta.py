@@ -250,6 +250,8 @@ def test_encoder_refuses_mismatched_snapshots() -> None:
         encode_delta(a, _snap([1], v=np.zeros(1, np.int16)), tick=2, base_tick=1)
     with pytest.raises(ValueError):
         encode_delta(None, _snap([1, 2], v=np.zeros(1, np.int32)), tick=1)
+    with pytest.raises(ValueError, match="base_tick"):
+        encode_delta(a, a, tick=2)
 
 
 # ---------------------------------------------------------------- atomic failures
