@@ -623,12 +623,13 @@ function draw(scene, dt, now) {
     ctx.strokeStyle = major ? COLORS.gridMajor : COLORS.grid;
     ctx.stroke();
   }
-  ctx.shadowColor = COLORS.wall;
-  ctx.shadowBlur = 18 * dpr;
+  // walls: a soft wide stroke under a thin bright one (no shadowBlur: costly without a GPU)
+  ctx.strokeStyle = "rgba(56, 189, 248, 0.12)";
+  ctx.lineWidth = (10 * dpr) / s;
+  ctx.strokeRect(0, 0, size, size);
   ctx.strokeStyle = COLORS.wall;
   ctx.lineWidth = (2 * dpr) / s;
   ctx.strokeRect(0, 0, size, size);
-  ctx.shadowBlur = 0;
 
   if (!scene) {
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
@@ -723,18 +724,19 @@ function draw(scene, dt, now) {
       ctx.stroke();
     }
     if (mine) {
+      // a halo marks the local player (radial gradient: cheap, unlike shadowBlur)
+      const g = ctx.createRadialGradient(px, py, 0.9, px, py, 2.4);
+      g.addColorStop(0, "rgba(56, 189, 248, 0.45)");
+      g.addColorStop(1, "rgba(56, 189, 248, 0)");
       ctx.beginPath();
-      ctx.arc(px, py, 1.9, 0, Math.PI * 2);
-      ctx.fillStyle = "rgba(56, 189, 248, 0.14)";
+      ctx.arc(px, py, 2.4, 0, Math.PI * 2);
+      ctx.fillStyle = g;
       ctx.fill();
-      ctx.shadowColor = COLORS.me;
-      ctx.shadowBlur = 16 * dpr;
     }
     ctx.beginPath();
     ctx.arc(px, py, 1.05, 0, Math.PI * 2);
     ctx.fillStyle = color;
     ctx.fill();
-    ctx.shadowBlur = 0;
     ctx.lineWidth = mine ? 0.22 : 0.14;
     ctx.strokeStyle = mine ? "#e0f2fe" : "rgba(10,14,22,0.85)";
     ctx.stroke();
@@ -787,7 +789,7 @@ function draw(scene, dt, now) {
   // event feed (bottom left)
   ctx.textAlign = "left";
   ctx.font = "500 12px ui-sans-serif, system-ui, sans-serif";
-  let fy = cssH - 40;
+  let fy = isTouch ? cssH - 200 : cssH - 40;
   for (let k = feed.length - 1; k >= 0; k--) {
     const age = (now - feed[k].born) / 1000;
     if (age > 8) continue;
@@ -798,8 +800,8 @@ function draw(scene, dt, now) {
   }
   ctx.globalAlpha = 1;
 
-  // mini-map (bottom right)
-  drawMinimap(scene, size);
+  // mini-map (bottom right; not on phones, where the touch controls live there)
+  if (!isTouch && cssW >= 600) drawMinimap(scene, size);
 }
 
 /** CSS pixels per world unit: ~VIEW_UNITS across the shorter side, more on big screens. */

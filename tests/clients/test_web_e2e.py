@@ -275,6 +275,25 @@ def test_demo_plays_over_wss(server: Server, browser: Any) -> None:
         b.close()
 
 
+def test_rejected_join_is_shown(server: Server, browser: Any) -> None:
+    first = Page(browser, server.url)
+    second = Page(browser, server.url)
+    try:
+        first.open("frank")
+        # the arena refuses a second "frank" (on_join raises Reject): 4006 with its reason
+        second.page.goto(f"{server.url}?name=frank")
+        second.wait("() => window.gameDemo?.client?.status === 'rejected'")
+        assert "Could not join" in second.page.locator("#message-title").inner_text()
+        text = second.page.locator("#message-text").inner_text()
+        assert "already taken" in text, text
+        assert second.page.locator("#message-action").is_visible()
+        # no reconnect loop after a refusal
+        assert second.eval("() => window.gameDemo.client.retryIn") is None
+    finally:
+        first.close()
+        second.close()
+
+
 def test_reconnect_resumes_same_player(server: Server, browser: Any) -> None:
     p = Page(browser, server.url)
     try:
