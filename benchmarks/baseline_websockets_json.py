@@ -78,8 +78,9 @@ async def main(args: argparse.Namespace) -> None:
     ticks = 0
     period = 1.0 / args.rate
     async with serve(handler, args.host, args.port, max_size=2**16, compression=None,
-                     ping_interval=None):
-        print(f"baseline: listening on ws://{args.host}:{args.port}/", flush=True)
+                     ping_interval=None) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        print(f"baseline: listening on ws://{args.host}:{port}/", flush=True)
         start = loop.time()
         last_stats = start
         while not stop.is_set():

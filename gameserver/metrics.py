@@ -13,7 +13,7 @@ metric names are part of the operator contract (dashboards and the benchmark rea
 name                                      type       meaning (units)
 ========================================  =========  ==============================================
 gameserver_tick_work_seconds              histogram  wall time of one room tick's work (s)
-gameserver_tick_work_recent_seconds       summary    same, p50/p90/p99/max over recent ticks (s)
+gameserver_tick_work_recent_seconds       summary    same, p50/p90/p99/max over the last 512 ticks
 gameserver_send_work_seconds              histogram  wall time of one room send tick (s)
 gameserver_tick_overruns_total            counter    ticks whose work overran the tick period,
                                                      or late ticks the clock had to catch up
@@ -271,11 +271,13 @@ class ServerMetrics:
         self.tick_work = Histogram("gameserver_tick_work_seconds",
                                    "Wall time of one room simulation tick (seconds).")
         self.tick_recent = Summary("gameserver_tick_work_recent_seconds",
-                                   "Room tick work time over recent ticks (seconds).")
+                                   "Room tick work time over the last 512 ticks (seconds).",
+                                   window=512)
         self.send_work = Histogram("gameserver_send_work_seconds",
                                    "Wall time of one room send tick: snapshot, encode, write (s).")
         self.send_recent = Summary("gameserver_send_work_recent_seconds",
-                                   "Room send tick work time over recent send ticks (seconds).")
+                                   "Room send tick work over the last 512 send ticks (seconds).",
+                                   window=512)
         self.overruns = Counter("gameserver_tick_overruns_total",
                                 "Ticks that overran their period or had to be caught up.")
         self.ticks = Counter("gameserver_ticks_total", "Simulation ticks run.")
