@@ -53,3 +53,32 @@ def test_bundle_is_current(tmp_path: Path) -> None:
     assert fresh == committed, (
         "clients/web/dist/gameclient.js is stale: run `node build.mjs` in clients/web and commit it"
     )
+
+
+def _tsc() -> Path:
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed: cannot run the TypeScript compiler")
+    tsc = WEB / "node_modules" / "typescript" / "bin" / "tsc"
+    if not tsc.is_file():
+        pytest.skip("clients/web/node_modules missing (run `npm ci` in clients/web)")
+    return tsc
+
+
+def test_type_declarations_compile(tmp_path: Path) -> None:
+    """index.d.ts type-checks a usage example (strict), and rejects a wrong one."""
+    tsc = _tsc()
+    node = shutil.which("node")
+    assert node is not None
+    ok = subprocess.run([node, str(tsc), "-p", "test/types"], cwd=WEB,
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    bad = tmp_path / "bad.ts"
+    bad.write_text(
+        f'import {{ GameClient }} from "{(WEB / "index").as_posix()}";\n'
+        'new GameClient("wss://x/ws").sendInput({ dx: {} });\n'
+    )
+    wrong = subprocess.run(
+        [node, str(tsc), "--noEmit", "--strict", "--target", "es2020", "--module", "esnext",
+         "--moduleResolution", "bundler", "--lib", "es2020,dom", str(bad)],
+        cwd=WEB, capture_output=True, text=True, timeout=120)
+    assert wrong.returncode != 0 and "InputValue" in wrong.stdout, wrong.stdout + wrong.stderr
