@@ -467,3 +467,34 @@ def test_work_per_call_does_not_grow_with_entities() -> None:
         )
         assert r.snapshot().equals(b)
     assert counts[0] == counts[1], counts
+
+
+_codes = st.sampled_from(
+    ["u8", "u16", "u32", "i8", "i16", "i32", "f32", "f64", "d8", "d16", "d32", "x"]
+)
+_bins = st.binary(max_size=12)
+_idlists = st.none() | st.lists(st.integers(-1, 2**33) | _codes | _bins, max_size=4)
+_cols = st.lists(st.lists(_codes | _bins | st.integers(0, 3), max_size=3), max_size=4)
+_groups = st.lists(st.lists(st.integers(-1, 2**33) | _idlists | _cols, max_size=4), max_size=3)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.integers(-1, 2**64 - 1) | st.none(),
+    st.integers(-1, 8) | st.none(),
+    st.integers(-1, 8),
+    _idlists,
+    st.none() | st.lists(_idlists | _cols, max_size=3),
+    _groups | st.none(),
+)
+def test_structured_garbage_deltas(
+    tick: object, base: object, count: object, desp: object, spawn: object, groups: object
+) -> None:
+    r, s = _base_replica()
+    data = msgpack.packb([17, tick, base, count, desp, spawn, groups], use_bin_type=True)
+    try:
+        r.apply(data)
+    except DeltaError:
+        assert r.tick == 5 and r.snapshot().equals(s)
+    else:
+        assert all(c.shape == r.ids.shape for c in r.columns.values())
