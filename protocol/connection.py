@@ -229,8 +229,10 @@ class Connection:
 
     def _fail(self, exc: ProtocolError) -> ProtocolFailure:
         """Fail the WebSocket connection (RFC 6455 section 7.1.7)."""
-        log.info("websocket %s: peer violated the protocol: %d %s", self.side.value, exc.code,
-                 exc.reason)
+        # DEBUG: the adapter reports the ProtocolFailure event (one INFO line per peer mistake)
+        log.debug(
+            "websocket %s: peer violated the protocol: %d %s", self.side.value, exc.code, exc.reason
+        )
         if not self._close_sent:
             reason = exc.reason.encode("utf-8")[:123].decode("utf-8", "ignore")
             self._outbox.append(self._frame(CLOSE, encode_close_payload(exc.code, reason)))
