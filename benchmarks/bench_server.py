@@ -290,15 +290,13 @@ async def run_bots(args: argparse.Namespace) -> None:
     wall = time.monotonic() - w0
     print("window-end", flush=True)
     feeder.cancel()
-    firsts = [b.ticks[0] for b in bots if b.ticks]
-    lasts = [b.ticks[-1] for b in bots if b.ticks]
-    lo = int(statistics.median(firsts)) if firsts else 0
-    hi = int(statistics.median(lasts)) if lasts else 0
-    expected = max(1, hi - lo + 1)  # send rate == tick rate: every tick is a send tick
-    shares = []
-    for b in bots:
-        got = len({t for t in b.ticks if lo <= t <= hi})
-        shares.append(min(1.0, got / expected))
+    # Share of send ticks: distinct ticks received in the window over the ticks a server
+    # keeping its nominal rate sends in it (rate x wall). A server that falls behind either
+    # skips ticks (ours: bounded catch-up) or stretches them (the baseline): both count.
+    expected = max(1, round(args.rate * wall) - 1)
+    produced = [len(set(b.ticks)) for b in bots]
+    shares = [min(1.0, n / expected) for n in produced]
+    lasts = [b.ticks[-1] - b.ticks[0] for b in bots if b.ticks]
     result = {
         "clients": len(bots),
         "closed": sum(b.closed for b in bots),
@@ -308,6 +306,7 @@ async def run_bots(args: argparse.Namespace) -> None:
         "share_mean": statistics.mean(shares) if shares else 0.0,
         "share_p01": float(np.percentile(shares, 1)) if shares else 0.0,
         "expected_ticks": expected,
+        "server_ticks_per_s": (max(lasts) + 1) / wall if lasts else 0.0,
         "verified_decodes": sum(b.decoded for b in bots),
         "apply_errors": sum(b.apply_errors for b in bots),
     }
@@ -374,7 +373,7 @@ def run_config(kind: str, entities: int, clients: int, rate: int,
     bots = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "--bot", "--mode", kind, "--port",
          str(port), "--clients", str(clients), "--warmup", str(args.warmup), "--duration",
-         str(args.duration), "--verify", str(args.verify)],
+         str(args.duration), "--verify", str(args.verify), "--rate", str(rate)],
         stdout=subprocess.PIPE, text=True, env=env, preexec_fn=_pin(1), cwd=ROOT)
     assert bots.stdout is not None
     proc = psutil.Process(server.pid)
@@ -436,12 +435,13 @@ def fmt_row(r: dict[str, Any]) -> str:
             f"{r.get('p50_ms', math.nan):7.2f} | {r.get('p99_ms', math.nan):7.2f} | "
             f"{r.get('overruns', -1):5} | {r.get('cpu', math.nan) * 100:5.0f}% | "
             f"{r.get('bytes_per_client_s', 0) / 1024:9.1f} | {r.get('share_min', 0) * 100:6.1f}% "
-            f"| {r.get('share_mean', 0) * 100:6.1f}% | {'yes' if r.get('holds') else 'NO'} |")
+            f"| {r.get('share_mean', 0) * 100:6.1f}% | {r.get('server_ticks_per_s', 0):5.1f} "
+            f"| {'yes' if r.get('holds') else 'NO'} |")
 
 
 HEADER = ("| server   | entities | clients | Hz | tick p50 ms | tick p99 ms | overruns | "
-          "server CPU | KiB/client/s | ticks recv min | mean | holds |\n"
-          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|")
+          "server CPU | KiB/client/s | ticks recv min | mean | ticks/s seen | holds |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|")
 
 
 def plots(results: list[dict[str, Any]]) -> None:
@@ -492,6 +492,7 @@ def main() -> None:
     p.add_argument("--bot", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--mode", default="ours", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--rate", type=int, default=30, help=argparse.SUPPRESS)
     p.add_argument("--clients", type=int, nargs="+", default=[100, 1000])
     p.add_argument("--entities", type=int, nargs="+", default=[1000, 10000])
     p.add_argument("--rates", type=int, nargs="+", default=[30, 60])

@@ -113,7 +113,7 @@ class GameServer:
             # session answers ERROR 5 (SPEC.md section 1).
             max_message_size=4 * cfg.max_message_size,
             ping_interval=cfg.ping_interval, ping_timeout=cfg.ping_interval,
-            write_limit=cfg.high_water, max_queue=64, read_limit=64 * cfg.max_message_size,
+            write_limit=cfg.high_water, max_queue=32, read_limit=16 * cfg.max_message_size,
             close_timeout=2.0, process_request=self._process_request,
         )
         self.accepting = True
