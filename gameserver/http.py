@@ -15,7 +15,8 @@ Routes (all ``GET``; ``HEAD`` is answered like ``GET`` without a body):
 
 Any other method gets 405 with ``Allow: GET, HEAD``. The static file resolver refuses
 directory traversal: the percent-decoded path may not contain ``..`` segments, backslashes or
-NUL, and the resolved real path (symlinks followed) must stay inside the root; otherwise 404
+NUL; no segment may start with a dot (``.git``, ``.env``) or be ``node_modules``, and
+the resolved real path (symlinks followed) must stay inside the root; otherwise 404
 (we do not tell an attacker which rule fired). Files over :data:`MAX_STATIC_BYTES` are not
 served (bounded memory); read files are cached by (path, mtime, size), the cache is bounded.
 """
@@ -60,6 +61,8 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 #: Largest static file served (bytes); larger files get 404 and a log line.
 MAX_STATIC_BYTES = 8 * 2**20
+#: Path segments never served (dev-tree folders next to the shipped files).
+HIDDEN = frozenset({"node_modules", "__pycache__"})
 #: Most files kept in the static cache.
 MAX_CACHED_FILES = 256
 
@@ -97,8 +100,8 @@ class StaticFiles:
         if "\x00" in path or "\\" in path or not path.startswith("/"):
             return None
         parts = [p for p in path.split("/") if p]
-        if any(p in (".", "..") for p in parts):
-            return None  # no traversal, not even a harmless-looking one
+        if any(p.startswith(".") or p in HIDDEN for p in parts):
+            return None  # no traversal (not even a harmless-looking one), no dotfiles
         candidate = self.root.joinpath(*parts) if parts else self.root
         try:
             real = candidate.resolve(strict=True)

@@ -19,6 +19,9 @@ def router(tmp_path: Path) -> Router:
     (root / "app.js").write_text("export const x = 1;")
     (root / "sub" / "style.css").write_text("body{}")
     (tmp_path / "secret.txt").write_text("top secret")
+    (root / ".env").write_text("secret=1")
+    (root / "node_modules").mkdir()
+    (root / "node_modules" / "x.js").write_text("secret")
     os.symlink(tmp_path / "secret.txt", root / "link.txt")
     return Router(static_root=root, metrics=lambda: "m 1\n",
                   rooms=lambda: [{"id": "r1", "game": "g", "players": 1, "capacity": 8}])
@@ -55,7 +58,7 @@ def test_static_content_types(router: Router) -> None:
 @pytest.mark.parametrize("path", [
     "/../secret.txt", "/sub/../../secret.txt", "/%2e%2e/secret.txt", "/%2E%2E%2Fsecret.txt",
     "/..%2fsecret.txt", "/sub/%2e%2e/index.html", "/link.txt", "/a%00b", "/..\\secret.txt",
-    "/%ff%fe",
+    "/%ff%fe", "/.env", "/sub/.hidden", "/node_modules/x.js",
 ])
 def test_no_traversal(router: Router, path: str) -> None:
     r = router.route("GET", path, upgrade=False)
