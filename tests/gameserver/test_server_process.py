@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,10 @@ def test_bare_command_serves_arena(kit: Any) -> None:
             assert isinstance(delta, M.Delta) and delta.base_tick is None
             await ws.close()
         asyncio.run(main())
+        # The installed browser client is served at / (whatever its folder holds).
+        http_url = ws_url.replace("ws://", "http://").removesuffix("/ws")
+        with urllib.request.urlopen(http_url + "/", timeout=5) as r:
+            assert r.status == 200 and r.headers["Content-Type"].startswith("text/html")
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=5)
         assert proc.returncode == 0
