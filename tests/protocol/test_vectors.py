@@ -107,3 +107,24 @@ def test_invalid_message_vector(vec: dict[str, Any]) -> None:
     with pytest.raises(MessageError) as info:
         decode(bytes.fromhex(vec["hex"]))
     assert info.value.code == vec["error_code"]
+
+
+def _leading_hex(line: str) -> str:
+    """The hex byte tokens a walk-through line starts with (the rest is commentary)."""
+    out = []
+    for tok in line.split():
+        if len(tok) != 2 or any(c not in "0123456789abcdef" for c in tok):
+            break
+        out.append(tok)
+    return "".join(out)
+
+
+def test_spec_walkthrough_matches_vectors() -> None:
+    """SPEC.md section 9 quotes vector bytes; they must not drift from the generated files."""
+    spec = (VECTORS.parent / "SPEC.md").read_text()
+    full = spec.split("Full hex: `", 1)[1].split("`", 1)[0]
+    vecs = {v["name"]: v for v in _load("deltas.json")}
+    assert bytes.fromhex(full) == bytes.fromhex(vecs["full_snapshot"]["hex"])
+    move = spec.split("### 9.2", 1)[1].split("```", 2)[1]
+    move_hex = "".join(_leading_hex(line) for line in move.splitlines())
+    assert bytes.fromhex(move_hex) == bytes.fromhex(vecs["move_xy"]["hex"])
