@@ -319,8 +319,13 @@ async def run_bots(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- orchestration
 
 
+PIN = True
+
+
 def _pin(cpu: int) -> Any:
     def fn() -> None:
+        if not PIN:
+            return
         try:
             os.sched_setaffinity(0, {cpu})
         except (AttributeError, OSError):  # pragma: no cover - not Linux
@@ -377,6 +382,8 @@ def run_config(kind: str, entities: int, clients: int, rate: int,
         stdout=subprocess.PIPE, text=True, env=env, preexec_fn=_pin(1), cwd=ROOT)
     assert bots.stdout is not None
     proc = psutil.Process(server.pid)
+    bproc = psutil.Process(bots.pid)
+    bcpu0: Any = None
     out: dict[str, Any] = {"server": kind, "entities": entities, "clients": clients,
                            "rate": rate}
     cpu0 = m0 = None
@@ -385,11 +392,15 @@ def run_config(kind: str, entities: int, clients: int, rate: int,
         for ln in bots.stdout:
             if ln.startswith("window-start"):
                 cpu0 = proc.cpu_times()
+                bcpu0 = bproc.cpu_times()
                 w0 = time.monotonic()
                 m0 = _scrape(port) if kind == "ours" else None
             elif ln.startswith("window-end"):
                 cpu1 = proc.cpu_times()
+                bcpu1 = bproc.cpu_times()
                 wall = time.monotonic() - w0
+                out["bot_cpu"] = ((bcpu1.user + bcpu1.system)
+                                  - (bcpu0.user + bcpu0.system)) / wall
                 assert cpu0 is not None
                 out["cpu"] = ((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)) / wall
                 if kind == "ours":
@@ -397,6 +408,9 @@ def run_config(kind: str, entities: int, clients: int, rate: int,
                     assert m0 is not None
                     out["p50_ms"] = m1['gameserver_tick_work_recent_seconds{quantile="0.5"}'] * 1e3
                     out["p99_ms"] = m1['gameserver_tick_work_recent_seconds{quantile="0.99"}'] * 1e3
+                    q = "gameserver_tick_cpu_recent_seconds"
+                    out["cpu_p50_ms"] = m1[q + '{quantile="0.5"}'] * 1e3
+                    out["cpu_p99_ms"] = m1[q + '{quantile="0.99"}'] * 1e3
                     out["overruns"] = int(m1["gameserver_tick_overruns_total"]
                                           - m0["gameserver_tick_overruns_total"])
                     enc = "gameserver_delta_encodes_total"
@@ -433,15 +447,17 @@ def run_config(kind: str, entities: int, clients: int, rate: int,
 def fmt_row(r: dict[str, Any]) -> str:
     return (f"| {r['server']:8} | {r['entities']:6,} | {r['clients']:5,} | {r['rate']:3} | "
             f"{r.get('p50_ms', math.nan):7.2f} | {r.get('p99_ms', math.nan):7.2f} | "
+            f"{r.get('cpu_p50_ms', math.nan):6.2f} | {r.get('cpu_p99_ms', math.nan):6.2f} | "
             f"{r.get('overruns', -1):5} | {r.get('cpu', math.nan) * 100:5.0f}% | "
             f"{r.get('bytes_per_client_s', 0) / 1024:9.1f} | {r.get('share_min', 0) * 100:6.1f}% "
             f"| {r.get('share_mean', 0) * 100:6.1f}% | {r.get('server_ticks_per_s', 0):5.1f} "
-            f"| {'yes' if r.get('holds') else 'NO'} |")
+            f"| {r.get('bot_cpu', math.nan) * 100:4.0f}% | {'yes' if r.get('holds') else 'NO'} |")
 
 
-HEADER = ("| server   | entities | clients | Hz | tick p50 ms | tick p99 ms | overruns | "
-          "server CPU | KiB/client/s | ticks recv min | mean | ticks/s seen | holds |\n"
-          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|")
+HEADER = ("| server   | entities | clients | Hz | tick p50 ms | tick p99 ms | CPU/tick p50 ms "
+          "| CPU/tick p99 ms | overruns | "
+          "server CPU | KiB/client/s | ticks recv min | mean | ticks/s seen | bot CPU | holds |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|")
 
 
 def plots(results: list[dict[str, Any]]) -> None:
@@ -502,6 +518,8 @@ def main() -> None:
     p.add_argument("--verify", type=int, default=10)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--plots", action="store_true")
+    p.add_argument("--no-pin", action="store_true",
+                   help="do not pin the server to CPU 0 and the bots to CPU 1")
     p.add_argument("--out", type=Path, default=HERE / "results-server.json")
     args = p.parse_args()
     if args.bot:
@@ -510,6 +528,8 @@ def main() -> None:
 
         run(run_bots(args))
         return
+    global PIN
+    PIN = not args.no_pin
     if args.quick:
         args.entities, args.rates = [1000], [30]
     print(f"machine: {os.cpu_count()} cores; server pinned to CPU 0, bots to CPU 1; "

@@ -14,6 +14,7 @@ name                                      type       meaning (units)
 ========================================  =========  ==============================================
 gameserver_tick_work_seconds              histogram  wall time of one room tick's work (s)
 gameserver_tick_work_recent_seconds       summary    same, p50/p90/p99/max over the last 512 ticks
+gameserver_tick_cpu_recent_seconds        summary    thread CPU time of a room tick (s), last 512
 gameserver_send_work_seconds              histogram  wall time of one room send tick (s)
 gameserver_tick_overruns_total            counter    ticks whose work overran the tick period,
                                                      or late ticks the clock had to catch up
@@ -273,6 +274,10 @@ class ServerMetrics:
         self.tick_recent = Summary("gameserver_tick_work_recent_seconds",
                                    "Room tick work time over the last 512 ticks (seconds).",
                                    window=512)
+        self.tick_cpu_recent = Summary(
+            "gameserver_tick_cpu_recent_seconds",
+            "CPU time of the loop thread during a room tick, last 512 ticks (seconds): the "
+            "tick's cost without time lost to preemption by other processes.", window=512)
         self.send_work = Histogram("gameserver_send_work_seconds",
                                    "Wall time of one room send tick: snapshot, encode, write (s).")
         self.send_recent = Summary("gameserver_send_work_recent_seconds",
@@ -302,7 +307,8 @@ class ServerMetrics:
                                     "Rooms closed because their game code raised.")
         self.violations = Counter("gameserver_protocol_violations_total",
                                   "Client protocol violations by kind.", ("kind",))
-        for m in (self.tick_work, self.tick_recent, self.send_work, self.send_recent,
+        for m in (self.tick_work, self.tick_recent, self.tick_cpu_recent, self.send_work,
+                  self.send_recent,
                   self.overruns, self.ticks, self.send_ticks, self.encodes, self.rooms,
                   self.players, self.connections, self.bytes_in, self.bytes_out,
                   self.messages_in, self.messages_out, self.inputs_dropped, self.slow_skips,

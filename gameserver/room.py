@@ -328,6 +328,7 @@ class Room:
         period = clock.period
         for i in range(n):
             t0 = time.perf_counter()
+            c0 = time.thread_time()
             try:
                 res = self.sim.step()
                 if res.acks:
@@ -358,6 +359,7 @@ class Room:
             clock.stats.record_work(work)
             m.tick_work.observe(work)
             m.tick_recent.observe(work)
+            m.tick_cpu_recent.observe(time.thread_time() - c0)
             if work > period:
                 m.overruns.inc()
         skipped = clock.stats.skipped - skipped_before
