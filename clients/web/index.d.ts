@@ -204,8 +204,12 @@ export interface ClientOptions {
   name?: string; game?: string; room?: string; token?: string;
   /** reconnect after an unexpected drop (default true) */
   reconnect?: boolean;
-  /** ms (default 250, doubling up to backoffMax 5000), jitter fraction (default 0.5) */
-  backoffInitial?: number; backoffMax?: number; jitter?: number; maxAttempts?: number;
+  /**
+   * Reconnect delays: exponential from backoffInitial ms (default 100) doubling up to
+   * backoffMax (default 5000); with jitter (default true) each delay is uniform in [0, bound]
+   * ("full jitter", as the Python client). maxAttempts in a row (default Infinity).
+   */
+  backoffInitial?: number; backoffMax?: number; jitter?: boolean; maxAttempts?: number;
   /** ms between PINGs (default 1000); no message for stallTimeout ms (default 5000) = dropped */
   pingInterval?: number; stallTimeout?: number;
   /** seconds behind the estimated server time (default 0.1) */

@@ -1,0 +1,206 @@
+// GameClient over a fake WebSocket (no network): join, deltas, inputs, acks, prediction,
+// resume after a drop, refusals, malformed data.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { encode, decode } from "@msgpack/msgpack";
+import { GameClient } from "../src/index.js";
+
+const SCHEMA = { fields: [{ n: "x", t: "i32", q: 0.01 }, { n: "y", t: "i32", q: 0.01 }, { n: "owner", t: "u32", k: "player" }] };
+
+class FakeWS {
+  static all = [];
+  constructor(url) {
+    this.url = url;
+    this.readyState = 0;
+    this.sent = [];
+    this.closed = null;
+    FakeWS.all.push(this);
+  }
+  send(bytes) {
+    this.sent.push(decode(bytes));
+  }
+  close(code, reason) {
+    this.closed = { code, reason };
+    this.readyState = 3;
+  }
+  // server side helpers
+  open() {
+    this.readyState = 1;
+    this.onopen?.();
+  }
+  deliver(value) {
+    const b = encode(value);
+    this.onmessage?.({ data: b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) });
+  }
+  drop(code = 1006, reason = "") {
+    this.readyState = 3;
+    this.onclose?.({ code, reason, wasClean: false });
+  }
+}
+
+const quiet = { error() {}, warn() {}, info() {} };
+const le = (Ctor, a) => new Uint8Array(new Ctor(a).buffer);
+const welcome = (player = 7, entity = 258, resume = "tok") => [16, {
+  v: 1, player, entity, room: "r1", game: "arena", tick: 10, tick_rate: 30, send_rate: 15,
+  schema: SCHEMA, inputs: [{ n: "dx", t: "f32" }], resume, resume_grace: 15,
+}];
+const full = (tick) => [17, tick, null, 2, null, [[257, "u8", new Uint8Array([1])], [
+  ["i32", le(Int32Array, [100, 500])], ["i32", le(Int32Array, [0, 0])], ["u32", le(Uint32Array, [0, 7])]]], []];
+const moveMe = (tick, base, dx) => [17, tick, base, 2, null, null, [[1, [1, "u8", new Uint8Array(0)], [["d8", le(Int8Array, [dx])]]]]];
+const nextTick = () => new Promise((r) => setTimeout(r, 5));
+
+function makeClient(extra = {}) {
+  FakeWS.all = [];
+  return new GameClient("ws://test/ws", {
+    WebSocket: FakeWS, log: quiet, name: "ann", backoffInitial: 1, backoffMax: 2, pingInterval: 60_000,
+    step: (s, i) => ({ x: s.x + i.dx }),
+    stateOf: (w, r) => ({ x: w.values("x")[r] }),
+    ...extra,
+  });
+}
+
+test("join, deltas, inputs with auto seq, acks drive reconciliation", () => {
+  const c = makeClient();
+  const statuses = [];
+  c.on("status", (e) => statuses.push(e.status));
+  c.connect();
+  const ws = FakeWS.all[0];
+  assert.equal(ws.url, "ws://test/ws");
+  ws.open();
+  assert.deepEqual(ws.sent[0], [1, { v: 1, name: "ann" }]);
+  assert.equal(c.sendInput({ dx: 1 }), 0, "no input before WELCOME");
+  ws.deliver(welcome());
+  assert.equal(c.status, "connected");
+  assert.deepEqual(ws.sent[1][0], 4, "a PING follows the WELCOME");
+  ws.deliver(full(11));
+  assert.equal(c.world.tick, 11);
+  assert.equal(c.entityId, 258);
+  assert.deepEqual(c.predictor.state, { x: 5 });
+  assert.equal(c.sendInput({ dx: 1 }), 1);
+  assert.equal(c.sendInput({ dx: 1 }), 2);
+  assert.deepEqual(ws.sent.slice(-2), [[3, { s: 1, d: { dx: 1 } }], [3, { s: 2, d: { dx: 1 } }]]);
+  assert.deepEqual(c.predictor.state, { x: 7 });
+  // the server applied seq 1 in tick 12; the delta of tick 12 moved us by 1 unit (100 wire)
+  ws.deliver([18, { s: 1, t: 12 }]);
+  ws.deliver(moveMe(12, 11, 100));
+  assert.equal(c.world.values("x")[1], 6);
+  assert.deepEqual(c.predictor.state, { x: 7 }, "authoritative 6 + pending seq 2");
+  assert.equal(c.predictor.pending.length, 1);
+  assert.ok(c.stats.bytesReceived > 0 && c.stats.lastTick === 12);
+  assert.deepEqual(statuses, ["connecting", "joining", "connected"]);
+});
+
+test("a drop resumes the same player with the token; seqs continue", async () => {
+  const c = makeClient();
+  c.connect();
+  let ws = FakeWS.all[0];
+  ws.open();
+  ws.deliver(welcome());
+  ws.deliver(full(11));
+  c.sendInput({ dx: 1 });
+  ws.drop(1006);
+  assert.equal(c.status, "reconnecting");
+  await nextTick();
+  ws = FakeWS.all[1];
+  assert.ok(ws, "a new socket after the backoff");
+  ws.open();
+  assert.deepEqual(ws.sent[0], [2, { v: 1, token: "tok" }]);
+  let resumed = null;
+  c.on("welcome", (e) => (resumed = e.resumed));
+  ws.deliver(welcome());
+  ws.deliver(full(30));
+  assert.equal(resumed, true);
+  assert.equal(c.stats.reconnects, 1);
+  assert.equal(c.sendInput({ dx: 1 }), 2, "seqs continue after a resume");
+  c.close();
+  assert.deepEqual(ws.sent.at(-1), [5, {}]);
+  assert.equal(ws.closed.code, 1000);
+  assert.equal(c.status, "closed");
+});
+
+test("resume refused (4005): joins again as a new player, seqs restart", async () => {
+  const c = makeClient();
+  c.connect();
+  let ws = FakeWS.all[0];
+  ws.open();
+  ws.deliver(welcome(7));
+  ws.deliver(full(11));
+  c.sendInput({ dx: 1 });
+  ws.drop(1001, "going away");
+  await nextTick();
+  ws = FakeWS.all[1];
+  ws.open();
+  assert.equal(ws.sent[0][0], 2);
+  ws.deliver([20, { c: 4005, m: "unknown resume token" }]);
+  ws.drop(4005);
+  await nextTick();
+  ws = FakeWS.all[2];
+  ws.open();
+  assert.deepEqual(ws.sent[0], [1, { v: 1, name: "ann" }]);
+  ws.deliver(welcome(9, 513, "tok2"));
+  assert.equal(c.playerId, 9);
+  assert.equal(c.sendInput({ dx: 1 }), 1);
+});
+
+test("a refused join is final and says why", async () => {
+  const c = makeClient();
+  const fatal = [];
+  c.on("fatal", (e) => fatal.push(e));
+  c.connect();
+  const ws = FakeWS.all[0];
+  ws.open();
+  ws.deliver([20, { c: 4006, m: "the name 'ann' is already taken" }]);
+  ws.drop(4006);
+  await nextTick();
+  assert.equal(FakeWS.all.length, 1, "no reconnect after a refusal");
+  assert.equal(c.status, "rejected");
+  assert.match(c.statusDetail, /already taken/);
+  assert.equal(fatal[0].kind, "rejected");
+});
+
+test("malformed data: close with 4000 and status error, no retry; unknown types ignored", async () => {
+  const c = makeClient();
+  c.connect();
+  const ws = FakeWS.all[0];
+  ws.open();
+  ws.deliver(welcome());
+  ws.deliver([99, { future: true }]); // unknown S->C type: ignored
+  assert.equal(c.status, "connected");
+  ws.onmessage({ data: new Uint8Array([0xc1]).buffer });
+  assert.equal(c.status, "error");
+  assert.equal(ws.closed.code, 4000);
+  assert.match(ws.closed.reason, /malformed/);
+  assert.ok(new TextEncoder().encode(ws.closed.reason).length <= 123);
+  await nextTick();
+  assert.equal(FakeWS.all.length, 1);
+});
+
+test("a delta that does not apply: resync once via RESUME, fatal the second time in a row", async () => {
+  const c = makeClient();
+  c.connect();
+  let ws = FakeWS.all[0];
+  ws.open();
+  ws.deliver(welcome());
+  ws.deliver(full(11));
+  ws.deliver(moveMe(13, 12, 1)); // wrong base tick
+  assert.equal(ws.closed.code, 4000);
+  assert.equal(c.status, "reconnecting");
+  await nextTick();
+  ws = FakeWS.all[1];
+  ws.open();
+  assert.equal(ws.sent[0][0], 2, "resynchronizes with RESUME");
+  ws.deliver(welcome());
+  ws.deliver(moveMe(13, 12, 1)); // no full snapshot first: does not apply again
+  assert.equal(c.status, "error");
+});
+
+test("stall: no message for stallTimeout ms is a drop", async () => {
+  const c = makeClient({ pingInterval: 5, stallTimeout: 20 });
+  c.connect();
+  const ws = FakeWS.all[0];
+  ws.open();
+  ws.deliver(welcome());
+  await new Promise((r) => setTimeout(r, 60));
+  assert.ok(FakeWS.all.length >= 2, "reconnected after the stall");
+  c.close();
+});
