@@ -10,8 +10,9 @@ nothing), and receives one text message per tick::
 
     {"tick": 123, "entities": [[id, x, y], ...]}
 
-Stats: ``GET``-less, so the benchmark reads them from a stats line the server prints to
-stdout every second: ``stats tick_p50=<s> tick_p99=<s> overruns=<n> ticks=<n> clients=<n>``.
+Stats: no HTTP, so the benchmark reads them from a line the server prints to stdout every
+second: ``stats tick_p50=<s> tick_p99=<s> cpu_p50=<s> cpu_p99=<s> overruns=<n> ticks=<n>
+clients=<n>`` (wall and thread-CPU time of step + JSON + broadcast, last 1000 ticks).
 
 Run: ``python benchmarks/baseline_websockets_json.py --port 9001 --entities 1000 --rate 30``
 """
@@ -74,6 +75,7 @@ async def main(args: argparse.Namespace) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     works: list[float] = []
+    cpus: list[float] = []
     overruns = 0
     ticks = 0
     period = 1.0 / args.rate
@@ -85,11 +87,13 @@ async def main(args: argparse.Namespace) -> None:
         last_stats = start
         while not stop.is_set():
             t0 = time.perf_counter()
+            c0 = time.thread_time()
             ticks += 1
             world.step(period)
             broadcast(clients, world.state(ticks))
             work = time.perf_counter() - t0
             works.append(work)
+            cpus.append(time.thread_time() - c0)
             if work > period:
                 overruns += 1
             # Sleep to the next deadline (computed from the start: no drift).
@@ -100,9 +104,14 @@ async def main(args: argparse.Namespace) -> None:
                 ws_sorted = sorted(works[-1000:])
                 p50 = ws_sorted[len(ws_sorted) // 2]
                 p99 = ws_sorted[min(len(ws_sorted) - 1, int(len(ws_sorted) * 0.99))]
-                print(f"stats tick_p50={p50:.6f} tick_p99={p99:.6f} overruns={overruns} "
-                      f"ticks={ticks} clients={len(clients)}", flush=True)
+                cs = sorted(cpus[-1000:])
+                c50 = cs[len(cs) // 2]
+                c99 = cs[min(len(cs) - 1, int(len(cs) * 0.99))]
+                print(f"stats tick_p50={p50:.6f} tick_p99={p99:.6f} cpu_p50={c50:.6f} "
+                      f"cpu_p99={c99:.6f} overruns={overruns} ticks={ticks} "
+                      f"clients={len(clients)}", flush=True)
                 del works[:-1000]
+                del cpus[:-1000]
             if deadline > now:
                 try:
                     await asyncio.wait_for(stop.wait(), deadline - now)

@@ -424,6 +424,8 @@ def run_config(kind: str, entities: int, clients: int, rate: int,
                     first = dict(kv.split("=") for kv in stats[0].split()[1:]) if stats else {}
                     out["p50_ms"] = float(vals.get("tick_p50", "nan")) * 1e3
                     out["p99_ms"] = float(vals.get("tick_p99", "nan")) * 1e3
+                    out["cpu_p50_ms"] = float(vals.get("cpu_p50", "nan")) * 1e3
+                    out["cpu_p99_ms"] = float(vals.get("cpu_p99", "nan")) * 1e3
                     out["overruns"] = int(vals.get("overruns", 0)) - int(first.get("overruns", 0))
             elif ln.startswith("result "):
                 out.update(json.loads(ln[7:]))
