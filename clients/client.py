@@ -680,8 +680,7 @@ class GameClient:
         try:
             recv = ws.recv
             account = self._account
-            decode = self._decode
-            dispatch = self._dispatch
+            receive = self._receive
             clock = self.clock
             while True:
                 try:
@@ -696,7 +695,7 @@ class GameClient:
                         raise
                     me.uncancel()
                     raise drop from None
-                dispatch(decode(account(data)), clock())
+                receive(account(data), clock())
         finally:
             monitor.cancel()
 
@@ -787,6 +786,25 @@ class GameClient:
             self.stats.unknown_messages += 1
             log.debug("ignoring unexpected server message %r", type(msg).__name__)
 
+    def _receive(self, data: bytes, now: float) -> None:
+        """One server message: a steady-state DELTA takes the world's batched fast path
+        (decode + apply in one go); everything else is decoded and dispatched."""
+        world = self.world
+        if len(data) > 2 and data[0] == 0x97 and data[1] == 0x11 and world is not None \
+                and world.ready:
+            prev = world.tick
+            try:
+                full = world.apply_wire(data, max_size=self.max_message_size)
+            except DeltaError as exc:
+                raise self._delta_failed(exc) from None
+            except MessageError as exc:
+                raise _Drop(ServerProtocolError(
+                    f"undecodable game message from the server: {exc}", code=exc.code),
+                    retry=False) from None
+            self._applied(prev, full, now)
+        else:
+            self._dispatch(self._decode(data), now)
+
     def _apply(self, delta: Delta, now: float) -> None:
         world = self.world
         assert world is not None
@@ -794,20 +812,28 @@ class GameClient:
         try:
             world.apply(delta)
         except DeltaError as exc:
-            self._resync_streak += 1
-            self.stats.resyncs += 1
-            if self._resync_streak >= 2 or not self.resume_token:
-                raise _Drop(ServerProtocolError(
-                    f"server delta does not apply to our replica: {exc}"), retry=False) from None
-            # SPEC.md section 5: drop the connection and RESUME for a full snapshot
-            raise _Drop(ConnectionLost(f"delta did not apply ({exc}); resynchronizing"),
-                        retry=True) from None
+            raise self._delta_failed(exc) from None
+        self._applied(prev, delta.base_tick is None, now)
+
+    def _delta_failed(self, exc: DeltaError) -> _Drop:
+        self._resync_streak += 1
+        self.stats.resyncs += 1
+        if self._resync_streak >= 2 or not self.resume_token:
+            return _Drop(ServerProtocolError(
+                f"server delta does not apply to our replica: {exc}"), retry=False)
+        # SPEC.md section 5: drop the connection and RESUME for a full snapshot
+        return _Drop(ConnectionLost(f"delta did not apply ({exc}); resynchronizing"),
+                     retry=True)
+
+    def _applied(self, prev: int | None, full: bool, now: float) -> None:
+        """Bookkeeping after a delta was applied: stats, gaps, callbacks, iterators."""
+        world = self.world
+        assert world is not None
         st = self.stats
         st.deltas += 1
         tick = world.tick
         if tick > self.server_tick:
             self.server_tick = tick
-        full = delta.base_tick is None
         missed = 0
         if full:
             st.full_snapshots += 1
@@ -816,10 +842,10 @@ class GameClient:
             # an incremental delta applied: the stream is sane again
             self._resync_streak = 0
             self._attempts_in_row = 0
-        if not full and prev is not None and self.send_rate > 0:
-            step = self.tick_rate / self.send_rate
-            missed = max(0, round((tick - prev) / step) - 1)
-            st.tick_gaps += missed
+            if prev is not None and self.send_rate > 0:
+                step = self.tick_rate / self.send_rate
+                missed = max(0, round((tick - prev) / step) - 1)
+                st.tick_gaps += missed
         update = TickUpdate(tick, prev, full, missed, now)
         for fn in self._on_tick:
             fn(self, update)

@@ -14,6 +14,9 @@ Definitions (the JSON report uses these names):
   that cannot keep up. Resolution: 20 buckets per decade (~12%).
 * **tick gaps**: send ticks the bot never received: for consecutive deltas at ticks ``a < b``,
   ``(b - a) / (tick_rate / send_rate) - 1``. ``tick_share = deltas / (deltas + gaps)``.
+* **received share**: ``deltas / sum(connected seconds x send_rate)``: the share of the
+  deltas the server was supposed to stream that the bots actually received and applied
+  (a bot that stalls entirely lowers it even without gaps).
 * **rtt**: PING -> PONG round trip (seconds).
 """
 
@@ -143,7 +146,8 @@ _COUNTERS = (
 class BotStats:
     """Counters of one bot. Mutated in place by the bot's connection (no allocation)."""
 
-    __slots__ = (*_COUNTERS, "connected", "failure", "index", "last_error", "player")
+    __slots__ = (*_COUNTERS, "connected", "connected_s", "failure", "index", "last_error",
+                 "player", "send_rate")
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -163,12 +167,15 @@ class BotStats:
         self.failure: str | None = None
         self.last_error: str | None = None
         self.player: int | None = None
+        self.connected_s = 0.0  # seconds from the join to now / the end of the session
+        self.send_rate = 0.0  # the server's send rate (Hz) from WELCOME
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (for the pipe and the JSON report)."""
         d: dict[str, Any] = {k: getattr(self, k) for k in _COUNTERS}
         d.update(bot=self.index, connected=self.connected, failure=self.failure,
-                 last_error=self.last_error, player=self.player)
+                 last_error=self.last_error, player=self.player,
+                 connected_s=round(self.connected_s, 3), send_rate=self.send_rate)
         return d
 
 
@@ -276,6 +283,8 @@ def build_report(
     deltas = _total(bots, "deltas")
     gaps = _total(bots, "tick_gaps")
     failures = [{"bot": b["bot"], "reason": b["failure"]} for b in bots if b["failure"]]
+    expected = sum(float(b.get("connected_s", 0.0)) * float(b.get("send_rate", 0.0))
+                   for b in bots)
     reasons: dict[str, int] = {}
     for f in failures:
         key = str(f["reason"]).split(":", 1)[0]
@@ -305,6 +314,8 @@ def build_report(
         "ticks_received": deltas,
         "tick_gaps": gaps,
         "tick_share": round(deltas / (deltas + gaps), 5) if deltas + gaps else None,
+        "expected_ticks": round(expected, 1),
+        "received_share": round(deltas / expected, 5) if expected > 0 else None,
         "tick_age_ms": Histogram.from_state(merged["tick_age"]).summary_ms(),
         "rtt_ms": Histogram.from_state(merged["rtt"]).summary_ms(),
         "connect_ms": Histogram.from_state(merged["connect_time"]).summary_ms(),
@@ -313,6 +324,10 @@ def build_report(
         "per_bot_detail": bots,
     }
     return report
+
+
+def _pct(v: Any) -> str:
+    return "-" if v is None else f"{float(v) * 100:.2f}%"
 
 
 def format_summary(report: Mapping[str, Any]) -> str:
@@ -330,7 +345,8 @@ def format_summary(report: Mapping[str, Any]) -> str:
         f"out: {report['messages_out']} msgs, {_human_bytes(report['bytes_out'])}   "
         f"inputs: {report['inputs']}",
         f"ticks received: {report['ticks_received']}  gaps: {report['tick_gaps']}  "
-        f"share: {'-' if share is None else f'{share * 100:.2f}%'}",
+        f"share: {'-' if share is None else f'{share * 100:.2f}%'}  "
+        f"received vs expected: {_pct(report.get('received_share'))}",
         f"tick age ms: {ms(report['tick_age_ms']) or '-'}",
         f"rtt ms: {ms(report['rtt_ms']) or '-'}",
         f"connect ms: {ms(report['connect_ms']) or '-'}",

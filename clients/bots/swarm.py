@@ -83,6 +83,7 @@ class BotRunner:
         "behavior",
         "client",
         "config",
+        "connected_at",
         "defaults",
         "index",
         "min_offset",
@@ -104,6 +105,7 @@ class BotRunner:
         self.min_offset = float("inf")
         self.ticks_since_input = 0
         self.pongs_seen = 0
+        self.connected_at: float | None = None
         self.defaults: dict[str, Any] = {}
         self.client = GameClient(
             config.url,
@@ -167,6 +169,9 @@ class BotRunner:
         s.errors = cs.errors
         s.connected = c.connected
         s.player = c.player
+        s.send_rate = c.send_rate
+        if self.connected_at is not None:
+            s.connected_s = time.monotonic() - self.connected_at
         if cs.pongs > self.pongs_seen and c.rtt is not None:
             self.pongs_seen = cs.pongs
             self.process.rtt.record(c.rtt)  # one RTT sample per bot per report interval
@@ -199,7 +204,8 @@ class BotRunner:
                                       f"({client.stats.connect_attempts} attempts)")
                 return
             connecting.result()  # raises the connect failure
-            self.process.connect_time.record(time.monotonic() - t0)
+            self.connected_at = time.monotonic()
+            self.process.connect_time.record(self.connected_at - t0)
             self.stats.connects = 1
             view = self.view
             view.world = client.world
@@ -227,6 +233,7 @@ class BotRunner:
             self.stats.failure = f"{type(exc).__name__}: {exc}"
         finally:
             self.refresh()
+            self.connected_at = None  # connected_s stays at the session's length
             with contextlib.suppress(Exception):
                 await client.close()
             self.stats.connected = False

@@ -39,8 +39,14 @@ def client_with(schema_obj: dict[str, Any]) -> GameClient:
     return client
 
 
-def feed(client: GameClient, data: bytes) -> None:
-    client._dispatch(client._decode(client._account(data)), 0.0)
+def feed(client: GameClient, data: bytes, path: str = "fast") -> None:
+    """``fast``: the client's receive path (batched WorldView.apply_wire for steady-state
+    deltas); ``general``: decode_server + Replica.apply."""
+    data = client._account(data)
+    if path == "fast":
+        client._receive(data, 0.0)
+    else:
+        client._dispatch(client._decode(data), 0.0)
 
 
 def set_base(client: GameClient, base: dict[str, Any] | None) -> None:
@@ -61,12 +67,13 @@ def delta_names() -> list[str]:
     return [v["name"] for v in json.loads(path.read_text())["vectors"]]
 
 
+@pytest.mark.parametrize("path", ["fast", "general"])
 @pytest.mark.parametrize("name", delta_names())
-def test_delta_vectors_through_the_client(name: str) -> None:
+def test_delta_vectors_through_the_client(name: str, path: str) -> None:
     vec = next(v for v in load("deltas") if v["name"] == name)
     client = client_with(vec["schema"])
     set_base(client, vec["base"])
-    feed(client, bytes.fromhex(vec["hex"]))
+    feed(client, bytes.fromhex(vec["hex"]), path)
     world = client.world
     assert world is not None
     exp = vec["expected"]
@@ -91,8 +98,9 @@ def invalid_names() -> list[str]:
     return [v["name"] for v in json.loads(path.read_text())["vectors"]]
 
 
+@pytest.mark.parametrize("path", ["fast", "general"])
 @pytest.mark.parametrize("name", invalid_names())
-def test_invalid_delta_vectors_leave_replica_unchanged(name: str) -> None:
+def test_invalid_delta_vectors_leave_replica_unchanged(name: str, path: str) -> None:
     vec = next(v for v in load("deltas_invalid") if v["name"] == name)
     client = client_with(vec["schema"])
     set_base(client, vec["base"])
@@ -102,7 +110,7 @@ def test_invalid_delta_vectors_leave_replica_unchanged(name: str) -> None:
     before = {k: c.copy() for k, c in world.columns.items()}
     tick = client.tick
     with pytest.raises(_Drop) as info:
-        feed(client, bytes.fromhex(vec["hex"]))
+        feed(client, bytes.fromhex(vec["hex"]), path)
     # undecodable -> protocol error (not retried); does not apply -> resync by resuming
     err = info.value.error
     assert isinstance(err, E.ServerProtocolError | E.ConnectionLost)

@@ -1,0 +1,192 @@
+"""How many bots can one process drive, decoding every delta, at 30 Hz with 1,000 entities?
+
+Setup: the real game server runs in its own process (``--serve`` mode of this script: the
+arena example with ``--entities`` critters of which ``--moving`` are moving, tick and send
+rate 30 Hz, one room for everybody). For each N in ``--counts`` one bot process is started
+with ``python -m clients.bots URL --count N --procs 1`` (every bot a full GameClient: its own
+WebSocket, msgpack decode and ``Replica.apply`` of every delta); after ``--duration`` seconds
+its JSON report gives, for that N:
+
+* received share: deltas applied / deltas the server should have streamed to the connected
+  bots (``connected seconds x send rate``); gap share: deltas / (deltas + skipped ticks);
+* bot CPU: CPU seconds of the bot process (its own ``time.process_time``) / wall seconds;
+* p50 / p99 tick age (see clients/bots/report.py: delay beyond the fastest delivery);
+* server CPU over the same window (psutil, from outside).
+
+A row "keeps up" when the received share is >= 99% and p99 tick age < 100 ms.
+
+Machine: 2 CPU cores. The server and the bot process share them (one core each at best),
+and anything else running on the machine competes with both.
+
+Usage::
+
+    python benchmarks/bench_bots.py                       # counts 50,100,200,300,500
+    python benchmarks/bench_bots.py --counts 100,500 --duration 15 --input-every 3
+    python benchmarks/bench_bots.py --serve --port 8765   # just the benchmark server
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+# ----------------------------------------------------------------------------- server
+def serve(port: int, entities: int, moving: float, tick_rate: float, send_rate: float) -> None:
+    """Run the benchmark server (blocking): arena with a fixed world size, one big room."""
+    from examples.arena import Arena
+    from gameserver.config import ServerConfig
+    from gameserver.server import run_server
+
+    n_orbs, n_hunters = 0, 0
+
+    class BenchArena(Arena):
+        name = "arena"
+        max_players = 5000
+
+        def on_create(self, config: dict[str, Any]) -> None:
+            super().on_create({**config, "critters": entities - n_orbs - n_hunters,
+                               "moving": moving, "orbs": n_orbs, "hunters": n_hunters,
+                               "size": 600.0})
+
+    cfg = ServerConfig(games={"arena": BenchArena}, host="127.0.0.1", port=port,
+                       tick_rate=tick_rate, send_rate=send_rate, max_players=5000,
+                       max_connections=20000, empty_room_ttl=30.0, seed=1)
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    sys.exit(run_server(cfg))
+
+
+def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[str], str]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", "--port", "0",
+           "--entities", str(args.entities), "--moving", str(args.moving),
+           "--tick-rate", str(args.tick_rate), "--send-rate", str(args.send_rate)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    m = re.search(r"ws://[^\s)]+", line)
+    if not m:
+        proc.kill()
+        raise SystemExit(f"benchmark server did not start: {line!r}")
+    return proc, m.group(0)
+
+
+# ------------------------------------------------------------------------------- bots
+def run_bots(url: str, n: int, args: argparse.Namespace, server_pid: int) -> dict[str, Any]:
+    import psutil
+
+    server = psutil.Process(server_pid)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "report.json"
+        cmd = [sys.executable, "-m", "clients.bots", url, "--count", str(n), "--procs", "1",
+               "--duration", str(args.duration), "--behavior", args.behavior,
+               "--input-every", str(args.input_every), "--ramp", str(args.ramp),
+               "--json", str(out), "--quiet"]
+        s0 = server.cpu_times()
+        t0 = time.monotonic()
+        res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+                             env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                             timeout=args.duration + 120)
+        wall = time.monotonic() - t0
+        s1 = server.cpu_times()
+        if not out.exists():
+            raise SystemExit(f"bot run N={n} wrote no report:\n{res.stderr[-2000:]}")
+        report: dict[str, Any] = json.loads(out.read_text())
+    report["server_cpu_pct"] = 100.0 * ((s1.user - s0.user) + (s1.system - s0.system)) / wall
+    report["bot_cpu_pct"] = 100.0 * report["cpu_seconds"] / max(report["duration_s"], 1e-9)
+    report["wall_s"] = wall
+    return report
+
+
+def fmt_row(n: int, r: dict[str, Any]) -> str:
+    age = r["tick_age_ms"]
+    rs = r.get("received_share")
+    gs = r.get("tick_share")
+    per_s = r["bytes_in"] / max(r["duration_s"], 1e-9)
+    ok = (rs or 0) >= 0.99 and (age["p99"] or 1e9) < 100
+    return (f"| {n:5d} | {r['connects']:5d} | {r['failures']:4d} | "
+            f"{(rs or 0) * 100:7.2f}% | {(gs or 0) * 100:7.2f}% | {r['bot_cpu_pct']:6.1f}% | "
+            f"{r['server_cpu_pct']:6.1f}% | {age['p50'] or 0:8.1f} | {age['p99'] or 0:8.1f} | "
+            f"{per_s / 1e6:6.2f} | {'yes' if ok else 'no'} |")
+
+
+HEADER = ("|     N | conn. | fail | received | no-gap  | bot CPU | srv CPU | age p50 | age p99 "
+          "| MB/s in | keeps up |\n"
+          "|------:|------:|-----:|---------:|--------:|--------:|--------:|--------:|--------:"
+          "|--------:|:--------:|")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--serve", action="store_true", help="run only the benchmark server")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--entities", type=int, default=1000)
+    p.add_argument("--moving", type=float, default=0.1)
+    p.add_argument("--tick-rate", type=float, default=30.0)
+    p.add_argument("--send-rate", type=float, default=30.0)
+    p.add_argument("--counts", default="50,100,200,300,500")
+    p.add_argument("--duration", type=float, default=10.0)
+    p.add_argument("--behavior", default="idle")
+    p.add_argument("--input-every", type=int, default=0)
+    p.add_argument("--ramp", type=float, default=250.0)
+    p.add_argument("--json", type=Path, default=None, help="write all reports to FILE")
+    args = p.parse_args(argv)
+    if args.serve:
+        serve(args.port, args.entities, args.moving, args.tick_rate, args.send_rate)
+        return 0
+    counts = [int(x) for x in args.counts.split(",") if x]
+    print(f"# bench_bots: {args.entities} entities ({args.moving:.0%} moving), "
+          f"tick {args.tick_rate:g} Hz, send {args.send_rate:g} Hz, behaviour {args.behavior}, "
+          f"input every {args.input_every} ticks, {args.duration:g} s per run")
+    print(f"# machine: {os.cpu_count()} CPU cores; load average before: "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"# python {sys.version.split()[0]}, bots on "
+          f"{'uvloop' if _have_uvloop() else 'asyncio'}")
+    print(HEADER)
+    sys.stdout.flush()
+    results: dict[str, Any] = {}
+    for n in counts:
+        proc, url = start_server(args)  # a fresh server (and room) per N
+        try:
+            time.sleep(1.0)
+            r = run_bots(url, n, args, proc.pid)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        r.pop("per_bot_detail", None)
+        results[str(n)] = r
+        print(fmt_row(n, r))
+        sys.stdout.flush()
+    print(f"# load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+def _have_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return os.environ.get("GAMESERVER_NO_UVLOOP", "") in ("", "0")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
