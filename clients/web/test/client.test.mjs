@@ -88,6 +88,7 @@ test("join, deltas, inputs with auto seq, acks drive reconciliation", () => {
   assert.equal(c.predictor.pending.length, 1);
   assert.ok(c.stats.bytesReceived > 0 && c.stats.lastTick === 12);
   assert.deepEqual(statuses, ["connecting", "joining", "connected"]);
+  c.close();
 });
 
 test("a drop resumes the same player with the token; seqs continue", async () => {
@@ -140,6 +141,7 @@ test("resume refused (4005): joins again as a new player, seqs restart", async (
   ws.deliver(welcome(9, 513, "tok2"));
   assert.equal(c.playerId, 9);
   assert.equal(c.sendInput({ dx: 1 }), 1);
+  c.close();
 });
 
 test("a refused join is final and says why", async () => {
