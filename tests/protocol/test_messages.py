@@ -240,7 +240,7 @@ msgpack_values = st.recursive(
 )
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.integers(0, 25), msgpack_values, st.lists(msgpack_values, max_size=7))
 def test_structured_garbage_gives_message_or_message_error(
     t: int, body: object, rest: list[object]
