@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +129,119 @@ def test_spec_walkthrough_matches_vectors() -> None:
     move = spec.split("### 9.2", 1)[1].split("```", 2)[1]
     move_hex = "".join(_leading_hex(line) for line in move.splitlines())
     assert bytes.fromhex(move_hex) == bytes.fromhex(vecs["move_xy"]["hex"])
+
+
+# ------------------------------------------------------------------ an independent decoder
+# A second, deliberately naive implementation written from SPEC.md section 5 alone (plain
+# Python + struct, no numpy, no protocol.delta): if it agrees with every vector, the spec
+# text is complete enough to implement from.
+_FMT = {"u8": "B", "i8": "b", "u16": "H", "i16": "h", "u32": "I", "i32": "i", "f32": "f",
+        "f64": "d", "d8": "b", "d16": "h", "d32": "i"}  # fmt: skip
+_RANGE = {"u8": (0, 255), "i8": (-128, 127), "u16": (0, 65535), "i16": (-32768, 32767),
+          "u32": (0, 2**32 - 1), "i32": (-(2**31), 2**31 - 1)}  # fmt: skip
+
+
+class _Bad(Exception):
+    pass
+
+
+def _unpack_bin(code: str, data: bytes) -> list[Any]:
+    if code not in _FMT or not isinstance(data, bytes):
+        raise _Bad(code)
+    width = struct.calcsize("<" + _FMT[code])
+    if len(data) % width:
+        raise _Bad("length")
+    return list(struct.unpack(f"<{len(data) // width}{_FMT[code]}", data))
+
+
+def _spec_idlist(obj: Any) -> list[int]:
+    first, code, gaps = obj[0], obj[1], obj[2]
+    if code not in ("u8", "u16", "u32") or not isinstance(first, int) or first < 0:
+        raise _Bad("idlist")
+    out = [first]
+    for g in _unpack_bin(code, gaps):
+        if g < 1:
+            raise _Bad("gap")
+        out.append(out[-1] + g)
+    if out[-1] > 2**32 - 1:
+        raise _Bad("u32")
+    return out
+
+
+def _spec_apply(schema: dict[str, Any], state: dict[str, Any] | None, data: bytes) -> dict:
+    fields = schema["fields"]
+    msg = msgpack.unpackb(data, raw=False)  # raises on trailing bytes / truncation
+    if not isinstance(msg, list) or len(msg) < 7 or msg[0] != 17:
+        raise _Bad("shape")
+    _, tick, base_tick, count, desp, spawn, groups = msg[:7]
+    if base_tick is None:
+        ids: list[int] = []
+        cols: dict[str, list[Any]] = {f["n"]: [] for f in fields}
+    else:
+        if state is None or base_tick != state["tick"]:
+            raise _Bad("base tick")
+        ids = list(state["ids"])
+        cols = {k: list(v) for k, v in state["columns"].items()}
+    rows = {i: {k: cols[k][r] for k in cols} for r, i in enumerate(ids)}
+    for i in _spec_idlist(desp) if desp is not None else []:
+        if i not in rows:
+            raise _Bad("unknown id")
+        del rows[i]
+    if spawn is not None:
+        new_ids = _spec_idlist(spawn[0])
+        if len(spawn[1]) != len(fields):
+            raise _Bad("spawn columns")
+        values = [_unpack_bin(c[0], c[1]) for c in spawn[1]]
+        for j, i in enumerate(new_ids):
+            if i in rows:
+                raise _Bad("exists")
+            rows[i] = {}
+            for f, col in zip(fields, values):
+                if len(col) != len(new_ids):
+                    raise _Bad("spawn length")
+                rows[i][f["n"]] = col[j]
+    order = sorted(rows)
+    if len(order) != count:
+        raise _Bad("count")
+    out = {f["n"]: [rows[i][f["n"]] for i in order] for f in fields}
+    for mask, rowlist, gcols in groups:
+        if mask == 0 or mask >> len(fields):
+            raise _Bad("mask")
+        rs = _spec_idlist(rowlist)
+        bits = [b for b in range(len(fields)) if mask >> b & 1]
+        if len(bits) != len(gcols):
+            raise _Bad("columns")
+        for b, (code, raw) in zip(bits, gcols):
+            f = fields[b]
+            vals = _unpack_bin(code, raw)
+            if len(vals) != len(rs) or any(r >= count for r in rs):
+                raise _Bad("rows")
+            is_float = f["t"] in ("f32", "f64")
+            if is_float != (code in ("f32", "f64")) or (is_float and code != f["t"]):
+                raise _Bad("float code")
+            for r, v in zip(rs, vals):
+                out[f["n"]][r] = out[f["n"]][r] + v if code.startswith("d") else v
+    for f in fields:
+        if f["t"] in _RANGE:
+            lo, hi = _RANGE[f["t"]]
+            if any(not lo <= v <= hi for v in out[f["n"]]):
+                raise _Bad("range")
+    return {"tick": tick, "ids": order, "columns": out}
+
+
+@pytest.mark.parametrize("vec", _load("deltas.json"), ids=lambda v: v["name"])
+def test_independent_decoder_agrees(vec: dict[str, Any]) -> None:
+    got = _spec_apply(vec["schema"], vec["base"], bytes.fromhex(vec["hex"]))
+    exp = vec["expected"]
+    assert got["tick"] == exp["tick"] and got["ids"] == exp["ids"]
+    for name, col in exp["columns"].items():
+        assert _same(got["columns"][name], col), name
+    for f in vec["schema"]["fields"]:
+        if f.get("q") is not None:
+            assert _same([v * f["q"] for v in got["columns"][f["n"]]], exp["values"][f["n"]])
+
+
+@pytest.mark.parametrize("vec", _load("deltas_invalid.json"), ids=lambda v: v["name"])
+def test_independent_decoder_refuses(vec: dict[str, Any]) -> None:
+    with pytest.raises((_Bad, ValueError)):  # msgpack.ExtraData is a ValueError
+        _spec_apply(vec["schema"], vec["base"], bytes.fromhex(vec["hex"]))
