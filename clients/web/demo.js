@@ -136,10 +136,14 @@ if (client) {
     names.set(welcome.player, myName);
     client.opts.step = makeStep(welcome.tick_rate);
     startInputLoop(welcome.tick_rate);
+    outage = null;
     pushFeed(resumed ? "reconnected: same player, same score" : `joined room ${welcome.room} as ${myName}`);
     meDisplay.ready = false;
   });
   client.on("event", ({ kind, data }) => onGameEvent(kind, data));
+  client.on("close", ({ code, willReconnect }) => {
+    if (willReconnect && outage === null) outage = describeClose(code);
+  });
   client.on("servererror", ({ code, message }) => {
     if (code < 4000) pushFeed(`server: ${message} (error ${code})`);
   });
@@ -210,9 +214,8 @@ function updateStatus() {
   ui.status.dataset.state = s;
   if (s === "connected") return hideMessage();
   if (s === "reconnecting") {
-    const close = client.lastClose;
-    const why = close ? CLOSE_REASONS[close.code] ?? `code ${close.code}` : "connection lost";
-    return showMessage("Connection lost", `${capitalize(why)}. Reconnecting automatically…`, "info");
+    return showMessage(client.welcome ? "Connection lost" : "Cannot reach the game server",
+      reconnectText(), "info");
   }
   if (s === "rejected") {
     return showMessage("Could not join the game", client.statusDetail, "error", "Try another name", () => {
@@ -230,6 +233,23 @@ function updateStatus() {
   if (s === "closed") {
     return showMessage("Disconnected", client.statusDetail, "error", "Reconnect", () => location.reload());
   }
+}
+
+/** Why the current outage started (the first close after being connected). */
+let outage = null;
+
+/** "The server is shutting down (1001). Reconnecting automatically in 1.2 s (attempt 3)…" */
+function reconnectText() {
+  const when = client.retryIn === null ? "now" : `in ${client.retryIn.toFixed(1)} s`;
+  const why = outage ?? (client.welcome ? "The connection dropped." : "The server does not answer.");
+  return `${why} Reconnecting automatically ${when} (attempt ${Math.max(1, client.attempt)})…`;
+}
+
+function describeClose(code) {
+  if (code === 1001) return "The server is shutting down (1001).";
+  if (code === 1006) return "The connection dropped (1006).";
+  const r = CLOSE_REASONS[code];
+  return r ? `${capitalize(r)} (${code}).` : `The connection closed with code ${code}.`;
 }
 
 function capitalize(s) {
@@ -262,16 +282,12 @@ function updateHud() {
   if (!client) return;
   const st = client.stats;
   const rtt = st.rttMedian;
-  ui.ping.textContent = rtt === null ? "–" : `${Math.round(rtt)} ms`;
+  ui.ping.textContent = rtt === null || client.status !== "connected" ? "–" : `${Math.round(rtt)} ms`;
   const age = st.tickAge;
   ui.age.textContent = age === null ? "–" : `${Math.round(age)} ms`;
   ui.age.style.color = age !== null && age > 500 ? "var(--warn)" : "";
   ui.bytes.textContent = fmtBytes(st.bytesPerSec);
-  if (client.status === "reconnecting" && client.retryIn !== null) {
-    ui.msgText.textContent = `${capitalize(
-      CLOSE_REASONS[client.lastClose?.code] ?? "connection lost",
-    )}. Reconnecting in ${client.retryIn.toFixed(1)} s (attempt ${client.attempt})…`;
-  }
+  if (client.status === "reconnecting") ui.msgText.textContent = reconnectText();
   // a stream that stopped while the socket looks open: say so, never a page that looks alive
   if (client.status === "connected" && age !== null && age > 2000) {
     showMessage("Waiting for the server…", `No update for ${(age / 1000).toFixed(1)} s.`, "info");
@@ -799,6 +815,13 @@ function draw(scene, dt, now) {
     fy -= 18;
   }
   ctx.globalAlpha = 1;
+
+  // not live (reconnecting, closed, stalled): dim the stale world so it cannot look alive
+  const age = client ? client.stats.tickAge : 0;
+  if (client && (client.status !== "connected" || (age !== null && age > 2000))) {
+    ctx.fillStyle = "rgba(10, 14, 22, 0.55)";
+    ctx.fillRect(0, 0, cssW, cssH);
+  }
 
   // mini-map (bottom right; not on phones, where the touch controls live there)
   if (!isTouch && cssW >= 600) drawMinimap(scene, size);
