@@ -2250,6 +2250,7 @@ function interpolate(idsA, colsA, idsB, colsB, alpha, opts = {}) {
   alpha = Math.min(Math.max(Number(alpha), 0), 1);
   const fields = opts.fields ? new Set(opts.fields) : null;
   const angles = new Set(opts.angles ?? []);
+  if (sameIds(idsA, idsB)) return interpolateAligned(idsA, colsA, colsB, alpha, fields, angles);
   const m = mergeIds(idsA, idsB);
   const n = m.ids.length;
   const { posA, posB, commonA, commonB } = m;
@@ -2286,6 +2287,40 @@ function interpolate(idsA, colsA, idsB, colsB, alpha, opts = {}) {
     out[name] = col;
   }
   return { ids: m.ids, columns: out };
+}
+function sameIds(a, b) {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+function lerpInto(out, a, b, alpha, isAngle) {
+  const n = out.length;
+  if (!isAngle) {
+    for (let i = 0; i < n; i++) out[i] = a[i] + (b[i] - a[i]) * alpha;
+    return;
+  }
+  for (let i = 0; i < n; i++) {
+    const r = (b[i] - a[i] + Math.PI) % TWO_PI;
+    out[i] = a[i] + ((r < 0 ? r + TWO_PI : r) - Math.PI) * alpha;
+  }
+}
+function interpolateAligned(ids, colsA, colsB, alpha, fields, angles) {
+  const out = {};
+  const names = Object.keys(colsA).concat(Object.keys(colsB).filter((k) => !(k in colsA)));
+  for (const name of names) {
+    const a = colsA[name];
+    const b = colsB[name];
+    if (a === void 0 || b === void 0) {
+      out[name] = (b ?? a).slice();
+      continue;
+    }
+    const Ctor = sameCtor(a, b);
+    const col = a.constructor === Ctor ? a.slice() : Ctor.from(a);
+    const lerp = fields ? fields.has(name) : isFloatArray(col);
+    if (lerp && isFloatArray(col) && col.length) lerpInto(col, a, b, alpha, angles.has(name));
+    out[name] = col;
+  }
+  return { ids: ids.slice(), columns: out };
 }
 function copyColumn(c) {
   return c.slice();
@@ -2339,7 +2374,7 @@ var InterpolationBuffer = class {
     entries.push({
       serverTime: Number(serverTime),
       offset: arrival - Number(serverTime),
-      ids: Uint32Array.from(ids),
+      ids: ids instanceof Uint32Array ? ids.slice() : Uint32Array.from(ids),
       columns: cols
     });
     if (entries.length > this.capacity) entries.shift();

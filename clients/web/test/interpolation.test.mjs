@@ -81,3 +81,26 @@ test("buffer: duplicates ignored, a big jump back resets, capacity bounded", () 
   x[0] = 99;
   assert.equal(buf.sample(100).columns.x[0], 1);
 });
+
+test("interpolate: the same-ids fast path equals the general merge path", () => {
+  const n = 50;
+  const ids = Uint32Array.from({ length: n }, (_, i) => 10 + i * 3);
+  const mk = (seed) => ({
+    x: Float64Array.from({ length: n }, (_, i) => Math.sin(i * seed) * 100),
+    ang: Float32Array.from({ length: n }, (_, i) => Math.cos(i + seed) * 3.1),
+    hp: Uint8Array.from({ length: n }, (_, i) => (i * seed) & 255),
+  });
+  const a = mk(1.3);
+  const b = mk(2.7);
+  const fast = interpolate(ids, a, ids, b, 0.37, { angles: ["ang"] });
+  // the same plus one extra entity only in b forces the merge path
+  const idsB = Uint32Array.from([...ids, 1000]);
+  const b2 = { x: Float64Array.from([...b.x, 1]), ang: Float32Array.from([...b.ang, 1]), hp: Uint8Array.from([...b.hp, 1]) };
+  const slow = interpolate(ids, a, idsB, b2, 0.37, { angles: ["ang"] });
+  assert.deepEqual(Array.from(fast.ids), Array.from(slow.ids.subarray(0, n)));
+  for (const k of ["x", "ang", "hp"]) {
+    assert.equal(fast.columns[k].constructor, slow.columns[k].constructor, k);
+    assert.deepEqual(Array.from(fast.columns[k]), Array.from(slow.columns[k].subarray(0, n)), k);
+  }
+  assert.ok(fast.ids !== ids, "a new array, not the input");
+});
