@@ -369,9 +369,14 @@ function startInputLoop(tickRate) {
   lastSent = null;
   inputTimer = setInterval(() => {
     if (!client || !client.joined) return;
-    const inp = currentInput();
+    const all = currentInput();
+    // only the fields this game accepts (WELCOME "inputs"): another game may not have "boost"
+    const accepted = new Set((client.welcome.inputs ?? []).map((f) => f.n));
+    const inp = {};
+    for (const k of Object.keys(all)) if (accepted.has(k)) inp[k] = all[k];
     window.gameDemo.input = inp;
-    const idle = inp.dx === 0 && inp.dy === 0 && !inp.boost;
+    if (!Object.keys(inp).length) return;
+    const idle = !inp.dx && !inp.dy && !inp.boost;
     const same = lastSent && lastSent.dx === inp.dx && lastSent.dy === inp.dy && lastSent.boost === inp.boost;
     const now = performance.now();
     if (idle && same && now - lastSentAt < 1000) return;
@@ -453,7 +458,7 @@ function buildScene() {
   const f = client.frame();
   if (!f) return null;
   const c = f.columns;
-  const need = ["x", "y", "kind"];
+  const need = ["x", "y"]; // other fields are optional: any game with a position draws
   if (!need.every((k) => k in c)) return null;
   const n = f.ids.length;
   const zeros = new Uint8Array(n);
@@ -489,7 +494,7 @@ function buildScene() {
     x: c.x,
     y: c.y,
     angle: c.angle ?? new Float64Array(n),
-    kind: c.kind,
+    kind: c.kind ?? new Uint8Array(n).fill(KIND.critter),
     state: c.state ?? zeros,
     hp: c.hp ?? new Uint8Array(n).fill(100),
     owner: c.owner ?? new Uint32Array(n),
