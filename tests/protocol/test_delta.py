@@ -498,3 +498,54 @@ def test_structured_garbage_deltas(
         assert r.tick == 5 and r.snapshot().equals(s)
     else:
         assert all(c.shape == r.ids.shape for c in r.columns.values())
+
+
+_field_specs = st.one_of(
+    st.builds(
+        lambda q, lo, span: F.float32(quant=q, lo=lo, hi=lo + span, default=lo),
+        st.sampled_from([0.01, 0.1, 0.5, 1.0, 0.25]),
+        st.integers(-3000, 3000),
+        st.integers(1, 4000),
+    ),
+    st.sampled_from(
+        [F.float32(), F.float64(), F.uint8(), F.int8(), F.uint16(), F.int16(), F.uint32(),
+         F.int32(), F.bool_(), F.player(), F.float64(quant=0.001)]
+    ),
+)  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(_field_specs, min_size=1, max_size=8),
+    st.integers(0, 2**32 - 1),
+    st.lists(st.tuples(st.integers(0, 30), st.integers(0, 30), st.floats(0, 1)), max_size=6),
+)
+def test_random_schemas_replicate(
+    specs: list[object], seed: int, steps: list[tuple[int, int, float]]
+) -> None:
+    schema = WorldSchema({f"f{i}": s for i, s in enumerate(specs)})
+    rng = np.random.default_rng(seed)
+    w = World(schema, capacity=4)
+    r = Replica(schema.wire)
+    prev = w.snapshot()
+    r.apply(encode_delta(None, prev, tick=1))
+    for tick, (nspawn, ndespawn, p) in enumerate(steps, start=2):
+        slots = w.alive_slots()
+        if slots.shape[0]:
+            w.despawn(w.id_of(rng.choice(slots, min(ndespawn, slots.shape[0]), replace=False)))
+        w.spawn(nspawn)
+        for name, f in schema.fields.items():
+            col = w[name]
+            sel = np.flatnonzero(rng.random(col.shape[0]) < p)
+            if f.storage.kind == "f":
+                col[sel] = rng.normal(0, 10.0 ** rng.integers(-2, 6), sel.shape[0])
+            elif f.storage.kind == "b":
+                col[sel] = rng.random(sel.shape[0]) < 0.5
+            else:
+                info = np.iinfo(f.storage)
+                col[sel] = rng.integers(info.min, int(info.max) + 1, sel.shape[0])
+        w.commit()
+        cur = w.snapshot()
+        r.apply(encode_delta(prev, cur, tick=tick, base_tick=tick - 1))
+        assert r.snapshot().equals(cur)
+        prev = cur
