@@ -1548,6 +1548,7 @@ var WireSchema = class _WireSchema {
         throw new DeltaError(`schema field ${f.n}: unknown dtype ${JSON.stringify(f.t)}`);
       }
       let q = f.q ?? null;
+      if (q instanceof Number) q = q.valueOf();
       if (q !== null && !(typeof q === "number" && q > 0 && Number.isFinite(q))) {
         throw new DeltaError(`schema field ${f.n}: "q" must be a float > 0`);
       }
@@ -2024,17 +2025,60 @@ var LIMITS = Object.freeze({
 });
 var U32 = 4294967295;
 var U63 = Number.MAX_SAFE_INTEGER;
-var decoder = new Decoder({ extensionCodec: rejectExt, mapKeyConverter: strKeysOnly });
-function unpack(bytes) {
+var StrictDecoder = class extends Decoder {
+  constructor() {
+    super({ extensionCodec: rejectExt, mapKeyConverter: strKeysOnly });
+    this.boxed = false;
+  }
+  readF32() {
+    const v = super.readF32();
+    if (!Number.isInteger(v)) return v;
+    this.boxed = true;
+    return new Number(v);
+  }
+  readF64() {
+    const v = super.readF64();
+    if (!Number.isInteger(v)) return v;
+    this.boxed = true;
+    return new Number(v);
+  }
+};
+var decoder = new StrictDecoder();
+function unpackBoxed(bytes) {
+  decoder.boxed = false;
   try {
-    return decoder.decode(bytes);
+    return [decoder.decode(bytes), decoder.boxed];
   } catch (e) {
     if (e instanceof ProtocolError) throw e;
     throw new ProtocolError(`not a valid msgpack value (${e instanceof Error ? e.message : e})`);
   }
 }
+function unboxDeep(value) {
+  if (value instanceof Number) return value.valueOf();
+  if (value === null || typeof value !== "object" || value instanceof Uint8Array) return value;
+  const stack = [value];
+  while (stack.length) {
+    const c = stack.pop();
+    const keys = Array.isArray(c) ? c.keys() : Object.keys(c);
+    for (const k of keys) {
+      const v = c[k];
+      if (v instanceof Number) c[k] = v.valueOf();
+      else if (v !== null && typeof v === "object" && !(v instanceof Uint8Array)) stack.push(v);
+    }
+  }
+  return value;
+}
+function unpack(bytes) {
+  const [value, boxed] = unpackBoxed(bytes);
+  return boxed ? unboxDeep(value) : value;
+}
 function isMap(v) {
-  return v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof Uint8Array);
+  return v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof Uint8Array) && !(v instanceof Number);
+}
+function asNumber(v) {
+  if (typeof v === "number") return v;
+  if (v instanceof Number) return v.valueOf();
+  return void 0;
 }
 var bad = (message) => new ProtocolError(message, ErrorCode.MALFORMED);
 function strLen(v, limit) {
@@ -2045,6 +2089,7 @@ function strLen(v, limit) {
 }
 function short(v) {
   if (v === void 0) return "None";
+  if (v instanceof Number) return `${v.valueOf()}.0 (a float)`;
   const r = isMap(v) ? "map" : Array.isArray(v) ? "array" : v instanceof Uint8Array ? "bin" : JSON.stringify(v);
   return r.length <= 40 ? r : `${r.slice(0, 37)}...`;
 }
@@ -2056,8 +2101,8 @@ function uint(body, key, limit, what) {
   return v;
 }
 function num(body, key, what) {
-  const v = body[key];
-  if (typeof v !== "number") throw bad(`${what}: "${key}" must be a number, got ${short(v)}`);
+  const v = asNumber(body[key]);
+  if (v === void 0) throw bad(`${what}: "${key}" must be a number, got ${short(body[key])}`);
   return v;
 }
 function str(body, key, limit, what) {
@@ -2073,7 +2118,7 @@ function optStr(body, key, limit, what) {
   return str(body, key, limit, what);
 }
 function scalar(v) {
-  if (v === null || typeof v === "boolean" || typeof v === "number") return true;
+  if (v === null || typeof v === "boolean" || typeof v === "number" || v instanceof Number) return true;
   return typeof v === "string" && strLen(v, LIMITS.str) <= LIMITS.str;
 }
 function inputData(d) {
@@ -2124,7 +2169,7 @@ function control(type, body) {
     case MsgType.INPUT: {
       const s = uint(body, "s", U32, "INPUT");
       if (s === 0) throw bad('INPUT: "s" starts at 1');
-      return { type, s, d: inputData(body.d) };
+      return { type, s, d: unboxDeep(inputData(body.d)) };
     }
     case MsgType.PING:
       return { type, t: num(body, "t", "PING") };
@@ -2146,12 +2191,12 @@ function control(type, body) {
         tick_rate: rates[0],
         send_rate: rates[1],
         schema: WireSchema.fromWire(body.schema),
-        inputs: inputsSchema(body.inputs),
+        inputs: unboxDeep(inputsSchema(body.inputs)),
         resume: str(body, "resume", LIMITS.token, w),
         resume_grace: rates[2],
         entity,
         v: uint(body, "v", U32, w),
-        raw: body
+        raw: unboxDeep(body)
       };
       if (!(out.tick_rate > 0)) throw bad("WELCOME: tick_rate must be > 0");
       return out;
@@ -2161,7 +2206,7 @@ function control(type, body) {
     case MsgType.EVENT: {
       const d = body.d === void 0 ? null : body.d;
       checkDepth(d, LIMITS.eventDepth, 'EVENT "d"');
-      return { type, k: str(body, "k", LIMITS.str, "EVENT"), d };
+      return { type, k: str(body, "k", LIMITS.str, "EVENT"), d: unboxDeep(d) };
     }
     case MsgType.ERROR:
       return { type, c: uint(body, "c", U32, "ERROR"), m: str(body, "m", LIMITS.errorMessage, "ERROR") };
@@ -2174,7 +2219,7 @@ function control(type, body) {
 var CLIENT_TYPES = /* @__PURE__ */ new Set([1, 2, 3, 4, 5]);
 var SERVER_TYPES = /* @__PURE__ */ new Set([16, 17, 18, 19, 20, 21]);
 function decodeMessage(bytes, direction = "any") {
-  const obj = unpack(bytes);
+  const [obj] = unpackBoxed(bytes);
   if (!Array.isArray(obj) || obj.length === 0) throw bad("a game message must be a non-empty msgpack array");
   const type = obj[0];
   if (!Number.isInteger(type)) throw bad("message type must be an integer");

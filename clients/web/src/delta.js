@@ -121,6 +121,7 @@ export class WireSchema {
         throw new DeltaError(`schema field ${f.n}: unknown dtype ${JSON.stringify(f.t)}`);
       }
       let q = f.q ?? null;
+      if (q instanceof Number) q = q.valueOf(); // an integral float quant (1.0) is fine
       if (q !== null && !(typeof q === "number" && q > 0 && Number.isFinite(q))) {
         throw new DeltaError(`schema field ${f.n}: "q" must be a float > 0`);
       }

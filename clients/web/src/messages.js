@@ -145,20 +145,79 @@ export const LIMITS = Object.freeze({
 const U32 = 0xffffffff;
 const U63 = Number.MAX_SAFE_INTEGER; // JS numbers: ticks are exact up to 2**53
 
-const decoder = new Decoder({ extensionCodec: rejectExt, mapKeyConverter: strKeysOnly });
+/**
+ * A msgpack float whose value is integral (1.0) must not pass where the SPEC wants an int
+ * (Python sees a float there and refuses it), but JavaScript has one number type. This
+ * decoder boxes such floats (`new Number(1)`: Number.isInteger is false for a box) while the
+ * message is validated; unboxDeep() turns them back into plain numbers afterwards.
+ */
+class StrictDecoder extends Decoder {
+  constructor() {
+    super({ extensionCodec: rejectExt, mapKeyConverter: strKeysOnly });
+    this.boxed = false;
+  }
 
-/** msgpack-decode exactly one value (trailing bytes are malformed); throws ProtocolError. */
-export function unpack(bytes) {
+  readF32() {
+    const v = super.readF32();
+    if (!Number.isInteger(v)) return v;
+    this.boxed = true;
+    return new Number(v);
+  }
+
+  readF64() {
+    const v = super.readF64();
+    if (!Number.isInteger(v)) return v;
+    this.boxed = true;
+    return new Number(v);
+  }
+}
+
+const decoder = new StrictDecoder();
+
+/** msgpack-decode one value, integral floats boxed; returns [value, anyBoxed]. */
+function unpackBoxed(bytes) {
+  decoder.boxed = false;
   try {
-    return decoder.decode(bytes);
+    return [decoder.decode(bytes), decoder.boxed];
   } catch (e) {
     if (e instanceof ProtocolError) throw e;
     throw new ProtocolError(`not a valid msgpack value (${e instanceof Error ? e.message : e})`);
   }
 }
 
+/** Replace boxed numbers by plain ones, in place where possible (iterative). */
+function unboxDeep(value) {
+  if (value instanceof Number) return value.valueOf();
+  if (value === null || typeof value !== "object" || value instanceof Uint8Array) return value;
+  const stack = [value];
+  while (stack.length) {
+    const c = stack.pop();
+    const keys = Array.isArray(c) ? c.keys() : Object.keys(c);
+    for (const k of keys) {
+      const v = c[k];
+      if (v instanceof Number) c[k] = v.valueOf();
+      else if (v !== null && typeof v === "object" && !(v instanceof Uint8Array)) stack.push(v);
+    }
+  }
+  return value;
+}
+
+/** msgpack-decode exactly one value (trailing bytes are malformed); throws ProtocolError. */
+export function unpack(bytes) {
+  const [value, boxed] = unpackBoxed(bytes);
+  return boxed ? unboxDeep(value) : value;
+}
+
 function isMap(v) {
-  return v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof Uint8Array);
+  return v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof Uint8Array) &&
+    !(v instanceof Number);
+}
+
+/** A msgpack number (int or float, boxed or not) as a plain number, else undefined. */
+function asNumber(v) {
+  if (typeof v === "number") return v;
+  if (v instanceof Number) return v.valueOf();
+  return undefined;
 }
 
 const bad = (message) => new ProtocolError(message, ErrorCode.MALFORMED);
@@ -173,6 +232,7 @@ function strLen(v, limit) {
 
 function short(v) {
   if (v === undefined) return "None";
+  if (v instanceof Number) return `${v.valueOf()}.0 (a float)`;
   const r = isMap(v) ? "map" : Array.isArray(v) ? "array" : v instanceof Uint8Array ? "bin" : JSON.stringify(v);
   return r.length <= 40 ? r : `${r.slice(0, 37)}...`;
 }
@@ -186,8 +246,8 @@ function uint(body, key, limit, what) {
 }
 
 function num(body, key, what) {
-  const v = body[key];
-  if (typeof v !== "number") throw bad(`${what}: "${key}" must be a number, got ${short(v)}`);
+  const v = asNumber(body[key]);
+  if (v === undefined) throw bad(`${what}: "${key}" must be a number, got ${short(body[key])}`);
   return v;
 }
 
@@ -206,7 +266,7 @@ function optStr(body, key, limit, what) {
 }
 
 function scalar(v) {
-  if (v === null || typeof v === "boolean" || typeof v === "number") return true;
+  if (v === null || typeof v === "boolean" || typeof v === "number" || v instanceof Number) return true;
   return typeof v === "string" && strLen(v, LIMITS.str) <= LIMITS.str;
 }
 
@@ -262,7 +322,7 @@ function control(type, body) {
     case MsgType.INPUT: {
       const s = uint(body, "s", U32, "INPUT");
       if (s === 0) throw bad('INPUT: "s" starts at 1');
-      return { type, s, d: inputData(body.d) };
+      return { type, s, d: unboxDeep(inputData(body.d)) };
     }
     case MsgType.PING:
       return { type, t: num(body, "t", "PING") };
@@ -284,12 +344,12 @@ function control(type, body) {
         tick_rate: rates[0],
         send_rate: rates[1],
         schema: WireSchema.fromWire(body.schema),
-        inputs: inputsSchema(body.inputs),
+        inputs: unboxDeep(inputsSchema(body.inputs)),
         resume: str(body, "resume", LIMITS.token, w),
         resume_grace: rates[2],
         entity,
         v: uint(body, "v", U32, w),
-        raw: body,
+        raw: unboxDeep(body),
       };
       if (!(out.tick_rate > 0)) throw bad("WELCOME: tick_rate must be > 0");
       return out;
@@ -299,7 +359,7 @@ function control(type, body) {
     case MsgType.EVENT: {
       const d = body.d === undefined ? null : body.d;
       checkDepth(d, LIMITS.eventDepth, 'EVENT "d"');
-      return { type, k: str(body, "k", LIMITS.str, "EVENT"), d };
+      return { type, k: str(body, "k", LIMITS.str, "EVENT"), d: unboxDeep(d) };
     }
     case MsgType.ERROR:
       return { type, c: uint(body, "c", U32, "ERROR"), m: str(body, "m", LIMITS.errorMessage, "ERROR") };
@@ -322,7 +382,7 @@ const SERVER_TYPES = new Set([16, 17, 18, 19, 20, 21]);
  * @returns {import("../index").Message}
  */
 export function decodeMessage(bytes, direction = "any") {
-  const obj = unpack(bytes);
+  const [obj] = unpackBoxed(bytes);
   if (!Array.isArray(obj) || obj.length === 0) throw bad("a game message must be a non-empty msgpack array");
   const type = obj[0];
   if (!Number.isInteger(type)) throw bad("message type must be an integer");

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { decode, encode } from "@msgpack/msgpack";
 import {
-  decodeMessage, encodeHello, encodeInput, encodePing, encodeResume, encodeLeave,
+  decodeMessage, encodeHello, encodeInput, encodePing, encodeResume, encodeLeave, unpack,
   ProtocolError, Stats,
 } from "../src/index.js";
 
@@ -82,4 +82,23 @@ test("stats: rtt, bytes per second over the window, tick age", () => {
   assert.equal(s.snapshot().lastTick, 42);
   for (let i = 0; i < 10000; i++) s.received(1); // bounded ring
   assert.ok(s.bytesPerSec <= 10000);
+});
+
+test("an integral float where an int is required is refused, as in Python; elsewhere it is a number", () => {
+  // [18, {"s": 1.0, "t": 5}]: float64 1.0 for s
+  const f64one = [0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0];
+  const ack = new Uint8Array([0x92, 0x12, 0x82, 0xa1, 0x73, ...f64one, 0xa1, 0x74, 0x05]);
+  assert.throws(() => decodeMessage(ack), /"s" must be a uint.*float/);
+  // a DELTA tick as float 1.0
+  const delta = new Uint8Array([0x97, 0x11, ...f64one, 0xc0, 0x00, 0xc0, 0xc0, 0x90]);
+  assert.throws(() => decodeMessage(delta), /tick/);
+  // PONG "t" may be any number; an EVENT's data keeps plain numbers
+  const pong = decodeMessage(new Uint8Array([0x92, 0x15, 0x82, 0xa1, 0x74, ...f64one, 0xa2, 0x73, 0x74, 0x02]));
+  assert.equal(pong.t, 1);
+  assert.equal(typeof pong.t, "number");
+  const ev = decodeMessage(new Uint8Array([0x92, 0x13, 0x82, 0xa1, 0x6b, 0xa1, 0x61, 0xa1, 0x64, 0x92, ...f64one, 0x81, 0xa1, 0x73, ...f64one]));
+  assert.deepEqual(ev.d, [1, { s: 1 }]);
+  assert.equal(typeof ev.d[0], "number");
+  assert.equal(typeof ev.d[1].s, "number");
+  assert.equal(typeof unpack(new Uint8Array(f64one)), "number");
 });
