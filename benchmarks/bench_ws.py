@@ -309,6 +309,85 @@ async def idle_clients_main(port: int, n: int) -> None:
         t.abort()
 
 
+def _masked_frame(payload: bytes) -> bytes:
+    """One masked binary client frame (RFC 6455 5.2), fixed mask: fine for a load test."""
+    mask = b"\x37\xfa\x21\x3d"
+    n = len(payload)
+    if n < 126:
+        head = bytes([0x82, 0x80 | n])
+    else:
+        head = bytes([0x82, 0x80 | 126]) + n.to_bytes(2, "big")
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return head + mask + body
+
+
+async def raw_echo_client_main(port: int, size: int, inflight: int, duration: float) -> None:
+    """Subprocess: raw-socket client with ``inflight`` messages of ``size`` bytes in flight.
+
+    Almost no Python per message: it pre-builds the masked frames, counts echoed bytes
+    (every echo has the same length) and refills the window with one ``write`` per read.
+    """
+    loop = asyncio.get_running_loop()
+    frame = _masked_frame(os.urandom(size))
+    window = frame * inflight
+    echo_len = size + (2 if size < 126 else 4)
+    done = loop.create_future()
+    request = (
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    perf = time.perf_counter
+
+    class Driver(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.head = b""
+            self.upgraded = False
+            self.rx = 0
+            self.received = 0  # whole echoes
+            self.sent = 0
+            self.t_start = self.t_end = 0.0
+            self.n_start = self.n_end = 0
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+            self.transport.write(request)
+
+        def data_received(self, data: bytes) -> None:
+            if not self.upgraded:
+                self.head += data
+                if b"\r\n\r\n" not in self.head:
+                    return
+                self.upgraded = True
+                data = self.head.split(b"\r\n\r\n", 1)[1]
+                self.t_start = perf() + 0.5
+                self.t_end = self.t_start + duration
+                self.transport.write(window)
+                self.sent = inflight
+            self.rx += len(data)
+            n = self.rx // echo_len
+            new = n - self.received
+            self.received = n
+            now = perf()
+            if not self.n_start and now >= self.t_start:
+                self.n_start = n
+            if now < self.t_end:
+                while new > 0:
+                    k = min(new, inflight)
+                    self.transport.write(window[: k * len(frame)])
+                    self.sent += k
+                    new -= k
+            else:
+                if not self.n_end:
+                    self.n_end = n
+                if n >= self.sent and not done.done():
+                    done.set_result(None)
+
+    transport, driver = await loop.create_connection(Driver, "127.0.0.1", port)
+    await asyncio.wait_for(done, duration + 30)
+    transport.abort()
+    _emit({"msgs_per_s": (driver.n_end - driver.n_start) / duration})
+
+
 async def echo_client_main(port: int, size: int, inflight: int, duration: float) -> None:
     """Subprocess: picows client, ``inflight`` binary messages of ``size`` bytes in flight;
     prints messages/s measured over ``duration`` seconds after a 0.5 s warm-up."""
@@ -390,7 +469,9 @@ class Proc:
             self.p.wait()
 
 
-def bench_echo(impls: list[str], duration: float) -> dict[str, dict[int, float]]:
+def bench_echo(
+    impls: list[str], duration: float, echo_client: str
+) -> dict[str, dict[int, float]]:
     out: dict[str, dict[int, float]] = {}
     for impl in impls:
         out[impl] = {}
@@ -399,7 +480,8 @@ def bench_echo(impls: list[str], duration: float) -> dict[str, dict[int, float]]
             try:
                 port = server.read()["port"]
                 client = Proc(
-                    "_echo_client", str(port), str(size), "64", str(duration), cpu=1
+                    f"_{echo_client}_echo_client", str(port), str(size), "64", str(duration),
+                    cpu=1,
                 )
                 out[impl][size] = client.read(duration + 60)["msgs_per_s"]
                 client.stop()
@@ -447,6 +529,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default="echo,broadcast,memory")
     p.add_argument("--impls", default=",".join(IMPLS))
     p.add_argument("--duration", type=float, default=3.0, help="echo seconds per point")
+    p.add_argument(
+        "--echo-client", choices=["raw", "picows"], default="raw",
+        help="echo load generator: raw socket (pre-built frames, byte counting) or picows",
+    )
     p.add_argument("--clients", type=int, default=1000, help="broadcast fan-out")
     p.add_argument("--rounds", type=int, default=300, help="broadcasts measured per impl")
     p.add_argument("--idle", type=int, default=2000, help="idle connections (memory)")
@@ -456,8 +542,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench_ws: python {sys.version.split()[0]}, uvloop, {os.cpu_count()} CPU cores "
           f"(server pinned to CPU 0, load generator to CPU 1: they share the machine)")
     if "echo" in only:
-        print("echo: one connection, 64 binary messages in flight, picows client")
-        echo = bench_echo(impls, args.duration)
+        print(f"echo: one connection, 64 binary messages in flight, {args.echo_client} client")
+        echo = bench_echo(impls, args.duration, args.echo_client)
         rows = [["server", "64 B msg/s", "vs websockets", "1 KiB msg/s", "vs websockets"]]
         ref = echo.get("websockets")
         for impl in impls:
@@ -514,9 +600,12 @@ def _sub(argv: list[str]) -> None:
     elif a.role == "_idle_clients":
         port, n = a.rest
         uvloop.run(idle_clients_main(int(port), int(n)))
-    elif a.role == "_echo_client":
+    elif a.role == "_picows_echo_client":
         port, size, inflight, duration = a.rest
         uvloop.run(echo_client_main(int(port), int(size), int(inflight), float(duration)))
+    elif a.role == "_raw_echo_client":
+        port, size, inflight, duration = a.rest
+        uvloop.run(raw_echo_client_main(int(port), int(size), int(inflight), float(duration)))
 
 
 if __name__ == "__main__":
