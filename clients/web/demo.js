@@ -57,9 +57,10 @@ sessionStorage.setItem("gs-name", myName);
 
 /** A stable, pleasant hue per player id. */
 function playerHue(pid) {
-  // golden-angle spread, skipping the cyan band reserved for the local player
-  const h = (pid * 137.508) % 300;
-  return h < 170 ? h : h + 60;
+  // golden-angle spread over warm and violet hues: not the greens of the critters, not the
+  // cyan reserved for the local player
+  const h = (pid * 137.508) % 190;
+  return h < 75 ? h + 5 : h + 155;
 }
 const COLORS = {
   bg: "#0a0e16",
