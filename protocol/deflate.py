@@ -55,15 +55,17 @@ class DeflateConfig:
     messages. ``server_max_window_bits``: 8..15 or ``None`` (no limit). ``client_max_window_bits``:
     8..15, ``None`` (don't mention), or ``True`` (client only: offer the parameter without a
     value, i.e. "I can limit my window if you ask"). ``level`` / ``mem_level``: zlib settings of
-    our compressor. ``min_size``: messages shorter than this many bytes are sent uncompressed
-    (RFC 7692 section 6 allows it; compressing tiny messages costs CPU and saves nothing).
+    our compressor (level 1 by default: 4x faster than 6 on text, ~1.5x the size; CPU per
+    tick matters more to a game server than the last bytes). ``min_size``: messages shorter
+    than this many bytes are sent uncompressed (RFC 7692 section 6 allows it; compressing tiny
+    messages costs CPU and saves nothing).
     """
 
     server_no_context_takeover: bool = False
     client_no_context_takeover: bool = False
     server_max_window_bits: int | None = None
     client_max_window_bits: int | bool | None = True
-    level: int = 6
+    level: int = 1
     mem_level: int = 5
     min_size: int = 64
 
@@ -83,7 +85,7 @@ class DeflateParams:
     client_no_context_takeover: bool = False
     server_max_window_bits: int = 15
     client_max_window_bits: int = 15
-    level: int = 6
+    level: int = 1
     mem_level: int = 5
     min_size: int = 64
 
