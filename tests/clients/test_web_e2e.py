@@ -294,6 +294,39 @@ def test_rejected_join_is_shown(server: Server, browser: Any) -> None:
         second.close()
 
 
+def test_touch_joystick_moves_the_player(server: Server, browser: Any) -> None:
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
+                              is_mobile=True, has_touch=True)
+    page = ctx.new_page()
+    try:
+        page.goto(f"{server.url}?name=gina")
+        page.wait_for_function("() => window.gameDemo?.client?.status === 'connected'"
+                               " && window.gameDemo.client.entityId !== null"
+                               " && window.gameDemo.client.world.tick !== null")
+        stick = page.locator("#joystick")
+        assert stick.is_visible() and page.locator("#fire").is_visible()
+        box = stick.bounding_box()
+        assert box is not None
+        x0 = page.evaluate("() => { const c = window.gameDemo.client, w = c.world;"
+                           " return w.values('x')[w.rowOf(c.entityId)]; }")
+        sign = 1 if x0 < 50 else -1
+        cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(cx, cy)
+        page.mouse.down()
+        page.mouse.move(cx + sign * box["width"] / 2, cy, steps=4)
+        try:
+            page.wait_for_function(
+                "([x0, sign]) => { const c = window.gameDemo.client, w = c.world;"
+                " return sign * (w.values('x')[w.rowOf(c.entityId)] - x0) > 2; }",
+                arg=[x0, sign], timeout=10_000)
+            assert sign * page.evaluate("() => window.gameDemo.input.dx") > 0.5
+        finally:
+            page.mouse.up()
+        page.wait_for_function("() => window.gameDemo.input && window.gameDemo.input.dx === 0")
+    finally:
+        ctx.close()
+
+
 def test_reconnect_resumes_same_player(server: Server, browser: Any) -> None:
     p = Page(browser, server.url)
     try:
