@@ -9,11 +9,16 @@ its JSON report gives, for that N:
 
 * received share: deltas applied / deltas the server should have streamed to the connected
   bots (``connected seconds x send rate``); gap share: deltas / (deltas + skipped ticks);
-* bot CPU: CPU seconds of the bot process (its own ``time.process_time``) / wall seconds;
+* bot CPU (steady state: the second half of the run, after the connect ramp): CPU seconds of
+  the bot process (its own ``time.process_time``) per wall second, and CPU microseconds per
+  delta received (the whole per-delta cost: WebSocket, decode, apply, stats). The capacity
+  estimate "bots/core" = 1e6 / (us per delta x send rate) is what one fully available core
+  could drive; unlike the wall-clock columns it does not depend on the machine's load;
 * p50 / p99 tick age (see clients/bots/report.py: delay beyond the fastest delivery);
 * server CPU over the same window (psutil, from outside).
 
-A row "keeps up" when the received share is >= 99% and p99 tick age < 100 ms.
+A row "keeps up" when every bot connected, the received share is >= 99% and the p99 tick age
+is < 100 ms (wall clock: sensitive to whatever else runs on the machine).
 
 Machine: 2 CPU cores. The server and the bot process share them (one core each at best),
 and anything else running on the machine competes with both.
@@ -112,22 +117,25 @@ def run_bots(url: str, n: int, args: argparse.Namespace, server_pid: int) -> dic
     return report
 
 
-def fmt_row(n: int, r: dict[str, Any]) -> str:
+def fmt_row(n: int, r: dict[str, Any], send_rate: float) -> str:
     age = r["tick_age_ms"]
     rs = r.get("received_share")
     gs = r.get("tick_share")
-    per_s = r["bytes_in"] / max(r["duration_s"], 1e-9)
-    ok = (rs or 0) >= 0.99 and (age["p99"] or 1e9) < 100
+    st = r.get("steady") or {}
+    us = st.get("cpu_us_per_delta")
+    cap = 1e6 / (us * send_rate) if us else 0.0
+    ok = (rs or 0) >= 0.99 and (age["p99"] or 1e9) < 100 and r["failures"] == 0
     return (f"| {n:5d} | {r['connects']:5d} | {r['failures']:4d} | "
-            f"{(rs or 0) * 100:7.2f}% | {(gs or 0) * 100:7.2f}% | {r['bot_cpu_pct']:6.1f}% | "
+            f"{(rs or 0) * 100:7.2f}% | {(gs or 0) * 100:7.2f}% | "
+            f"{st.get('cpu_pct', 0.0):6.1f}% | {us or 0:7.1f} | {cap:7.0f} | "
             f"{r['server_cpu_pct']:6.1f}% | {age['p50'] or 0:8.1f} | {age['p99'] or 0:8.1f} | "
-            f"{per_s / 1e6:6.2f} | {'yes' if ok else 'no'} |")
+            f"{'yes' if ok else 'no'} |")
 
 
-HEADER = ("|     N | conn. | fail | received | no-gap  | bot CPU | srv CPU | age p50 | age p99 "
-          "| MB/s in | keeps up |\n"
-          "|------:|------:|-----:|---------:|--------:|--------:|--------:|--------:|--------:"
-          "|--------:|:--------:|")
+HEADER = ("|     N | conn. | fail | received |  no-gap | bot CPU | us/delta | bots/core "
+          "| srv CPU | age p50 | age p99 | keeps up |\n"
+          "|------:|------:|-----:|---------:|--------:|--------:|---------:|----------:"
+          "|--------:|--------:|--------:|:--------:|")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                 proc.kill()
         r.pop("per_bot_detail", None)
         results[str(n)] = r
-        print(fmt_row(n, r))
+        print(fmt_row(n, r, args.send_rate))
         sys.stdout.flush()
     print(f"# load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.json is not None:

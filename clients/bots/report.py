@@ -18,6 +18,9 @@ Definitions (the JSON report uses these names):
   deltas the server was supposed to stream that the bots actually received and applied
   (a bot that stalls entirely lowers it even without gaps).
 * **rtt**: PING -> PONG round trip (seconds).
+* **steady**: CPU and deltas over the second half of the run (after the connect ramp):
+  ``cpu_us_per_delta`` is the bot process's whole cost (WebSocket, decode, apply, stats) per
+  delta received; it does not depend on how busy the machine is, unlike wall-clock figures.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ __all__ = [
     "build_report",
     "format_summary",
     "merge_snapshots",
+    "steady_state",
 ]
 
 _DECADES_LOW = -5  # 10 us
@@ -188,6 +192,8 @@ class ProcessStats:
         self.rtt = Histogram()
         self.connect_time = Histogram()
         self.cpu_seconds = 0.0
+        self.samples: list[tuple[float, float, int]] = []
+        """(seconds since start, process CPU seconds, deltas so far), once per report."""
 
     def snapshot(self) -> dict[str, Any]:
         """A cumulative, picklable snapshot (merge several with :func:`merge_snapshots`)."""
@@ -197,6 +203,7 @@ class ProcessStats:
             "rtt": self.rtt.to_state(),
             "connect_time": self.connect_time.to_state(),
             "cpu_seconds": self.cpu_seconds,
+            "samples": list(self.samples[-600:]),
         }
 
 
@@ -206,13 +213,16 @@ def merge_snapshots(snaps: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     bots: list[dict[str, Any]] = []
     hists = {"tick_age": Histogram(), "rtt": Histogram(), "connect_time": Histogram()}
     cpu: list[float] = []
+    samples: list[list[Any]] = []
     for s in snaps:
+        samples.append(list(s.get("samples", [])))
         bots.extend(s["bots"])
         for k, h in hists.items():
             h.merge(Histogram.from_state(s[k]))
         cpu.append(float(s.get("cpu_seconds", 0.0)))
     bots.sort(key=lambda b: int(b["bot"]))
-    out: dict[str, Any] = {"bots": bots, "cpu_seconds": sum(cpu), "cpu_per_process": cpu}
+    out: dict[str, Any] = {"bots": bots, "cpu_seconds": sum(cpu), "cpu_per_process": cpu,
+                           "samples_per_process": samples}
     out.update({k: h.to_state() for k, h in hists.items()})
     return out
 
@@ -275,6 +285,36 @@ def _spread(values: list[int]) -> dict[str, float]:
     return {"min": min(values), "mean": round(sum(values) / len(values), 2), "max": max(values)}
 
 
+def steady_state(samples_per_process: Iterable[Iterable[Any]]) -> dict[str, Any] | None:
+    """CPU cost in the second half of the run (after the connect ramp), from the per-second
+    samples: ``cpu_pct`` (sum over processes), ``deltas_per_s``, ``cpu_us_per_delta``."""
+    dcpu = dt_sum = 0.0
+    ddel = 0
+    for samples in samples_per_process:
+        pts = list(samples)
+        if len(pts) < 2:
+            continue
+        t_end = float(pts[-1][0])
+        window = [p for p in pts if float(p[0]) >= t_end / 2] or pts[-2:]
+        if len(window) < 2:
+            window = pts[-2:]
+        a, b = window[0], window[-1]
+        dt = float(b[0]) - float(a[0])
+        if dt <= 0:
+            continue
+        dcpu += float(b[1]) - float(a[1])
+        ddel += int(b[2]) - int(a[2])
+        dt_sum = max(dt_sum, dt)
+    if dt_sum <= 0:
+        return None
+    return {
+        "window_s": round(dt_sum, 3),
+        "cpu_pct": round(100.0 * dcpu / dt_sum, 2),
+        "deltas_per_s": round(ddel / dt_sum, 1),
+        "cpu_us_per_delta": round(1e6 * dcpu / ddel, 2) if ddel else None,
+    }
+
+
 def build_report(
     merged: Mapping[str, Any], *, duration: float, config: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -321,6 +361,7 @@ def build_report(
         "connect_ms": Histogram.from_state(merged["connect_time"]).summary_ms(),
         "cpu_seconds": round(float(merged.get("cpu_seconds", 0.0)), 3),
         "cpu_per_process": [round(c, 3) for c in merged.get("cpu_per_process", [])],
+        "steady": steady_state(merged.get("samples_per_process", [])),
         "per_bot_detail": bots,
     }
     return report
@@ -352,6 +393,11 @@ def format_summary(report: Mapping[str, Any]) -> str:
         f"connect ms: {ms(report['connect_ms']) or '-'}",
         f"cpu seconds: {report['cpu_seconds']} ({report['cpu_per_process']})",
     ]
+    st = report.get("steady")
+    if st:
+        lines.append(
+            f"steady state (last {st['window_s']}s): {st['deltas_per_s']} deltas/s, "
+            f"bot CPU {st['cpu_pct']}%, {st['cpu_us_per_delta']} CPU us per delta")
     if report["failure_reasons"]:
         lines.append("failures: " + ", ".join(
             f"{k} x{v}" for k, v in sorted(report["failure_reasons"].items())))

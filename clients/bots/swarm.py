@@ -85,6 +85,7 @@ class BotRunner:
         "config",
         "connected_at",
         "defaults",
+        "finished",
         "index",
         "min_offset",
         "pongs_seen",
@@ -106,6 +107,7 @@ class BotRunner:
         self.ticks_since_input = 0
         self.pongs_seen = 0
         self.connected_at: float | None = None
+        self.finished = False
         self.defaults: dict[str, Any] = {}
         self.client = GameClient(
             config.url,
@@ -233,7 +235,8 @@ class BotRunner:
             self.stats.failure = f"{type(exc).__name__}: {exc}"
         finally:
             self.refresh()
-            self.connected_at = None  # connected_s stays at the session's length
+            self.finished = True  # counters frozen here: what arrives while closing is not
+            self.connected_at = None  # counted (connected_s stays at the session's length)
             with contextlib.suppress(Exception):
                 await client.close()
             self.stats.connected = False
@@ -265,11 +268,16 @@ async def run_bots(
         asyncio.ensure_future(r.run(r.index / ramp, stop)) for r in runners
     ]
 
+    t_start = time.monotonic()
+
     def snapshot() -> dict[str, Any]:
         for r in runners:
-            if r.stats.failure is None and r.client.world is not None:
+            if not r.finished:
                 r.refresh()
         pstats.cpu_seconds = time.process_time() - cpu0
+        if not stop.is_set():
+            deltas = sum(r.stats.deltas for r in runners)
+            pstats.samples.append((time.monotonic() - t_start, pstats.cpu_seconds, deltas))
         return pstats.snapshot()
 
     loop = asyncio.get_running_loop()
@@ -286,8 +294,10 @@ async def run_bots(
                 wait = min(wait, left)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(all_done), wait)
-            if report is not None and not all_done.done():
-                report(snapshot())
+            if not all_done.done():
+                snap = snapshot()  # also records a CPU / deltas sample
+                if report is not None:
+                    report(snap)
         stop.set()
         # every bot closes politely (bounded by GameClient.close_timeout)
         with contextlib.suppress(TimeoutError):

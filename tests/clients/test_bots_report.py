@@ -13,6 +13,7 @@ from clients.bots.report import (
     build_report,
     format_summary,
     merge_snapshots,
+    steady_state,
 )
 
 
@@ -90,3 +91,16 @@ def test_merge_progress_and_report() -> None:
     json.dumps(report)  # JSON-serializable
     text = format_summary(report)
     assert "failed: 1" in text and "RoomFull x1" in text
+
+
+def test_steady_state_uses_second_half_of_each_process() -> None:
+    # process 1: ramp (expensive), then 1000 deltas/s at 0.05 CPU s per s (50 us each)
+    p1 = [(0.0, 0.0, 0), (1.0, 0.9, 100), (2.0, 0.95, 1100), (3.0, 1.0, 2100), (4.0, 1.05, 3100)]
+    p2 = [(0.0, 0.0, 0), (2.0, 0.1, 2000), (4.0, 0.2, 4000)]
+    st = steady_state([p1, p2])
+    assert st is not None
+    assert st["window_s"] == 2.0
+    assert st["deltas_per_s"] == pytest.approx((2000 + 2000) / 2.0)
+    assert st["cpu_us_per_delta"] == pytest.approx(1e6 * (0.1 + 0.1) / 4000)
+    assert st["cpu_pct"] == pytest.approx(10.0)
+    assert steady_state([[(0.0, 0.0, 0)]]) is None
