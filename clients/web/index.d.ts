@@ -112,6 +112,8 @@ export declare class Replica {
   values(name: string): TypedColumn;
   allValues(): Record<string, TypedColumn>;
   rowOf(id: number): number;
+  /** set the state directly (wire values); throws DeltaError if inconsistent */
+  load(tick: number, ids: ArrayLike<number>, columns: Record<string, ArrayLike<number>>): void;
   reset(): void;
   /** Atomic: throws DeltaError and leaves the replica unchanged if the delta does not apply. */
   apply(delta: Delta): void;

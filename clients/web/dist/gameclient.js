@@ -1486,6 +1486,7 @@ var COL_CODES = Object.freeze({
 });
 var IDLIST_CODES = Object.freeze({ u8: DTYPES.u8, u16: DTYPES.u16, u32: DTYPES.u32 });
 var MAX_FIELDS = 32;
+var hasOwn = (obj, key) => Object.prototype.hasOwnProperty.call(obj, key);
 function isUint(v) {
   return Number.isInteger(v) && v >= 0;
 }
@@ -1544,7 +1545,7 @@ var WireSchema = class _WireSchema {
       if (typeof f.n !== "string" || f.n.length === 0 || f.n.length > 64) {
         throw new DeltaError(`schema field ${i}: "n" must be a short str`);
       }
-      if (typeof f.t !== "string" || !Object.hasOwn(DTYPES, f.t)) {
+      if (typeof f.t !== "string" || !hasOwn(DTYPES, f.t)) {
         throw new DeltaError(`schema field ${f.n}: unknown dtype ${JSON.stringify(f.t)}`);
       }
       let q = f.q ?? null;
@@ -1571,7 +1572,7 @@ function decodeIdList(v, what = "IDLIST") {
   if (!Array.isArray(v) || v.length < 3) throw new DeltaError(`${what}: must be [first, code, gaps]`);
   const [first, code, gaps] = v;
   if (!isUint(first) || first > 4294967295) throw new DeltaError(`${what}: first must be a uint32`);
-  if (typeof code !== "string" || !Object.hasOwn(IDLIST_CODES, code)) {
+  if (typeof code !== "string" || !hasOwn(IDLIST_CODES, code)) {
     throw new DeltaError(`${what}: unknown code ${JSON.stringify(code)}`);
   }
   if (!(gaps instanceof Uint8Array)) throw new DeltaError(`${what}: gaps must be a bin`);
@@ -1596,7 +1597,7 @@ function decodeIdList(v, what = "IDLIST") {
 function decodeCol(v, what) {
   if (!Array.isArray(v) || v.length < 2) throw new DeltaError(`${what}: COL must be [code, data]`);
   const [code, data] = v;
-  if (typeof code !== "string" || !Object.hasOwn(COL_CODES, code)) {
+  if (typeof code !== "string" || !hasOwn(COL_CODES, code)) {
     throw new DeltaError(`${what}: unknown COL code ${JSON.stringify(code)}`);
   }
   if (!(data instanceof Uint8Array)) throw new DeltaError(`${what}: COL data must be a bin`);
