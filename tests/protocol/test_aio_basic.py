@@ -302,3 +302,19 @@ def test_loop_selection(monkeypatch: pytest.MonkeyPatch) -> None:
         assert loop_name(loop) == "asyncio"
     finally:
         loop.close()
+
+
+def test_process_request_bug_gets_500_and_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(req: Request) -> Response | None:
+        raise KeyError("oops")
+
+    async def main() -> None:
+        async with await serve(echo, "127.0.0.1", 0, process_request=broken) as server:
+            status, headers, _ = _head(
+                await _http(server.port, b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+            )
+            assert status == 500 and headers["connection"] == "close"
+
+    with caplog.at_level(logging.ERROR, logger="protocol.aio"):
+        run(main())
+    assert [r.exc_info is not None for r in caplog.records if r.levelno >= logging.ERROR] == [True]

@@ -7,6 +7,7 @@ that never pongs, a peer that never reads (backpressure), a peer that floods (bo
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 import time
 from typing import Any
@@ -109,7 +110,9 @@ def test_bad_handshake_gets_http_status(headers: list[tuple[str, str]], status: 
     ],
     ids=["unmasked", "bad-utf8", "too-big", "reserved-opcode"],
 )
-def test_bad_frame_gets_rfc_close_code(frame: bytes | None, code: int, raw_client: Any) -> None:
+def test_bad_frame_gets_rfc_close_code(
+    frame: bytes | None, code: int, raw_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     async def main() -> None:
         async with await serve(echo, "127.0.0.1", 0, max_message_size=1000) as server:
             raw, head = await raw_client.connect(server.port)
@@ -127,7 +130,12 @@ def test_bad_frame_gets_rfc_close_code(frame: bytes | None, code: int, raw_clien
             assert await raw.at_eof()  # the server closes TCP after failing
             raw.close()
 
-    run(main())
+    with caplog.at_level(logging.DEBUG):
+        run(main())
+    # The peer's mistake: one INFO line, no traceback, nothing at WARNING or above.
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    infos = [r for r in caplog.records if r.levelno == logging.INFO and r.name == "protocol.aio"]
+    assert len(infos) == 1 and str(code) in infos[0].getMessage()
 
 
 def test_keepalive_timeout_closes_1011(raw_client: Any) -> None:
