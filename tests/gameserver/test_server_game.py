@@ -3,6 +3,7 @@ refusals (auth, origin, full, unknown, version, reject), HELLO deadline, ws and 
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from typing import Any
 
@@ -147,4 +148,25 @@ def test_wss(kit: Any, tls_pair: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
             await a.input(dx=1.0, dy=0.0)
             await a.until(lambda: bool(a.acks) and a.replica.tick is not None)
             assert len(a.replica) == 1
+    kit.run(main())
+
+
+def test_empty_room_disposed_after_ttl(kit: Any) -> None:
+    async def main() -> None:
+        async with kit.running(empty_room_ttl=0.3) as h:
+            a = await h.join(name="ann")
+            rooms = h.server.rooms
+            assert [r["id"] for r in rooms.list_rooms()] == [a.welcome.room]
+            await a.send(M.Leave())
+            assert await a.closed() == 1000
+            assert len(rooms.rooms) == 1  # not at once: the TTL has not elapsed
+            for _ in range(100):
+                if not rooms.rooms:
+                    break
+                await asyncio.sleep(0.02)
+            assert rooms.rooms == {}
+            assert h.server.metrics.rooms.value == 0
+            # A new join creates a fresh room.
+            b = await h.join(name="bob")
+            assert b.welcome.room != a.welcome.room
     kit.run(main())
