@@ -100,3 +100,45 @@ def test_bare_command_serves_arena(kit: Any) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_cli_tls(tmp_path: Path) -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    leaf.cert_chain_pems[0].write_to_path(str(cert))
+    for pem in leaf.cert_chain_pems[1:]:
+        pem.write_to_path(str(cert), append=True)
+    leaf.private_key_pem.write_to_path(str(key))
+    env = dict(os.environ, PYTHONPATH=f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gameserver", "serve", "conftest:Walker", "--port", "0",
+         "--tls-cert", str(cert), "--tls-key", str(key)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        m = re.search(r"at (https://\S+) \(ws at (wss://\S+)\)", line)
+        assert m, line
+        ctx = ssl.create_default_context()
+        ca.configure_trust(ctx)
+
+        async def main() -> None:
+            ws = await connect(m.group(2), ssl=ctx)
+            await ws.send(M.encode(M.Hello(game="walker", name="tls")))
+            assert isinstance(M.decode_server(await recv_bytes(ws)), M.Welcome)
+            await ws.close()
+        asyncio.run(main())
+        with urllib.request.urlopen(m.group(1) + "healthz", context=ctx, timeout=5) as r:
+            assert r.read() == b"ok\n"
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=5)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
