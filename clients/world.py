@@ -198,10 +198,22 @@ class WorldView:
         for i, n in enumerate(lens):
             starts_l[i] = acc
             acc += n
-        steps = np.ones(total, np.int64)
-        for gi, code, gaps in gap_parts:
-            s0 = starts_l[gi]
-            steps[s0 + 1:s0 + lens[gi]] = np.frombuffer(gaps, _ID_DTYPES[code])
+        codes = {c for _, c, _ in gap_parts}
+        if len(codes) == 1:
+            # one gap width (the usual case): a placeholder gap of 1 before each group's
+            # gaps, so one frombuffer yields every step; firsts are written over them below
+            (code,) = codes
+            one = _ONE[code]
+            by_group = dict.fromkeys(range(len(lens)), b"")
+            for gi, _, gaps in gap_parts:
+                by_group[gi] = gaps
+            buf = b"".join([one + by_group[gi] for gi in range(len(lens))])
+            steps = np.frombuffer(buf, _ID_DTYPES[code]).astype(np.int64)
+        else:
+            steps = np.ones(total, np.int64)
+            for gi, code, gaps in gap_parts:
+                s0 = starts_l[gi]
+                steps[s0 + 1:s0 + lens[gi]] = np.frombuffer(gaps, _ID_DTYPES[code])
         if gap_parts and not steps.all():
             raise DeltaError("row list not strictly ascending (zero gap)")
         starts = np.array(starts_l, np.intp)
@@ -287,6 +299,7 @@ class WorldView:
 
 _ID_WIDTH = {"u8": 1, "u16": 2, "u32": 4}
 _ID_DTYPES = {c: WIRE_DTYPES[c] for c in _ID_WIDTH}
+_ONE = {c: np.ones(1, WIRE_DTYPES[c]).tobytes() for c in _ID_WIDTH}
 _COL_DTYPES = {**WIRE_DTYPES, **DIFF_DTYPES}
 _FLOAT_CODES = frozenset({"f32", "f64"})
 _CODE_RANGE = {
