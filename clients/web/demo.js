@@ -781,7 +781,7 @@ function draw(scene, dt, now) {
     ctx.lineWidth = 3;
     ctx.strokeStyle = "rgba(10,14,22,0.85)";
     ctx.strokeText(name, sx, sy - rpx - 7);
-    ctx.fillStyle = mine ? "#e0f2fe" : color;
+    ctx.fillStyle = mine ? "#e0f2fe" : `hsl(${playerHue(owner[i])} 90% 76%)`; // readable on dark
     ctx.fillText(name, sx, sy - rpx - 7);
     if (hp[i] < 100) {
       const w = 30;
