@@ -207,6 +207,7 @@ class Room:
         if self.closed:
             return
         for p in list(self.players.values()):
+            p.gone = True
             if p.ws is not None:
                 _close_soon(self._tasks, p.ws, code, reason)
             self._leave_sim(p, "shutdown")
@@ -222,6 +223,7 @@ class Room:
         err = M.encode(M.Error(int(CloseCode.GAME_CRASHED),
                                f"room {self.id} closed: the game code crashed"))
         for p in list(self.players.values()):
+            p.gone = True
             if p.ws is not None and p.ws.open:
                 send_small(p.ws, err, self.metrics, 1 << 62)
                 _close_soon(self._tasks, p.ws, CloseCode.GAME_CRASHED, "game crashed")

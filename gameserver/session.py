@@ -27,8 +27,8 @@ Limits (documented thresholds, per connection):
   when the socket is backed up (bounded memory).
 
 A connection closed for abuse (4000, 4008) removes its player at once (``on_leave`` reason
-``"kicked"``, no resume). A dropped connection (no LEAVE) keeps the player seated for ``resume_grace`` seconds;
-``on_leave`` runs only when that grace ends (or on LEAVE).
+``"kicked"``, no resume). A dropped connection (no LEAVE) keeps the player seated for
+``resume_grace`` seconds; ``on_leave`` runs only when that grace ends (or on LEAVE).
 """
 
 from __future__ import annotations
@@ -291,6 +291,8 @@ class Session:
     def _input(self, msg: Any) -> None:
         p = self.player
         assert p is not None
+        if p.gone or p.room.closed:
+            return  # the room is shutting down or crashed: this socket is being closed
         seq = int(msg.seq)
         if seq <= p.last_seq:
             self.metrics.inputs_dropped.inc()
