@@ -170,3 +170,28 @@ def test_empty_room_disposed_after_ttl(kit: Any) -> None:
             b = await h.join(name="bob")
             assert b.welcome.room != a.welcome.room
     kit.run(main())
+
+
+def test_stop_while_inputs_arrive(kit: Any) -> None:
+    """Inputs still queued on sockets while the server stops are ignored: every client gets
+    1001 (not 1011 from a handler error) and on_leave runs once per player."""
+    async def main() -> None:
+        async with kit.running() as h:
+            clients = [await h.join(name=f"p{i}") for i in range(4)]
+
+            async def spam(c: Any) -> None:
+                try:
+                    while not c.ws.closed:
+                        await c.input(dx=0.1, dy=0.1)
+                        await asyncio.sleep(0.03)
+                except Exception:
+                    pass
+            tasks = [asyncio.ensure_future(spam(c)) for c in clients]
+            await clients[0].until(lambda: len(clients[0].acks) >= 2)
+            await h.server.stop()
+            codes = [await c.closed() for c in clients]
+            assert codes == [1001] * 4
+            reasons = sorted(r for _, r in kit.Walker.left)
+            assert reasons == ["shutdown"] * 4
+            await asyncio.gather(*tasks)
+    kit.run(main())
