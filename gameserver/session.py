@@ -114,9 +114,10 @@ class Session:
         try:
             await self._serve()
         except _Close as c:
-            log.info("closing client code=%d reason=%r peer=%s player=%s",
-                     c.code, c.reason, ws.remote_address,
-                     self.player.player_id if self.player else None)
+            log.log(logging.DEBUG if c.code == CloseCode.NORMAL else logging.INFO,
+                    "closing client code=%d reason=%r peer=%s player=%s",
+                    c.code, c.reason, ws.remote_address,
+                    self.player.player_id if self.player else None)
             if c.code in (CloseCode.PROTOCOL_MISUSE, CloseCode.INPUT_FLOOD) and self.player:
                 self.left = True  # kicked: no resume, on_leave runs now
                 self.player.room.remove(self.player, "kicked")
