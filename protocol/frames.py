@@ -193,6 +193,18 @@ class FrameParser:
                     )
                     pos = end
                     continue
+                # Fast path (client side): the same for an unmasked frame from the server.
+                if (
+                    (b0 == 0x82 or b0 == 0x81)
+                    and 0 < b1 <= small
+                    and not expect_masked
+                    and avail >= 2 + b1
+                    and not self._msg_opcode
+                ):
+                    end = pos + 2 + b1
+                    out.append((b0 & 0x0F, bytes(mv[pos + 2 : end]), True, False))
+                    pos = end
+                    continue
                 opcode = b0 & 0x0F
                 if b0 & 0x70 or (opcode > 2 and (opcode < 8 or opcode > 10)):
                     self._check_rsv_opcode(b0, opcode)
