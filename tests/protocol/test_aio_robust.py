@@ -53,7 +53,7 @@ def test_slowloris_dropped_after_handshake_timeout(raw_client: Any) -> None:
                 break
             elapsed = time.monotonic() - t0
             assert dropped
-            assert 0.4 < elapsed < 2.0
+            assert 0.4 < elapsed < 5.0  # trickling the whole head would take 20 s
             assert not server.connections
             raw.close()
 
@@ -150,7 +150,7 @@ def test_keepalive_timeout_closes_1011(raw_client: Any) -> None:
             code, _ = await asyncio.wait_for(raw.read_close(), 5)
             assert code == 1011
             assert await raw.at_eof()
-            assert 0.4 < time.monotonic() - t0 < 3
+            assert 0.4 < time.monotonic() - t0 < 5
             assert not server.connections
             # A peer that answers pings stays connected through several intervals.
             good = await connect(f"ws://127.0.0.1:{server.port}/", ping_interval=None)
