@@ -106,9 +106,13 @@ class ServerProtocol(WebSocket):
 
     def _handshake_data(self, data: bytes) -> None:
         buf = self._hs_buf
-        if buf is None:  # request already parsed, reading paused: late bytes are buffered
+        if buf is None:  # answered with a plain HTTP response: closing
             return
         buf += data
+        if self.request is not None:
+            # Head parsed, reading paused while process_request runs; a transport may still
+            # hand over bytes it had already read: keep them for after the upgrade.
+            return
         cfg: _ServerConfig = self._cfg  # type: ignore[assignment]
         try:
             req = parse_request(buf, max_size=cfg.max_request_size)
@@ -117,12 +121,11 @@ class ServerProtocol(WebSocket):
             return
         if req is None:
             return
-        self._hs_buf = None
+        self.request = req
         self._transport.pause_reading()
-        leftover = bytes(buf)
         pr = cfg.process_request
         if pr is None:
-            self._upgrade(req, leftover)
+            self._upgrade(req)
             return
         try:
             result = pr(req)
@@ -131,13 +134,11 @@ class ServerProtocol(WebSocket):
             self._reply(http_response(500, b"internal server error\n"))
             return
         if inspect.isawaitable(result):
-            self._task = self._loop.create_task(self._process_async(req, result, leftover))
+            self._task = self._loop.create_task(self._process_async(req, result))
         else:
-            self._after_process(req, result, leftover)
+            self._after_process(req, result)
 
-    async def _process_async(
-        self, req: Request, result: Awaitable[Response | None], leftover: bytes
-    ) -> None:
+    async def _process_async(self, req: Request, result: Awaitable[Response | None]) -> None:
         try:
             resp = await result
         except Exception:
@@ -145,17 +146,17 @@ class ServerProtocol(WebSocket):
             self._reply(http_response(500, b"internal server error\n"))
             return
         self._task = None
-        self._after_process(req, resp, leftover)
+        self._after_process(req, resp)
 
-    def _after_process(self, req: Request, resp: Response | None, leftover: bytes) -> None:
+    def _after_process(self, req: Request, resp: Response | None) -> None:
         if self._lost:
             return
         if resp is not None:
             self._reply(_response_bytes(resp))
         else:
-            self._upgrade(req, leftover)
+            self._upgrade(req)
 
-    def _upgrade(self, req: Request, leftover: bytes) -> None:
+    def _upgrade(self, req: Request) -> None:
         if not is_upgrade(req):
             self._reply(http_response(404, b"not found\n"))
             return
@@ -173,7 +174,6 @@ class ServerProtocol(WebSocket):
         self._conn = Connection(
             Side.SERVER, max_message_size=cfg.max_message_size, deflate=negotiated.deflate
         )
-        self.request = req
         self.subprotocol = negotiated.subprotocol
         self._open = True
         self._transport.write(out)
@@ -183,9 +183,11 @@ class ServerProtocol(WebSocket):
         self._start_keepalive()
         task = self._task = self._loop.create_task(self._run_handler(cfg.handler))
         server._tasks.add(task)  # _run_handler removes it when done
+        leftover = self._hs_buf
+        self._hs_buf = None
         self._transport.resume_reading()
-        if leftover:
-            self.data_received(leftover)
+        if leftover:  # frames pipelined right behind the request head
+            self.data_received(bytes(leftover))
 
     def _refuse(self, exc: HandshakeError) -> None:
         log.info(

@@ -265,3 +265,30 @@ def test_recv_raises_after_close_and_send_nowait_never_waits() -> None:
                 ws.send_nowait("x")
 
     run(main())
+
+
+@pytest.mark.parametrize("slow_route", [False, True], ids=["no-route", "async-route"])
+def test_frames_pipelined_behind_the_request_head(slow_route: bool, raw_client: Any) -> None:
+    async def route(req: Any) -> None:
+        await asyncio.sleep(0.05)  # bytes keep arriving while process_request runs
+        return None
+
+    async def main() -> None:
+        async with await serve(
+            echo, "127.0.0.1", 0, process_request=route if slow_route else None
+        ) as server:
+            raw, _ = await raw_client.connect(server.port, handshake=False)
+            head = (
+                "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
+            raw.writer.write(head.encode())
+            raw.send_frame(1, b"first")  # same TCP stream, before the 101 arrives
+            raw.send_frame(1, b"second")
+            response = await asyncio.wait_for(raw.reader.readuntil(b"\r\n\r\n"), 5)
+            assert _status(response) == 101
+            assert await raw.read_frame() == (True, 1, b"first")
+            assert await raw.read_frame() == (True, 1, b"second")
+            raw.close()
+
+    run(main())
