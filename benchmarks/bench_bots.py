@@ -7,8 +7,9 @@ with ``python -m clients.bots URL --count N --procs 1`` (every bot a full GameCl
 WebSocket, msgpack decode and ``Replica.apply`` of every delta); after ``--duration`` seconds
 its JSON report gives, for that N:
 
-* received share: deltas applied / deltas the server should have streamed to the connected
-  bots (``connected seconds x send rate``); gap share: deltas / (deltas + skipped ticks);
+* no-gap share (the share of ticks received): deltas / (deltas + send ticks the server
+  skipped for that bot); recv/time: deltas / (connected seconds x send rate), which can read
+  a little above 100% when the server's tick clock catches up after a stall;
 * bot CPU (steady state: the second half of the run, after the connect ramp): CPU seconds of
   the bot process (its own ``time.process_time``) per wall second, and CPU microseconds per
   delta received (the whole per-delta cost: WebSocket, decode, apply, stats). The capacity
@@ -117,6 +118,58 @@ def run_bots(url: str, n: int, args: argparse.Namespace, server_pid: int) -> dic
     return report
 
 
+# ------------------------------------------------------------- decode micro-benchmark
+def decode_bench(url: str, n_msgs: int = 300, rounds: int = 5) -> str:
+    """Capture real deltas from the server, then time (thread CPU) the two client paths:
+    our batched ``WorldView.apply_wire`` vs the peer ``decode_server`` + ``Replica.apply``."""
+    import asyncio
+
+    import msgpack
+
+    from clients.world import WorldView
+    from protocol import messages as M
+    from protocol.aio import connect
+
+    async def capture() -> list[bytes]:
+        ws = await connect(url)
+        await ws.send(M.encode(M.Hello(game="arena", name="decode-bench")))
+        out: list[bytes] = []
+        while len(out) < n_msgs + 2:
+            data = await ws.recv()
+            assert isinstance(data, bytes)
+            out.append(data)
+        await ws.close()
+        return out
+
+    msgs = asyncio.run(capture())
+    welcome = M.decode_server(msgs[0])
+    assert isinstance(welcome, M.Welcome)
+    full = next(m for m in msgs if m[1] == 0x11 and msgpack.unpackb(m)[2] is None)
+    deltas = [m for m in msgs[msgs.index(full) + 1:] if m[1] == 0x11]
+    groups = sum(len(msgpack.unpackb(m)[6]) for m in deltas) / len(deltas)
+    size = sum(len(m) for m in deltas) / len(deltas)
+
+    def timed(fast: bool) -> float:
+        best = float("inf")
+        for _ in range(rounds):
+            w = WorldView(welcome.schema)
+            w.apply_wire(full)
+            t0 = time.thread_time()
+            for m in deltas:
+                if fast:
+                    w.apply_wire(m)
+                else:
+                    d = M.decode_server(m)
+                    w.apply(d)  # type: ignore[arg-type]
+            best = min(best, (time.thread_time() - t0) / len(deltas) * 1e6)
+        return best
+
+    peer, ours = timed(False), timed(True)
+    return (f"# decode+apply of {len(deltas)} real deltas ({size:.0f} B, {groups:.1f} groups avg;"
+            f" thread CPU, best of {rounds}): peer decode_server+Replica.apply {peer:.1f} us,"
+            f" ours WorldView.apply_wire {ours:.1f} us -> {peer / ours:.2f}x")
+
+
 def fmt_row(n: int, r: dict[str, Any], send_rate: float) -> str:
     age = r["tick_age_ms"]
     rs = r.get("received_share")
@@ -126,15 +179,15 @@ def fmt_row(n: int, r: dict[str, Any], send_rate: float) -> str:
     cap = 1e6 / (us * send_rate) if us else 0.0
     ok = (rs or 0) >= 0.99 and (age["p99"] or 1e9) < 100 and r["failures"] == 0
     return (f"| {n:5d} | {r['connects']:5d} | {r['failures']:4d} | "
-            f"{(rs or 0) * 100:7.2f}% | {(gs or 0) * 100:7.2f}% | "
+            f"{(rs or 0) * 100:8.2f}% | {(gs or 0) * 100:6.2f}% | "
             f"{st.get('cpu_pct', 0.0):6.1f}% | {us or 0:7.1f} | {cap:7.0f} | "
             f"{r['server_cpu_pct']:6.1f}% | {age['p50'] or 0:8.1f} | {age['p99'] or 0:8.1f} | "
             f"{'yes' if ok else 'no'} |")
 
 
-HEADER = ("|     N | conn. | fail | received |  no-gap | bot CPU | us/delta | bots/core "
+HEADER = ("|     N | conn. | fail | recv/time |  no-gap | bot CPU | us/delta | bots/core "
           "| srv CPU | age p50 | age p99 | keeps up |\n"
-          "|------:|------:|-----:|---------:|--------:|--------:|---------:|----------:"
+          "|------:|------:|-----:|----------:|--------:|--------:|---------:|----------:"
           "|--------:|--------:|--------:|:--------:|")
 
 
@@ -152,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input-every", type=int, default=0)
     p.add_argument("--ramp", type=float, default=250.0)
     p.add_argument("--json", type=Path, default=None, help="write all reports to FILE")
+    p.add_argument("--no-decode", dest="decode", action="store_false",
+                   help="skip the decode+apply micro-benchmark")
     args = p.parse_args(argv)
     if args.serve:
         serve(args.port, args.entities, args.moving, args.tick_rate, args.send_rate)
@@ -164,9 +219,17 @@ def main(argv: list[str] | None = None) -> int:
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"# python {sys.version.split()[0]}, bots on "
           f"{'uvloop' if _have_uvloop() else 'asyncio'}")
+    results: dict[str, Any] = {}
+    if args.decode:
+        proc, url = start_server(args)
+        try:
+            time.sleep(1.0)
+            print(decode_bench(url))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
     print(HEADER)
     sys.stdout.flush()
-    results: dict[str, Any] = {}
     for n in counts:
         proc, url = start_server(args)  # a fresh server (and room) per N
         try:
