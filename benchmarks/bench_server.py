@@ -22,8 +22,9 @@ Reported per configuration:
 * overruns during the window (ticks whose work exceeded the period, plus skipped ticks);
 * server CPU (fraction of one core, psutil on the server pid, over the window);
 * bytes received per client per second (WebSocket frames, from the bots' sockets);
-* share of send ticks each client received (min and mean over clients): ticks seen in the
-  window / ticks the server produced in it (a catch-up delta counts as ONE tick received).
+* share of send ticks each client received (min and mean over clients): distinct ticks seen
+  in the window / (nominal rate x window) (a catch-up delta counts as ONE tick received);
+* holds: every client received >= 99% of the send ticks and <= 1% of the ticks overran.
 
 Usage::
 
@@ -447,8 +448,11 @@ def run_config(kind: str, entities: int, clients: int, rate: int,
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
-    out["holds"] = bool(out.get("share_min", 0) >= 0.99 and out.get("p99_ms", 1e9) < 1e3 / rate
-                        and out.get("overruns", 1) == 0)
+    # "Holds": every client got >= 99% of the nominal send ticks, and at most 1% of the
+    # window's ticks overran (a stray late wakeup on a shared machine is not a failure).
+    window_ticks = rate * out.get("wall", args.duration)
+    out["holds"] = bool(out.get("share_min", 0) >= 0.99
+                        and out.get("overruns", window_ticks) <= 0.01 * window_ticks)
     return out
 
 
