@@ -9,8 +9,10 @@ generator runs in another process (pinned to CPU 1). The machine has 2 cores, so
 clients share them; absolute numbers are noisy, ratios within one run are what matter.
 
 1. **echo**: messages/s through one connection with 64 messages in flight, 64 B and 1 KiB
-   binary messages. The client is a picows client (C-accelerated, so the client is not the
-   bottleneck) driving each server identically.
+   binary messages, best of ``--repeat`` interleaved runs. The client is a raw-socket load
+   generator (pre-built masked frames, byte counting: almost no Python per message, so the
+   server is the bottleneck) driving each server identically; ``--echo-client picows`` uses
+   a picows client instead.
 2. **broadcast**: server CPU (``time.process_time`` around the call, summed over many rounds)
    to send one 300 B message to 1,000 connected clients (a raw-socket reader process), against
    the floor: ``transport.write`` of the same pre-framed bytes to the same transports.
