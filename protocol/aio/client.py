@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 from ..connection import Connection, Side
 from ..errors import HandshakeError
 from ..handshake import check_response, client_request, new_key, parse_response
-from .websocket import Config, WebSocket
+from .config import Config
+from .websocket import WebSocket
 
 __all__ = ["ClientProtocol", "connect"]
 

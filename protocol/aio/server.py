@@ -39,7 +39,8 @@ from ..handshake import (
     is_upgrade,
     parse_request,
 )
-from .websocket import Config, WebSocket
+from .config import Config
+from .websocket import WebSocket
 
 __all__ = ["ProcessRequest", "Server", "ServerProtocol", "serve"]
 

@@ -48,12 +48,13 @@ from ..events import (
     TextMessage,
 )
 from ..frames import prepare_message
+from .config import Config
 
 if TYPE_CHECKING:
     from ..connection import Connection
     from ..handshake import Request
 
-__all__ = ["Config", "Keepalive", "WebSocket", "broadcast"]
+__all__ = ["CORK_BYTES", "WebSocket", "broadcast"]
 
 log = logging.getLogger("protocol.aio")
 
@@ -63,104 +64,6 @@ CORK_BYTES = 16 * 1024
 
 # Sentinel handed to a waiting recv() when the receiving side is finished.
 _CLOSED: Any = object()
-
-
-class Config:
-    """Per-server (or per-client-connection) settings shared by its connections.
-
-    Units: bytes for sizes, seconds for times; ``None`` disables a timer.
-    """
-
-    __slots__ = (
-        "close_timeout",
-        "keepalive",
-        "max_message_size",
-        "max_queue",
-        "ping_interval",
-        "ping_timeout",
-        "queue_high_bytes",
-        "queue_low_bytes",
-        "queue_low_count",
-        "write_limit",
-    )
-
-    def __init__(
-        self,
-        *,
-        max_message_size: int = 16 * 2**20,
-        max_queue: int = 64,
-        read_limit: int = 2**20,
-        write_limit: int = 64 * 1024,
-        ping_interval: float | None = 20.0,
-        ping_timeout: float | None = 20.0,
-        close_timeout: float = 5.0,
-    ) -> None:
-        if max_queue < 1 or read_limit < 1 or write_limit < 1:
-            raise ValueError("max_queue, read_limit and write_limit must be >= 1")
-        self.max_message_size = max_message_size
-        self.max_queue = max_queue
-        self.queue_low_count = max_queue // 4
-        self.queue_high_bytes = read_limit
-        self.queue_low_bytes = read_limit // 4
-        self.write_limit = write_limit
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.close_timeout = close_timeout
-        #: Shared keepalive sweep for the connections using this config (None: no pings).
-        self.keepalive: Keepalive | None = None
-
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Bind to ``loop`` (creates the keepalive sweep if pings are enabled)."""
-        if self.ping_interval is not None:
-            self.keepalive = Keepalive(loop, self.ping_interval, self.ping_timeout)
-
-
-class Keepalive:
-    """One periodic timer pinging every connection of a server (instead of one timer each).
-
-    Each member has ``_ka_at``, the loop time of its next keepalive action: send a ping (every
-    ``interval`` seconds after the previous pong) or, when a ping is unanswered, fail the
-    connection with 1011 once ``timeout`` seconds passed. The sweep runs every
-    ``tick = clamp(min(interval, timeout) / 8, 20 ms, 1 s)`` seconds while there are members,
-    so deadlines are honoured within one tick. Cost: one comparison per connection per tick.
-    """
-
-    __slots__ = ("_handle", "_loop", "interval", "members", "tick", "timeout")
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, interval: float, timeout: float | None
-    ) -> None:
-        self._loop = loop
-        self.interval = interval
-        self.timeout = timeout
-        self.tick = min(1.0, max(0.02, min(interval, timeout or interval) / 8))
-        self.members: set[WebSocket] = set()
-        self._handle: asyncio.TimerHandle | None = None
-
-    def add(self, ws: WebSocket) -> None:
-        ws._ka_at = self._loop.time() + self.interval
-        self.members.add(ws)
-        if self._handle is None:
-            self._handle = self._loop.call_later(self.tick, self._sweep)
-
-    def discard(self, ws: WebSocket) -> None:
-        self.members.discard(ws)
-
-    def _sweep(self) -> None:
-        self._handle = None
-        members = self.members
-        if not members:
-            return
-        now = self._loop.time()
-        due = [ws for ws in members if ws._ka_at <= now]
-        for ws in due:
-            ws._keepalive_due(now)
-        self._handle = self._loop.call_later(self.tick, self._sweep)
-
-    def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
 
 
 class WebSocket(asyncio.Protocol):
