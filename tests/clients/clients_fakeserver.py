@@ -52,7 +52,8 @@ class FakeServer:
 
     def __init__(self, *, mode: str = "normal", tick_rate: float = 50.0, send_every: int = 1,
                  entities: int = 5, drop_after: int | None = None, reject_code: int = 4002,
-                 reject_reason: str = "room is full", close_with_error: bool = True) -> None:
+                 reject_reason: str = "room is full", close_with_error: bool = True,
+                 ssl: Any = None) -> None:
         self.mode = mode
         self.tick_rate = tick_rate
         self.send_every = send_every
@@ -61,6 +62,7 @@ class FakeServer:
         self.reject_code = reject_code
         self.reject_reason = reject_reason
         self.close_with_error = close_with_error
+        self.ssl = ssl
         self.server: Server | None = None
         self.players: dict[str, FakePlayer] = {}
         self.hellos: list[Any] = []
@@ -73,11 +75,12 @@ class FakeServer:
     @property
     def url(self) -> str:
         assert self.server is not None
-        return f"ws://127.0.0.1:{self.server.port}/ws"
+        scheme = "wss" if self.ssl is not None else "ws"
+        return f"{scheme}://127.0.0.1:{self.server.port}/ws"
 
     async def __aenter__(self) -> FakeServer:
         self.server = await serve(self._handler, "127.0.0.1", 0, ping_interval=None,
-                                  close_timeout=1.0)
+                                  close_timeout=1.0, ssl=self.ssl)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

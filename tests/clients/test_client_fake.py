@@ -278,3 +278,31 @@ def test_backoff_is_exponential_bounded_and_jittered() -> None:
     assert len(set(delays)) > 40  # jittered
     with pytest.raises(ValueError):
         Backoff(factor=0.5)
+
+
+def test_wss_with_custom_ca_file_and_context(tmp_path: Any) -> None:
+    import ssl
+
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    cafile = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(cafile))
+
+    async def main() -> None:
+        async with FakeServer(ssl=server_ctx) as srv:
+            assert srv.url.startswith("wss://")
+            async with GameClient(srv.url, cafile=str(cafile)) as client:
+                assert client.connected and client.world is not None and len(client.world) == 5
+            client_ctx = ssl.create_default_context()
+            ca.configure_trust(client_ctx)
+            async with GameClient(srv.url, ssl=client_ctx) as client:
+                async for _ in client.updates():
+                    break
+            # an untrusted server certificate is a clear connect error, not a hang
+            with pytest.raises(E.ConnectionLost, match="cannot connect"):
+                await GameClient(srv.url).connect()
+
+    run(main)
