@@ -266,9 +266,7 @@ class Connection:
     # --- sending -----------------------------------------------------------------------------
 
     def _frame(self, opcode: int, payload: bytes, rsv1: bool = False) -> bytes:
-        return encode_frame(
-            opcode, payload, mask=_urandom(4) if self._client else None, rsv1=rsv1
-        )
+        return encode_frame(opcode, payload, mask=_urandom(4) if self._client else None, rsv1=rsv1)
 
     def _send_message(self, opcode: int, payload: bytes | bytearray | memoryview) -> None:
         if self.state is not State.OPEN:
