@@ -45,7 +45,7 @@ import random
 import ssl as ssl_module
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -69,6 +69,7 @@ from .errors import (
     ServerStalled,
     join_error,
 )
+from .interpolation import InterpolationBuffer
 from .prediction import AckTracker
 from .world import WorldView
 
@@ -399,6 +400,34 @@ class GameClient:
         """Register an event callback (usable as a decorator)."""
         self._on_event.append(fn)
         return fn
+
+    def interpolation(
+        self, *, delay: float = 0.1, capacity: int = 32, angles: Collection[str] = ()
+    ) -> InterpolationBuffer:
+        """A snapshot-interpolation buffer fed with every applied delta from now on.
+
+        Each tick pushes the world's real (dequantized) values at server time
+        ``tick / tick_rate``; only the float fields are interpolated (ints take the older
+        value). Call ``buf.sample()`` once per rendered frame. The buffer uses this
+        client's clock. A full snapshot after a resume does not reset it (same server clock).
+        """
+        buf = InterpolationBuffer(delay=delay, clock=self.clock, capacity=capacity,
+                                  angles=angles)
+
+        def feed(client: GameClient, update: TickUpdate) -> None:
+            world = client.world
+            if world is None or client.tick_rate <= 0:
+                return
+            if buf.fields is None:
+                buf.fields = world.float_fields
+            buf.push(update.tick / client.tick_rate, world.ids, world.values(),
+                     now=update.received_at)
+
+        self._on_tick.append(feed)
+        if self.world is not None and self.world.ready and self.tick_rate > 0:
+            buf.fields = self.world.float_fields
+            buf.push(self.world.tick / self.tick_rate, self.world.ids, self.world.values())
+        return buf
 
     async def __aenter__(self) -> GameClient:
         await self.connect()

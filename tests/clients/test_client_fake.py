@@ -306,3 +306,33 @@ def test_wss_with_custom_ca_file_and_context(tmp_path: Any) -> None:
                 await GameClient(srv.url).connect()
 
     run(main)
+
+
+def test_interpolation_buffer_fed_by_the_client() -> None:
+    async def main() -> None:
+        async with FakeServer(tick_rate=50.0) as srv, GameClient(srv.url) as client:
+            buf = client.interpolation(delay=0.05)
+            n = 0
+            async for _ in client.updates():
+                n += 1
+                if n == 8:
+                    break
+            # render between the two newest snapshots (ticks t-1, t): at local time
+            # server time + clock offset + delay
+            t = client.tick
+            mid = (t - 0.5) / 50.0
+            offset = buf.clock_offset
+            assert offset is not None
+            frame = buf.sample(now=mid + offset + 0.05)
+            assert frame is not None and not frame.starved
+            assert frame.alpha == pytest.approx(0.5)
+            assert frame.newer_time is not None
+            # the fake world: x = (i * 100 + tick * 10) * 0.01, so x is linear in time and
+            # the interpolated value matches the render time exactly
+            tick_f = frame.render_time * 50.0
+            expect = (np.arange(5) * 100 + tick_f * 10) * 0.01
+            assert frame.columns["x"] == pytest.approx(expect, abs=1e-6)
+            assert frame.columns["kind"].dtype == np.uint8  # ints are not interpolated
+            assert buf.fields == {"x", "y"}
+
+    run(main)
