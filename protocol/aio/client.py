@@ -31,7 +31,7 @@ MAX_RESPONSE_HEAD = 16384
 class ClientProtocol(WebSocket):
     """Client side of one connection: sends the upgrade request, checks the 101 answer."""
 
-    __slots__ = ("_hs", "_hs_buf")
+    __slots__ = ("_hs", "_hs_buf", "_hs_done")
 
     is_client = True
 
@@ -46,9 +46,12 @@ class ClientProtocol(WebSocket):
     ) -> None:
         super().__init__(cfg, loop)
         self._hs_buf: bytearray | None = bytearray()
-        # (request bytes, key, offered subprotocols, deflate offer, handshake future)
+        #: Resolved when the opening handshake succeeded (exception if it failed).
+        self._hs_done: asyncio.Future[None] = loop.create_future()
+        # (request bytes, key, offered subprotocols, deflate offer, _hs_done), dropped once
+        # open (the layout is relied upon by clients/client.py's connect work-around)
         self._hs: tuple[bytes, str, Sequence[str], Any, asyncio.Future[None]] | None = (
-            request, key, subprotocols, deflate, loop.create_future()
+            request, key, subprotocols, deflate, self._hs_done
         )
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -89,11 +92,10 @@ class ClientProtocol(WebSocket):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        hs = self._hs
-        if hs is not None:
+        if self._hs is not None:
             self._hs = self._hs_buf = None
-            if not hs[4].done():
-                hs[4].set_exception(
+            if not self._hs_done.done():
+                self._hs_done.set_exception(
                     ConnectionError(f"connection closed during the opening handshake: {exc}")
                 )
 
@@ -151,20 +153,23 @@ async def connect(
     )
     loop = asyncio.get_running_loop()
     cfg.start(loop)
-    proto: ClientProtocol | None = None
+    protos: list[ClientProtocol] = []
 
     def factory() -> ClientProtocol:
-        nonlocal proto
         proto = ClientProtocol(cfg, loop, request, key, tuple(subprotocols), deflate_offer)
+        protos.append(proto)
         return proto
 
     async with asyncio.timeout(open_timeout):
         transport, _ = await loop.create_connection(
             factory, host, port, ssl=ssl, server_hostname=host if secure else None
         )
-        assert proto is not None and proto._hs is not None
+        # The whole opening handshake may already be done here (a fast local server's 101
+        # can arrive before create_connection returns): wait on the protocol's future, which
+        # outlives the handshake state.
+        proto = protos[0]
         try:
-            await proto._hs[4]
+            await proto._hs_done
         except BaseException:
             transport.abort()
             raise

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from ..connection import Connection
     from ..handshake import Request
 
-__all__ = ["CORK_BYTES", "WebSocket", "broadcast"]
+__all__ = ["CORK_BYTES", "Config", "WebSocket", "broadcast"]  # Config: re-exported
 
 log = logging.getLogger("protocol.aio")
 

@@ -318,3 +318,29 @@ def test_process_request_bug_gets_500_and_a_traceback(caplog: pytest.LogCaptureF
     with caplog.at_level(logging.ERROR, logger="protocol.aio"):
         run(main())
     assert [r.exc_info is not None for r in caplog.records if r.levelno >= logging.ERROR] == [True]
+
+
+def test_connect_when_the_handshake_completes_inside_create_connection() -> None:
+    """Regression: a fast server's 101 can be processed before create_connection returns."""
+
+    async def main() -> None:
+        async with await serve(echo, "127.0.0.1", 0) as server:
+            loop = asyncio.get_running_loop()
+            real = loop.create_connection
+
+            async def slow_return(*args: Any, **kwargs: Any) -> Any:
+                result = await real(*args, **kwargs)
+                proto = result[1]
+                await asyncio.wait_for(proto._hs_done, 5)  # handshake done before we return
+                return result
+
+            loop.create_connection = slow_return  # type: ignore[method-assign]
+            try:
+                ws = await connect(f"ws://127.0.0.1:{server.port}/")
+            finally:
+                del loop.create_connection
+            await ws.send("ok")
+            assert await ws.recv() == "ok"
+            await ws.close()
+
+    run(main(), prefer_uvloop=False)  # an asyncio loop's methods can be patched per instance
