@@ -157,3 +157,38 @@ def test_fragmented_server_to_client(
     assert [e for e in events if isinstance(e, TextMessage | BinaryMessage)] == [
         expected(m) for m in msgs
     ]
+
+
+frame_specs = st.lists(
+    st.tuples(
+        st.sampled_from([0, 1, 2, 3, 8, 9, 10, 0xB]),  # opcode, some invalid
+        st.one_of(st.binary(max_size=40), st.just("é€".encode() * 5), st.just(b"\xf4\x90")),
+        st.booleans(),  # fin
+        st.integers(0, 20),  # rsv1 when 0 (rare)
+        st.integers(0, 30),  # unmasked when 0 (rare)
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@SETTINGS
+@given(
+    specs=frame_specs, chunk_cuts=st.lists(st.integers(0, 600), max_size=20), deflate=st.booleans()
+)
+def test_near_valid_frames_chunking_invariant(
+    specs: list[tuple[int, bytes, bool, int, int]], chunk_cuts: list[int], deflate: bool
+) -> None:
+    data = b"".join(
+        encode_frame(op, payload, fin=fin, rsv1=rsv == 0, mask=None if m == 0 else b"abcd")
+        for op, payload, fin, rsv, m in specs
+    )
+    params = DeflateParams() if deflate else None
+    whole = Connection(Side.SERVER, deflate=params, max_message_size=100)
+    events = whole.receive_data(data)
+    chunked = Connection(Side.SERVER, deflate=params, max_message_size=100)
+    assert normalized(feed_chunks(chunked, data, chunk_cuts)) == normalized(events)
+    assert chunked.data_to_send() == whole.data_to_send() or any(
+        isinstance(e, ProtocolFailure) for e in events
+    )
+    assert (chunked.state, chunked.close_code) == (whole.state, whole.close_code)
