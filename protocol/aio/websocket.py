@@ -3,8 +3,14 @@
 One object per connection is at the same time the transport's protocol and the application's
 handle (``recv`` / ``send`` / ``close``). That keeps an idle connection lean: no reader task,
 no per-connection buffers until they are needed (``__slots__``, lazily created queue, waiters
-and ping table), one timer handle at a time (handshake deadline, then keepalive, then the
-close deadline).
+and ping table), no timer while open (keepalive is one sweep per server, see
+:class:`~protocol.aio.config.Keepalive`); a timer only for the handshake and close deadlines.
+
+Write coalescing: :meth:`WebSocket.send` / :meth:`WebSocket.send_nowait` queue frames in the
+core's outbox and hand everything sent in one event-loop iteration to the transport in one
+``write`` (a ``call_soon`` callback), or at once past ``CORK_BYTES``. An echo or a burst of
+messages thus costs one ``send(2)`` instead of one per message; order with
+:meth:`WebSocket.write_prepared` / :func:`broadcast` (which write directly) is preserved.
 
 Flow control, both directions bounded:
 
