@@ -126,11 +126,17 @@ def test_arbitrary_bytes_chunking_invariant_and_never_raises(
     snct=st.booleans(),
     cnct=st.booleans(),
     min_size=st.integers(0, 100),
+    bits=st.tuples(st.integers(8, 15), st.integers(8, 15)),
 )
 def test_round_trip_client_server_and_back(
-    msgs: list[Message], deflate: bool, snct: bool, cnct: bool, min_size: int
+    msgs: list[Message],
+    deflate: bool,
+    snct: bool,
+    cnct: bool,
+    min_size: int,
+    bits: tuple[int, int],
 ) -> None:
-    params = DeflateParams(snct, cnct, min_size=min_size) if deflate else None
+    params = DeflateParams(snct, cnct, *bits, min_size=min_size) if deflate else None
     client = Connection(Side.CLIENT, deflate=params)
     server = Connection(Side.SERVER, deflate=params)
     for msg in msgs:
