@@ -45,9 +45,9 @@ import random
 import ssl as ssl_module
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Collection, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from protocol import messages as M
@@ -70,12 +70,14 @@ from .errors import (
     join_error,
 )
 from .interpolation import InterpolationBuffer
-from .prediction import AckTracker
+from .prediction import AckTracker, Predictor
 from .world import WorldView
 
 __all__ = ["Backoff", "ClientStats", "GameClient", "GameEvent", "TickUpdate"]
 
 log = logging.getLogger(__name__)
+
+S = TypeVar("S")
 
 PROTOCOL_VERSION = M.PROTOCOL_VERSION
 
@@ -372,6 +374,7 @@ class GameClient:
         self._resync_streak = 0
         self._rate_mark = (0.0, 0, 0)
         self._closers: set[asyncio.Task[None]] = set()
+        self._predictors: list[Predictor[Any]] = []
 
     # ---------------------------------------------------------------- public API
 
@@ -428,6 +431,39 @@ class GameClient:
             buf.fields = self.world.float_fields
             buf.push(self.world.tick / self.tick_rate, self.world.ids, self.world.values())
         return buf
+
+    def prediction(
+        self,
+        step: Callable[[S, Mapping[str, Any]], S],
+        extract: Callable[[WorldView, int | None], S],
+        *,
+        max_age: float = 5.0,
+        error: Callable[[S, S], float] | None = None,
+    ) -> Predictor[S]:
+        """Client-side prediction for the local player, wired to this client.
+
+        ``extract(world, own_entity)`` returns the authoritative state (e.g. our avatar's
+        ``(x, y)``) from the replicated world; ``step(state, inputs)`` is the game's rule for
+        one input. From now on every :meth:`send_input` is predicted, and every applied delta
+        reconciles: ``predictor.state`` = the delta's state + replay of the inputs the server
+        had not applied by that tick (paired through INPUT_ACK ``s`` / ``t``).
+        Call after :meth:`connect` (needs the world).
+        """
+        if self.world is None:
+            raise ClientClosed("GameClient.prediction() needs a joined client (connect first)")
+        pred: Predictor[S] = Predictor(step, extract(self.world, self.entity), clock=self.clock,
+                                       max_age=max_age, error=error)
+
+        def reconcile(client: GameClient, update: TickUpdate) -> None:
+            world = client.world
+            if world is None:
+                return
+            # (after a resume the seqs continue, so pending inputs stay valid)
+            pred.reconcile(extract(world, client.entity), client.acks.acked_at(update.tick))
+
+        self._on_tick.append(reconcile)
+        self._predictors.append(pred)
+        return pred
 
     async def __aenter__(self) -> GameClient:
         await self.connect()
@@ -495,6 +531,8 @@ class GameClient:
         st.messages_out += 1
         st.bytes_out += len(data)
         self.pending_inputs.append((seq, fields, self.clock()))
+        for pred in self._predictors:
+            pred.record(seq, fields)
         return seq
 
     @property

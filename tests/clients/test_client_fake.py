@@ -336,3 +336,28 @@ def test_interpolation_buffer_fed_by_the_client() -> None:
             assert buf.fields == {"x", "y"}
 
     run(main)
+
+
+def test_prediction_wired_to_the_client() -> None:
+    async def main() -> None:
+        async with FakeServer() as srv, GameClient(srv.url) as client:
+            def extract(world: Any, entity: int | None) -> float:
+                assert entity is not None
+                me = world.entity(entity)
+                return float(me["y"]) if me else 0.0
+
+            pred = client.prediction(lambda s, i: s + float(i["dy"]), extract)
+            base = pred.state
+            assert base == 5.0  # the fake world's y (500 * 0.01)
+            for _ in range(3):
+                client.send_input(dx=0.0, dy=1.0)
+            # predicted at once: authoritative + 3 unacked inputs
+            assert pred.state == base + 3 and len(pred.pending) == 3
+            async for _ in client.updates():
+                if pred.acked_seq == 3:
+                    break
+            # the fake server acknowledges but does not move us: the prediction snaps back
+            assert not pred.pending and pred.state == base
+            assert pred.latency is not None and pred.latency >= 0
+
+    run(main)
