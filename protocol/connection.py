@@ -123,23 +123,16 @@ class Connection:
         self._compressed = False
         self._msg_size = 0
         self._utf8 = Utf8Validator()
-        # permessage-deflate codec, per direction (RFC 7692 section 7.1)
+        # permessage-deflate codec, per direction (RFC 7692 section 7.1), created on first use:
+        # ~25 KiB of zlib state per direction that a server broadcasting pre-framed
+        # uncompressed messages never needs.
         self._deflater: Deflater | None = None
         self._inflater: Inflater | None = None
-        self._min_compress = 0
+        self._min_compress = 1 << 62
         if deflate is not None:
-            d = deflate
-            if self._client:
-                own_bits, own_nct = d.client_max_window_bits, d.client_no_context_takeover
-                peer_nct = d.server_no_context_takeover
-            else:
-                own_bits, own_nct = d.server_max_window_bits, d.server_no_context_takeover
-                peer_nct = d.client_no_context_takeover
-            self._deflater = Deflater(own_bits, own_nct, deflate.level, deflate.mem_level)
-            self._inflater = Inflater(peer_nct)
             self._min_compress = deflate.min_size
         # Server frames shorter than this are framed inline: unmasked, uncompressed, 7-bit length.
-        self._fast_send = 0 if self._client else min(126, self._min_compress if deflate else 126)
+        self._fast_send = 0 if self._client else min(126, self._min_compress)
 
     # --- receiving ---------------------------------------------------------------------------
 
@@ -190,10 +183,12 @@ class Connection:
             if opcode == TEXT:
                 self._utf8.reset()
         if self._compressed:
-            assert self._inflater is not None  # RSV1 is only allowed with deflate negotiated
+            inflater = self._inflater
+            if inflater is None:
+                inflater = self._inflater = self._new_inflater()
             limit = self.max_message_size
             remaining = (1 << 62) if limit is None else limit - self._msg_size
-            payload = self._inflater.feed(payload, fin, remaining)
+            payload = inflater.feed(payload, fin, remaining)
             self._msg_size += len(payload)
         if self._msg_opcode == TEXT:
             self._text_parts.append(self._utf8.feed(payload, fin))
@@ -265,14 +260,31 @@ class Connection:
 
     # --- sending -----------------------------------------------------------------------------
 
+    def _new_deflater(self) -> Deflater:
+        d = self.deflate
+        assert d is not None  # only called when deflate was negotiated
+        if self._client:
+            bits, no_takeover = d.client_max_window_bits, d.client_no_context_takeover
+        else:
+            bits, no_takeover = d.server_max_window_bits, d.server_no_context_takeover
+        return Deflater(bits, no_takeover, d.level, d.mem_level)
+
+    def _new_inflater(self) -> Inflater:
+        d = self.deflate
+        assert d is not None  # the parser refuses RSV1 unless deflate was negotiated
+        peer = d.server_no_context_takeover if self._client else d.client_no_context_takeover
+        return Inflater(peer)
+
     def _frame(self, opcode: int, payload: bytes, rsv1: bool = False) -> bytes:
         return encode_frame(opcode, payload, mask=_urandom(4) if self._client else None, rsv1=rsv1)
 
     def _send_message(self, opcode: int, payload: bytes | bytearray | memoryview) -> None:
         if self.state is not State.OPEN:
             raise InvalidState(f"cannot send a message: connection is {self.state.name}")
-        deflater = self._deflater
-        if deflater is not None and len(payload) >= self._min_compress:
+        if len(payload) >= self._min_compress:  # deflate negotiated (else the limit is 2**62)
+            deflater = self._deflater
+            if deflater is None:
+                deflater = self._deflater = self._new_deflater()
             self._outbox.append(self._frame(opcode, deflater.compress(payload), True))
         else:
             self._outbox.append(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import os
 import re
@@ -54,53 +55,71 @@ _STATUS_LINE_RE = re.compile(rb"HTTP/(\d)\.(\d) (\d{3})(?: ([^\r\n]*))?")
 _FORBIDDEN_VALUE_RE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 
+@functools.lru_cache(maxsize=128)
+def _field_pattern(name: str) -> re.Pattern[str]:
+    """Matches the values of field ``name`` (any case) in a :class:`Headers` block."""
+    return re.compile(rf"^{re.escape(name)}\0(.*)$", re.IGNORECASE | re.MULTILINE)
+
+
 class Headers:
     """Case-insensitive multi-map of header fields, keeping their order.
 
     ``get(name)`` returns the first value (or ``default``), ``get_all(name)`` every value,
-    iteration yields ``(name, value)`` pairs as received.
+    iteration yields ``(name, value)`` pairs as received. Every connection keeps its request
+    for its lifetime, so the fields are stored as ONE string (``name NUL value LF`` per field,
+    ~0.4 KiB for a browser's upgrade request instead of ~2 KiB of tuples and strings); lookups
+    scan it (a request has ~10 fields).
     """
 
-    __slots__ = ("_items", "_map")
+    __slots__ = ("_block",)
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items: list[tuple[str, str]] = []
-        self._map: dict[str, list[str]] = {}
+        self._block = ""
         for name, value in items:
             self.add(name, value)
 
     def add(self, name: str, value: str) -> None:
-        """Append a field."""
-        self._items.append((name, value))
-        self._map.setdefault(name.lower(), []).append(value)
+        """Append a field. Raises :class:`ValueError` for a NUL, CR or LF in it."""
+        if "\0" in name or "\n" in name or "\r" in name or ":" in name:
+            raise ValueError(f"invalid header name {name!r}")
+        if "\0" in value or "\n" in value or "\r" in value:
+            raise ValueError(f"invalid header value for {name}")
+        self._block += f"{name}\0{value}\n"
+
+    def _pairs(self) -> list[tuple[str, str]]:
+        out = []
+        for line in self._block.split("\n")[:-1]:
+            name, _, value = line.partition("\0")
+            out.append((name, value))
+        return out
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """First value of ``name`` (case-insensitive), or ``default``."""
-        values = self._map.get(name.lower())
+        values = self.get_all(name)
         return values[0] if values else default
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name`` in order (empty list if absent)."""
-        return list(self._map.get(name.lower(), ()))
+        return _field_pattern(name.lower()).findall(self._block)
 
     def tokens(self, name: str) -> list[str]:
         """Comma-separated tokens over every value of ``name``, stripped and lower-cased."""
         out: list[str] = []
-        for value in self._map.get(name.lower(), ()):
+        for value in self.get_all(name):
             out.extend(t.strip().lower() for t in value.split(",") if t.strip())
         return out
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._map
+        return isinstance(name, str) and bool(self.get_all(name))
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self._items)
+        return iter(self._pairs())
 
     def __len__(self) -> int:
-        return len(self._items)
+        return self._block.count("\n")
 
     def __repr__(self) -> str:
-        return f"Headers({self._items!r})"
+        return f"Headers({self._pairs()!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +176,7 @@ def _take_head(buf: bytearray, max_size: int) -> bytes | None:
 def _parse_fields(lines: list[bytes], max_headers: int, status: int) -> Headers:
     if len(lines) > max_headers:
         raise HandshakeError(431, f"more than {max_headers} header fields")
-    headers = Headers()
+    parts: list[str] = []
     for line in lines:
         if not line:
             raise HandshakeError(status, "empty header line")
@@ -169,7 +188,9 @@ def _parse_fields(lines: list[bytes], max_headers: int, status: int) -> Headers:
         value = value.strip(b" \t")
         if b"\n" in value or _FORBIDDEN_VALUE_RE.search(value):
             raise HandshakeError(status, f"invalid character in header {name.decode()}")
-        headers.add(name.decode("ascii"), value.decode("latin-1"))
+        parts.append(f"{name.decode('ascii')}\0{value.decode('latin-1')}\n")
+    headers = Headers()
+    headers._block = "".join(parts)  # validated above: no NUL, CR or LF inside
     return headers
 
 

@@ -89,6 +89,14 @@ def test_plain_http_request_parses_without_upgrade_headers() -> None:
     assert is_upgrade(request())
 
 
+def test_headers_reject_line_breaks() -> None:
+    h = Headers()
+    for name, value in [("A", "x\r\nInjected: 1"), ("A", "x\0"), ("A:B", "x"), ("A\n", "x")]:
+        with pytest.raises(ValueError):
+            h.add(name, value)
+    assert len(h) == 0
+
+
 def test_headers_multimap() -> None:
     h = Headers([("A", "1"), ("a", "2"), ("B", "3")])
     assert h.get("a") == "1" and h.get_all("A") == ["1", "2"] and h.get("c") is None
