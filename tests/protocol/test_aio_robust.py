@@ -16,6 +16,7 @@ import pytest
 
 from protocol.aio import WebSocket, connect, run, serve
 from protocol.errors import ConnectionClosed
+from protocol.handshake import accept_key
 
 
 async def echo(ws: WebSocket) -> None:
@@ -290,5 +291,50 @@ def test_frames_pipelined_behind_the_request_head(slow_route: bool, raw_client: 
             assert await raw.read_frame() == (True, 1, b"first")
             assert await raw.read_frame() == (True, 1, b"second")
             raw.close()
+
+    run(main())
+
+
+def test_client_keepalive_timeout_closes_1011() -> None:
+    """Our client against a raw server that completes the handshake and never pongs."""
+
+    async def main() -> None:
+        got: asyncio.Future[tuple[int, int | None]] = asyncio.get_running_loop().create_future()
+
+        async def mute_server(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            head = await r.readuntil(b"\r\n\r\n")
+            key = next(
+                ln.split(b":", 1)[1].strip().decode()
+                for ln in head.split(b"\r\n") if ln.lower().startswith(b"sec-websocket-key:")
+            )
+            w.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                + accept_key(key).encode() + b"\r\n\r\n"
+            )
+            opcodes = []
+            code = None
+            while True:  # masked client frames; payloads < 126 bytes here
+                b0, b1 = await r.readexactly(2)
+                payload = await r.readexactly(4 + (b1 & 0x7F))
+                opcodes.append(b0 & 0x0F)
+                if b0 & 0x0F == 8:
+                    mask, data = payload[:4], payload[4:]
+                    raw = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+                    code = struct.unpack("!H", raw[:2])[0]
+                    break
+            got.set_result((opcodes.count(9), code))
+            w.close()
+
+        srv = await asyncio.start_server(mute_server, "127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+        ws = await connect(f"ws://127.0.0.1:{port}/", ping_interval=0.2, ping_timeout=0.3)
+        pings, code = await asyncio.wait_for(got, 5)
+        assert pings == 1 and code == 1011
+        with pytest.raises(ConnectionClosed) as info:
+            await ws.recv()
+        assert info.value.code == 1011
+        srv.close()
+        await ws.wait_closed()
 
     run(main())
