@@ -39,6 +39,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--room", default=None, help="room id to join")
     p.add_argument("--ramp", type=float, default=200.0, metavar="PER_S",
                    help="connects started per second (default 200)")
+    p.add_argument("--max-connecting", type=int, default=32, metavar="N",
+                   help="joins in flight per process (default 32; 0 = unbounded)")
     p.add_argument("--input-every", type=int, default=3, metavar="N",
                    help="send an input every N received ticks (0 = never; default 3)")
     p.add_argument("--connect-timeout", type=float, default=10.0, metavar="S")
@@ -58,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = SwarmConfig(
         url=ns.url, count=ns.count, behavior=ns.behavior, duration=ns.duration,
         procs=ns.procs, game=ns.game, room=ns.room, ramp=ns.ramp, input_every=ns.input_every,
+        max_connecting=ns.max_connecting,
         connect_timeout=ns.connect_timeout, stall_timeout=ns.stall_timeout,
         cafile=ns.cafile, seed=ns.seed,
     )

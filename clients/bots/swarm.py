@@ -5,7 +5,8 @@
 * bots ``0 .. N-1`` are split into P contiguous shares; each share runs in its own process on
   one event loop (uvloop when available; ``procs == 1`` runs in the calling process);
 * bot ``i`` starts connecting at ``i / ramp`` seconds (a ramp, so a storm of connects does not
-  fail its own test) and retries a failed connect with exponential backoff and jitter;
+  fail its own test), at most ``max_connecting`` joins in flight per process, and retries a
+  failed connect with exponential backoff and jitter;
 * every bot decodes and applies every delta (a full replica each), runs its behaviour at the
   input rate, measures tick age / gaps / RTT (see :mod:`clients.bots.report`);
 * a bot that fails (join refused, connection lost for good, a bug in a behaviour) stops alone:
@@ -55,6 +56,7 @@ class SwarmConfig:
     game: str | None = None
     room: str | None = None
     ramp: float = 200.0  # connects started per second (whole swarm)
+    max_connecting: int = 32  # joins in flight per process (0: unbounded)
     input_every: int = 3  # send an input every N received ticks (0: never)
     connect_timeout: float = 10.0
     stall_timeout: float = 10.0
@@ -181,7 +183,15 @@ class BotRunner:
             code, text = cs.server_errors[-1]
             s.last_error = f"ERROR {code}: {text}"
 
-    async def run(self, start_delay: float, stop: asyncio.Event) -> None:
+    async def _connect(self, gate: asyncio.Semaphore | None) -> None:
+        if gate is None:
+            await self.client.connect()
+            return
+        async with gate:
+            await self.client.connect()
+
+    async def run(self, start_delay: float, stop: asyncio.Event,
+                  gate: asyncio.Semaphore | None = None) -> None:
         """Connect after ``start_delay``, play until ``stop`` or a terminal failure. Never raises
         (except cancellation): failures are recorded in ``stats.failure``."""
         client = self.client
@@ -192,7 +202,7 @@ class BotRunner:
             if stop.is_set():
                 return
             t0 = time.monotonic()
-            connecting = asyncio.ensure_future(client.connect())
+            connecting = asyncio.ensure_future(self._connect(gate))
             stopper = asyncio.ensure_future(stop.wait())
             try:
                 await asyncio.wait((connecting, stopper), return_when=asyncio.FIRST_COMPLETED)
@@ -264,8 +274,11 @@ async def run_bots(
     ]
     cpu0 = time.process_time()
     ramp = max(config.ramp, 1e-3)
+    # at most this many joins in flight: a process already busy with hundreds of streams
+    # would otherwise time out its own new joins (each waits for a full snapshot)
+    gate = asyncio.Semaphore(config.max_connecting) if config.max_connecting > 0 else None
     tasks = [
-        asyncio.ensure_future(r.run(r.index / ramp, stop)) for r in runners
+        asyncio.ensure_future(r.run(r.index / ramp, stop, gate)) for r in runners
     ]
 
     t_start = time.monotonic()
