@@ -145,6 +145,7 @@ class BotRunner:
         if view.world is None:
             return  # not set up yet (the join's first snapshot)
         view.tick = update.tick
+        view.world = client.world  # a resume with a new schema replaces the world
         view.entity = client.entity
         try:
             d = self.behavior.decide(view)
