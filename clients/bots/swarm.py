@@ -129,6 +129,8 @@ class BotRunner:
         )
 
     def _on_tick(self, client: GameClient, update: TickUpdate) -> None:
+        if self.finished:
+            return  # closing: the bot's counters are frozen, keep the histogram in step
         # tick age: delay beyond the fastest delivery seen (report.py defines it)
         raw = update.received_at - update.tick / client.tick_rate
         if raw < self.min_offset:
