@@ -239,7 +239,7 @@ def test_stall_is_detected_and_never_hangs() -> None:
             t0 = loop.time()
             with pytest.raises(E.ConnectionLost, match="no message from the server"):
                 await client.wait_closed()
-            assert loop.time() - t0 < 3.0
+            assert loop.time() - t0 < 5.0  # 2 stalls of 0.3 s + a resume; generous for load
             assert srv.pings > 0
 
     run(main)
