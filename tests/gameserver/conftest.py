@@ -287,6 +287,8 @@ def tls_pair(ca: trustme.CA) -> tuple[ssl.SSLContext, ssl.SSLContext]:
 def kit() -> Any:
     """This module (test games, ``running``, ``run``, ``Client``) for the test files, which
     cannot import a conftest by name (there are several ``conftest`` modules in the tree)."""
-    import sys
+    import types
 
-    return sys.modules[__name__]
+    # Not sys.modules[__name__]: with several conftest.py files in the tree, the name
+    # "conftest" may be bound to another directory's module.
+    return types.SimpleNamespace(**globals())

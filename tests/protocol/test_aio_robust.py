@@ -131,7 +131,8 @@ def test_bad_frame_gets_rfc_close_code(
             assert await raw.at_eof()  # the server closes TCP after failing
             raw.close()
 
-    with caplog.at_level(logging.DEBUG):
+    # logger= sets the level on "protocol.aio" itself: another test may have raised it.
+    with caplog.at_level(logging.DEBUG, logger="protocol.aio"):
         run(main())
     # The peer's mistake: one INFO line, no traceback, nothing at WARNING or above.
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
