@@ -140,8 +140,12 @@ def test_real_server_rejections() -> None:
 
 
 class Boom(Bot):
+    """Buggy for even bot indexes only."""
+
     def decide(self, view: BotView) -> dict[str, Any] | None:
-        raise RuntimeError("behaviour bug")
+        if view.index % 2 == 0:
+            raise RuntimeError("behaviour bug")
+        return {"dx": 0.5}
 
 
 def test_bots_against_real_server_and_one_failing_bot() -> None:
@@ -162,10 +166,15 @@ def test_bots_against_real_server_and_one_failing_bot() -> None:
             assert report["tick_age_ms"]["count"] == report["ticks_received"]
             json.dumps(report)
             # a buggy behaviour stops its own bot only
-            bad = SwarmConfig(url=srv.ws_url, count=3, behavior=f"{__name__}:Boom",
+            bad = SwarmConfig(url=srv.ws_url, count=4, behavior=f"{__name__}:Boom",
                               duration=1.0, game="arena", input_every=1)
-            snap = await run_bots(bad, 10, 3, stop=asyncio.Event())
-            assert [b["bot"] for b in snap["bots"]] == [10, 11, 12]
-            assert all("behaviour bug" in (b["failure"] or "") for b in snap["bots"])
+            snap = await run_bots(bad, 10, 4, stop=asyncio.Event())
+            bots = snap["bots"]
+            assert [b["bot"] for b in bots] == [10, 11, 12, 13]
+            for b in bots:
+                if b["bot"] % 2 == 0:  # failed alone, with the reason
+                    assert "BehaviorError" in b["failure"] and "behaviour bug" in b["failure"]
+                else:  # the others went on: streamed and sent inputs to the end
+                    assert b["failure"] is None and b["deltas"] > 5 and b["inputs"] > 2
 
     run(main)
