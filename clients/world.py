@@ -236,33 +236,22 @@ class WorldView:
             field = fields[f]
             col = cols_now[field.name].copy()
             b = bounds[f]
-            by_code: dict[str, tuple[list[np.ndarray], list[bytes]]] = {}
-            for gi, ccode, cdata in entries:
-                r, v = by_code.setdefault(ccode, ([], []))
+            if len(entries) == 1:
+                gi, ccode, cdata = entries[0]
                 s0 = starts_l[gi]
-                r.append(rows[s0:s0 + lens_l[gi]])
-                v.append(cdata)
-            for ccode, (rparts, vparts) in by_code.items():
-                idx = rparts[0] if len(rparts) == 1 else np.concatenate(rparts)
-                vals = np.frombuffer(b"".join(vparts), _COL_DTYPES[ccode])
-                if ccode in DIFF_DTYPES:
-                    if b is None:
-                        raise DeltaError(f"field {field.name!r}: difference column on a float")
-                    new = np.add(col[idx], vals, dtype=np.int64)
-                    if _min(new) < b[0] or _max(new) > b[1]:
-                        raise DeltaError(f"field {field.name!r}: value out of range")
-                    col[idx] = new
-                elif b is None:
-                    if ccode != field.dtype:
-                        raise DeltaError(f"field {field.name!r} is {field.dtype}, got {ccode}")
-                    col[idx] = vals
-                else:
-                    if ccode in _FLOAT_CODES:
-                        raise DeltaError(f"integer field {field.name!r} got a {ccode} column")
-                    lo, hi = _CODE_RANGE[ccode]
-                    if (lo < b[0] or hi > b[1]) and (_min(vals) < b[0] or _max(vals) > b[1]):
-                        raise DeltaError(f"field {field.name!r}: value out of range")
-                    col[idx] = vals
+                _update(col, field, b, ccode, rows[s0:s0 + lens_l[gi]],
+                        np.frombuffer(cdata, _COL_DTYPES[ccode]))
+            else:
+                by_code: dict[str, tuple[list[np.ndarray], list[bytes]]] = {}
+                for gi, ccode, cdata in entries:
+                    r, v = by_code.setdefault(ccode, ([], []))
+                    s0 = starts_l[gi]
+                    r.append(rows[s0:s0 + lens_l[gi]])
+                    v.append(cdata)
+                for ccode, (rparts, vparts) in by_code.items():
+                    idx = rparts[0] if len(rparts) == 1 else np.concatenate(rparts)
+                    vals = np.frombuffer(b"".join(vparts), _COL_DTYPES[ccode])
+                    _update(col, field, b, ccode, idx, vals)
             new_cols[field.name] = col
         # commit (atomic: nothing above touched the replica)
         merged = dict(cols_now)
@@ -295,6 +284,30 @@ class WorldView:
         if r is None:
             return None
         return {n: self[n][r].item() for n in self.names}
+
+
+def _update(col: np.ndarray, field: Any, b: tuple[int, int] | None, ccode: str,
+            idx: np.ndarray, vals: np.ndarray) -> None:
+    """Write one column's values (raw or difference) at rows ``idx`` of ``col`` (a private
+    copy), validating codes and ranges (SPEC.md section 5, step 5)."""
+    if ccode in DIFF_DTYPES:
+        if b is None:
+            raise DeltaError(f"field {field.name!r}: difference column on a float")
+        new = np.add(col[idx], vals, dtype=np.int64)
+        if _min(new) < b[0] or _max(new) > b[1]:
+            raise DeltaError(f"field {field.name!r}: value out of range")
+        col[idx] = new
+    elif b is None:
+        if ccode != field.dtype:
+            raise DeltaError(f"field {field.name!r} is {field.dtype}, got {ccode}")
+        col[idx] = vals
+    else:
+        if ccode in _FLOAT_CODES:
+            raise DeltaError(f"integer field {field.name!r} got a {ccode} column")
+        lo, hi = _CODE_RANGE[ccode]
+        if (lo < b[0] or hi > b[1]) and (_min(vals) < b[0] or _max(vals) > b[1]):
+            raise DeltaError(f"field {field.name!r}: value out of range")
+        col[idx] = vals
 
 
 # ufunc methods called directly: ndarray.min()/max()/all() and np.cumsum go through Python
