@@ -203,6 +203,7 @@ class BotRunner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), start_delay)
             if stop.is_set():
+                self.stats.failure = "NotStarted: the run ended before this bot's ramp slot"
                 return
             t0 = time.monotonic()
             connecting = asyncio.ensure_future(self._connect(gate))
@@ -324,9 +325,6 @@ async def run_bots(
                 t.cancel()
             with contextlib.suppress(BaseException):
                 await all_done
-    for r in runners:
-        if r.stats.failure is None and r.stats.connects == 0 and not stop.is_set():
-            r.stats.failure = "NotStarted: stopped before connecting"
     return snapshot()
 
 

@@ -70,12 +70,17 @@ def test_cli_two_processes_writes_report(server_url: str, tmp_path: Path) -> Non
 
 def test_unreachable_server_fails_every_bot_with_a_reason() -> None:
     async def main() -> None:
-        cfg = SwarmConfig(url="ws://127.0.0.1:9/ws", count=3, duration=0.5, ramp=100.0)
-        snap = await run_bots(cfg, 0, 3, stop=asyncio.Event())
+        # ramp 2/s, run 0.75 s: bot 0 starts (and cannot connect); bots 3 and 4 (slots at
+        # 1.5 s and 2 s) never start; bots 1-2 are near the deadline either way
+        cfg = SwarmConfig(url="ws://127.0.0.1:9/ws", count=5, duration=0.75, ramp=2.0)
+        snap = await run_bots(cfg, 0, 5, stop=asyncio.Event())
+        first = snap["bots"][0]
+        assert "ConnectionLost" in first["failure"] or "NotConnected" in first["failure"]
+        assert first["connect_attempts"] >= 1
         for b in snap["bots"]:
-            assert b["failure"], b
-            assert "ConnectionLost" in b["failure"] or "NotConnected" in b["failure"]
-            assert b["connect_attempts"] >= 1
+            assert b["failure"], b  # every bot has a reason
+        for b in snap["bots"][3:]:
+            assert b["failure"].startswith("NotStarted") and b["connect_attempts"] == 0
 
     asyncio.run(asyncio.wait_for(main(), 30))
 
