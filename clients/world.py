@@ -146,6 +146,7 @@ class WorldView:
         firsts: list[int] = []
         lens: list[int] = []
         gap_parts: list[tuple[int, str, bytes]] = []  # (group, code, bin) for n > 1
+        gap_bufs: list[bytes] = []  # every group's gap bin, in order
         per_field: list[list[tuple[int, str, bytes]] | None] = [None] * nf
         for gi, grp in enumerate(groups):
             if type(grp) is not list or len(grp) != 3:
@@ -166,6 +167,7 @@ class WorldView:
             n = 1 + len(gaps) // width
             firsts.append(first)
             lens.append(n)
+            gap_bufs.append(gaps)
             if n > 1:
                 gap_parts.append((gi, code, gaps))
             if len(cols) != mask.bit_count():
@@ -204,11 +206,7 @@ class WorldView:
             # gaps, so one frombuffer yields every step; firsts are written over them below
             (code,) = codes
             one = _ONE[code]
-            by_group = dict.fromkeys(range(len(lens)), b"")
-            for gi, _, gaps in gap_parts:
-                by_group[gi] = gaps
-            buf = b"".join([one + by_group[gi] for gi in range(len(lens))])
-            steps = np.frombuffer(buf, _ID_DTYPES[code]).astype(np.int64)
+            steps = np.frombuffer(one + one.join(gap_bufs), _ID_DTYPES[code]).astype(np.int64)
         else:
             steps = np.ones(total, np.int64)
             for gi, code, gaps in gap_parts:
