@@ -8,7 +8,8 @@ Two forms::
 Options: ``--host`` (default 127.0.0.1), ``--port`` (default 8000; 0 = ephemeral),
 ``--tick-rate HZ``, ``--send-rate HZ``, ``--max-players N`` (per room),
 ``--tls-cert FILE --tls-key FILE`` (serve wss:// and https://), ``--origin URL`` (repeatable:
-the Origin allow-list; a refused browser gets HTTP 403), ``--resume-grace S``,
+the Origin allow-list; a refused browser gets HTTP 403), ``--auth MODULE:function`` (the
+authentication hook, given the HELLO token), ``--resume-grace S``,
 ``--empty-room-ttl S``, ``--hello-timeout S``, ``--seed N``, ``--room-config JSON``,
 ``--log-level LEVEL``, ``--log-format {text,json}``.
 
@@ -32,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gameserver.config import ConfigError, ServerConfig, load_game_class
+from gameserver.config import ConfigError, ServerConfig, load_auth_hook, load_game_class
 
 __all__ = ["build_config", "configure_logging", "main", "parse_args"]
 
@@ -55,6 +56,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-key", type=Path, default=None, metavar="FILE", help="PEM private key")
     p.add_argument("--origin", action="append", default=None, metavar="URL",
                    help="allowed Origin (repeatable); default: any")
+    p.add_argument("--auth", default=None, metavar="MODULE:function",
+                   help="auth hook: called with the HELLO token, returns true to admit "
+                        "(sync or async); refused players get 4001")
     p.add_argument("--resume-grace", type=float, default=15.0, metavar="S",
                    help="seconds a dropped player may RESUME (default 15)")
     p.add_argument("--empty-room-ttl", type=float, default=10.0, metavar="S",
@@ -114,6 +118,7 @@ def build_config(ns: argparse.Namespace) -> ServerConfig:
         resume_grace=ns.resume_grace, empty_room_ttl=ns.empty_room_ttl,
         hello_timeout=ns.hello_timeout, seed=ns.seed, static_root=ns.static_root,
         room_config=ns.room_config if isinstance(ns.room_config, dict) else {},
+        auth=load_auth_hook(ns.auth) if ns.auth else None,
     ).check()
 
 

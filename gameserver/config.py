@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AuthHook", "ConfigError", "ServerConfig", "load_game_class"]
+__all__ = ["AuthHook", "ConfigError", "ServerConfig", "load_auth_hook", "load_game_class",
+           "load_object"]
 
 #: Authentication hook: receives the HELLO ``token`` (``None`` if absent) and returns truthy to
 #: admit the player, falsy (or raises) to refuse it: ERROR 4001 then close 4001.
@@ -87,8 +88,8 @@ class ServerConfig:
         return "https" if self.tls_cert is not None else "http"
 
 
-def load_game_class(spec: str) -> type[Any]:
-    """Import ``"package.module:ClassName"`` and return the class (ConfigError otherwise)."""
+def load_object(spec: str) -> Any:
+    """Import ``"package.module:attr[.attr]"`` and return the object (ConfigError otherwise)."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ConfigError(f"expected MODULE:GameClass, got {spec!r}")
@@ -102,6 +103,20 @@ def load_game_class(spec: str) -> type[Any]:
             obj = getattr(obj, part)
         except AttributeError as exc:
             raise ConfigError(f"{module_name!r} has no attribute {attr!r}") from exc
+    return obj
+
+
+def load_game_class(spec: str) -> type[Any]:
+    """Import ``"package.module:ClassName"`` and return the class (ConfigError otherwise)."""
+    obj = load_object(spec)
     if not isinstance(obj, type):
         raise ConfigError(f"{spec} is not a class")
+    return obj
+
+
+def load_auth_hook(spec: str) -> AuthHook:
+    """Import ``"package.module:function"``: the auth hook (sync or async, token -> bool)."""
+    obj = load_object(spec)
+    if not callable(obj) or isinstance(obj, type):
+        raise ConfigError(f"{spec} is not a function")
     return obj

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gameserver.cli import DEFAULT_GAME, main, parse_args
+from gameserver.cli import DEFAULT_GAME, build_config, main, parse_args
 from gameserver.config import ConfigError, ServerConfig, load_game_class
 
 
@@ -28,6 +28,14 @@ def test_load_game_class_errors() -> None:
     for bad in ("nocolon", "no_such_module_xyz:A", "collections:Nope", "collections:abc"):
         with pytest.raises(ConfigError):
             load_game_class(bad)
+
+
+def test_auth_hook_option() -> None:
+    ns = parse_args(["serve", "collections:OrderedDict", "--auth", "os.path:isabs"])
+    cfg = build_config(ns)
+    assert cfg.auth is not None and cfg.auth("/x") and not cfg.auth("x")
+    with pytest.raises(ConfigError):
+        build_config(parse_args(["serve", "collections:OrderedDict", "--auth", "collections:abc"]))
 
 
 def test_config_check() -> None:
