@@ -371,7 +371,11 @@ class GameClient:
         self._closing = False
         self.error: BaseException | None = None
         """The terminal error once the client stopped (None after a clean close)."""
-        self._resync_streak = 0
+        self._resync_streak = 0  # deltas in a row that did not apply (resync, then fail)
+        self._attempts_in_row = 0  # resume attempts since the last healthy delta
+        self._stall_drop: _Drop | None = None  # set by the monitor before it cancels us
+        self._last_error_text = ""  # the last ERROR message's text (names a refusal)
+        self._done = False  # the client stopped (closed or failed)
         self._rate_mark = (0.0, 0, 0)
         self._closers: set[asyncio.Task[None]] = set()
         self._predictors: list[Predictor[Any]] = []
@@ -674,7 +678,6 @@ class GameClient:
         self.server_tick = int(w.tick)
         if self.world is None or self.world.schema != w.schema:
             self.world = WorldView(w.schema)
-        self._last_full = True
 
     def _apply_first(self, delta: Delta) -> None:
         if delta.base_tick is not None:
@@ -735,8 +738,6 @@ class GameClient:
             f"connection lost and not resumed after {backoff.max_attempts} attempts "
             f"(last: {last})", code=last.code)
 
-    _attempts_in_row = 0
-
     async def _serve_connection(self, ws: WebSocket) -> None:
         """Receive and dispatch until the connection ends; raises :class:`_Drop` (or returns
         when we are closing). The monitor cancels this task when the server stalls."""
@@ -765,8 +766,6 @@ class GameClient:
                 receive(account(data), clock())
         finally:
             monitor.cancel()
-
-    _stall_drop: _Drop | None = None
 
     async def _monitor(self, ws: WebSocket, receiver: asyncio.Task[Any]) -> None:
         """PING every ``ping_interval``; refresh rates; detect a stall (nothing received for
@@ -808,8 +807,6 @@ class GameClient:
                                       code=code, reason=reason), retry=False)
         return _Drop(ConnectionLost(f"connection dropped (close {code}): {reason or 'none'}",
                                     code=code), retry=True)
-
-    _last_error_text = ""
 
     # ---------------------------------------------------------- receive path
 
@@ -984,8 +981,6 @@ class GameClient:
                 log.info("game client stopped: %s", error)
         for sub in self._subs_updates + self._subs_events:
             sub.wake()
-
-    _done = False
 
     async def _iterate(self, subs: list[_Subscriber]) -> AsyncIterator[Any]:
         sub = _Subscriber(self.queue_size)
