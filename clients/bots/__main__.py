@@ -43,8 +43,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                    help="joins in flight per process (default 32; 0 = unbounded)")
     p.add_argument("--input-every", type=int, default=3, metavar="N",
                    help="send an input every N received ticks (0 = never; default 3)")
-    p.add_argument("--connect-timeout", type=float, default=10.0, metavar="S")
-    p.add_argument("--stall-timeout", type=float, default=10.0, metavar="S")
+    p.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
+                   help="per join attempt: WebSocket + WELCOME + snapshot (default 10)")
+    p.add_argument("--stall-timeout", type=float, default=10.0, metavar="S",
+                   help="silence after which a connection counts as dropped (default 10)")
     p.add_argument("--cafile", default=None, help="CA bundle (PEM) for wss:// servers")
     p.add_argument("--seed", type=int, default=0, help="bots' RNG seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
