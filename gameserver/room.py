@@ -7,8 +7,9 @@ A :class:`Room` owns one :class:`gameserver.simulation.Simulation` and the playe
 
 Streaming contract (each send tick, see :meth:`Room._send`):
 
-* the world is snapshotted ONCE and kept in a bounded ring of recent snapshots
-  (``ServerConfig.snapshot_ring`` entries);
+* the world is snapshotted ONCE and kept in a bounded ring of recent snapshots (at most
+  ``ServerConfig.snapshot_ring`` entries, and only those still some skipped client's
+  baseline: in the steady state just the latest one);
 * connected players are grouped by the tick of the last delta written to their socket
   (their *baseline*); per distinct baseline the delta is encoded and framed ONCE and the same
   bytes are written to every socket of that group (steady state: one encode per room);
@@ -385,12 +386,11 @@ class Room:
         snap = self.sim.world.snapshot()
         ring = self.ring
         ring[tick] = snap
-        while len(ring) > self.config.snapshot_ring:
-            ring.popitem(last=False)
         m.send_ticks.inc()
         now = self._loop.time()
         hw = self.config.high_water
         groups: dict[int | None, list[Player]] = {}
+        oldest = tick  # oldest baseline a skipped client will need when it catches up
         acks = self.acks
         sent_small = 0
         small_bytes = 0
@@ -400,6 +400,8 @@ class Room:
                 continue
             if ws.buffered_bytes > hw:
                 self._skip(p, ws, now)
+                if p.last_sent is not None and p.last_sent < oldest:
+                    oldest = p.last_sent
                 continue
             if not ws.open:
                 continue
@@ -447,6 +449,11 @@ class Room:
                         out_msgs += 1
         m.bytes_out.inc(out_bytes)
         m.messages_out.inc(out_msgs)
+        # Keep only the snapshots some client may still need as its baseline (steady state:
+        # just this tick's), and never more than snapshot_ring of them (bounded memory).
+        limit = self.config.snapshot_ring
+        while ring and (len(ring) > limit or next(iter(ring)) < oldest):
+            ring.popitem(last=False)
 
     def _targets(self, to: Any) -> Iterable[Player]:
         if to is None:

@@ -34,6 +34,10 @@ def test_slow_client_skip_and_catch_up(kit: Any) -> None:
                 await asyncio.sleep(0.02)
                 max_buffered = max(max_buffered, ws.buffered_bytes)
             frame_max = 30_000  # a Swarm delta is ~15 KB; acks/events are tiny
+            # The ring kept the snapshots the skipped client will need, and no more.
+            sent = room.players[slow.welcome.player].last_sent
+            assert min(room.ring) == sent and max(room.ring) == room.tick
+            assert len(room.ring) <= 300
             assert max_buffered <= HW + frame_max, max_buffered
             # Process memory did not grow with the backlog (bounded: no per-tick queueing).
             assert psutil.Process().memory_info().rss - rss0 < 32 * 2**20
@@ -53,9 +57,11 @@ def test_slow_client_skip_and_catch_up(kit: Any) -> None:
             assert caught - base > 30  # it spans the ~1.5 s the client was skipped
             assert base >= last_before  # from the client's own last delivered tick
             assert slow.full_snapshots == 1 and slow.failure is None
-            # The replica equals the server's snapshot of the same tick.
-            t = slow.replica.tick
-            assert room.ring[t].equals(slow.replica.snapshot())
+            # The replica equals the server's latest snapshot (the ring now holds just that
+            # one: no client is behind any more).
+            await slow.until(lambda: slow.replica.tick == room.tick, timeout=5)
+            assert list(room.ring) == [room.tick]
+            assert room.ring[room.tick].equals(slow.replica.snapshot())
             vals = parse_text(h.server.metrics.render())
             assert vals["gameserver_slow_client_skips_total"] >= 45
             assert vals["gameserver_slow_client_evictions_total"] == 0
