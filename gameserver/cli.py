@@ -45,10 +45,10 @@ log = logging.getLogger("gameserver")
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000, 0=any)")
-    p.add_argument("--tick-rate", type=float, default=None, metavar="HZ",
+    p.add_argument("--tick-rate", type=int, default=None, metavar="HZ",
                    help="simulation ticks per second (default: the game's, else 30)")
-    p.add_argument("--send-rate", type=float, default=None, metavar="HZ",
-                   help="snapshots streamed per second (default: the tick rate)")
+    p.add_argument("--send-rate", type=int, default=None, metavar="HZ",
+                   help="deltas streamed per second, <= tick rate (default: the game's)")
     p.add_argument("--max-players", type=int, default=None, metavar="N",
                    help="players per room (default: the game's)")
     p.add_argument("--tls-cert", type=Path, default=None, metavar="FILE",

@@ -71,8 +71,8 @@ class ServerConfig:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port out of range: {self.port}")
         for name, value in (("tick_rate", self.tick_rate), ("send_rate", self.send_rate)):
-            if value is not None and not 0 < value <= 1000:
-                raise ConfigError(f"{name} must be in (0, 1000] Hz, got {value}")
+            if value is not None and (not 1 <= value <= 240 or value != int(value)):
+                raise ConfigError(f"{name} must be a whole number of Hz in 1..240, got {value}")
         if self.max_players is not None and self.max_players < 1:
             raise ConfigError("max_players must be >= 1")
         if (self.tls_cert is None) != (self.tls_key is None):
