@@ -295,6 +295,8 @@ async def run_bots(
         if not stop.is_set():
             deltas = sum(r.stats.deltas for r in runners)
             pstats.samples.append((time.monotonic() - t_start, pstats.cpu_seconds, deltas))
+            if len(pstats.samples) > 7200:  # bounded: keep the last hour
+                del pstats.samples[:-3600]
         return pstats.snapshot()
 
     loop = asyncio.get_running_loop()
