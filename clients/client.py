@@ -48,16 +48,12 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from protocol import messages as M
 from protocol.aio import WebSocket, connect
-from protocol.aio.client import ClientProtocol
-from protocol.aio.websocket import Config
 from protocol.codes import DeltaError, ErrorCode, MessageError
 from protocol.delta import Delta
 from protocol.errors import ConnectionClosed, HandshakeError, WebSocketError
-from protocol.handshake import client_request, new_key
 
 from .errors import (
     ClientClosed,
@@ -205,60 +201,11 @@ class _Drop(Exception):
 async def _open_websocket(
     url: str, *, ssl: ssl_module.SSLContext | None, max_message_size: int, close_timeout: float
 ) -> WebSocket:
-    """Open the WebSocket like :func:`protocol.aio.connect` (same classes, no keepalive).
-
-    Works around a race in ``protocol.aio.connect`` as of this writing: on a fast local
-    server the whole opening handshake can complete inside ``loop.create_connection`` (uvloop
-    delivers the 101 before the await returns), after which ``connect`` trips over its own
-    ``assert proto._hs is not None`` and leaks the open socket. Here the handshake future is
-    captured in the protocol factory, so completion order does not matter. Raises what
-    ``connect`` raises: HandshakeError, OSError / ConnectionError, ValueError for a bad URL.
-    """
-    try:
-        parts = urlsplit(url)
-        if parts.scheme not in ("ws", "wss"):
-            raise ValueError(f"not a WebSocket URL (ws:// or wss://): {url!r}")
-        secure = parts.scheme == "wss"
-        host = parts.hostname
-        if not host:
-            raise ValueError(f"no host in URL {url!r}")
-        port = parts.port or (443 if secure else 80)
-        if secure and ssl is None:
-            ssl = ssl_module.create_default_context()
-        elif not secure:
-            ssl = None
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        host_header = f"[{host}]" if ":" in host else host
-        if parts.port is not None and parts.port != (443 if secure else 80):
-            host_header = f"{host_header}:{port}"
-        key = new_key()
-        request = client_request(host_header, target, key)
-        cfg = Config(max_message_size=max_message_size, ping_interval=None, ping_timeout=None,
-                     close_timeout=close_timeout)
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[None]] = []
-        protos: list[ClientProtocol] = []
-
-        def factory() -> ClientProtocol:
-            proto = ClientProtocol(cfg, loop, request, key, (), None)
-            hs = proto._hs  # (request, key, subprotocols, deflate, handshake future)
-            assert hs is not None
-            futures.append(hs[4])
-            protos.append(proto)
-            return proto
-
-        transport, _ = await loop.create_connection(
-            factory, host, port, ssl=ssl, server_hostname=host if secure else None)
-        try:
-            await futures[0]
-        except BaseException:
-            transport.abort()
-            raise
-        return protos[0]
-    except (AttributeError, TypeError, IndexError, AssertionError) as exc:  # internals changed
-        log.debug("falling back to protocol.aio.connect (%r)", exc)
-        return await connect(url, ssl=ssl, open_timeout=None, max_message_size=max_message_size,
-                             ping_interval=None, ping_timeout=None, close_timeout=close_timeout)
+    """:func:`protocol.aio.connect` without the WebSocket keepalive (the game PING/PONG and
+    the stall detector cover liveness) and without its own open timeout (the caller bounds
+    the whole join). Raises HandshakeError, OSError / ConnectionError, ValueError."""
+    return await connect(url, ssl=ssl, open_timeout=None, max_message_size=max_message_size,
+                         ping_interval=None, ping_timeout=None, close_timeout=close_timeout)
 
 
 def _ssl_context(
