@@ -73,6 +73,7 @@ class GameServer:
         self.accepting = False
         self.sessions: set[Session] = set()
         self._server: Any = None
+        self._stopped = False
         static = config.static_root if config.static_root is not None else default_static_root()
         self.router = Router(static_root=static, metrics=self.metrics.render,
                              rooms=self._list_rooms, healthy=lambda: self.accepting,
@@ -147,8 +148,9 @@ class GameServer:
 
     async def stop(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:
         """Stop accepting, close every client with 1001, run on_leave hooks, close sockets."""
-        if not self.accepting and self._server is None:
-            return
+        if self._stopped or self._server is None:
+            return  # idempotent; a server that never started has nothing to stop
+        self._stopped = True
         self.accepting = False
         for s in self.sessions:
             s.accepting = False
@@ -159,7 +161,6 @@ class GameServer:
             self.rooms.shutdown()  # on_leave for every player; their sockets get 1001
         if server is not None:
             await server.shutdown(1001, "server shutting down", timeout=timeout)
-            self._server = server  # keep .port readable after stop
         if self.rooms is not None and self.rooms.tasks:
             await asyncio.gather(*self.rooms.tasks, return_exceptions=True)
         log.info("stopped")
