@@ -120,8 +120,10 @@ def run_bots(url: str, n: int, args: argparse.Namespace, server_pid: int) -> dic
 
 # ------------------------------------------------------------- decode micro-benchmark
 def decode_bench(url: str, n_msgs: int = 300, rounds: int = 5) -> str:
-    """Capture real deltas from the server, then time (thread CPU) the two client paths:
-    our batched ``WorldView.apply_wire`` vs the peer ``decode_server`` + ``Replica.apply``."""
+    """Capture real deltas from the server, then time (thread CPU) decode + apply, old vs new:
+    old = the original per-group, per-column Replica (kept as the test-only reference in
+    tests/protocol/test_delta_reference.py), new = the client's path, ``WorldView.apply_wire``
+    (``protocol.delta.Replica``, batched over groups)."""
     import asyncio
 
     import msgpack
@@ -149,25 +151,33 @@ def decode_bench(url: str, n_msgs: int = 300, rounds: int = 5) -> str:
     groups = sum(len(msgpack.unpackb(m)[6]) for m in deltas) / len(deltas)
     size = sum(len(m) for m in deltas) / len(deltas)
 
-    def timed(fast: bool) -> float:
+    sys.path.insert(0, str(ROOT / "tests" / "protocol"))
+    from test_delta_reference import RefReplica
+
+    def timed(new: bool) -> float:
         best = float("inf")
         for _ in range(rounds):
             w = WorldView(welcome.schema)
             w.apply_wire(full)
+            ref = RefReplica(welcome.schema)
+            ref.apply(full)
             t0 = time.thread_time()
             for m in deltas:
-                if fast:
+                if new:
                     w.apply_wire(m)
                 else:
-                    d = M.decode_server(m)
-                    w.apply(d)  # type: ignore[arg-type]
+                    ref.apply(m)
             best = min(best, (time.thread_time() - t0) / len(deltas) * 1e6)
+            if not new:  # both end in the same state: the comparison is fair
+                for m in deltas:
+                    w.apply_wire(m)
+                assert all(ref.columns[k].tobytes() == w.columns[k].tobytes() for k in w.columns)
         return best
 
-    peer, ours = timed(False), timed(True)
+    new, old = timed(True), timed(False)
     return (f"# decode+apply of {len(deltas)} real deltas ({size:.0f} B, {groups:.1f} groups avg;"
-            f" thread CPU, best of {rounds}): peer decode_server+Replica.apply {peer:.1f} us,"
-            f" ours WorldView.apply_wire {ours:.1f} us -> {peer / ours:.2f}x")
+            f" thread CPU, best of {rounds}): old per-group Replica {old:.1f} us,"
+            f" new batched Replica (WorldView.apply_wire) {new:.1f} us -> {old / new:.2f}x")
 
 
 def fmt_row(n: int, r: dict[str, Any], send_rate: float) -> str:

@@ -13,7 +13,8 @@ drifting), so a step is about 3-20 quantization steps per axis; the others stand
 Measured per (N, moving fraction), median over many ticks/runs, one core:
 - ``snap``: ``World.snapshot()`` (quantize + gather, done once per tick by the server),
 - ``enc``: ``encode_delta(prev, cur)`` (once per tick, bytes shared by every client),
-- ``dec+apply``: ``Replica.apply(bytes)`` on a client,
+- ``dec+apply``: ``Replica.apply(bytes)`` on a client; ``old dec``: the same replay on the
+  original per-group Replica (test-only reference, tests/protocol/test_delta_reference.py),
 - ``bytes`` of the delta message and bytes per moving entity,
 - baselines measured in the same run: ``naive delta`` = msgpack of the moved entities as a
   list of ``{"id", "x", "y"}`` maps (what a hand-rolled server would send), and ``naive
@@ -40,6 +41,9 @@ import itertools
 from gameserver.schema import F, WorldSchema
 from gameserver.world import World
 from protocol.delta import Replica, Snapshot, encode_delta
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "protocol"))
+from test_delta_reference import RefReplica  # the original per-group decoder, test-only
 
 SCHEMA = WorldSchema(
     {
@@ -152,6 +156,19 @@ def bench(n: int, frac: float, quick: bool) -> dict[str, float]:
         return out
 
     dec = statistics.median([x for _ in range(max(1, enc_runs)) for x in replay()])
+
+    # The same replay on the original per-group Replica (test-only reference), same run.
+    def replay_old() -> list[float]:
+        r = RefReplica(SCHEMA.wire)
+        r.apply(encode_delta(None, snaps[0], tick=1))
+        out = []
+        for p in payloads:
+            t0 = CLOCK()
+            r.apply(p)
+            out.append((CLOCK() - t0) / 1000.0)
+        return out
+
+    dec_old = statistics.median([x for _ in range(max(1, enc_runs)) for x in replay_old()])
     w = World(SCHEMA)
     w.spawn(n)
     w.commit()
@@ -170,6 +187,7 @@ def bench(n: int, frac: float, quick: bool) -> dict[str, float]:
         "snap_us": snap_us,
         "enc_us": enc,
         "dec_us": dec,
+        "dec_old_us": dec_old,
         "bytes": size,
         "bpm": size / moving,
         "naive_delta_us": naive_delta_us,
@@ -203,7 +221,7 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.1f}"
     )
     header = (
-        f"{'N':>7} {'moving':>7} {'snap µs':>8} {'enc µs':>8} {'dec+apply µs':>12} "
+        f"{'N':>7} {'moving':>7} {'snap µs':>8} {'enc µs':>8} {'dec+apply µs':>12} {'old dec':>8} "
         f"{'bytes':>8} {'B/moving':>8} | {'naive Δ B':>9} {'size x':>7} {'naive Δ µs':>10} "
         f"{'time x':>7} | {'naive full B':>12} {'size x':>7} {'full µs':>8} {'time x':>7}"
     )
@@ -216,7 +234,8 @@ def main() -> None:
             rows.append(r)
             print(
                 f"{n:>7} {frac * 100:>6.0f}% {r['snap_us']:>8.1f} {r['enc_us']:>8.1f} "
-                f"{r['dec_us']:>12.1f} {r['bytes']:>8.0f} {r['bpm']:>8.2f} | "
+                f"{r['dec_us']:>12.1f} {r['dec_old_us']:>8.1f} "
+                f"{r['bytes']:>8.0f} {r['bpm']:>8.2f} | "
                 f"{r['naive_delta_b']:>9.0f} {r['naive_delta_b'] / r['bytes']:>6.1f}x "
                 f"{r['naive_delta_us']:>10.1f} {r['naive_delta_us'] / r['enc_us']:>6.1f}x | "
                 f"{r['naive_full_b']:>12.0f} {r['naive_full_b'] / r['bytes']:>6.0f}x "

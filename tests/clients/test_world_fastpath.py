@@ -1,4 +1,6 @@
-"""WorldView.apply_wire (batched fast path) == protocol.delta.Replica.apply, bit for bit."""
+"""WorldView.apply_wire (Replica's steady-state path straight from msgpack) == the parsed
+general path (``Replica.apply(decode_delta(...))``), bit for bit; errors leave the world as it was.
+tests/protocol/test_delta_reference.py compares both against the simple reference."""
 
 from __future__ import annotations
 
@@ -6,10 +8,10 @@ import msgpack
 import numpy as np
 import pytest
 
-import clients.world as world_mod
+import protocol.delta as delta_mod
 from clients.world import WorldView
 from protocol.codes import DeltaError
-from protocol.delta import Replica, Snapshot, WireField, WireSchema, encode_delta
+from protocol.delta import Replica, Snapshot, WireField, WireSchema, decode_delta, encode_delta
 
 SCHEMA = WireSchema([
     WireField("x", "i32", 0.01), WireField("y", "u16", 0.01), WireField("a", "i8", 0.05),
@@ -79,7 +81,7 @@ def test_fast_path_matches_replica(seed: int) -> None:
         cur = evolve(rng, snap, churn=tick % 5 == 0)
         msg = encode_delta(snap, cur, tick=tick, base_tick=tick - 1)
         assert fast.apply_wire(msg) is False
-        ref.apply(msg)
+        ref.apply(decode_delta(msg))
         assert fast.tick == ref.tick == tick
         assert np.array_equal(fast.ids, ref.ids)
         for f in SCHEMA.fields:
@@ -101,7 +103,7 @@ def test_fast_path_is_taken_for_group_only_deltas(monkeypatch: pytest.MonkeyPatc
     def boom(obj: object) -> None:
         raise AssertionError("general path used")
 
-    monkeypatch.setattr(world_mod, "parse_delta", boom)
+    monkeypatch.setattr(delta_mod, "parse_delta", boom)
     w.apply_wire(msg)
     assert w.tick == 2 and w.columns["x"].tobytes() == cur.columns["x"].tobytes()
 
@@ -152,7 +154,7 @@ def test_fast_path_errors_leave_world_unchanged() -> None:
     assert w.tick == 2
     assert w.columns["x"].tolist() == [5, 5, -7, 7]
     assert w.columns["k"].tolist() == [1, 9, 3, 8]
-    # overlapping groups: applied in order by the general path (diffs add up)
+    # overlapping groups: applied in order (diffs add up)
     ov = _group_delta([[1, [0, "u8", b""], [["d8", b"\x01"]]],
                        [1, [0, "u8", b""], [["d8", b"\x02"]]]], tick=3, base=2)
     w.apply_wire(ov)
