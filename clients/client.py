@@ -611,7 +611,7 @@ class GameClient:
             data = await ws.recv()
         except ConnectionClosed as exc:
             raise self._close_drop(exc.code, exc.reason) from None
-        return self._account(data)
+        return self._account(data, self.clock())
 
     def _on_welcome(self, w: Any) -> None:
         self.welcome = w
@@ -710,7 +710,8 @@ class GameClient:
                         raise
                     me.uncancel()
                     raise drop from None
-                receive(account(data), clock())
+                now = clock()
+                receive(account(data, now), now)
         finally:
             monitor.cancel()
 
@@ -757,11 +758,11 @@ class GameClient:
 
     # ---------------------------------------------------------- receive path
 
-    def _account(self, data: str | bytes) -> bytes:
+    def _account(self, data: str | bytes, now: float) -> bytes:
         st = self.stats
         st.messages_in += 1
         st.bytes_in += len(data)
-        self.last_received_at = self.clock()
+        self.last_received_at = now
         if type(data) is str:
             raise _Drop(ServerProtocolError(
                 "server sent a text message (the game protocol is binary only)"), retry=False)
@@ -802,8 +803,8 @@ class GameClient:
         (decode + apply in one go); everything else is decoded and dispatched."""
         world = self.world
         if len(data) > 2 and data[0] == 0x97 and data[1] == 0x11 and world is not None \
-                and world.ready:
-            prev = world.tick
+                and world.replica.tick is not None:
+            prev = world.replica.tick
             try:
                 full = world.apply_wire(data, max_size=self.max_message_size)
             except DeltaError as exc:
@@ -853,10 +854,12 @@ class GameClient:
             # an incremental delta applied: the stream is sane again
             self._resync_streak = 0
             self._attempts_in_row = 0
+            # send ticks skipped since prev (O(1); the usual step is exactly one send tick)
             if prev is not None and self.send_rate > 0:
                 step = self.tick_rate / self.send_rate
-                missed = max(0, round((tick - prev) / step) - 1)
-                st.tick_gaps += missed
+                if tick - prev != step:
+                    missed = max(0, round((tick - prev) / step) - 1)
+                    st.tick_gaps += missed
         update = TickUpdate(tick, prev, full, missed, now)
         for fn in self._on_tick:
             fn(self, update)

@@ -31,7 +31,6 @@ from .codes import DEFAULT_MAX_SIZE, DeltaError, MessageError, MsgType, unpack
 from .wireschema import (
     DIFF_DTYPES,
     FLOAT_CODES,
-    INT_CODES,
     MAX_FIELDS,
     WIRE_DTYPES,
     Snapshot,
@@ -417,18 +416,20 @@ _max = np.maximum.reduce
 _all = np.logical_and.reduce
 _accumulate = np.add.accumulate
 
-_ID_WIDTH = {"u8": 1, "u16": 2, "u32": 4}
-_ONE = {c: np.ones(1, WIRE_DTYPES[c]).tobytes() for c in _ID_WIDTH}
 _COL_DTYPES = {**WIRE_DTYPES, **DIFF_DTYPES}
 _FLOAT_CODES = frozenset(FLOAT_CODES)
 #: Value range of each raw integer code (a column whose code fits the field skips the check).
-_CODE_RANGE = {c: (int(np.iinfo(WIRE_DTYPES[c]).min), int(np.iinfo(WIRE_DTYPES[c]).max))
-               for c in INT_CODES}
+_CODE_RANGE = {c: (int(np.iinfo(dt).min), int(np.iinfo(dt).max))
+               for c, dt in {**WIRE_DTYPES, **DIFF_DTYPES}.items() if dt.kind in "iu"}
 _MAX_TICK = 2**63 - 1
 #: Above this many rows in a delta's groups, fields are updated group by group.
 _BATCH_ROWS = 4096
 
 _ITEMSIZE = {c: dt.itemsize for c, dt in _COL_DTYPES.items()}
+# row-list gap codes by slot (width = 1 << slot)
+_ID_SLOT = {"u8": 0, "u16": 1, "u32": 2}
+_ID_BY_SLOT = (WIRE_DTYPES["u8"], WIRE_DTYPES["u16"], WIRE_DTYPES["u32"])
+_ONE_BY_SLOT = tuple(np.ones(1, dt).tobytes() for dt in _ID_BY_SLOT)
 
 
 def _raw_values(field: WireField, b: tuple[int, int] | None, code: str, vals: np.ndarray,
@@ -449,23 +450,6 @@ def _raw_values(field: WireField, b: tuple[int, int] | None, code: str, vals: np
     ):
         raise DeltaError(f"{what}: values out of range for {field.name!r} ({field.dtype})")
     return vals
-
-
-def _update(col: np.ndarray, field: WireField, b: tuple[int, int] | None, code: str,
-            idx: np.ndarray, vals: np.ndarray) -> None:
-    """Write one column's values (raw or difference) at rows ``idx`` of ``col`` (a private
-    array), validating codes and ranges (SPEC.md section 5, step 5). Raises DeltaError."""
-    if code in DIFF_DTYPES:
-        if b is None:
-            raise DeltaError(f"field {field.name!r}: difference column on a float field")
-        new = np.add(col[idx], vals, dtype=np.int64)
-        if new.shape[0] and (_min(new) < b[0] or _max(new) > b[1]):
-            raise DeltaError(f"field {field.name!r}: value out of range ({field.dtype})")
-        # a cast, then a same-dtype scatter: about half the cost of a casting scatter
-        col[idx] = new.astype(col.dtype)
-    else:
-        vals = _raw_values(field, b, code, vals, "group")
-        col[idx] = vals if vals.dtype == col.dtype else vals.astype(col.dtype)
 
 
 class Replica:
@@ -587,12 +571,13 @@ class Replica:
         nf = len(self._fields)
         bits_of = self._bits_of
         itemsize = _ITEMSIZE
-        # pass 1 (Python, per group): structure; collect row lists and per-field columns
-        firsts: list[int] = []
-        lens: list[int] = []
-        gap_bufs: list[bytes] = []  # every group's gap bin, in order
-        gap_of: list[str] = []  # every group's gap code, in order
-        gap_code = ""  # the gap code of the groups with more than one row ("*": several)
+        # pass 1 (Python, per group): structure; collect row lists and per-field columns.
+        # Row lists are laid out by gap code (u8 groups, then u16, then u32: usually one or
+        # two codes), so one frombuffer per code yields every group's gaps.
+        bufs: tuple[list[bytes], list[bytes], list[bytes]] = ([], [], [])
+        heads: tuple[list[int], list[int], list[int]] = ([], [], [])  # firsts per code
+        sizes: tuple[list[int], list[int], list[int]] = ([], [], [])  # row counts per code
+        where: list[tuple[int, int]] = []  # group -> (code slot, index in that slot)
         per_field: list[list[tuple[int, str, Any]] | None] = [None] * nf
         multi = False
         for gi, (mask, (first, code, gaps), cols) in enumerate(groups):
@@ -607,17 +592,16 @@ class Replica:
                     bits_of[mask] = bits
             if type(first) is not int or not 0 <= first <= _U32 or type(gaps) is not bytes:
                 return None
-            width = _ID_WIDTH[code]
+            slot = _ID_SLOT[code]
             lg = len(gaps)
-            if lg % width or type(cols) is not list or len(cols) != len(bits):
+            if lg % (1 << slot) or type(cols) is not list or len(cols) != len(bits):
                 return None
-            n = 1 + lg // width
-            firsts.append(first)
-            lens.append(n)
-            gap_bufs.append(gaps)
-            gap_of.append(code)
-            if lg and code != gap_code:
-                gap_code = code if not gap_code else "*"
+            n = 1 + (lg >> slot)
+            lst_b = bufs[slot]
+            where.append((slot, len(lst_b)))
+            lst_b.append(gaps)
+            heads[slot].append(first)
+            sizes[slot].append(n)
             for f, (ccode, cdata) in zip(bits, cols):
                 if type(cdata) is not bytes or len(cdata) != n * itemsize[ccode]:
                     return None
@@ -628,19 +612,16 @@ class Replica:
                     lst.append((gi, ccode, cdata))
                     multi = True
         # pass 2 (numpy): every group's rows with one segmented cumsum. steps holds, per
-        # group, [first, gap, gap, ...]; rows = cumsum(steps) - (cumsum before the group).
-        ng = len(lens)
+        # group, [first, gap, gap, ...] (a placeholder gap of 1 where the first goes, so the
+        # zero-gap check sees only real gaps); rows = cumsum(steps) - (cumsum before the group).
         frombuffer = np.frombuffer
-        if gap_code != "*":
-            # one gap width (the usual case): a placeholder gap of 1 before each group's
-            # gaps, so one frombuffer yields every step; firsts are written over them below
-            code = gap_code or "u8"
-            one = _ONE[code]
-            steps = frombuffer(one + one.join(gap_bufs), WIRE_DTYPES[code]).astype(np.int64)
-        else:
-            steps = np.concatenate(
-                [frombuffer(_ONE[c] + g, WIRE_DTYPES[c]) for c, g in zip(gap_of, gap_bufs)],
-                dtype=np.int64)
+        parts = [frombuffer(_ONE_BY_SLOT[s] + _ONE_BY_SLOT[s].join(bufs[s]), _ID_BY_SLOT[s])
+                 for s in (0, 1, 2) if bufs[s]]
+        steps = parts[0].astype(np.int64) if len(parts) == 1 else np.concatenate(
+            parts, dtype=np.int64)
+        firsts = heads[0] + heads[1] + heads[2]
+        lens = sizes[0] + sizes[1] + sizes[2]
+        ng = len(lens)
         total = steps.shape[0]
         if total > ng and not _all(steps):
             return None  # a zero gap: rows not strictly ascending
@@ -658,7 +639,12 @@ class Replica:
             steps[starts] = firsts
             csum = _accumulate(steps)
             rows = csum - (csum[starts] - steps[starts]).repeat(lens)
-            grows = [rows[s:s + n] for s, n in zip(starts_l, lens)]
+            base = (0, len(sizes[0]), len(sizes[0]) + len(sizes[1]))
+            grows = []
+            for slot, k in where:
+                i = base[slot] + k
+                s = starts_l[i]
+                grows.append(rows[s:s + lens[i]])
         if _max(rows) >= count:
             return None
         # Batching pays for small groups (the steady state); big groups are written one by
@@ -673,7 +659,7 @@ class Replica:
         """Step 5 for every field touched: new arrays (copies unless ``fresh``) with the
         groups' values written (``raw``: values are the COL bins, else numpy arrays); per
         field one gather / scatter per distinct code, or, ``one_by_one`` (groups overlap, or
-        are big), each group in order (differences then add up)."""
+        are big), each group in order (differences then add up). Raises DeltaError."""
         src = self.columns if cols is None else cols
         fields, bounds = self._fields, self._bounds
         frombuffer = np.frombuffer
@@ -682,33 +668,65 @@ class Replica:
             if entries is None:
                 continue
             field = fields[f]
-            col = src[field.name] if fresh else src[field.name].copy()
+            name = field.name
+            old = src[name]
+            col = old if fresh else old.copy()
             b = bounds[f]
-            if len(entries) == 1 or one_by_one:
+            # the buckets to write, in order: (code, rows, values)
+            buckets: list[tuple[str, np.ndarray, Any]]
+            if len(entries) == 1:
+                gi, code, vals = entries[0]
+                buckets = [(code, grows[gi], vals)]
+            elif one_by_one:
+                buckets = []
                 for gi, code, vals in entries:
-                    if raw:
-                        vals = frombuffer(vals, _COL_DTYPES[code])
-                    _update(col, field, b, code, grows[gi], vals)
+                    buckets.append((code, grows[gi], vals))
             else:
-                by_code: dict[str, tuple[list[np.ndarray], list[Any]]] = {}
+                code0 = entries[0][1]
+                rparts: list[np.ndarray] = []
+                vparts: list[Any] = []
                 for gi, code, vals in entries:
-                    parts = by_code.get(code)
-                    if parts is None:
-                        by_code[code] = ([grows[gi]], [vals])
-                    else:
-                        parts[0].append(grows[gi])
-                        parts[1].append(vals)
-                for code, (rparts, vparts) in by_code.items():
-                    if len(rparts) == 1:
-                        idx, v = rparts[0], vparts[0]
-                        if raw:
-                            v = frombuffer(v, _COL_DTYPES[code])
-                    else:
-                        idx = np.concatenate(rparts)
-                        v = (frombuffer(b"".join(vparts), _COL_DTYPES[code]) if raw
-                             else np.concatenate(vparts))
-                    _update(col, field, b, code, idx, v)
-            out[field.name] = col
+                    if code != code0:
+                        break
+                    rparts.append(grows[gi])
+                    vparts.append(vals)
+                if len(rparts) == len(entries):  # one code (the usual case)
+                    buckets = [(code0, np.concatenate(rparts),
+                                b"".join(vparts) if raw else np.concatenate(vparts))]
+                else:
+                    by_code: dict[str, tuple[list[np.ndarray], list[Any]]] = {}
+                    for gi, code, vals in entries:
+                        parts = by_code.get(code)
+                        if parts is None:
+                            by_code[code] = ([grows[gi]], [vals])
+                        else:
+                            parts[0].append(grows[gi])
+                            parts[1].append(vals)
+                    buckets = []
+                    for code, (rs, vs) in by_code.items():
+                        buckets.append((
+                            code, rs[0] if len(rs) == 1 else np.concatenate(rs),
+                            vs[0] if len(vs) == 1 else b"".join(vs) if raw else np.concatenate(vs)))
+            if b is None:  # raw float field: codes must match, any value goes
+                for code, idx, vals in buckets:
+                    if code != field.dtype:
+                        raise DeltaError(f"field {name!r} is {field.dtype}, got {code}")
+                    col[idx] = frombuffer(vals, _COL_DTYPES[code]) if raw else vals
+                out[name] = col
+                continue
+            # integer field: values checked against its range (SPEC.md section 5)
+            for code, idx, vals in buckets:
+                arr: np.ndarray = frombuffer(vals, _COL_DTYPES[code]) if raw else vals
+                if code in DIFF_DTYPES:
+                    new = np.add(col[idx], arr, dtype=np.int64)
+                    if new.shape[0] and (_min(new) < b[0] or _max(new) > b[1]):
+                        raise DeltaError(f"field {name!r}: value out of range ({field.dtype})")
+                    # a cast, then a same-dtype scatter: about half a casting scatter's cost
+                    col[idx] = new.astype(col.dtype)
+                else:
+                    arr = _raw_values(field, b, code, arr, "group")
+                    col[idx] = arr if arr.dtype == col.dtype else arr.astype(col.dtype)
+            out[name] = col
         return out
 
     def _apply_parsed(self, d: Delta) -> bool:

@@ -40,9 +40,9 @@ def client_with(schema_obj: dict[str, Any]) -> GameClient:
 
 
 def feed(client: GameClient, data: bytes, path: str = "fast") -> None:
-    """``fast``: the client's receive path (batched WorldView.apply_wire for steady-state
-    deltas); ``general``: decode_server + Replica.apply."""
-    data = client._account(data)
+    """``fast``: the client's receive path (``WorldView.apply_wire``: Replica's steady-state
+    path straight from msgpack); ``general``: decode_server + Replica.apply of a Delta."""
+    data = client._account(data, 0.0)
     if path == "fast":
         client._receive(data, 0.0)
     else:
