@@ -40,33 +40,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-import random
 import ssl as ssl_module
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from typing import Any, TypeVar
 
 from protocol import messages as M
-from protocol.aio import WebSocket, connect
-from protocol.codes import DeltaError, ErrorCode, MessageError
-from protocol.delta import Delta
-from protocol.errors import ConnectionClosed, HandshakeError, WebSocketError
+from protocol.aio import WebSocket
+from protocol.errors import ConnectionClosed, WebSocketError
 
+from .backoff import Backoff, Drop
 from .errors import (
     ClientClosed,
     ClientError,
     ConnectionLost,
-    ConnectTimeout,
-    Disconnected,
-    ServerProtocolError,
     ServerStalled,
-    join_error,
 )
 from .interpolation import InterpolationBuffer
+from .join import Joiner, ssl_context
 from .prediction import AckTracker, Predictor
+from .receive import Subscriber
+from .stats import ClientStats, GameEvent, TickUpdate
 from .world import WorldView
 
 __all__ = ["Backoff", "ClientStats", "GameClient", "GameEvent", "TickUpdate"]
@@ -76,149 +71,11 @@ log = logging.getLogger(__name__)
 S = TypeVar("S")
 
 PROTOCOL_VERSION = M.PROTOCOL_VERSION
-
-#: Close codes after which resuming is pointless or forbidden (the server meant it).
-FATAL_CLOSE_CODES = frozenset({1000, 1001, 4000, 4001, 4002, 4003, 4004, 4005, 4006, 4008,
-                               4010, 4011, 4012})
-#: Close codes meaning the server saw our peer violate RFC 6455 / sent undecodable frames.
-PROTOCOL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1009})
+#: The old private name of :class:`clients.backoff.Drop` (tests use it).
+_Drop = Drop
 
 
-class Backoff:
-    """Exponential backoff with full jitter ("AWS architecture blog" style), bounded attempts.
-
-    Delay before retry ``n`` (0-based) is uniform in ``[0, min(cap, base * factor**n)]``
-    (``jitter=True``) or exactly that bound (``jitter=False``). Iterating yields at most
-    ``max_attempts`` delays. ``rng`` makes it reproducible in tests.
-    """
-
-    def __init__(
-        self,
-        *,
-        base: float = 0.1,
-        factor: float = 2.0,
-        cap: float = 5.0,
-        max_attempts: int = 6,
-        jitter: bool = True,
-        rng: random.Random | None = None,
-    ) -> None:
-        if base < 0 or factor < 1 or cap < 0 or max_attempts < 0:
-            raise ValueError("Backoff needs base >= 0, factor >= 1, cap >= 0, max_attempts >= 0")
-        self.base, self.factor, self.cap = base, factor, cap
-        self.max_attempts = max_attempts
-        self.jitter = jitter
-        self.rng = rng or random.Random()
-
-    def delay(self, attempt: int) -> float:
-        """The delay (seconds) before retry number ``attempt`` (0-based)."""
-        bound = min(self.cap, self.base * self.factor ** min(attempt, 64))
-        return self.rng.uniform(0.0, bound) if self.jitter else bound
-
-    def __iter__(self) -> Iterator[float]:
-        for n in range(self.max_attempts):
-            yield self.delay(n)
-
-
-@dataclass(frozen=True, slots=True)
-class TickUpdate:
-    """One applied delta: the replica is now at ``tick``.
-
-    ``prev_tick`` is the tick before (None after a full snapshot, ``full`` True), ``missed``
-    the send ticks skipped between the two (0 normally), ``received_at`` the client clock
-    (seconds) when the message arrived.
-    """
-
-    tick: int
-    prev_tick: int | None
-    full: bool
-    missed: int
-    received_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class GameEvent:
-    """A game EVENT: ``kind``, ``data`` (any msgpack value), at ``tick`` (client's view)."""
-
-    kind: str
-    data: Any
-    tick: int
-
-
-@dataclass(slots=True)
-class ClientStats:
-    """Cumulative counters (payload bytes of game messages, not WebSocket framing)."""
-
-    messages_in: int = 0
-    bytes_in: int = 0
-    messages_out: int = 0
-    bytes_out: int = 0
-    deltas: int = 0
-    full_snapshots: int = 0
-    tick_gaps: int = 0
-    inputs: int = 0
-    inputs_dropped: int = 0
-    events: int = 0
-    errors: int = 0
-    pongs: int = 0
-    reconnects: int = 0
-    connect_attempts: int = 0
-    resyncs: int = 0
-    unknown_messages: int = 0
-    server_errors: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=16))
-
-
-class _Subscriber:
-    """A bounded queue feeding one async iterator (drop-oldest on overflow)."""
-
-    __slots__ = ("dropped", "items", "waiter")
-
-    def __init__(self, size: int) -> None:
-        self.items: deque[Any] = deque(maxlen=size)
-        self.waiter: asyncio.Future[None] | None = None
-        self.dropped = 0
-
-    def push(self, item: Any) -> None:
-        if len(self.items) == self.items.maxlen:
-            self.dropped += 1
-        self.items.append(item)
-        self.wake()
-
-    def wake(self) -> None:
-        w = self.waiter
-        if w is not None and not w.done():
-            w.set_result(None)
-
-
-class _Drop(Exception):
-    """Internal: the current connection is gone; ``error`` says why (retry decided later)."""
-
-    def __init__(self, error: ClientError, *, retry: bool) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retry = retry
-
-
-async def _open_websocket(
-    url: str, *, ssl: ssl_module.SSLContext | None, max_message_size: int, close_timeout: float
-) -> WebSocket:
-    """:func:`protocol.aio.connect` without the WebSocket keepalive (the game PING/PONG and
-    the stall detector cover liveness) and without its own open timeout (the caller bounds
-    the whole join). Raises HandshakeError, OSError / ConnectionError, ValueError."""
-    return await connect(url, ssl=ssl, open_timeout=None, max_message_size=max_message_size,
-                         ping_interval=None, ping_timeout=None, close_timeout=close_timeout)
-
-
-def _ssl_context(
-    ssl: ssl_module.SSLContext | None, cafile: str | None
-) -> ssl_module.SSLContext | None:
-    if ssl is not None:
-        return ssl
-    if cafile is not None:
-        return ssl_module.create_default_context(cafile=cafile)
-    return None
-
-
-class GameClient:
+class GameClient(Joiner):
     """One player's connection to a game server. See the module docstring for the contract.
 
     Parameters (times in seconds): ``url`` ``ws://host:port/ws`` or ``wss://``; ``game`` /
@@ -263,7 +120,7 @@ class GameClient:
         self.room_id = room
         self.token = token
         self.name = name
-        self._ssl = _ssl_context(ssl, cafile)
+        self._ssl = ssl_context(ssl, cafile)
         self.connect_timeout = connect_timeout
         self.stall_timeout = stall_timeout
         self.ping_interval = min(ping_interval, stall_timeout / 2)
@@ -301,20 +158,15 @@ class GameClient:
         self.acks = AckTracker()
         self.acked_seq = 0
 
-        # measurements
-        self.stats = ClientStats()
-        self.rtt: float | None = None
-        self.srtt: float | None = None
-        self.min_rtt: float | None = None
-        self.bytes_in_per_s = 0.0
-        self.bytes_out_per_s = 0.0
+        # measurements: stats, rtt, srtt, min_rtt, bytes_in_per_s, bytes_out_per_s
+        self._init_meter()
         self.last_received_at = 0.0
         """Client clock (s) of the last message received; drives the stall detector."""
 
         self._ws: WebSocket | None = None
         self._runner: asyncio.Task[None] | None = None
-        self._subs_updates: list[_Subscriber] = []
-        self._subs_events: list[_Subscriber] = []
+        self._subs_updates: list[Subscriber] = []
+        self._subs_events: list[Subscriber] = []
         self._closing = False
         self.error: BaseException | None = None
         """The terminal error once the client stopped (None after a clean close)."""
@@ -323,7 +175,6 @@ class GameClient:
         self._stall_drop: _Drop | None = None  # set by the monitor before it cancels us
         self._last_error_text = ""  # the last ERROR message's text (names a refusal)
         self._done = False  # the client stopped (closed or failed)
-        self._rate_mark = (0.0, 0, 0)
         self._closers: set[asyncio.Task[None]] = set()
         self._predictors: list[Predictor[Any]] = []
 
@@ -334,11 +185,6 @@ class GameClient:
         """True while a joined session is open."""
         ws = self._ws
         return ws is not None and ws.open and self.world is not None
-
-    @property
-    def tick(self) -> int:
-        """The tick of the replicated world (0 before the first snapshot)."""
-        return self.world.tick if self.world is not None else 0
 
     @property
     def dropped_updates(self) -> int:
@@ -440,7 +286,7 @@ class GameClient:
             try:
                 ws = await self._open_session(resume=False)
                 break
-            except _Drop as drop:
+            except Drop as drop:
                 if not drop.retry:
                     raise drop.error from None
                 delay = next(delays, None)
@@ -535,103 +381,6 @@ class GameClient:
             await asyncio.gather(*self._closers, return_exceptions=True)
         self._finish(None)
 
-    # ------------------------------------------------------------- session setup
-
-    async def _open_session(self, *, resume: bool) -> WebSocket:
-        """One attempt: WebSocket + HELLO/RESUME + WELCOME + full snapshot, bounded.
-
-        Raises :class:`_Drop` (retry=True for transport trouble, False for refusals and
-        protocol violations).
-        """
-        self.stats.connect_attempts += 1
-        ws: WebSocket | None = None
-        try:
-            async with asyncio.timeout(self.connect_timeout):
-                try:
-                    ws = await _open_websocket(
-                        self.url, ssl=self._ssl, max_message_size=self.max_message_size,
-                        close_timeout=self.close_timeout)
-                except HandshakeError as exc:
-                    raise _Drop(ConnectionLost(
-                        f"WebSocket upgrade refused by the server (HTTP {exc.status}): {exc}",
-                        code=exc.status), retry=exc.status >= 500) from None
-                except (OSError, ConnectionError) as exc:
-                    raise _Drop(ConnectionLost(f"cannot connect to {self.url}: {exc}"),
-                                retry=True) from None
-                if resume:
-                    assert self.resume_token is not None
-                    hello = M.encode(M.Resume(self.resume_token))
-                else:
-                    hello = M.encode(M.Hello(game=self.game,
-                                             room=self.room_id, token=self.token,
-                                             name=self.name))
-                self._send(ws, hello)
-                early_events: list[Any] = []
-                welcome = None
-                while True:
-                    data = await self._recv_join(ws)
-                    msg = self._decode(data)
-                    if isinstance(msg, M.Welcome):
-                        welcome = msg
-                        self._on_welcome(msg)
-                    elif isinstance(msg, Delta):
-                        if welcome is None:
-                            raise _Drop(ServerProtocolError(
-                                "server sent a DELTA before WELCOME"), retry=False)
-                        assert self.world is not None
-                        self._apply_first(msg)
-                        break
-                    elif isinstance(msg, M.Error):
-                        self._server_error(msg)
-                    else:
-                        early_events.append(msg)
-        except TimeoutError:
-            if ws is not None:
-                self._close_later(ws, 1001, "join timeout")
-            raise _Drop(ConnectTimeout(
-                f"no WELCOME and snapshot from {self.url} within {self.connect_timeout}s"),
-                retry=True) from None
-        except _Drop:
-            if ws is not None:
-                self._close_later(ws, 1000, "join failed")
-            raise
-        except BaseException:
-            if ws is not None:
-                self._close_later(ws, 1001, "cancelled")
-            raise
-        self._ws = ws
-        now = self.clock()
-        self._rate_mark = (now, self.stats.bytes_in, self.stats.bytes_out)
-        for msg in early_events:
-            self._dispatch(msg, now)
-        return ws
-
-    async def _recv_join(self, ws: WebSocket) -> bytes:
-        try:
-            data = await ws.recv()
-        except ConnectionClosed as exc:
-            raise self._close_drop(exc.code, exc.reason) from None
-        return self._account(data, self.clock())
-
-    def _on_welcome(self, w: Any) -> None:
-        self.welcome = w
-        self.player = int(w.player)
-        self.entity = int(w.entity) if w.entity else None
-        self.room = w.room
-        self.game = w.game
-        self.tick_rate = float(w.tick_rate)
-        self.send_rate = float(w.send_rate)
-        self.resume_token = w.resume
-        self.server_tick = int(w.tick)
-        if self.world is None or self.world.schema != w.schema:
-            self.world = WorldView(w.schema)
-
-    def _apply_first(self, delta: Delta) -> None:
-        if delta.base_tick is not None:
-            raise _Drop(ServerProtocolError(
-                "the first DELTA after WELCOME is not a full snapshot"), retry=False)
-        self._apply(delta, self.clock())
-
     # ---------------------------------------------------------------- running
 
     async def _run(self, ws: WebSocket) -> None:
@@ -641,7 +390,7 @@ class GameClient:
                 try:
                     await self._serve_connection(ws)
                     return  # only on close()
-                except _Drop as drop:
+                except Drop as drop:
                     if self._closing:
                         return
                     self._ws = None
@@ -672,7 +421,7 @@ class GameClient:
             await asyncio.sleep(delay)
             try:
                 ws = await self._open_session(resume=True)
-            except _Drop as drop:
+            except Drop as drop:
                 if not drop.retry:
                     raise drop.error from None
                 last = drop.error
@@ -722,205 +471,15 @@ class GameClient:
         while ws.open:
             await asyncio.sleep(interval)
             now = self.clock()
-            t0, bin_, bout = self._rate_mark
-            if now > t0:
-                st = self.stats
-                self.bytes_in_per_s = (st.bytes_in - bin_) / (now - t0)
-                self.bytes_out_per_s = (st.bytes_out - bout) / (now - t0)
-                self._rate_mark = (now, st.bytes_in, st.bytes_out)
+            self._refresh_rates(now)
             if now - self.last_received_at > self.stall_timeout:
-                self._stall_drop = _Drop(ServerStalled(
+                self._stall_drop = Drop(ServerStalled(
                     f"no message from the server for {now - self.last_received_at:.1f}s "
                     f"(stall timeout {self.stall_timeout}s)"), retry=True)
                 receiver.cancel()
                 return
             with contextlib.suppress(ConnectionClosed, WebSocketError):
                 self._send(ws, M.encode(M.Ping(now)))
-
-    def _close_drop(self, code: int | None, reason: str) -> _Drop:
-        """Map a WebSocket close (code from the server, or ours for its violation)."""
-        err = join_error(code, reason)
-        if err is not None:
-            # the ERROR message usually came first with the same code; prefer its text
-            if self._last_error_text and not reason:
-                err = type(err)(self._last_error_text, code=code)
-            return _Drop(err, retry=False)
-        if code in PROTOCOL_CLOSE_CODES:
-            return _Drop(ServerProtocolError(
-                f"WebSocket protocol failure (close {code}): {reason or 'no reason'}",
-                code=code), retry=False)
-        if code in FATAL_CLOSE_CODES:
-            what = reason or self._last_error_text or "no reason given"
-            return _Drop(Disconnected(f"server closed the session (code {code}): {what}",
-                                      code=code, reason=reason), retry=False)
-        return _Drop(ConnectionLost(f"connection dropped (close {code}): {reason or 'none'}",
-                                    code=code), retry=True)
-
-    # ---------------------------------------------------------- receive path
-
-    def _account(self, data: str | bytes, now: float) -> bytes:
-        st = self.stats
-        st.messages_in += 1
-        st.bytes_in += len(data)
-        self.last_received_at = now
-        if type(data) is str:
-            raise _Drop(ServerProtocolError(
-                "server sent a text message (the game protocol is binary only)"), retry=False)
-        return data  # type: ignore[return-value]
-
-    def _decode(self, data: bytes) -> Any:
-        try:
-            return M.decode_server(data, max_size=self.max_message_size)
-        except MessageError as exc:
-            if exc.code == ErrorCode.UNKNOWN_TYPE:
-                # SPEC.md section 1 rule 4: a newer server's message type; ignore it
-                self.stats.unknown_messages += 1
-                log.debug("ignoring server message: %s", exc)
-                return None
-            raise _Drop(ServerProtocolError(
-                f"undecodable game message from the server: {exc}", code=exc.code),
-                retry=False) from None
-
-    def _dispatch(self, msg: Any, now: float) -> None:
-        if type(msg) is Delta:
-            self._apply(msg, now)
-        elif type(msg) is M.InputAck:
-            self._ack(int(msg.seq), int(msg.tick))
-        elif type(msg) is M.Pong:
-            self._pong(msg, now)
-        elif type(msg) is M.Event:
-            self._event(msg)
-        elif type(msg) is M.Error:
-            self._server_error(msg)
-        elif type(msg) is M.Welcome:
-            raise _Drop(ServerProtocolError("unexpected second WELCOME"), retry=False)
-        elif msg is not None:
-            self.stats.unknown_messages += 1
-            log.debug("ignoring unexpected server message %r", type(msg).__name__)
-
-    def _receive(self, data: bytes, now: float) -> None:
-        """One server message: a steady-state DELTA takes the world's batched fast path
-        (decode + apply in one go); everything else is decoded and dispatched."""
-        world = self.world
-        if len(data) > 2 and data[0] == 0x97 and data[1] == 0x11 and world is not None \
-                and world.replica.tick is not None:
-            prev = world.replica.tick
-            try:
-                full = world.apply_wire(data, max_size=self.max_message_size)
-            except DeltaError as exc:
-                raise self._delta_failed(exc) from None
-            except MessageError as exc:
-                raise _Drop(ServerProtocolError(
-                    f"undecodable game message from the server: {exc}", code=exc.code),
-                    retry=False) from None
-            self._applied(prev, full, now)
-        else:
-            self._dispatch(self._decode(data), now)
-
-    def _apply(self, delta: Delta, now: float) -> None:
-        world = self.world
-        assert world is not None
-        prev = world.tick if world.ready else None
-        try:
-            world.apply(delta)
-        except DeltaError as exc:
-            raise self._delta_failed(exc) from None
-        self._applied(prev, delta.base_tick is None, now)
-
-    def _delta_failed(self, exc: DeltaError) -> _Drop:
-        self._resync_streak += 1
-        self.stats.resyncs += 1
-        if self._resync_streak >= 2 or not self.resume_token:
-            return _Drop(ServerProtocolError(
-                f"server delta does not apply to our replica: {exc}"), retry=False)
-        # SPEC.md section 5: drop the connection and RESUME for a full snapshot
-        return _Drop(ConnectionLost(f"delta did not apply ({exc}); resynchronizing"),
-                     retry=True)
-
-    def _applied(self, prev: int | None, full: bool, now: float) -> None:
-        """Bookkeeping after a delta was applied: stats, gaps, callbacks, iterators."""
-        world = self.world
-        assert world is not None
-        st = self.stats
-        st.deltas += 1
-        tick = world.tick
-        if tick > self.server_tick:
-            self.server_tick = tick
-        missed = 0
-        if full:
-            st.full_snapshots += 1
-            prev = None
-        else:
-            # an incremental delta applied: the stream is sane again
-            self._resync_streak = 0
-            self._attempts_in_row = 0
-            # send ticks skipped since prev (O(1); the usual step is exactly one send tick)
-            if prev is not None and self.send_rate > 0:
-                step = self.tick_rate / self.send_rate
-                if tick - prev != step:
-                    missed = max(0, round((tick - prev) / step) - 1)
-                    st.tick_gaps += missed
-        update = TickUpdate(tick, prev, full, missed, now)
-        for fn in self._on_tick:
-            fn(self, update)
-        for sub in self._subs_updates:
-            sub.push(update)
-
-    def _ack(self, seq: int, tick: int) -> None:
-        self.acks.ack(seq, tick)
-        if seq > self.acked_seq:
-            self.acked_seq = seq
-        pend = self.pending_inputs
-        while pend and pend[0][0] <= seq:
-            pend.popleft()
-
-    def _pong(self, msg: Any, now: float) -> None:
-        st = int(msg.st)
-        if st > self.server_tick:
-            self.server_tick = st
-        t = msg.t
-        if isinstance(t, int | float) and not isinstance(t, bool) and math.isfinite(t):
-            rtt = now - float(t)
-            if 0.0 <= rtt < 3600.0:
-                self.stats.pongs += 1
-                self.rtt = rtt
-                self.srtt = rtt if self.srtt is None else self.srtt + (rtt - self.srtt) / 8
-                if self.min_rtt is None or rtt < self.min_rtt:
-                    self.min_rtt = rtt
-
-    def _event(self, msg: Any) -> None:
-        self.stats.events += 1
-        ev = GameEvent(str(msg.kind), msg.data, self.tick)
-        for fn in self._on_event:
-            fn(self, ev)
-        for sub in self._subs_events:
-            sub.push(ev)
-
-    def _server_error(self, msg: Any) -> None:
-        code, text = int(msg.code), str(msg.message)
-        self.stats.errors += 1
-        self.stats.server_errors.append((code, text))
-        self._last_error_text = text
-        log.debug("server ERROR %d: %s", code, text)
-
-    # ------------------------------------------------------------------ helpers
-
-    def _send(self, ws: WebSocket, data: bytes) -> None:
-        ws.send_nowait(data)
-        self.stats.messages_out += 1
-        self.stats.bytes_out += len(data)
-
-    def _close_later(self, ws: WebSocket, code: int, reason: str) -> None:
-        """Close ``ws`` in the background (bounded by ``close_timeout``), never blocking us."""
-        if ws.closed:
-            return
-        task = asyncio.get_running_loop().create_task(self._close_quietly(ws, code, reason))
-        self._closers.add(task)
-        task.add_done_callback(self._closers.discard)
-
-    async def _close_quietly(self, ws: WebSocket, code: int, reason: str) -> None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(ws.close(code, reason), self.close_timeout * 2 + 1)
 
     def _finish(self, error: BaseException | None) -> None:
         """The client stopped (``error`` None: closed by us). Wakes every iterator."""
@@ -932,8 +491,8 @@ class GameClient:
         for sub in self._subs_updates + self._subs_events:
             sub.wake()
 
-    async def _iterate(self, subs: list[_Subscriber]) -> AsyncIterator[Any]:
-        sub = _Subscriber(self.queue_size)
+    async def _iterate(self, subs: list[Subscriber]) -> AsyncIterator[Any]:
+        sub = Subscriber(self.queue_size)
         subs.append(sub)
         loop = asyncio.get_running_loop()
         try:
