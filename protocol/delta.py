@@ -623,8 +623,6 @@ class Replica:
         lens = sizes[0] + sizes[1] + sizes[2]
         ng = len(lens)
         total = steps.shape[0]
-        if total > ng and not _all(steps):
-            return None  # a zero gap: rows not strictly ascending
         if ng == 1:
             steps[0] = firsts[0]
             rows = _accumulate(steps)
@@ -645,13 +643,19 @@ class Replica:
                 i = base[slot] + k
                 s = starts_l[i]
                 grows.append(rows[s:s + lens[i]])
-        if _max(rows) >= count:
+        # One histogram checks the rows: longer than ``count`` means a row >= count; a row
+        # seen twice is a zero gap (malformed) or groups overlapping (legal, rare).
+        seen = np.bincount(rows, minlength=count)
+        if seen.shape[0] > count:
             return None
-        # Batching pays for small groups (the steady state); big groups are written one by
-        # one (no concatenation), which is also correct when groups overlap.
-        one_by_one = multi and (
-            total > _BATCH_ROWS or _max(np.bincount(rows, minlength=count)) > 1)
-        return self._write_fields(per_field, grows, one_by_one, fresh=False, raw=True)
+        one_by_one = total > _BATCH_ROWS  # big groups: written one by one, no concatenation
+        if _max(seen) > 1:
+            for r in grows:
+                if r.shape[0] > 1 and not _all(r[1:] != r[:-1]):
+                    return None  # a zero gap: rows not strictly ascending
+            one_by_one = True  # overlapping groups apply in order (differences add up)
+        return self._write_fields(per_field, grows, multi and one_by_one, fresh=False,
+                                  raw=True)
 
     def _write_fields(self, per_field: list[list[tuple[int, str, Any]] | None],
                       grows: list[np.ndarray], one_by_one: bool, *, fresh: bool, raw: bool,
@@ -719,7 +723,11 @@ class Replica:
                 arr: np.ndarray = frombuffer(vals, _COL_DTYPES[code]) if raw else vals
                 if code in DIFF_DTYPES:
                     new = np.add(col[idx], arr, dtype=np.int64)
-                    if new.shape[0] and (_min(new) < b[0] or _max(new) > b[1]):
+                    # range check with one reduction: new - lo viewed as unsigned is <= span
+                    # exactly when lo <= new <= hi (a negative difference wraps to huge)
+                    lo = b[0]
+                    if new.shape[0] and _max((new - lo if lo else new).view(np.uint64)) > (
+                            b[1] - lo):
                         raise DeltaError(f"field {name!r}: value out of range ({field.dtype})")
                     # a cast, then a same-dtype scatter: about half a casting scatter's cost
                     col[idx] = new.astype(col.dtype)

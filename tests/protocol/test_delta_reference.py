@@ -283,6 +283,11 @@ HANDMADE = [
                  [1, [2, "u8", b""], [["d8", b"\xfe"]]]]),
     _groups_msg([]),  # empty
     _groups_msg([[1, [0, "u8", b"\x01"], [["d8", _D8]], "extra"]]),  # extra element
+    _groups_msg([[2, [0, "u8", b""], [["d8", b"\xfe"]]]]),               # 1 - 2 < 0 in u8
+    _groups_msg([[2, [1, "u8", b""], [["d8", b"\x7f"]]],
+                 [2, [1, "u8", b""], [["d8", b"\x7f"]]]]),  # overlapping: 2+127+127 > 255
+    _groups_msg([[1, [0, "u8", b"\x01"], [["d8", _D8]]], [2, [0, "u8", b"\x00"],
+                 [["u8", b"\x01\x01"]]]]),                                   # zero gap, 2 groups
 ]
 
 VALID = {13, 14, 15, 16, 17}
@@ -324,7 +329,7 @@ def test_handmade_deltas_same_verdict_as_reference(i: int) -> None:
 def test_columns_held_by_caller_are_never_mutated() -> None:
     a, _ = _small()
     held = {k: (v, v.tobytes()) for k, v in a.columns.items()}
-    a.apply(HANDMADE[-5])
+    a.apply(HANDMADE[13])
     for k, (arr, data) in held.items():
         assert arr.tobytes() == data, k
     assert a.columns["x"].tolist() == [5, 5, -7, 7]
