@@ -731,9 +731,11 @@ class Replica:
                         raise DeltaError(f"field {name!r}: value out of range ({field.dtype})")
                     # a cast, then a same-dtype scatter: about half a casting scatter's cost
                     col[idx] = new.astype(col.dtype)
+                elif code == field.dtype:  # the field's own code: every value fits
+                    col[idx] = arr
                 else:
                     arr = _raw_values(field, b, code, arr, "group")
-                    col[idx] = arr if arr.dtype == col.dtype else arr.astype(col.dtype)
+                    col[idx] = arr.astype(col.dtype)
             out[name] = col
         return out
 
