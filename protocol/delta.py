@@ -623,6 +623,9 @@ class Replica:
         lens = sizes[0] + sizes[1] + sizes[2]
         ng = len(lens)
         total = steps.shape[0]
+        big = total > _BATCH_ROWS  # big groups: written one by one, no concatenation
+        if big and total > ng and not _all(steps):
+            return None  # a zero gap (checked on the gaps, before the firsts go in)
         if ng == 1:
             steps[0] = firsts[0]
             rows = _accumulate(steps)
@@ -643,12 +646,16 @@ class Replica:
                 i = base[slot] + k
                 s = starts_l[i]
                 grows.append(rows[s:s + lens[i]])
-        # One histogram checks the rows: longer than ``count`` means a row >= count; a row
-        # seen twice is a zero gap (malformed) or groups overlapping (legal, rare).
+        if big:
+            if _max(rows) >= count:
+                return None
+            return self._write_fields(per_field, grows, True, fresh=False, raw=True)
+        # Small groups: one histogram checks the rows. Longer than ``count`` means a row >=
+        # count; a row seen twice is a zero gap (malformed) or groups overlapping (legal).
         seen = np.bincount(rows, minlength=count)
         if seen.shape[0] > count:
             return None
-        one_by_one = total > _BATCH_ROWS  # big groups: written one by one, no concatenation
+        one_by_one = False
         if _max(seen) > 1:
             for r in grows:
                 if r.shape[0] > 1 and not _all(r[1:] != r[:-1]):

@@ -14,6 +14,7 @@ import msgpack
 import numpy as np
 import pytest
 
+import protocol.delta as delta_mod
 from protocol.codes import DeltaError
 from protocol.delta import (
     Column,
@@ -224,8 +225,17 @@ def _same(a: Replica, b: RefReplica) -> None:
         assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), f.name
 
 
+@pytest.fixture(params=["batched", "one-by-one"])
+def batch_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test twice: as is, and with every delta counted as "big" (groups written one by
+    one, the path taken above ``_BATCH_ROWS`` rows)."""
+    if request.param == "one-by-one":
+        monkeypatch.setattr(delta_mod, "_BATCH_ROWS", 0)
+    return str(request.param)
+
+
 @pytest.mark.parametrize("seed", range(8))
-def test_batched_replica_matches_reference(seed: int) -> None:
+def test_batched_replica_matches_reference(seed: int, batch_mode: str) -> None:
     rng = np.random.default_rng(seed)
     ids = np.unique(rng.integers(1, 2**20, 400).astype(np.uint32))
     snap = Snapshot(ids, _columns(rng, ids.shape[0]))
@@ -305,7 +315,7 @@ def _small() -> tuple[Replica, RefReplica]:
 
 
 @pytest.mark.parametrize("i", range(len(HANDMADE)))
-def test_handmade_deltas_same_verdict_as_reference(i: int) -> None:
+def test_handmade_deltas_same_verdict_as_reference(i: int, batch_mode: str) -> None:
     a, b = _small()
     before = {k: v.tobytes() for k, v in a.columns.items()}
     ref_err = None
