@@ -436,32 +436,55 @@ class GameClient(Joiner):
 
     async def _serve_connection(self, ws: WebSocket) -> None:
         """Receive and dispatch until the connection ends; raises :class:`_Drop` (or returns
-        when we are closing). The monitor cancels this task when the server stalls."""
+        when we are closing). The monitor cancels this task when the server stalls.
+
+        Steady state uses the WebSocket's callback receive mode
+        (:meth:`protocol.aio.WebSocket.set_message_handler`): each message is accounted and
+        handled synchronously from the transport's ``data_received`` (no future and no task
+        switch per message). This task only waits for the outcome: the first exception of
+        the receive path (a :class:`_Drop`, or a bug in a callback), or the close.
+        """
         me = asyncio.current_task()
         assert me is not None
         self._stall_drop = None
-        monitor = asyncio.get_running_loop().create_task(self._monitor(ws, me))
-        try:
-            recv = ws.recv
-            account = self._account
-            receive = self._receive
-            clock = self.clock
-            while True:
-                try:
-                    data = await recv()
-                except ConnectionClosed as exc:
-                    if self._closing:
-                        return
-                    raise self._close_drop(exc.code, exc.reason) from None
-                except asyncio.CancelledError:
-                    drop = self._stall_drop
-                    if drop is None or self._closing:
-                        raise
-                    me.uncancel()
-                    raise drop from None
-                now = clock()
+        loop = asyncio.get_running_loop()
+        monitor = loop.create_task(self._monitor(ws, me))
+        outcome: asyncio.Future[BaseException] = loop.create_future()
+        account = self._account
+        receive = self._receive
+        clock = self.clock
+
+        def on_message(data: str | bytes) -> None:
+            now = clock()
+            try:
                 receive(account(data, now), now)
+            except Exception as exc:
+                # stop here, as the recv() loop did: later messages stay unread
+                ws.set_message_handler(None)
+                if not outcome.done():
+                    outcome.set_result(exc)
+
+        def on_close(exc: ConnectionClosed) -> None:
+            if not outcome.done():
+                outcome.set_result(exc)
+
+        try:
+            ws.set_message_handler(on_message, on_close=on_close)
+            try:
+                exc = await outcome
+            except asyncio.CancelledError:
+                drop = self._stall_drop
+                if drop is None or self._closing:
+                    raise
+                me.uncancel()
+                raise drop from None
+            if isinstance(exc, ConnectionClosed):
+                if self._closing:
+                    return
+                raise self._close_drop(exc.code, exc.reason) from None
+            raise exc
         finally:
+            ws.set_message_handler(None)
             monitor.cancel()
 
     async def _monitor(self, ws: WebSocket, receiver: asyncio.Task[Any]) -> None:

@@ -30,6 +30,12 @@ Close (RFC 6455 section 7): :meth:`WebSocket.close` sends a close frame and wait
 ``close_timeout`` seconds for the peer's; then the transport is aborted. The server closes TCP
 as soon as the close handshake completes (section 7.1.1); the client waits for the server to
 do it (bounded by ``close_timeout`` too).
+
+Callback receive mode (:meth:`WebSocket.set_message_handler`): instead of ``recv()``, a
+consumer may have every message handed to a synchronous function straight from
+``data_received`` (no future, no task switch per message), and learn of the end of the
+stream through an ``on_close`` callback. There is no queue in that mode, so nothing to pause:
+the handler's own speed is the backpressure (TCP pushes back while it runs).
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..connection import State
@@ -90,10 +96,12 @@ class WebSocket(asyncio.Protocol):
         "_conn",
         "_drain_waiters",
         "_flush_scheduled",
+        "_handler",
         "_ka_at",
         "_ka_payload",
         "_loop",
         "_lost",
+        "_on_close",
         "_open",
         "_pings",
         "_qbytes",
@@ -121,6 +129,8 @@ class WebSocket(asyncio.Protocol):
         self._rclosed = False  # the peer's side is finished: recv() raises once drained
         self._lost = False  # connection_lost() ran
         self._queue: deque[str | bytes] | None = None
+        self._handler: Callable[[str | bytes], None] | None = None  # callback receive mode
+        self._on_close: Callable[[ConnectionClosed], None] | None = None
         self._qbytes = 0
         self._waiter: asyncio.Future[Any] | None = None
         self._read_paused = False
@@ -190,8 +200,10 @@ class WebSocket(asyncio.Protocol):
 
         Raises :class:`ConnectionClosed` once the peer's side is finished and every message
         received before it was returned; :class:`InvalidState` if another ``recv()`` is
-        already waiting (our misuse).
+        already waiting or a message handler is set (our misuse).
         """
+        if self._handler is not None:
+            raise InvalidState("recv() while a message handler is set on this connection")
         q = self._queue
         if q:
             data = q.popleft()
@@ -221,6 +233,76 @@ class WebSocket(asyncio.Protocol):
         except ConnectionClosed:
             return
 
+    def set_message_handler(
+        self,
+        fn: Callable[[str | bytes], None] | None,
+        *,
+        on_close: Callable[[ConnectionClosed], None] | None = None,
+    ) -> None:
+        """Switch to (``fn``) or back from (``None``) the callback receive mode.
+
+        While a handler is set, every message (``str`` text / ``bytes`` binary) is passed to
+        ``fn(data)`` synchronously from the transport's ``data_received``, in order; messages
+        queued before (not yet returned by :meth:`recv`) are passed first, from inside this
+        call. :meth:`recv` then raises :class:`InvalidState`. ``fn`` may call
+        ``set_message_handler(None)`` to stop: later messages queue for :meth:`recv` again.
+
+        ``on_close(exc)`` is called once when the peer's side is finished (close frame,
+        protocol failure, keepalive timeout, TCP loss), after every message before it was
+        passed to ``fn``; ``exc`` is the :class:`ConnectionClosed` that :meth:`recv` would
+        raise (its ``code`` / ``reason``). If that already happened it is called soon (next
+        event-loop iteration), never from inside this call. Setting ``None`` clears both.
+
+        An exception from ``fn`` (or ``on_close``) is the consumer's bug: it is logged at
+        ERROR with its traceback, the connection is closed with 1011 and no further message
+        is delivered; ``on_close`` still runs. Raises :class:`InvalidState` if a ``recv()``
+        is waiting (our misuse: two consumers).
+        """
+        if fn is None:
+            self._handler = None
+            self._on_close = None
+            return
+        if self._waiter is not None:
+            raise InvalidState("set_message_handler() while recv() is waiting")
+        already_closed = self._rclosed
+        self._handler = fn
+        self._on_close = on_close
+        if already_closed and on_close is not None:
+            self._loop.call_soon(self._notify_close)
+        q = self._queue
+        while q and self._handler is fn:
+            data = q.popleft()
+            self._qbytes -= len(data)
+            if not self._call_handler(fn, data):
+                break
+        if self._read_paused and not self._rclosed and self._handler is fn:
+            # nothing queues in handler mode: reading may go on
+            self._read_paused = False
+            if not self._lost:
+                self._transport.resume_reading()
+
+    def _call_handler(self, fn: Callable[[str | bytes], None], data: str | bytes) -> bool:
+        """Pass one message to the handler; on its exception log it, close 1011, False."""
+        try:
+            fn(data)
+        except Exception:
+            log.exception("ws message handler failed, closing 1011 peer=%s",
+                          self.remote_address)
+            self._fail(1011, "message handler failed")
+            return False
+        return True
+
+    def _notify_close(self) -> None:
+        """Call the handler mode's ``on_close`` once (from the end of receiving)."""
+        cb = self._on_close
+        if cb is None:
+            return
+        self._on_close = None
+        try:
+            cb(self._closed_exc())
+        except Exception:
+            log.exception("ws on_close callback failed peer=%s", self.remote_address)
+
     def _maybe_resume_reading(self, q: deque[str | bytes]) -> None:
         cfg = self._cfg
         if len(q) <= cfg.queue_low_count and self._qbytes <= cfg.queue_low_bytes:
@@ -229,6 +311,11 @@ class WebSocket(asyncio.Protocol):
                 self._transport.resume_reading()
 
     def _deliver(self, data: str | bytes) -> None:
+        h = self._handler
+        if h is not None:
+            if not self._rclosed:  # else the handler failed (1011): deliver nothing more
+                self._call_handler(h, data)
+            return
         w = self._waiter
         if w is not None:
             self._waiter = None
@@ -256,6 +343,8 @@ class WebSocket(asyncio.Protocol):
         if self._rclosed:
             return
         self._rclosed = True
+        if self._on_close is not None:
+            self._notify_close()
         w = self._waiter
         if w is not None:
             self._waiter = None

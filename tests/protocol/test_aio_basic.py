@@ -12,7 +12,7 @@ import pytest
 
 from protocol.aio import WebSocket, broadcast, connect, run, serve
 from protocol.aio.loop import loop_name
-from protocol.errors import ConnectionClosed, HandshakeError
+from protocol.errors import ConnectionClosed, HandshakeError, InvalidState
 from protocol.frames import prepare_message
 from protocol.handshake import Headers, Request, Response
 
@@ -344,3 +344,124 @@ def test_connect_when_the_handshake_completes_inside_create_connection() -> None
             await ws.close()
 
     run(main(), prefer_uvloop=False)  # an asyncio loop's methods can be patched per instance
+
+
+# ------------------------------------------------------------- callback receive mode
+
+
+def test_message_handler_keeps_order_with_queued_messages_and_reports_close() -> None:
+    async def main() -> None:
+        ready = asyncio.Event()  # the client saw its pong: m1..m9 sit in the server's queue
+        drained = asyncio.Event()
+        finished = asyncio.Event()
+        got: list[str | bytes] = []
+        result: dict[str, Any] = {}
+
+        async def handler(ws: WebSocket) -> None:
+            result["first"] = await ws.recv()
+            await ready.wait()
+            loop = asyncio.get_running_loop()
+            closed: asyncio.Future[ConnectionClosed] = loop.create_future()
+            ws.set_message_handler(got.append, on_close=closed.set_result)
+            result["drained"] = list(got)  # queued messages were passed inside the call
+            with pytest.raises(InvalidState):
+                await ws.recv()  # our misuse while a handler is set
+            drained.set()
+            exc = await asyncio.wait_for(closed, 5)
+            result["close"] = (exc.code, exc.reason)
+            finished.set()
+
+        async with await serve(handler, "127.0.0.1", 0) as server:
+            ws = await connect(f"ws://127.0.0.1:{server.port}/")
+            for i in range(10):
+                ws.send_nowait(f"m{i}")
+            ws.send_nowait(b"bin")
+            await ws.ping()  # the server handled every frame before our ping
+            ready.set()
+            await asyncio.wait_for(drained.wait(), 5)
+            for i in range(10, 20):
+                await ws.send(f"m{i}")
+            await ws.close(1000, "done")
+            await asyncio.wait_for(finished.wait(), 5)  # the handler recorded the close
+
+        assert result["first"] == "m0"
+        assert result["drained"] == [f"m{i}" for i in range(1, 10)] + [b"bin"]
+        assert got == [f"m{i}" for i in range(1, 10)] + [b"bin"] + [f"m{i}" for i in range(10, 20)]
+        assert result["close"] == (1000, "done")
+
+    run(main())
+
+
+def test_message_handler_exception_is_logged_and_closes_1011(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> None:
+        got: list[str | bytes] = []
+        closes: list[int] = []
+        finished = asyncio.Event()
+
+        def on_message(data: str | bytes) -> None:
+            if data == "bad":
+                raise ValueError("consumer bug")
+            got.append(data)
+
+        async def handler(ws: WebSocket) -> None:
+            ws.set_message_handler(on_message, on_close=lambda exc: closes.append(exc.code))
+            await ws.wait_closed()
+            finished.set()
+
+        async with await serve(handler, "127.0.0.1", 0) as server:
+            ws = await connect(f"ws://127.0.0.1:{server.port}/")
+            for msg in ("ok", "bad", "after"):
+                ws.send_nowait(msg)
+            with pytest.raises(ConnectionClosed) as info:
+                await ws.recv()
+            assert info.value.code == 1011
+            await asyncio.wait_for(finished.wait(), 5)
+        assert got == ["ok"]  # nothing is delivered after the handler failed
+        assert closes == [1011]
+
+    with caplog.at_level(logging.ERROR, logger="protocol.aio"):
+        run(main())
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is not None
+    assert "consumer bug" in str(errors[0].exc_info[1])
+
+
+def test_message_handler_set_after_close_gets_queued_messages_then_on_close() -> None:
+    async def bye(ws: WebSocket) -> None:
+        await ws.send("a")
+        await ws.send(b"b")
+
+    async def main() -> None:
+        async with await serve(bye, "127.0.0.1", 0) as server:
+            ws = await connect(f"ws://127.0.0.1:{server.port}/")
+            await asyncio.wait_for(ws.wait_closed(), 5)
+            got: list[str | bytes] = []
+            loop = asyncio.get_running_loop()
+            closed: asyncio.Future[ConnectionClosed] = loop.create_future()
+            ws.set_message_handler(got.append, on_close=closed.set_result)
+            assert got == ["a", b"b"]
+            assert not closed.done()  # never called from inside set_message_handler()
+            exc = await asyncio.wait_for(closed, 5)
+            assert exc.code == 1000
+            ws.set_message_handler(None)  # back to recv(): the stream is over
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+
+    run(main())
+
+
+def test_set_message_handler_while_recv_waits_is_misuse() -> None:
+    async def main() -> None:
+        async with await serve(echo, "127.0.0.1", 0) as server:
+            ws = await connect(f"ws://127.0.0.1:{server.port}/")
+            pending = asyncio.ensure_future(ws.recv())
+            await asyncio.sleep(0)  # let recv() start waiting
+            with pytest.raises(InvalidState):
+                ws.set_message_handler(lambda data: None)
+            await ws.send("x")
+            assert await pending == "x"
+            await ws.close()
+
+    run(main())
