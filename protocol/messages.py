@@ -73,6 +73,7 @@ _MAX_TOKEN = 2048
 _MAX_INPUT_KEYS = 64
 _MAX_INPUT_ARRAY = 256
 _MAX_EVENT_DEPTH = 32
+_CONTAINERS = (list, dict)  # what msgpack.unpackb builds for arrays and maps
 
 
 # ---------------------------------------------------------------------------- C -> S
@@ -306,15 +307,20 @@ def _input_data(d: Any) -> dict[str, Any]:
 
 
 def _check_depth(value: Any, limit: int, what: str) -> None:
-    """Iteratively check nesting depth (no recursion on a peer's data)."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        v, depth = stack.pop()
-        if isinstance(v, list | dict):
-            if depth >= limit:
-                raise _bad(f"{what}: nested deeper than {limit}")
-            items = v.values() if isinstance(v, dict) else v
-            stack.extend((x, depth + 1) for x in items)
+    """Raise unless ``value`` nests at most ``limit`` containers deep (no recursion on a
+    peer's data). Level by level, carrying only the containers: scalars, the bulk of a
+    payload, cost one type test each inside a comprehension."""
+    level = [value] if type(value) in _CONTAINERS else []
+    depth = 0
+    while level:
+        if depth >= limit:
+            raise _bad(f"{what}: nested deeper than {limit}")
+        depth += 1
+        nxt: list[Any] = []
+        for v in level:
+            items = v.values() if type(v) is dict else v
+            nxt += [x for x in items if type(x) in _CONTAINERS]
+        level = nxt
 
 
 def _inputs(v: Any) -> list[dict[str, Any]]:
