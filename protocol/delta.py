@@ -25,8 +25,9 @@ group and column.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import msgpack
 import numpy as np
@@ -434,6 +435,10 @@ _ITEMSIZE = {c: dt.itemsize for c, dt in _COL_DTYPES.items()}
 _ID_SLOT = {"u8": 0, "u16": 1, "u32": 2}
 _ID_BY_SLOT = (WIRE_DTYPES["u8"], WIRE_DTYPES["u16"], WIRE_DTYPES["u32"])
 _ONE_BY_SLOT = tuple(np.ones(1, dt).tobytes() for dt in _ID_BY_SLOT)
+# memoryview formats of the u16 / u32 gap codes: native only, so they read the wire's
+# little-endian gaps right only on a little-endian host (elsewhere numpy sums them)
+_MV_FORMAT: tuple[Literal["B"], Literal["H"], Literal["I"]] = ("B", "H", "I")
+_LITTLE = sys.byteorder == "little" and memoryview(b"\0\0\0\0").cast("I").itemsize == 4
 
 
 def _raw_values(field: WireField, b: tuple[int, int] | None, code: str, vals: np.ndarray,
@@ -582,6 +587,7 @@ class Replica:
         # two codes), so one frombuffer per code yields every group's gaps.
         bufs: tuple[list[bytes], list[bytes], list[bytes]] = ([], [], [])
         heads: tuple[list[int], list[int], list[int]] = ([], [], [])  # firsts per code
+        lasts: tuple[list[int], list[int], list[int]] = ([], [], [])  # last rows per code
         sizes: tuple[list[int], list[int], list[int]] = ([], [], [])  # row counts per code
         where: list[tuple[int, int]] = []  # group -> (code slot, index in that slot)
         per_field: list[list[tuple[int, str, Any]] | None] = [None] * nf
@@ -607,6 +613,11 @@ class Replica:
             where.append((slot, len(lst_b)))
             lst_b.append(gaps)
             heads[slot].append(first)
+            # the group's last row = first + sum of its gaps (Python sums the few bytes faster
+            # than numpy could; the gaps are little-endian, the memoryview native)
+            lasts[slot].append(first + (
+                sum(gaps) if not slot else sum(memoryview(gaps).cast(_MV_FORMAT[slot]))
+                if _LITTLE else int(np.frombuffer(gaps, _ID_BY_SLOT[slot]).sum(dtype=np.int64))))
             sizes[slot].append(n)
             for f, (ccode, cdata) in zip(bits, cols):
                 if type(cdata) is not bytes or len(cdata) != n * itemsize[ccode]:
@@ -617,9 +628,10 @@ class Replica:
                 else:
                     lst.append((gi, ccode, cdata))
                     multi = True
-        # pass 2 (numpy): every group's rows with one segmented cumsum. steps holds, per
-        # group, [first, gap, gap, ...] (a placeholder gap of 1 where the first goes, so the
-        # zero-gap check sees only real gaps); rows = cumsum(steps) - (cumsum before the group).
+        # pass 2 (numpy): every group's rows with one cumsum. steps holds, per group,
+        # [step to its first row, gap, gap, ...] (a placeholder gap of 1 where that step goes,
+        # so the zero-gap check sees only real gaps); the step to group i's first row is
+        # first[i] - last[i - 1] (the previous group's last row), so one cumsum gives rows.
         frombuffer = np.frombuffer
         parts = [frombuffer(_ONE_BY_SLOT[s] + _ONE_BY_SLOT[s].join(bufs[s]), _ID_BY_SLOT[s])
                  for s in (0, 1, 2) if bufs[s]]
@@ -637,15 +649,16 @@ class Replica:
             rows = _accumulate(steps)
             grows = [rows]
         else:
+            last_l = lasts[0] + lasts[1] + lasts[2]
             starts_l = [0] * ng
             acc = 0
+            prev = 0
             for i, n in enumerate(lens):
                 starts_l[i] = acc
+                steps[acc] = firsts[i] - prev
+                prev = last_l[i]
                 acc += n
-            starts = np.array(starts_l, np.intp)
-            steps[starts] = firsts
-            csum = _accumulate(steps)
-            rows = csum - (csum[starts] - steps[starts]).repeat(lens)
+            rows = _accumulate(steps)
             base = (0, len(sizes[0]), len(sizes[0]) + len(sizes[1]))
             grows = []
             for slot, k in where:
