@@ -748,12 +748,16 @@ class Replica:
             for code, idx, vals in buckets:
                 arr: np.ndarray = frombuffer(vals, _COL_DTYPES[code]) if raw else vals
                 if code in DIFF_DTYPES:
-                    new = np.add(col[idx], arr, dtype=np.int64)
                     # range check with one reduction: new - lo viewed as unsigned is <= span
                     # exactly when lo <= new <= hi (a negative difference wraps to huge)
                     lo = b[0]
-                    if new.shape[0] and _max((new - lo if lo else new).view(np.uint64)) > (
-                            b[1] - lo):
+                    if lo:
+                        new = np.add(col[idx], arr, dtype=np.int64)
+                        bad = new.shape[0] and _max((new - lo).view(np.uint64)) > b[1] - lo
+                    else:  # unsigned field: the sum modulo 2**64 is that unsigned view
+                        new = np.add(col[idx], arr, dtype=np.uint64, casting="unsafe")
+                        bad = new.shape[0] and _max(new) > b[1]
+                    if bad:
                         raise DeltaError(f"field {name!r}: value out of range ({field.dtype})")
                     # a cast, then a same-dtype scatter: about half a casting scatter's cost
                     col[idx] = new.astype(col.dtype)
