@@ -71,6 +71,7 @@ _RAW_INT = [
 ]
 _DIFF = [(code, int(np.iinfo(dt).min), int(np.iinfo(dt).max)) for code, dt in DIFF_DTYPES.items()]
 _WIDTH = {code: dt.itemsize for code, dt in (WIRE_DTYPES | DIFF_DTYPES).items()}
+_INT_CODE = {dt: code for code, dt in WIRE_DTYPES.items() if dt.kind in "iu"}
 
 
 # ---------------------------------------------------------------------------- decoded form
@@ -130,9 +131,15 @@ def _idlist(values: np.ndarray) -> list[Any] | None:
     raise ValueError(f"gap {top} does not fit u32 (ids must be uint32)")
 
 
-def _raw_code(lo: int, hi: int) -> str:
+def _raw_code(lo: int, hi: int, own: np.dtype[Any] | None = None) -> str:
+    """Smallest raw integer code holding lo..hi; the field's ``own`` dtype when that is as
+    small (an i8 field's 0..9 goes as i8, not u8: a decoder then skips the range check)."""
     for code, cmin, cmax in _RAW_INT:
         if cmin <= lo and hi <= cmax:
+            if own is not None and own.itemsize <= _WIDTH[code]:
+                own_code = _INT_CODE.get(own)
+                if own_code is not None:
+                    return own_code
             return code
     raise ValueError(f"values {lo}..{hi} fit no 32-bit wire integer")
 
@@ -144,7 +151,7 @@ def _raw_col(values: np.ndarray) -> list[Any]:
         return [code, values.astype(WIRE_DTYPES[code], copy=False).tobytes()]
     if values.shape[0] == 0:
         return ["u8", b""]
-    code = _raw_code(int(values.min()), int(values.max()))
+    code = _raw_code(int(values.min()), int(values.max()), values.dtype)
     return [code, values.astype(WIRE_DTYPES[code], copy=False).tobytes()]
 
 
@@ -152,7 +159,7 @@ def _changed_col(new: np.ndarray, old: np.ndarray) -> list[Any]:
     """COL for changed values: differences from ``old`` when narrower than raw, else raw."""
     if new.dtype.kind == "f":
         return _raw_col(new)
-    raw_code = _raw_code(int(new.min()), int(new.max()))
+    raw_code = _raw_code(int(new.min()), int(new.max()), new.dtype)
     d = new.astype(np.int64) - old.astype(np.int64)
     dlo, dhi = int(d.min()), int(d.max())
     for code, cmin, cmax in _DIFF:
@@ -273,7 +280,8 @@ def _encode_groups(
     if lo == hi:
         buckets: list[tuple[int, np.ndarray]] = [(lo, idx)]
     else:
-        buckets = _bucket(idx, masks, hi)
+        buckets = _merge_small(_bucket(idx, masks, hi),
+                               [news[f].dtype.itemsize for f in range(len(names))])
     out: list[Any] = []
     for m, members in buckets:
         rows = members if cur_rows is None else cur_rows[members]
@@ -283,6 +291,64 @@ def _encode_groups(
             if m >> f & 1
         ]
         out.append([m, _idlist(rows), cols])
+    return out
+
+
+def _group_overhead(mask: int) -> int:
+    """msgpack bytes a GROUP costs beyond its row gaps and values (section 5 framing):
+    the group and IDLIST arrays, mask, first row, gap code, bin headers, one [code, bin]
+    per column (the first row and mask taken at their usual 1 to 3 bytes)."""
+    return 11 + 6 * mask.bit_count()
+
+
+def _merge_small(buckets: list[tuple[int, np.ndarray]],
+                 widths: list[int]) -> list[tuple[int, np.ndarray]]:
+    """Merge groups into others where that makes the message smaller.
+
+    A group of ``n`` rows merged into a group ``G`` saves one group's framing but carries
+    the fields of ``G`` it lacks for its ``n`` rows (and ``G``'s rows carry the fields it
+    lacks), at about ``widths[f]`` bytes a value (the field's wire width, an upper bound:
+    an unchanged value travels as a 0 difference or its current raw value). Greedy, from
+    the smallest group: a handful of 1-5 row groups (an entity that only turned, one that
+    moved along one axis) fold into the big moving group. Fewer groups also means fewer
+    steps for every decoder. Python over groups only (at most MAX_GROUPS), never entities.
+    """
+    if len(buckets) < 2:
+        return buckets
+    # live groups: [mask, rows, [member arrays]]
+    live: list[list[Any]] = [[m, int(rows.shape[0]), [rows]] for m, rows in buckets]
+    done: set[int] = set()  # positions in ``live`` that found no profitable partner
+
+    def cost(m: int) -> int:
+        return sum(widths[f] for f in range(len(widths)) if m >> f & 1)
+
+    while len(live) > 1:
+        cand = [i for i in range(len(live)) if id(live[i]) not in done]
+        if not cand:
+            break
+        a = min(cand, key=lambda i: live[i][1])
+        ma, na = live[a][0], live[a][1]
+        best, best_gain = -1, 0
+        for b, (mb, nb, _) in enumerate(live):
+            if b == a:
+                continue
+            union = ma | mb
+            gain = (_group_overhead(ma) + _group_overhead(mb) - _group_overhead(union)
+                    - na * cost(union & ~ma) - nb * cost(union & ~mb))
+            if gain > best_gain:
+                best, best_gain = b, gain
+        if best < 0:
+            done.add(id(live[a]))
+            continue
+        grp = live[best]
+        grp[0] |= ma
+        grp[1] += na
+        grp[2].extend(live[a][2])
+        done.discard(id(grp))  # it changed: may now merge profitably itself
+        del live[a]
+    out = []
+    for m, _, parts in sorted(live, key=lambda g: g[0]):
+        out.append((m, parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts))))
     return out
 
 
@@ -420,6 +486,7 @@ _min = np.minimum.reduce
 _max = np.maximum.reduce
 _all = np.logical_and.reduce
 _accumulate = np.add.accumulate
+_count_nonzero = np.count_nonzero
 
 _COL_DTYPES = {**WIRE_DTYPES, **DIFF_DTYPES}
 _FLOAT_CODES = frozenset(FLOAT_CODES)
@@ -675,25 +742,40 @@ class Replica:
         if seen.shape[0] > count:
             return None
         one_by_one = False
-        if _max(seen) > 1:
+        if _count_nonzero(seen) != total:  # some row seen twice
             for r in grows:
                 if r.shape[0] > 1 and not _all(r[1:] != r[:-1]):
                     return None  # a zero gap: rows not strictly ascending
             one_by_one = True  # overlapping groups apply in order (differences add up)
+        # ``rows`` holds the groups laid out by gap code; in group order too when the codes
+        # never go down (the usual case), so a field every group touches reuses it whole
+        in_order = True
+        prev_slot = 0
+        for slot, _ in where:
+            if slot < prev_slot:
+                in_order = False
+                break
+            prev_slot = slot
         return self._write_fields(per_field, grows, multi and one_by_one, fresh=False,
-                                  raw=True)
+                                  raw=True, all_rows=rows if in_order else None)
 
     def _write_fields(self, per_field: list[list[tuple[int, str, Any]] | None],
                       grows: list[np.ndarray], one_by_one: bool, *, fresh: bool, raw: bool,
-                      cols: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+                      cols: dict[str, np.ndarray] | None = None,
+                      all_rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Step 5 for every field touched: new arrays (copies unless ``fresh``) with the
         groups' values written (``raw``: values are the COL bins, else numpy arrays); per
         field one gather / scatter per distinct code, or, ``one_by_one`` (groups overlap, or
-        are big), each group in order (differences then add up). Raises DeltaError."""
+        are big), each group in order (differences then add up). ``all_rows``, if given, is
+        every group's rows concatenated in group order. Raises DeltaError."""
         src = self.columns if cols is None else cols
         fields, bounds = self._fields, self._bounds
         frombuffer = np.frombuffer
         out: dict[str, np.ndarray] = {}
+        # concatenated rows per tuple of groups: x, y and angle of the same groups share one
+        joined: dict[tuple[int, ...], np.ndarray] = {}
+        if all_rows is not None:
+            joined[tuple(range(len(grows)))] = all_rows
         for f, entries in enumerate(per_field):
             if entries is None:
                 continue
@@ -715,13 +797,19 @@ class Replica:
                 code0 = entries[0][1]
                 rparts: list[np.ndarray] = []
                 vparts: list[Any] = []
+                gis: list[int] = []
                 for gi, code, vals in entries:
                     if code != code0:
                         break
                     rparts.append(grows[gi])
                     vparts.append(vals)
+                    gis.append(gi)
                 if len(rparts) == len(entries):  # one code (the usual case)
-                    buckets = [(code0, np.concatenate(rparts),
+                    key = tuple(gis)
+                    idx = joined.get(key)
+                    if idx is None:
+                        idx = joined[key] = np.concatenate(rparts)
+                    buckets = [(code0, idx,
                                 b"".join(vparts) if raw else np.concatenate(vparts))]
                 else:
                     by_code: dict[str, tuple[list[np.ndarray], list[Any]]] = {}

@@ -32,6 +32,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from protocol import delta as delta_mod
 from protocol.delta import (
     Delta,
     DeltaError,
@@ -251,7 +252,19 @@ def delta_vectors() -> list[dict[str, Any]]:
         _delta_case(
             "multiple_groups",
             "Four change sets: x+y (row 0), x only (row 4), hp only (rows 1, 5), owner (row 2): "
-            "one group per distinct field mask.",
+            "one group per distinct field mask (the encoder with its size-driven merging off).",
+            POS,
+            w2s,
+            13,
+            _unmerged(w2s, w3, tick=14, base_tick=13),
+        )
+    )
+    out.append(
+        _delta_case(
+            "merged_groups",
+            "The same change as multiple_groups as the encoder sends it: groups merged where "
+            "that is smaller, so unchanged fields of a merged row carry a 0 difference or "
+            "their current raw value.",
             POS,
             w2s,
             13,
@@ -313,11 +326,12 @@ def delta_vectors() -> list[dict[str, Any]]:
         _delta_case(
             "value_widths",
             "Changed values: a by +1 and +100 (d8 beats raw u16), n 0 -> 100 (raw u8 beats d8 tie) "
-            "and +1000 (d16 beats raw u32), f32 and f64 raw.",
+            "and +1000 (d16 beats raw u32), f32 and f64 raw (one group per change set: the "
+            "encoder with its size-driven merging off).",
             MIXED,
             m0,
             100,
-            encode_delta(m0, m1, tick=101, base_tick=100),
+            _unmerged(m0, m1, tick=101, base_tick=100),
         )
     )
     out.append(
@@ -510,6 +524,16 @@ def invalid_message_vectors() -> list[dict[str, Any]]:
         ("unknown_type", "type 9 does not exist", p(9, {}), 2),
     ]
     return [{"name": n, "description": d, "hex": b.hex(), "error_code": c} for n, d, b, c in cases]
+
+
+def _unmerged(base: Snapshot, cur: Snapshot, *, tick: int, base_tick: int) -> bytes:
+    """``encode_delta`` with one group per distinct change mask (no size-driven merging)."""
+    keep = delta_mod._merge_small
+    delta_mod._merge_small = lambda buckets, widths: buckets
+    try:
+        return encode_delta(base, cur, tick=tick, base_tick=base_tick)
+    finally:
+        delta_mod._merge_small = keep
 
 
 def build() -> dict[str, str]:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from gameserver.schema import F, WorldSchema
 from gameserver.world import World
+from protocol import delta as delta_mod
 from protocol.codes import DeltaError, MessageError
 from protocol.delta import MAX_GROUPS, Replica, Snapshot, decode_delta, encode_delta
 
@@ -173,7 +174,8 @@ def test_full_snapshot_layout() -> None:
         ([0, 7], [5, 0], "u8"),  # raw as narrow as the difference: raw wins the tie
         ([0, 0], [300, -7], "i16"),
         ([100000, 0], [200000, -7], "i32"),  # d32 is never narrower than raw
-        ([1000000, 0], [1000001, 2**31 - 1], "u32"),  # difference too wide for d32
+        # difference too wide for d32; raw as wide as the field: its own code (i32, not u32)
+        ([1000000, 0], [1000001, 2**31 - 1], "i32"),
     ],
 )
 def test_changed_value_widths(old: list[int], new: list[int], code: str) -> None:
@@ -227,12 +229,54 @@ def test_many_distinct_masks_are_merged() -> None:
         new[k][rng.random(n) < 0.4] += 1
     b = Snapshot(ids, new)
     msg = msgpack.unpackb(encode_delta(a, b, tick=2, base_tick=1))
-    assert len(msg[6]) == MAX_GROUPS
+    assert len(msg[6]) <= MAX_GROUPS
+    # the rare-mask cap on its own (before the size-driven merging)
+    masks = np.array([int(g[0]) for g in msg[6]])
+    assert len(delta_mod._bucket(np.arange(n), rng.integers(1, 1 << nf, n).astype(np.uint32),
+                                 (1 << nf) - 1)) == MAX_GROUPS
+    assert (masks > 0).all()
     schema = WorldSchema({k: F.int16() for k in cols})
     r = Replica(schema.wire)
     r.apply(encode_delta(None, a, tick=1))
     r.apply(encode_delta(a, b, tick=2, base_tick=1))
     assert r.snapshot().equals(b)
+
+
+def test_small_groups_fold_into_the_moving_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A few entities that changed only x, only y, or only the angle would each cost a
+    group's framing: merged into the big x/y/angle group the message is smaller, and it
+    still applies to exactly the new state."""
+    n = 1000
+    ids = np.arange(1, n + 1, dtype=np.uint32)
+    rng = np.random.default_rng(5)
+    x = rng.integers(1000, 60000, n).astype(np.uint16)
+    a = Snapshot(ids, {"x": x, "y": x.copy(), "angle": np.zeros(n, np.int8),
+                       "hp": np.full(n, 9, np.uint8)})
+    new = {k: v.copy() for k, v in a.columns.items()}
+    moving = np.arange(0, n, 10)
+    new["x"][moving] += 3
+    new["y"][moving] -= 2
+    new["angle"][moving] = 7
+    new["x"][[5, 15]] += 1  # x only
+    new["y"][[25]] += 1  # y only
+    new["angle"][[35, 45, 55]] = -3  # angle only
+    new["hp"][[65]] = 3  # hp only: on the 100 moving rows it would cost more than a group
+    b = Snapshot(ids, new)
+    merged = encode_delta(a, b, tick=2, base_tick=1)
+    monkeypatch.setattr(delta_mod, "_merge_small", lambda buckets, widths: buckets)
+    exact = encode_delta(a, b, tick=2, base_tick=1)
+    monkeypatch.undo()
+    gm, ge = msgpack.unpackb(merged)[6], msgpack.unpackb(exact)[6]
+    assert len(ge) == 5 and len(gm) == 2
+    assert 0b0111 in [g[0] for g in gm]  # hp never joins the 100-row moving group
+    assert len(merged) < len(exact)
+    schema = WorldSchema({"x": F.uint16(), "y": F.uint16(), "angle": F.int8(),
+                          "hp": F.uint8()})
+    for data in (merged, exact):
+        r = Replica(schema.wire)
+        r.apply(encode_delta(None, a, tick=1))
+        r.apply(data)
+        assert r.snapshot().equals(b)
 
 
 def test_nan_and_negative_zero_are_changes() -> None:
