@@ -21,6 +21,8 @@ Definitions (the JSON report uses these names):
 * **steady**: CPU and deltas over the second half of the run (after the connect ramp):
   ``cpu_us_per_delta`` is the bot process's whole cost (WebSocket, decode, apply, stats) per
   delta received; it does not depend on how busy the machine is, unlike wall-clock figures.
+  With a ``duration``, ``steady.tick_age_ms`` is the tick age of the deltas received in the
+  second half only (the connect ramp's backlog left out; the window's ``max`` is the run's).
 """
 
 from __future__ import annotations
@@ -194,6 +196,8 @@ class ProcessStats:
         self.cpu_seconds = 0.0
         self.samples: list[tuple[float, float, int]] = []
         """(seconds since start, process CPU seconds, deltas so far), once per report."""
+        self.steady_mark: dict[str, Any] | None = None
+        """``tick_age`` as it was when the steady window began (half the run's duration)."""
 
     def snapshot(self) -> dict[str, Any]:
         """A cumulative, picklable snapshot (merge several with :func:`merge_snapshots`)."""
@@ -204,6 +208,7 @@ class ProcessStats:
             "connect_time": self.connect_time.to_state(),
             "cpu_seconds": self.cpu_seconds,
             "samples": list(self.samples[-600:]),
+            "steady_mark": self.steady_mark,
         }
 
 
@@ -214,15 +219,22 @@ def merge_snapshots(snaps: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     hists = {"tick_age": Histogram(), "rtt": Histogram(), "connect_time": Histogram()}
     cpu: list[float] = []
     samples: list[list[Any]] = []
+    mark: Histogram | None = Histogram()
     for s in snaps:
         samples.append(list(s.get("samples", [])))
+        m = s.get("steady_mark")
+        if m is None:
+            mark = None  # a process without its mark: no steady window age
+        elif mark is not None:
+            mark.merge(Histogram.from_state(m))
         bots.extend(s["bots"])
         for k, h in hists.items():
             h.merge(Histogram.from_state(s[k]))
         cpu.append(float(s.get("cpu_seconds", 0.0)))
     bots.sort(key=lambda b: int(b["bot"]))
     out: dict[str, Any] = {"bots": bots, "cpu_seconds": sum(cpu), "cpu_per_process": cpu,
-                           "samples_per_process": samples}
+                           "samples_per_process": samples,
+                           "steady_mark": mark.to_state() if mark is not None else None}
     out.update({k: h.to_state() for k, h in hists.items()})
     return out
 
@@ -364,6 +376,10 @@ def build_report(
         "steady": steady_state(merged.get("samples_per_process", [])),
         "per_bot_detail": bots,
     }
+    mark = merged.get("steady_mark")
+    if report["steady"] is not None and mark is not None:
+        window = Histogram.from_state(merged["tick_age"]).minus(Histogram.from_state(mark))
+        report["steady"]["tick_age_ms"] = window.summary_ms()
     return report
 
 
@@ -397,7 +413,8 @@ def format_summary(report: Mapping[str, Any]) -> str:
     if st:
         lines.append(
             f"steady state (last {st['window_s']}s): {st['deltas_per_s']} deltas/s, "
-            f"bot CPU {st['cpu_pct']}%, {st['cpu_us_per_delta']} CPU us per delta")
+            f"bot CPU {st['cpu_pct']}%, {st['cpu_us_per_delta']} CPU us per delta"
+            + (f", tick age ms {ms(st['tick_age_ms'])}" if st.get("tick_age_ms") else ""))
     if report["failure_reasons"]:
         lines.append("failures: " + ", ".join(
             f"{k} x{v}" for k, v in sorted(report["failure_reasons"].items())))

@@ -294,7 +294,11 @@ async def run_bots(
         pstats.cpu_seconds = time.process_time() - cpu0
         if not stop.is_set():
             deltas = sum(r.stats.deltas for r in runners)
-            pstats.samples.append((time.monotonic() - t_start, pstats.cpu_seconds, deltas))
+            elapsed = time.monotonic() - t_start
+            pstats.samples.append((elapsed, pstats.cpu_seconds, deltas))
+            if (pstats.steady_mark is None and config.duration is not None
+                    and elapsed >= config.duration / 2):
+                pstats.steady_mark = pstats.tick_age.to_state()
             if len(pstats.samples) > 7200:  # bounded: keep the last hour
                 del pstats.samples[:-3600]
         return pstats.snapshot()

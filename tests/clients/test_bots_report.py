@@ -104,3 +104,26 @@ def test_steady_state_uses_second_half_of_each_process() -> None:
     assert st["cpu_us_per_delta"] == pytest.approx(1e6 * (0.1 + 0.1) / 4000)
     assert st["cpu_pct"] == pytest.approx(10.0)
     assert steady_state([[(0.0, 0.0, 0)]]) is None
+
+
+def test_steady_tick_age_leaves_out_the_ramp_backlog() -> None:
+    """The steady window's tick age counts only deltas after the marks (set at half the run):
+    a ramp of 1 s ages must not show in it, while the whole run's p99 does."""
+    procs = []
+    for first in (0, 2):
+        p = _proc(first, 2, 10, 0.5)  # the connect ramp: 20 deltas 500 ms late
+        p.samples = [(0.0, 0.0, 0), (5.0, 1.0, 1000), (10.0, 1.5, 2000)]
+        p.steady_mark = p.tick_age.to_state()
+        for _ in range(200):
+            p.tick_age.record(0.004)  # the steady state: 4 ms
+        procs.append(p.snapshot())
+    report = build_report(merge_snapshots(procs), duration=10.0, config={})
+    st = report["steady"]
+    assert st["tick_age_ms"]["count"] == 400
+    assert st["tick_age_ms"]["p99"] == pytest.approx(4.0, rel=0.13)
+    assert report["tick_age_ms"]["p99"] == pytest.approx(500.0, rel=0.13)
+    assert "tick age ms p50" in format_summary(report)
+    # one process without its mark (a run without a duration): no steady age at all
+    procs[1]["steady_mark"] = None
+    assert "tick_age_ms" not in build_report(merge_snapshots(procs), duration=10.0,
+                                             config={})["steady"]
