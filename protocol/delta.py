@@ -11,14 +11,17 @@ The encoder is vectorized (numpy; the only Python loops run over fields and fiel
 never over entities): entities present in both snapshots are compared column by column
 (wire values, so quantized floats compare after quantization and raw floats by their bits);
 each changed entity gets a bit mask of its changed fields; entities with the same mask form
-one group sharing one row list (x and y of a moving entity share it). Values travel as
-differences from the base when that is narrower than the raw values, in the smallest width.
+one group sharing one row list (x and y of a moving entity share it); then groups are merged
+wherever that makes the message smaller (a few rows that changed only one field join a bigger
+group, carrying 0 differences or current values for the rest; see ``_merge_small``). Values
+travel as differences from the base when that is narrower than the raw values, in the
+smallest width.
 A full snapshot (``base=None``) is a delta from the empty world with ``base_tick`` nil.
 
 :class:`Replica` is the client side (the only decoder: the Python client and bots use it):
 it applies deltas atomically (validate and build the new state first, then swap), raising
 :class:`DeltaError` and keeping its state on any problem. Applying is batched over field
-groups (one segmented cumsum decodes every group's row list; each field gets one gather /
+groups (one cumsum decodes every group's row list; each field gets one gather /
 scatter per column code), so its cost is a fixed number of numpy calls per field, not per
 group and column.
 """
@@ -536,7 +539,7 @@ class Replica:
     by :meth:`apply` (so arrays a caller holds stay a consistent older state).
 
     Applying is batched over field groups: every group's row list is decoded by one
-    segmented cumsum, and each field is updated with one gather / scatter over the rows of
+    cumsum, and each field is updated with one gather / scatter over the rows of
     all groups touching it (per distinct column code), so a delta costs a fixed number of
     numpy calls per *field*, not per group and column. Validation is complete (SPEC.md
     section 5) and happens before anything is written: new column arrays are built first
