@@ -596,3 +596,76 @@ def test_random_schemas_replicate(
         r.apply(encode_delta(prev, cur, tick=tick, base_tick=tick - 1))
         assert r.snapshot().equals(cur)
         prev = cur
+
+
+def _cow_world() -> tuple[WorldSchema, list[Snapshot]]:
+    schema = WorldSchema({"x": F.uint16(), "y": F.uint16(), "hp": F.uint8()})
+    ids = np.arange(1, 101, dtype=np.uint32)
+    snaps = [Snapshot(ids, {"x": np.arange(100, dtype=np.uint16) + 1000,
+                            "y": np.arange(100, dtype=np.uint16) + 1000,
+                            "hp": np.full(100, 250, np.uint8)})]
+    for _ in range(4):
+        c = {k: v.copy() for k, v in snaps[-1].columns.items()}
+        c["x"][::3] += 2
+        c["y"][::3] -= 1
+        snaps.append(Snapshot(ids, c))
+    return schema, snaps
+
+
+def _cow_replica() -> tuple[Replica, list[Snapshot]]:
+    schema, snaps = _cow_world()
+    r = Replica(schema.wire)
+    r.apply(encode_delta(None, snaps[0], tick=0))
+    return r, snaps
+
+
+def _step(r: Replica, snaps: list[Snapshot], t: int) -> None:
+    r.apply(encode_delta(snaps[t - 1], snaps[t], tick=t, base_tick=t - 1))
+
+
+def test_unshared_columns_are_updated_in_place() -> None:
+    """Nobody else holds the arrays: the steady path writes into them (no copy per field)."""
+    r, snaps = _cow_replica()
+    x = id(r.columns["x"])
+    _step(r, snaps, 1)
+    assert id(r.columns["x"]) == x
+    assert r.snapshot().equals(snaps[1])
+
+
+@pytest.mark.parametrize("hold", ["array", "view", "dict", "snapshot"])
+def test_arrays_a_caller_holds_are_never_written(hold: str) -> None:
+    r, snaps = _cow_replica()
+    _step(r, snaps, 1)
+    kept: object = {"array": lambda: r.columns["x"], "view": lambda: r.columns["x"][:10],
+                    "dict": lambda: r.columns, "snapshot": r.snapshot}[hold]()
+    before = r.snapshot()
+    before = Snapshot(before.ids.copy(), {k: v.copy() for k, v in before.columns.items()})
+    _step(r, snaps, 2)
+    assert r.snapshot().equals(snaps[2])
+    if hold == "array":
+        assert isinstance(kept, np.ndarray) and np.array_equal(kept, before.columns["x"])
+    elif hold == "view":
+        assert isinstance(kept, np.ndarray) and np.array_equal(kept, before.columns["x"][:10])
+    elif hold == "dict":
+        assert isinstance(kept, dict)
+        assert all(np.array_equal(kept[k], before.columns[k]) for k in kept)
+    else:
+        assert isinstance(kept, Snapshot) and kept.equals(before)
+
+
+def test_in_place_update_is_still_atomic() -> None:
+    """x (valid) would be written in place, hp (250 + 10) is out of range: the DeltaError
+    comes before any write, so x keeps its values too."""
+    r, snaps = _cow_replica()
+    _step(r, snaps, 1)
+    x = r.columns["x"]
+    before = x.copy()
+    del x
+    bad = msgpack.packb([17, 2, 1, 100, None, None, [
+        [0b101, [0, "u8", b"\x03"], [["d8", b"\x01\x01"], ["d8", b"\x0a\x0a"]]]]])
+    with pytest.raises(DeltaError):
+        r.apply(bad)
+    assert np.array_equal(r.columns["x"], before) and r.tick == 1
+    assert r.snapshot().equals(snaps[1])
+    _step(r, snaps, 2)  # and the stream goes on
+    assert r.snapshot().equals(snaps[2])
