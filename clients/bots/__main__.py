@@ -49,6 +49,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                    help="silence after which a connection counts as dropped (default 10)")
     p.add_argument("--cafile", default=None, help="CA bundle (PEM) for wss:// servers")
     p.add_argument("--seed", type=int, default=0, help="bots' RNG seed (default 0)")
+    p.add_argument("--name-prefix", default=None, metavar="TEXT",
+                   help="player names are TEXT + bot index (default: bot-<random tag>-, "
+                        "different for every run, so several swarms can share a room)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     return p.parse_args(list(argv))
 
@@ -65,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_connecting=ns.max_connecting,
         connect_timeout=ns.connect_timeout, stall_timeout=ns.stall_timeout,
         cafile=ns.cafile, seed=ns.seed,
+        **({} if ns.name_prefix is None else {"name_prefix": ns.name_prefix}),
     )
     try:
         report = run_swarm(config, progress=not ns.quiet)

@@ -24,11 +24,12 @@ import logging
 import multiprocessing as mp
 import os
 import queue as queue_module
+import random
 import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
 import numpy as np
@@ -42,6 +43,12 @@ from .report import BotStats, ProcessStats, Progress, build_report, format_summa
 __all__ = ["BehaviorError", "BotRunner", "SwarmConfig", "run_bots", "run_swarm"]
 
 log = logging.getLogger(__name__)
+
+
+def _random_prefix() -> str:
+    tag = "".join(random.SystemRandom().choice("abcdefghijkmnpqrstuvwxyz23456789")
+                  for _ in range(4))
+    return f"bot-{tag}-"
 
 
 @dataclass
@@ -65,7 +72,10 @@ class SwarmConfig:
     reconnect_attempts: int = 5
     cafile: str | None = None
     seed: int = 0
-    name_prefix: str = "bot"
+    #: player names are ``name_prefix + index``; the default carries a random tag per swarm
+    #: ("bot-k3f9-17"), so several swarms (processes, machines) can share one room in games
+    #: that refuse duplicate names, as the arena does
+    name_prefix: str = field(default_factory=lambda: _random_prefix())
 
     def share(self, proc: int) -> tuple[int, int]:
         """(first bot index, bot count) of process ``proc``."""

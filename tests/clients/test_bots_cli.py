@@ -70,6 +70,25 @@ def test_cli_two_processes_writes_report(server_url: str, tmp_path: Path) -> Non
     assert "ticks received:" in res.stderr
 
 
+def test_two_swarms_share_one_room(server_url: str, tmp_path: Path) -> None:
+    """Bot names carry a per-run tag (or --name-prefix): two commands against the same
+    arena room, which refuses duplicate names, both get every bot in."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    procs = []
+    for i, extra in enumerate(([], ["--name-prefix", "alpha-"], [])):
+        out = tmp_path / f"r{i}.json"
+        procs.append((out, subprocess.Popen(
+            [sys.executable, "-m", "clients.bots", server_url, "--count", "4", "--duration",
+             "1.5", "--behavior", "idle", "--quiet", "--json", str(out),
+             *extra], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True)))
+    for out, proc in procs:
+        _, err = proc.communicate(timeout=90)
+        assert proc.returncode == 0, err
+        report = json.loads(out.read_text())
+        assert report["connects"] == 4 and report["failures"] == 0, report["failure_reasons"]
+
+
 def test_unreachable_server_fails_every_bot_with_a_reason() -> None:
     async def main() -> None:
         # ramp 2/s, run 0.75 s: bot 0 starts (and cannot connect); bots 3 and 4 (slots at
