@@ -10,9 +10,8 @@ adds what game code and bots want:
 * ``rows_of(ids)`` / ``row_of(id)`` (``np.searchsorted``), ``entity(id) -> dict``;
 * ``float_fields``: the fields whose real values are floats (interpolate those).
 
-Arrays returned are never mutated afterwards while a caller holds them (the replica writes in
-place only into arrays nobody else references), so a caller may keep them as an older,
-consistent state; do not write into them.
+Arrays returned are never mutated afterwards (the replica replaces them on each delta), so a
+caller may keep them as an older, consistent state; do not write into them.
 
 Decoding and applying is :meth:`protocol.delta.Replica.apply` (batched over field groups,
 atomic); :meth:`WorldView.apply_wire` hands it the raw message bytes.

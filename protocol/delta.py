@@ -490,29 +490,6 @@ _max = np.maximum.reduce
 _all = np.logical_and.reduce
 _accumulate = np.add.accumulate
 _count_nonzero = np.count_nonzero
-_getrefcount = sys.getrefcount
-
-
-class _Holder:
-    columns: dict[str, np.ndarray]
-
-
-def _sole_refs() -> tuple[int, int]:
-    """Reference counts that mean "nobody else holds it", measured on this interpreter with
-    the exact patterns Replica uses (a dict entry read into a local; an attribute read into a
-    local), since how many references the call itself adds differs between versions."""
-    src = {"a": np.zeros(1)}
-    old = src["a"]
-    array_refs = _getrefcount(old)
-    h = _Holder()
-    h.columns = src
-    del src, old
-    cols = h.columns
-    dict_refs = _getrefcount(cols)
-    return array_refs, dict_refs
-
-
-_SOLE_ARRAY, _SOLE_DICT = _sole_refs()
 
 _COL_DTYPES = {**WIRE_DTYPES, **DIFF_DTYPES}
 _FLOAT_CODES = frozenset(FLOAT_CODES)
@@ -558,18 +535,15 @@ class Replica:
     """A client's copy of the entity state, kept in sync by applying deltas.
 
     ``tick`` is None until a full snapshot arrives. ``ids`` (uint32, ascending) and
-    ``columns`` (name -> wire-value array, same order) are replaced by :meth:`apply`; an
-    array (or the ``columns`` dict) that a caller holds, directly, through a view, a
-    :meth:`snapshot` or a cache, is never written, so it stays a consistent older state.
-    Arrays nobody else references are updated in place (their reference count tells), which
-    spares a steady-state delta one copy per field touched.
+    ``columns`` (name -> wire-value array, same order) are replaced, never mutated in place,
+    by :meth:`apply` (so arrays a caller holds stay a consistent older state).
 
     Applying is batched over field groups: every group's row list is decoded by one
     cumsum, and each field is updated with one gather / scatter over the rows of
     all groups touching it (per distinct column code), so a delta costs a fixed number of
     numpy calls per *field*, not per group and column. Validation is complete (SPEC.md
-    section 5) and happens before anything is written: new arrays are built (or in-place
-    writes deferred) first, and the state changes only at the end.
+    section 5) and happens before anything is written: new column arrays are built first
+    and swapped in at the end.
     """
 
     def __init__(self, schema: WireSchema) -> None:
@@ -659,13 +633,8 @@ class Replica:
         if not groups:
             self.tick = tick
             return True
-        cols = self.columns
-        # In place only while nobody else holds the columns dict (refs: the attribute, ``cols``
-        # and the call's own); each array is checked on its own in _write_fields.
-        in_place = _getrefcount(cols) <= _SOLE_DICT
-        del cols
         try:
-            new_cols = self._steady_groups(groups, count, in_place)
+            new_cols = self._steady_groups(groups, count)
         except (TypeError, ValueError, KeyError):
             return False  # a malformed element (wrong shape / type / code): general path
         if new_cols is None:
@@ -677,12 +646,9 @@ class Replica:
         self.tick = tick
         return True
 
-    def _steady_groups(self, groups: list[Any], count: int,
-                       in_place: bool = False) -> dict[str, np.ndarray] | None:
-        """Validate and write the groups of a steady-state delta; returns the written column
-        arrays (new ones, or with ``in_place`` the replica's own where nobody else holds them,
-        written only once everything validated); None for a malformed structure (nothing
-        written)."""
+    def _steady_groups(self, groups: list[Any], count: int) -> dict[str, np.ndarray] | None:
+        """Validate and write the groups of a steady-state delta into new column arrays
+        (returned; the replica is untouched); None for a malformed structure."""
         nf = len(self._fields)
         bits_of = self._bits_of
         itemsize = _ITEMSIZE
@@ -794,32 +760,21 @@ class Replica:
                 break
             prev_slot = slot
         return self._write_fields(per_field, grows, multi and one_by_one, fresh=False,
-                                  raw=True, all_rows=rows if in_order else None,
-                                  in_place=in_place)
+                                  raw=True, all_rows=rows if in_order else None)
 
     def _write_fields(self, per_field: list[list[tuple[int, str, Any]] | None],
                       grows: list[np.ndarray], one_by_one: bool, *, fresh: bool, raw: bool,
                       cols: dict[str, np.ndarray] | None = None,
-                      all_rows: np.ndarray | None = None,
-                      in_place: bool = False) -> dict[str, np.ndarray]:
+                      all_rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Step 5 for every field touched: new arrays (copies unless ``fresh``) with the
         groups' values written (``raw``: values are the COL bins, else numpy arrays); per
         field one gather / scatter per distinct code, or, ``one_by_one`` (groups overlap, or
         are big), each group in order (differences then add up). ``all_rows``, if given, is
-        every group's rows concatenated in group order. Raises DeltaError (nothing written
-        but fresh arrays and copies).
-
-        ``in_place``: a column array nobody but the replica references (its reference count:
-        no caller, view, snapshot or cache holds it) is updated in place instead of copied
-        (a copy per field and delta is most of the allocation churn of a bot process); those
-        writes are deferred until every field validated, so a DeltaError leaves them intact.
-        An array anyone else holds is still never written."""
+        every group's rows concatenated in group order. Raises DeltaError."""
         src = self.columns if cols is None else cols
         fields, bounds = self._fields, self._bounds
         frombuffer = np.frombuffer
         out: dict[str, np.ndarray] = {}
-        pending: list[tuple[np.ndarray, np.ndarray, Any]] = []  # deferred in-place writes
-        in_place = in_place and not one_by_one
         # concatenated rows per tuple of groups: x, y and angle of the same groups share one
         joined: dict[tuple[int, ...], np.ndarray] = {}
         if all_rows is not None:
@@ -830,9 +785,7 @@ class Replica:
             field = fields[f]
             name = field.name
             old = src[name]
-            # refs of an array only the replica holds: ``src``'s entry, ``old``, the call's own
-            defer = in_place and _getrefcount(old) <= _SOLE_ARRAY
-            col = old if fresh or defer else old.copy()
+            col = old if fresh else old.copy()
             b = bounds[f]
             # the buckets to write, in order: (code, rows, values)
             buckets: list[tuple[str, np.ndarray, Any]]
@@ -879,11 +832,7 @@ class Replica:
                 for code, idx, vals in buckets:
                     if code != field.dtype:
                         raise DeltaError(f"field {name!r} is {field.dtype}, got {code}")
-                    v = frombuffer(vals, _COL_DTYPES[code]) if raw else vals
-                    if defer:
-                        pending.append((col, idx, v))
-                    else:
-                        col[idx] = v
+                    col[idx] = frombuffer(vals, _COL_DTYPES[code]) if raw else vals
                 out[name] = col
                 continue
             # integer field: values checked against its range (SPEC.md section 5)
@@ -902,18 +851,13 @@ class Replica:
                     if bad:
                         raise DeltaError(f"field {name!r}: value out of range ({field.dtype})")
                     # a cast, then a same-dtype scatter: about half a casting scatter's cost
-                    arr = new.astype(col.dtype)
-                elif code != field.dtype:  # (the field's own code: every value fits)
-                    arr = _raw_values(field, b, code, arr, "group").astype(col.dtype)
-                if defer:
-                    pending.append((col, idx, arr))
-                else:
+                    col[idx] = new.astype(col.dtype)
+                elif code == field.dtype:  # the field's own code: every value fits
                     col[idx] = arr
+                else:
+                    arr = _raw_values(field, b, code, arr, "group")
+                    col[idx] = arr.astype(col.dtype)
             out[name] = col
-        # every field validated: the in-place writes (rows < count and values cast to the
-        # column's dtype already, so none of them can fail halfway)
-        for col, idx, v in pending:
-            col[idx] = v
         return out
 
     def _apply_parsed(self, d: Delta) -> bool:
