@@ -487,6 +487,7 @@ def decode_delta(
 # wrappers costing about a microsecond each, and a steady-state delta makes ~15 such calls.
 _min = np.minimum.reduce
 _max = np.maximum.reduce
+_any = np.logical_or.reduce
 _all = np.logical_and.reduce
 _accumulate = np.add.accumulate
 _count_nonzero = np.count_nonzero
@@ -509,6 +510,24 @@ _ONE_BY_SLOT = tuple(np.ones(1, dt).tobytes() for dt in _ID_BY_SLOT)
 # little-endian gaps right only on a little-endian host (elsewhere numpy sums them)
 _MV_FORMAT: tuple[Literal["B"], Literal["H"], Literal["I"]] = ("B", "H", "I")
 _LITTLE = sys.byteorder == "little" and memoryview(b"\0\0\0\0").cast("I").itemsize == 4
+
+
+def _fast_idlist(obj: Any) -> np.ndarray | None:
+    """An IDLIST's values (int64, strictly ascending, <= uint32 max), None if malformed."""
+    first, code, gaps = obj  # ValueError / TypeError for another shape (callers catch)
+    if type(first) is not int or not 0 <= first <= _U32 or type(gaps) is not bytes:
+        return None
+    slot = _ID_SLOT[code]  # KeyError for another code
+    if len(gaps) % (1 << slot):
+        return None
+    if not gaps:
+        return np.array([first], np.int64)
+    steps = np.frombuffer(_ONE_BY_SLOT[slot] + gaps, _ID_BY_SLOT[slot]).astype(np.int64)
+    if not _all(steps):
+        return None  # a zero gap
+    steps[0] = first
+    out: np.ndarray = _accumulate(steps)
+    return out if out[-1] <= _U32 else None
 
 
 def _raw_values(field: WireField, b: tuple[int, int] | None, code: str, vals: np.ndarray,
@@ -608,47 +627,126 @@ class Replica:
         :func:`parse_delta`. Same contract as :meth:`apply`.
         """
         if (
-            type(obj) is list and len(obj) == 7 and obj[0] == 17 and obj[4] is None
-            and obj[5] is None and obj[2] is not None and type(obj[6]) is list
-            and self.tick is not None and self._apply_steady(obj)
+            type(obj) is list and len(obj) == 7 and obj[0] == 17 and obj[2] is not None
+            and type(obj[6]) is list and self.tick is not None and self._apply_steady(obj)
         ):
             return False
         return self._apply_parsed(parse_delta(obj))
 
     # ------------------------------------------------------------------ internals
     def _apply_steady(self, obj: list[Any]) -> bool:
-        """A groups-only delta straight from the msgpack objects; True once applied.
+        """An incremental delta straight from the msgpack objects; True once applied.
 
-        False (nothing changed) for anything unusual or wrong in its structure: the general
-        path (:func:`parse_delta` + :meth:`_apply_parsed`) then applies it or raises the
-        precise :class:`DeltaError`, so this path checks cheaply and never has to explain.
-        Value errors (ranges, codes vs fields) raise :class:`DeltaError` before any write.
+        Handles field groups and, with :meth:`_churn`, despawns and spawns (entities dying
+        and appearing every few ticks is the norm in a game). False (nothing changed) for
+        anything unusual or wrong in its structure: the general path (:func:`parse_delta` +
+        :meth:`_apply_parsed`) then applies it or raises the precise :class:`DeltaError`, so
+        this path checks cheaply and never has to explain. Value errors (ranges, codes vs
+        fields) raise :class:`DeltaError` before any write.
         """
-        _, tick, base, count, _, _, groups = obj
+        _, tick, base, count, desp, spawn, groups = obj
         if (
             type(tick) is not int or not 0 <= tick <= _MAX_TICK or type(base) is not int
-            or base != self.tick or type(count) is not int or count != self.ids.shape[0]
+            or base != self.tick or type(count) is not int
         ):
             return False
-        if not groups:
-            self.tick = tick
-            return True
         try:
-            new_cols = self._steady_groups(groups, count)
-        except (TypeError, ValueError, KeyError):
+            if desp is None and spawn is None:
+                if count != self.ids.shape[0]:
+                    return False
+                if not groups:
+                    self.tick = tick
+                    return True
+                new_cols = self._steady_groups(groups, count)
+                if new_cols is None:
+                    return False
+                # commit (atomic: nothing above touched the replica)
+                merged = dict(self.columns)
+                merged.update(new_cols)
+                self.columns = merged
+                self.tick = tick
+                return True
+            churned = self._churn(desp, spawn, count)
+            if churned is None:
+                return False
+            ids, cols = churned
+            if groups:
+                written = self._steady_groups(groups, count, cols)
+                if written is None:
+                    return False
+                cols.update(written)
+        except (TypeError, ValueError, KeyError, IndexError):
             return False  # a malformed element (wrong shape / type / code): general path
-        if new_cols is None:
-            return False
-        # commit (atomic: nothing above touched the replica)
-        merged = dict(self.columns)
-        merged.update(new_cols)
-        self.columns = merged
-        self.tick = tick
+        self.ids, self.columns, self.tick = ids, cols, tick
         return True
 
-    def _steady_groups(self, groups: list[Any], count: int) -> dict[str, np.ndarray] | None:
+    def _churn(self, desp: Any, spawn: Any, count: int
+               ) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+        """Steps 2-4 (despawn, spawn, count) into new arrays; None when anything is off.
+
+        One gather per field builds the new state: the kept rows and the spawned values,
+        merged in id order, are indices into ``concatenate((old column, spawned values))``.
+        A despawn of an unknown id, a spawn of a present one, a count mismatch or any
+        malformed element returns None (the general path names the problem); spawned values
+        out of a field's range raise :class:`DeltaError`. The replica is not touched.
+        """
+        ids = self.ids
+        n = ids.shape[0]
+        src: np.ndarray | None = None  # output row -> row of the old state (before spawns)
+        if desp is not None:
+            gone = _fast_idlist(desp)
+            if gone is None or gone.shape[0] > n:
+                return None
+            pos = np.searchsorted(ids, gone)
+            if pos[-1] >= n or not _all(ids[pos] == gone):
+                return None  # an unknown id
+            keep = np.ones(n, np.bool_)
+            keep[pos] = False
+            src = np.flatnonzero(keep)
+        rest = ids if src is None else ids[src]
+        if spawn is None:
+            if count != rest.shape[0] or src is None:
+                return None
+            return rest, {name: col[src] for name, col in self.columns.items()}
+        born, spawned = spawn  # ValueError (caught by the caller) unless [IDLIST, [COL...]]
+        new_ids = _fast_idlist(born)
+        fields = self._fields
+        if new_ids is None or type(spawned) is not list or len(spawned) != len(fields):
+            return None
+        ns = new_ids.shape[0]
+        m = rest.shape[0]
+        if count != m + ns:
+            return None
+        at = np.searchsorted(rest, new_ids)
+        if m and _any(rest[np.minimum(at, m - 1)] == new_ids):
+            return None  # a spawned id already present
+        # output rows of the spawned entities (``at`` counts the kept rows before each one);
+        # every other output row takes the next kept row, in order
+        dst = at + np.arange(ns)
+        take = np.empty(m + ns, np.intp)
+        others = np.ones(m + ns, np.bool_)
+        others[dst] = False
+        take[others] = np.arange(n) if src is None else src
+        take[dst] = np.arange(n, n + ns)
+        cols: dict[str, np.ndarray] = {}
+        for field, b, (code, data) in zip(fields, self._bounds, spawned):
+            if type(code) is not str or type(data) is not bytes:
+                return None
+            dt = WIRE_DTYPES.get(code)
+            if dt is None or len(data) != ns * dt.itemsize:
+                return None
+            vals = _raw_values(field, b, code, np.frombuffer(data, dt), "spawned")
+            old = self.columns[field.name]
+            cols[field.name] = np.concatenate((old, vals), dtype=old.dtype,
+                                              casting="unsafe")[take]
+        return np.concatenate((ids, new_ids), dtype=np.uint32, casting="unsafe")[take], cols
+
+    def _steady_groups(self, groups: list[Any], count: int,
+                       fresh_cols: dict[str, np.ndarray] | None = None
+                       ) -> dict[str, np.ndarray] | None:
         """Validate and write the groups of a steady-state delta into new column arrays
-        (returned; the replica is untouched); None for a malformed structure."""
+        (returned; the replica is untouched), or into ``fresh_cols`` (new arrays of the
+        state after despawns and spawns, written in place); None for a malformed structure."""
         nf = len(self._fields)
         bits_of = self._bits_of
         itemsize = _ITEMSIZE
@@ -738,7 +836,8 @@ class Replica:
         if big:
             if _max(rows) >= count:
                 return None
-            return self._write_fields(per_field, grows, True, fresh=False, raw=True)
+            return self._write_fields(per_field, grows, True, fresh=fresh_cols is not None,
+                                      raw=True, cols=fresh_cols)
         # Small groups: one histogram checks the rows. Longer than ``count`` means a row >=
         # count; a row seen twice is a zero gap (malformed) or groups overlapping (legal).
         seen = np.bincount(rows, minlength=count)
@@ -759,8 +858,9 @@ class Replica:
                 in_order = False
                 break
             prev_slot = slot
-        return self._write_fields(per_field, grows, multi and one_by_one, fresh=False,
-                                  raw=True, all_rows=rows if in_order else None)
+        return self._write_fields(per_field, grows, multi and one_by_one,
+                                  fresh=fresh_cols is not None, raw=True, cols=fresh_cols,
+                                  all_rows=rows if in_order else None)
 
     def _write_fields(self, per_field: list[list[tuple[int, str, Any]] | None],
                       grows: list[np.ndarray], one_by_one: bool, *, fresh: bool, raw: bool,

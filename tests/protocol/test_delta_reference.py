@@ -343,3 +343,90 @@ def test_columns_held_by_caller_are_never_mutated() -> None:
     for k, (arr, data) in held.items():
         assert arr.tobytes() == data, k
     assert a.columns["x"].tolist() == [5, 5, -7, 7]
+
+
+# ---- despawn / spawn straight from the msgpack objects (Replica._churn) vs the reference.
+# The SMALL state has ids 1, 2, 3, 4 with x 0/10/20/30 (i16), k 1..4 (u8), f 0.0 (f32).
+def _churn_msg(desp: Any, spawn: Any, count: int, groups: list[Any] | None = None) -> bytes:
+    return msgpack.packb([17, 2, 1, count, desp, spawn, groups or []])
+
+
+_CODE_DTYPES = {**delta_mod.WIRE_DTYPES, **delta_mod.DIFF_DTYPES}
+
+
+def _spawned(ids: list[int], x: list[int], k: list[int], *, xcode: str = "i16",
+             kcode: str = "u8") -> list[Any]:
+    n = len(ids)
+    gaps = np.diff(np.array(ids, np.int64)).astype(np.uint8).tobytes()
+    return [[ids[0], "u8", gaps], [
+        [xcode, np.array(x, _CODE_DTYPES[xcode]).tobytes()],
+        [kcode, np.array(k, _CODE_DTYPES[kcode]).tobytes()],
+        ["f32", np.full(n, 1.5, np.float32).tobytes()]]]
+
+
+CHURN = [
+    # valid
+    _churn_msg([2, "u8", b""], None, 3),                                      # despawn one
+    _churn_msg([1, "u8", b"\x01\x01\x01"], None, 0),                          # despawn all
+    _churn_msg(None, _spawned([0, 7], [-5, 70], [9, 8]), 6),                  # spawn, both ends
+    _churn_msg([2, "u8", b"\x01"], _spawned([2, 9], [1, 2], [3, 4]), 4),      # id 2 dies, is reborn
+    _churn_msg([1, "u8", b"\x02"], _spawned([5], [50], [5], xcode="u8"), 3,   # + groups on the
+               [[3, [0, "u8", b"\x02"], [["d8", b"\x01\x01"], ["u8", b"\x07\x07"]]]]),  # new rows
+    _churn_msg([4, "u8", b""], _spawned([6], [1], [1]), 4,
+               [[1, [3, "u8", b""], [["d8", b"\x05"]]]]),                     # diff on a newborn
+    # invalid: the replica must stay as it was
+    _churn_msg([5, "u8", b""], None, 3),                                      # unknown id
+    _churn_msg([2, "u8", b"\x00"], None, 2),                                  # zero gap
+    _churn_msg([2, "u8", b""], None, 4),                                      # count
+    _churn_msg(None, _spawned([3], [1], [1]), 5),                             # id 3 present
+    _churn_msg(None, _spawned([5], [1], [1]), 4),                             # count
+    _churn_msg(None, _spawned([5], [1], [300], kcode="u16"), 5),              # 300 in a u8 field
+    _churn_msg(None, _spawned([5], [1], [1], kcode="d8"), 5),                 # diff when spawning
+    _churn_msg(None, [[5, "u8", b""], [["i16", b"\x01\x00"], ["u8", b"\x01"]]], 5),  # 2 of 3 cols
+    _churn_msg(None, [[5, "u8", b""], [["i16", b"\x01"], ["u8", b"\x01"],
+                                       ["f32", b"\x00" * 4]]], 5),            # odd bytes
+    _churn_msg(None, _spawned([5], [1], [1]), 5,
+               [[1, [5, "u8", b""], [["d8", b"\x01"]]]]),                     # row 5 >= 5
+    _churn_msg([2, "u8", b""], None, 3, [[2, [0, "u8", b""], [["d8", b"\xff"]]]]),  # 1 - 1 ok,
+    _churn_msg([2, "u8", b""], None, 3, [[2, [0, "u8", b""], [["d8", b"\xfe"]]]]),  # 1 - 2 < 0
+]
+CHURN_VALID = {0, 1, 2, 3, 4, 5, 16}
+
+
+@pytest.mark.parametrize("i", range(len(CHURN)))
+def test_churn_deltas_same_verdict_as_reference(i: int, batch_mode: str) -> None:
+    a, b = _small()
+    before = {k: v.tobytes() for k, v in a.columns.items()}
+    ids_before = a.ids.tobytes()
+    ref_err = None
+    try:
+        b.apply(CHURN[i])
+    except DeltaError as exc:
+        ref_err = exc
+    assert (ref_err is None) == (i in CHURN_VALID), ref_err
+    if ref_err is not None:
+        with pytest.raises(DeltaError):
+            a.apply(CHURN[i])
+        assert a.tick == 1 and a.ids.tobytes() == ids_before
+        assert {k: v.tobytes() for k, v in a.columns.items()} == before
+    else:
+        a.apply(CHURN[i])
+        assert a.tick == b.tick == 2 and a.ids.tobytes() == b.ids.tobytes()
+        for k in a.columns:
+            assert a.columns[k].tobytes() == b.columns[k].tobytes(), k
+
+
+def test_churn_deltas_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Despawns and spawns no longer send a delta through parse_delta (games churn entities
+    every few ticks; the general path costs several times more)."""
+    def boom(obj: object) -> None:
+        raise AssertionError("general path used")
+
+    for i in sorted(CHURN_VALID):
+        a, b = _small()  # (the full snapshot itself goes the general way)
+        monkeypatch.setattr(delta_mod, "parse_delta", boom)
+        a.apply(CHURN[i])
+        monkeypatch.undo()
+        b.apply(CHURN[i])
+        assert a.ids.tobytes() == b.ids.tobytes()
+        assert all(a.columns[k].tobytes() == b.columns[k].tobytes() for k in a.columns)
