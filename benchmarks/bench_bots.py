@@ -127,7 +127,7 @@ def decode_bench(url: str, n_msgs: int = 300, rounds: int = 5) -> str:
     """Capture real deltas from the server, then time (thread CPU) decode + apply, old vs new:
     old = the original per-group, per-column Replica (kept as the test-only reference in
     tests/protocol/test_delta_reference.py), new = the client's path, ``WorldView.apply_wire``
-    (``protocol.delta.Replica``, batched over groups)."""
+    (``protocol.replica.Replica``, batched over groups)."""
     import asyncio
 
     import msgpack

@@ -40,7 +40,8 @@ import itertools
 
 from gameserver.schema import F, WorldSchema
 from gameserver.world import World
-from protocol.delta import Replica, Snapshot, encode_delta
+from protocol.delta import Snapshot, encode_delta
+from protocol.replica import Replica
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "protocol"))
 from test_delta_reference import RefReplica  # the original per-group decoder, test-only

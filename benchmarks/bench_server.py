@@ -11,7 +11,7 @@ raw ``asyncio.Protocol`` per client does the opening handshake, then only parses
 headers, the message type and the tick number of every message (msgpack header for ours, the
 ``{"tick": N`` prefix of the JSON baseline), answers pings, and sends one INPUT per second.
 ``--verify`` of the clients (default 10) additionally decode EVERY delta with
-``protocol.delta.Replica`` (ours) or ``json.loads`` (baseline), and for ours the run fails if
+``protocol.replica.Replica`` (ours) or ``json.loads`` (baseline), and for ours the run fails if
 any delta does not apply.
 
 Reported per configuration:
@@ -231,7 +231,7 @@ class Bot(asyncio.Protocol):
         elif t == 16:  # WELCOME
             if self.verify:
                 from protocol import messages as M
-                from protocol.delta import Replica
+                from protocol.replica import Replica
 
                 w = M.decode_server(bytes(buf[start:start + ln]))
                 assert isinstance(w, M.Welcome)

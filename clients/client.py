@@ -15,7 +15,7 @@ Contracts:
   ``connect_timeout`` seconds per attempt. A refusal raises the matching
   :class:`~clients.errors.JoinRejected` subclass (from the ERROR message or the close code).
 * Every received delta is applied atomically to :attr:`GameClient.world` (a
-  :class:`~clients.world.WorldView` over :class:`protocol.delta.Replica`); then ``on_tick``
+  :class:`~clients.world.WorldView` over :class:`protocol.replica.Replica`); then ``on_tick``
   callbacks run and :meth:`updates` iterators get a :class:`TickUpdate`. Game events go to
   ``on_event`` and :meth:`events`. Iterator queues are bounded (``queue_size``): a consumer
   that falls behind loses the oldest items (counted in :attr:`dropped_updates`), never memory.

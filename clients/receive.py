@@ -2,7 +2,7 @@
 
 :class:`Receiver` (a mixin of :class:`~clients.client.GameClient`) accounts each message
 (counters, the stall detector's clock), applies a steady-state DELTA straight from its bytes
-(:meth:`clients.world.WorldView.apply_wire`, i.e. :meth:`protocol.delta.Replica.apply`),
+(:meth:`clients.world.WorldView.apply_wire`, i.e. :meth:`protocol.replica.Replica.apply`),
 decodes and dispatches everything else (INPUT_ACK, PONG, EVENT, ERROR), and after each
 applied delta updates the tick-gap counters, runs the ``on_tick`` callbacks and feeds the
 bounded ``updates()`` queues (:class:`Subscriber`: drop-oldest, never unbounded memory).

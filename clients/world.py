@@ -1,6 +1,6 @@
-"""The client's replicated world: :class:`protocol.delta.Replica` with a friendlier face.
+"""The client's replicated world: :class:`protocol.replica.Replica` with a friendlier face.
 
-:class:`WorldView` owns one :class:`~protocol.delta.Replica` built from WELCOME's schema and
+:class:`WorldView` owns one :class:`~protocol.replica.Replica` built from WELCOME's schema and
 adds what game code and bots want:
 
 * ``world["x"]`` the field's *real* values as a numpy array (``wire * quant`` as float64 for a
@@ -13,7 +13,7 @@ adds what game code and bots want:
 Arrays returned are never mutated afterwards (the replica replaces them on each delta), so a
 caller may keep them as an older, consistent state; do not write into them.
 
-Decoding and applying is :meth:`protocol.delta.Replica.apply` (batched over field groups,
+Decoding and applying is :meth:`protocol.replica.Replica.apply` (batched over field groups,
 atomic); :meth:`WorldView.apply_wire` hands it the raw message bytes.
 """
 
@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from protocol.codes import DEFAULT_MAX_SIZE, unpack
-from protocol.delta import Delta, Replica, WireSchema
+from protocol.delta import Delta, WireSchema
+from protocol.replica import Replica
 
 __all__ = ["WorldView"]
 

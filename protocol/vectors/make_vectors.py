@@ -36,7 +36,6 @@ from protocol import delta as delta_mod
 from protocol.delta import (
     Delta,
     DeltaError,
-    Replica,
     Snapshot,
     WireField,
     WireSchema,
@@ -58,6 +57,7 @@ from protocol.messages import (
     Welcome,
     encode,
 )
+from protocol.replica import Replica
 
 HERE = Path(__file__).resolve().parent
 FORMAT = 1

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from protocol.delta import Replica, decode_delta, encode_delta
+from protocol.delta import decode_delta, encode_delta
+from protocol.replica import Replica
 from protocol.wireschema import Snapshot, WireField, WireSchema
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,10 +8,11 @@ import msgpack
 import numpy as np
 import pytest
 
-import protocol.delta as delta_mod
+import protocol.replica as replica_mod
 from clients.world import WorldView
 from protocol.codes import DeltaError
-from protocol.delta import Replica, Snapshot, WireField, WireSchema, decode_delta, encode_delta
+from protocol.delta import Snapshot, WireField, WireSchema, decode_delta, encode_delta
+from protocol.replica import Replica
 
 SCHEMA = WireSchema([
     WireField("x", "i32", 0.01), WireField("y", "u16", 0.01), WireField("a", "i8", 0.05),
@@ -103,7 +104,7 @@ def test_fast_path_is_taken_for_group_only_deltas(monkeypatch: pytest.MonkeyPatc
     def boom(obj: object) -> None:
         raise AssertionError("general path used")
 
-    monkeypatch.setattr(delta_mod, "parse_delta", boom)
+    monkeypatch.setattr(replica_mod, "parse_delta", boom)
     w.apply_wire(msg)
     assert w.tick == 2 and w.columns["x"].tobytes() == cur.columns["x"].tobytes()
 

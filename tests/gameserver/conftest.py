@@ -1,5 +1,5 @@
 """Fixtures for the game server's end-to-end tests: small test games, a running server, and a
-raw test client built on protocol.aio.connect + protocol.messages + protocol.delta.Replica.
+raw test client built on protocol.aio.connect + protocol.messages + protocol.replica.Replica.
 
 The client deliberately does not use clients.GameClient (another engineer's, in progress):
 the server is tested against the wire protocol alone.
@@ -26,8 +26,8 @@ from gameserver.schema import F
 from gameserver.server import GameServer
 from protocol import messages as M
 from protocol.aio import WebSocket, connect
-from protocol.delta import Replica
 from protocol.errors import ConnectionClosed
+from protocol.replica import Replica
 
 SPEED = 10.0  # units per second at full input
 

@@ -16,7 +16,8 @@ from gameserver.schema import F, WorldSchema
 from gameserver.world import World
 from protocol import delta as delta_mod
 from protocol.codes import DeltaError, MessageError
-from protocol.delta import MAX_GROUPS, Replica, Snapshot, decode_delta, encode_delta
+from protocol.delta import MAX_GROUPS, Snapshot, decode_delta, encode_delta
+from protocol.replica import Replica
 
 SCHEMA = WorldSchema(
     {

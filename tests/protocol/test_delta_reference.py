@@ -1,4 +1,4 @@
-"""``protocol.delta.Replica`` (batched over groups) == a simple reference, bit for bit.
+"""``protocol.replica.Replica`` (batched over groups) == a simple reference, bit for bit.
 
 The reference (:class:`RefReplica`) is the original straightforward implementation of SPEC.md
 section 5: per group, per column, ``np.iinfo`` range checks, no batching. It lives here, not
@@ -15,17 +15,18 @@ import numpy as np
 import pytest
 
 import protocol.delta as delta_mod
+import protocol.replica as replica_mod
 from protocol.codes import DeltaError
 from protocol.delta import (
     Column,
     Delta,
-    Replica,
     Snapshot,
     WireField,
     WireSchema,
     decode_delta,
     encode_delta,
 )
+from protocol.replica import Replica
 
 
 def _field_values(field: WireField, col: Column, what: str) -> np.ndarray:
@@ -52,7 +53,7 @@ def _check_range(field: WireField, values: np.ndarray, what: str) -> None:
 
 
 class RefReplica:
-    """The pre-batching ``protocol.delta.Replica`` (per group, per column), test-only.
+    """The pre-batching Replica (per group, per column), test-only.
 
     ``tick`` is None until a full snapshot arrives. ``ids`` (uint32, ascending) and
     ``columns`` (name -> wire-value array, same order) are replaced, never mutated in place,
@@ -230,7 +231,7 @@ def batch_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     """Run a test twice: as is, and with every delta counted as "big" (groups written one by
     one, the path taken above ``_BATCH_ROWS`` rows)."""
     if request.param == "one-by-one":
-        monkeypatch.setattr(delta_mod, "_BATCH_ROWS", 0)
+        monkeypatch.setattr(replica_mod, "_BATCH_ROWS", 0)
     return str(request.param)
 
 
@@ -314,26 +315,33 @@ def _small() -> tuple[Replica, RefReplica]:
     return a, b
 
 
-@pytest.mark.parametrize("i", range(len(HANDMADE)))
-def test_handmade_deltas_same_verdict_as_reference(i: int, batch_mode: str) -> None:
+def _same_verdict(msg: bytes, valid: bool) -> None:
+    """The batched Replica and the reference agree on ``msg`` (applied to the SMALL state):
+    both apply it to the same state, or both refuse it and the batched one is untouched."""
     a, b = _small()
     before = {k: v.tobytes() for k, v in a.columns.items()}
+    ids_before = a.ids.tobytes()
     ref_err = None
     try:
-        b.apply(HANDMADE[i])
+        b.apply(msg)
     except DeltaError as exc:
         ref_err = exc
-    assert (ref_err is None) == (i in VALID), ref_err
+    assert (ref_err is None) == valid, ref_err
     if ref_err is not None:
         with pytest.raises(DeltaError):
-            a.apply(HANDMADE[i])
-        assert a.tick == 1 and {k: v.tobytes() for k, v in a.columns.items()} == before
+            a.apply(msg)
+        assert a.tick == 1 and a.ids.tobytes() == ids_before
+        assert {k: v.tobytes() for k, v in a.columns.items()} == before
     else:
-        assert i in VALID
-        a.apply(HANDMADE[i])
-        assert a.tick == b.tick == 2
+        a.apply(msg)
+        assert a.tick == b.tick == 2 and a.ids.tobytes() == b.ids.tobytes()
         for k in a.columns:
             assert a.columns[k].tobytes() == b.columns[k].tobytes(), k
+
+
+@pytest.mark.parametrize("i", range(len(HANDMADE)))
+def test_handmade_deltas_same_verdict_as_reference(i: int, batch_mode: str) -> None:
+    _same_verdict(HANDMADE[i], i in VALID)
 
 
 def test_columns_held_by_caller_are_never_mutated() -> None:
@@ -395,25 +403,7 @@ CHURN_VALID = {0, 1, 2, 3, 4, 5, 16}
 
 @pytest.mark.parametrize("i", range(len(CHURN)))
 def test_churn_deltas_same_verdict_as_reference(i: int, batch_mode: str) -> None:
-    a, b = _small()
-    before = {k: v.tobytes() for k, v in a.columns.items()}
-    ids_before = a.ids.tobytes()
-    ref_err = None
-    try:
-        b.apply(CHURN[i])
-    except DeltaError as exc:
-        ref_err = exc
-    assert (ref_err is None) == (i in CHURN_VALID), ref_err
-    if ref_err is not None:
-        with pytest.raises(DeltaError):
-            a.apply(CHURN[i])
-        assert a.tick == 1 and a.ids.tobytes() == ids_before
-        assert {k: v.tobytes() for k, v in a.columns.items()} == before
-    else:
-        a.apply(CHURN[i])
-        assert a.tick == b.tick == 2 and a.ids.tobytes() == b.ids.tobytes()
-        for k in a.columns:
-            assert a.columns[k].tobytes() == b.columns[k].tobytes(), k
+    _same_verdict(CHURN[i], i in CHURN_VALID)
 
 
 def test_churn_deltas_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -424,7 +414,7 @@ def test_churn_deltas_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> Non
 
     for i in sorted(CHURN_VALID):
         a, b = _small()  # (the full snapshot itself goes the general way)
-        monkeypatch.setattr(delta_mod, "parse_delta", boom)
+        monkeypatch.setattr(replica_mod, "parse_delta", boom)
         a.apply(CHURN[i])
         monkeypatch.undo()
         b.apply(CHURN[i])

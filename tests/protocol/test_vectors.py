@@ -14,8 +14,9 @@ import msgpack
 import numpy as np
 import pytest
 
-from protocol.delta import Replica, WireSchema, decode_delta
+from protocol.delta import WireSchema, decode_delta
 from protocol.messages import DeltaError, MessageError, decode, encode
+from protocol.replica import Replica
 
 VECTORS = Path(__file__).resolve().parents[2] / "protocol" / "vectors"
 
