@@ -250,12 +250,13 @@ class Replica:
             gone = _fast_idlist(desp)
             if gone is None or gone.shape[0] > n:
                 return None
-            pos = np.searchsorted(ids, gone)
+            pos = ids.searchsorted(gone)  # (methods: no Python wrapper, ~1 us each less)
             if pos[-1] >= n or not _all(ids[pos] == gone):
                 return None  # an unknown id
-            keep = np.ones(n, np.bool_)
+            keep = np.empty(n, np.bool_)
+            keep.fill(True)
             keep[pos] = False
-            src = np.flatnonzero(keep)
+            src = keep.nonzero()[0]
         rest = ids if src is None else ids[src]
         if spawn is None:
             if count != rest.shape[0] or src is None:
@@ -270,14 +271,15 @@ class Replica:
         m = rest.shape[0]
         if count != m + ns:
             return None
-        at = np.searchsorted(rest, new_ids)
+        at = rest.searchsorted(new_ids)
         if m and _any(rest[np.minimum(at, m - 1)] == new_ids):
             return None  # a spawned id already present
         # output rows of the spawned entities (``at`` counts the kept rows before each one);
         # every other output row takes the next kept row, in order
         dst = at + np.arange(ns)
         take = np.empty(m + ns, np.intp)
-        others = np.ones(m + ns, np.bool_)
+        others = np.empty(m + ns, np.bool_)
+        others.fill(True)
         others[dst] = False
         take[others] = np.arange(n) if src is None else src
         take[dst] = np.arange(n, n + ns)
