@@ -8,11 +8,14 @@ and malformed deltas must give the same replica state / the same accept-or-rejec
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import msgpack
 import numpy as np
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 import protocol.delta as delta_mod
 import protocol.replica as replica_mod
@@ -420,3 +423,57 @@ def test_churn_deltas_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> Non
         b.apply(CHURN[i])
         assert a.ids.tobytes() == b.ids.tobytes()
         assert all(a.columns[k].tobytes() == b.columns[k].tobytes() for k in a.columns)
+
+
+def _idlist_bytes(ids: list[int]) -> list[Any]:
+    gaps = [b - a for a, b in itertools.pairwise(ids)]
+    return [ids[0], "u8", bytes(g & 0xFF for g in gaps)]
+
+
+_SPAWN_CODES = {"x": ["i16", "u8", "i8", "u16", "i32", "d8", "f32"], "k": ["u8", "u16", "i8"],
+                "f": ["f32", "f64"]}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_random_despawn_spawn_deltas_same_verdict_as_reference(data: st.DataObject) -> None:
+    """Despawn / spawn deltas around the SMALL state (ids 1-4), valid and not: unknown ids,
+    duplicates, ids still present, wrong counts, codes that do not fit, short columns, rows
+    past the end. The fast path must reach the reference decoder's verdict and state."""
+    draw = data.draw
+    desp = draw(st.none() | st.lists(st.integers(1, 4) | st.integers(0, 6), min_size=1,
+                                     max_size=4).map(sorted))
+    born = draw(st.none() | st.lists(st.integers(5, 12) | st.integers(0, 12), min_size=1,
+                                     max_size=4).map(sorted))
+    spawn: Any = None
+    n_after = 4 - len(set(desp or [])) + len(born or [])
+    if born is not None:
+        cols = []
+        for name in ("x", "k", "f"):
+            code = draw(st.sampled_from(_SPAWN_CODES[name][:1]) | st.sampled_from(
+                _SPAWN_CODES[name]))
+            dt = _CODE_DTYPES[code]
+            count = len(born) + draw(st.sampled_from([0] * 12 + [1, -1]))
+            if dt.kind == "f":
+                vals = np.array(draw(st.lists(st.floats(-1e6, 1e6, width=32), min_size=count,
+                                              max_size=count)), dt)
+            else:
+                info = np.iinfo(dt)
+                lo, hi = max(int(info.min), -60), min(int(info.max), 300)
+                vals = np.array(draw(st.lists(st.integers(lo, hi), min_size=count,
+                                              max_size=count)), dt)
+            cols.append([code, vals.tobytes()])
+        spawn = [_idlist_bytes(born), cols]
+    count = n_after + draw(st.sampled_from([0] * 12 + [1, -1]))
+    groups = draw(st.sampled_from([[], [[1, [0, "u8", b""], [["d8", b"\x01"]]]],
+                                   [[2, [max(count - 1, 0), "u8", b""], [["u8", b"\x07"]]]],
+                                   [[1, [count, "u8", b""], [["d8", b"\x01"]]]]]))
+    msg = _churn_msg(None if desp is None else _idlist_bytes(desp), spawn, count, groups)
+    _, ref = _small()
+    try:
+        ref.apply(msg)
+        valid = True
+    except DeltaError:
+        valid = False
+    event(f"valid: {valid}")
+    _same_verdict(msg, valid)
