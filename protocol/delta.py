@@ -291,13 +291,6 @@ def _encode_groups(
     return out
 
 
-def _group_overhead(mask: int) -> int:
-    """msgpack bytes a GROUP costs beyond its row gaps and values (section 5 framing):
-    the group and IDLIST arrays, mask, first row, gap code, bin headers, one [code, bin]
-    per column (the first row and mask taken at their usual 1 to 3 bytes)."""
-    return 11 + 6 * mask.bit_count()
-
-
 def _merge_small(buckets: list[tuple[int, np.ndarray]],
                  widths: list[int]) -> list[tuple[int, np.ndarray]]:
     """Merge groups into others where that makes the message smaller.
@@ -312,40 +305,51 @@ def _merge_small(buckets: list[tuple[int, np.ndarray]],
     """
     if len(buckets) < 2:
         return buckets
-    # live groups: [mask, rows, [member arrays]]
-    live: list[list[Any]] = [[m, int(rows.shape[0]), [rows]] for m, rows in buckets]
-    done: set[int] = set()  # positions in ``live`` that found no profitable partner
-
-    def cost(m: int) -> int:
-        return sum(widths[f] for f in range(len(widths)) if m >> f & 1)
-
-    while len(live) > 1:
-        cand = [i for i in range(len(live)) if id(live[i]) not in done]
-        if not cand:
+    # cost(m) = sum of the widths of m's fields, as one popcount per distinct width (1-4)
+    by_width: dict[int, int] = {}
+    for f, w in enumerate(widths):
+        by_width[w] = by_width.get(w, 0) | (1 << f)
+    width_bits = list(by_width.items())
+    masks = [m for m, _ in buckets]
+    sizes = [int(rows.shape[0]) for _, rows in buckets]
+    parts: list[list[np.ndarray]] = [[rows] for _, rows in buckets]
+    alive = list(range(len(buckets)))
+    settled: set[int] = set()  # groups that found no profitable partner (as they are now)
+    while len(alive) > 1:
+        a = -1
+        for i in alive:  # the smallest unsettled group
+            if i not in settled and (a < 0 or sizes[i] < sizes[a]):
+                a = i
+        if a < 0:
             break
-        a = min(cand, key=lambda i: live[i][1])
-        ma, na = live[a][0], live[a][1]
+        ma, na = masks[a], sizes[a]
         best, best_gain = -1, 0
-        for b, (mb, nb, _) in enumerate(live):
+        for b in alive:
             if b == a:
                 continue
-            union = ma | mb
-            gain = (_group_overhead(ma) + _group_overhead(mb) - _group_overhead(union)
-                    - na * cost(union & ~ma) - nb * cost(union & ~mb))
+            mb = masks[b]
+            # A GROUP's framing is about 11 + 6k msgpack bytes for k columns (group and IDLIST
+            # arrays, mask, first row, gap code, bin headers; a [code, bin] per column), so
+            # merging saves 11 + 6 x (columns the two share); it costs the values a's rows
+            # carry for b's other fields, and b's rows for a's
+            gain = 11 + 6 * (ma & mb).bit_count()
+            only_b, only_a, nb = mb & ~ma, ma & ~mb, sizes[b]
+            for w, bits in width_bits:
+                gain -= w * (na * (only_b & bits).bit_count() + nb * (only_a & bits).bit_count())
             if gain > best_gain:
                 best, best_gain = b, gain
         if best < 0:
-            done.add(id(live[a]))
+            settled.add(a)
             continue
-        grp = live[best]
-        grp[0] |= ma
-        grp[1] += na
-        grp[2].extend(live[a][2])
-        done.discard(id(grp))  # it changed: may now merge profitably itself
-        del live[a]
+        masks[best] |= ma
+        sizes[best] += na
+        parts[best].extend(parts[a])
+        settled.discard(best)  # it changed: it may now merge profitably itself
+        alive.remove(a)
     out = []
-    for m, _, parts in sorted(live, key=lambda g: g[0]):
-        out.append((m, parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts))))
+    for i in sorted(alive, key=masks.__getitem__):
+        p = parts[i]
+        out.append((masks[i], p[0] if len(p) == 1 else np.sort(np.concatenate(p))))
     return out
 
 

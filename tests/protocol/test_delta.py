@@ -597,3 +597,37 @@ def test_random_schemas_replicate(
         r.apply(encode_delta(prev, cur, tick=tick, base_tick=tick - 1))
         assert r.snapshot().equals(cur)
         prev = cur
+
+
+def _estimate(groups: list[tuple[int, np.ndarray]], widths: list[int]) -> int:
+    """The merge's own byte model: framing 11 + 6k per group, width x rows per column."""
+    total = 0
+    for m, rows in groups:
+        fields = [f for f in range(len(widths)) if m >> f & 1]
+        total += 11 + 6 * len(fields) + rows.shape[0] * sum(widths[f] for f in fields)
+    return total
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 12), st.data())
+def test_merge_small_partitions_rows_and_never_grows(nf: int, data: st.DataObject) -> None:
+    widths = data.draw(st.lists(st.sampled_from([1, 2, 4, 8]), min_size=nf, max_size=nf))
+    masks = data.draw(st.lists(st.integers(1, (1 << nf) - 1), min_size=1, max_size=MAX_GROUPS,
+                               unique=True))
+    sizes = data.draw(st.lists(st.integers(1, 40), min_size=len(masks), max_size=len(masks)))
+    rows = np.random.default_rng(len(masks)).permutation(sum(sizes))
+    buckets, at = [], 0
+    for m, n in zip(masks, sizes):
+        buckets.append((m, np.sort(rows[at:at + n])))
+        at += n
+    out = delta_mod._merge_small(buckets, widths)
+    assert 1 <= len(out) <= len(buckets)
+    assert [m for m, _ in out] == sorted(m for m, _ in out)
+    got = np.concatenate([r for _, r in out])
+    assert np.array_equal(np.sort(got), np.arange(sum(sizes)))  # each row exactly once
+    for _, r in out:
+        assert np.all(np.diff(r) > 0)  # ascending, as a ROWLIST needs
+    for m, r in buckets:  # every group lands whole in one group carrying its fields
+        homes = [om for om, orows in out if np.isin(r, orows).all()]
+        assert len(homes) == 1 and homes[0] & m == m
+    assert _estimate(out, widths) <= _estimate(buckets, widths)
