@@ -23,6 +23,8 @@ Definitions (the JSON report uses these names):
   delta received; it does not depend on how busy the machine is, unlike wall-clock figures.
   With a ``duration``, ``steady.tick_age_ms`` is the tick age of the deltas received in the
   second half only (the connect ramp's backlog left out; the window's ``max`` is the run's).
+  ``steady.max_process_cpu_pct`` is the busiest bot process's share of a core; from
+  ``SATURATED_PCT`` (90) on, the summary warns that the bots may be the bottleneck.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ __all__ = [
     "merge_snapshots",
     "steady_state",
 ]
+
+#: Steady-state CPU share of one core (percent) from which a bot process counts as saturated.
+SATURATED_PCT = 90.0
 
 _DECADES_LOW = -5  # 10 us
 _DECADES_HIGH = 3  # 1000 s
@@ -276,10 +281,19 @@ class Progress:
         def ms(v: float | None) -> str:
             return "-" if v is None else f"{v * 1000:.1f}ms"
 
+        # the busiest bot process over its last sample interval (a saturated load generator
+        # makes every other figure here about the bots, not the server)
+        busiest = None
+        for pts in merged.get("samples_per_process", []):
+            if len(pts) >= 2 and float(pts[-1][0]) > float(pts[-2][0]):
+                pct = 100.0 * (float(pts[-1][1]) - float(pts[-2][1])) / (
+                    float(pts[-1][0]) - float(pts[-2][0]))
+                busiest = pct if busiest is None else max(busiest, pct)
+        cpu = "" if busiest is None else f" | bot cpu {busiest:.0f}%"
         return (
             f"[{elapsed:6.1f}s] bots {connected}/{self.total_bots} connected | "
             f"{tps:,.0f} ticks/s | {_human_bytes(bps)}/s in | "
-            f"tick age p50 {ms(p50)} p99 {ms(p99)} | errors {errors}"
+            f"tick age p50 {ms(p50)} p99 {ms(p99)} | errors {errors}{cpu}"
         )
 
 
@@ -299,9 +313,12 @@ def _spread(values: list[int]) -> dict[str, float]:
 
 def steady_state(samples_per_process: Iterable[Iterable[Any]]) -> dict[str, Any] | None:
     """CPU cost in the second half of the run (after the connect ramp), from the per-second
-    samples: ``cpu_pct`` (sum over processes), ``deltas_per_s``, ``cpu_us_per_delta``."""
+    samples: ``cpu_pct`` (sum over processes), ``deltas_per_s``, ``cpu_us_per_delta``, and
+    ``max_process_cpu_pct``, the busiest bot process (near 100%: the bots, not the server,
+    were the bottleneck)."""
     dcpu = dt_sum = 0.0
     ddel = 0
+    busiest = 0.0
     for samples in samples_per_process:
         pts = list(samples)
         if len(pts) < 2:
@@ -317,6 +334,7 @@ def steady_state(samples_per_process: Iterable[Iterable[Any]]) -> dict[str, Any]
         dcpu += float(b[1]) - float(a[1])
         ddel += int(b[2]) - int(a[2])
         dt_sum = max(dt_sum, dt)
+        busiest = max(busiest, (float(b[1]) - float(a[1])) / dt)
     if dt_sum <= 0:
         return None
     return {
@@ -324,6 +342,7 @@ def steady_state(samples_per_process: Iterable[Iterable[Any]]) -> dict[str, Any]
         "cpu_pct": round(100.0 * dcpu / dt_sum, 2),
         "deltas_per_s": round(ddel / dt_sum, 1),
         "cpu_us_per_delta": round(1e6 * dcpu / ddel, 2) if ddel else None,
+        "max_process_cpu_pct": round(100.0 * busiest, 2),
     }
 
 
@@ -415,6 +434,11 @@ def format_summary(report: Mapping[str, Any]) -> str:
             f"steady state (last {st['window_s']}s): {st['deltas_per_s']} deltas/s, "
             f"bot CPU {st['cpu_pct']}%, {st['cpu_us_per_delta']} CPU us per delta"
             + (f", tick age ms {ms(st['tick_age_ms'])}" if st.get("tick_age_ms") else ""))
+        if st.get("max_process_cpu_pct", 0.0) >= SATURATED_PCT:
+            lines.append(
+                f"warning: a bot process used {st['max_process_cpu_pct']:.0f}% of a core in the "
+                "steady state: the bots may be the bottleneck (late or missed ticks then say "
+                "little about the server); spread them with --procs or over more machines")
     if report["failure_reasons"]:
         lines.append("failures: " + ", ".join(
             f"{k} x{v}" for k, v in sorted(report["failure_reasons"].items())))

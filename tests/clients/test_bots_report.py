@@ -103,7 +103,22 @@ def test_steady_state_uses_second_half_of_each_process() -> None:
     assert st["deltas_per_s"] == pytest.approx((2000 + 2000) / 2.0)
     assert st["cpu_us_per_delta"] == pytest.approx(1e6 * (0.1 + 0.1) / 4000)
     assert st["cpu_pct"] == pytest.approx(10.0)
+    assert st["max_process_cpu_pct"] == pytest.approx(5.0)
     assert steady_state([[(0.0, 0.0, 0)]]) is None
+
+
+def test_summary_warns_when_a_bot_process_is_saturated() -> None:
+    """A load test whose bot process ran its core flat out measured the bots, not the server:
+    the summary says so (and names the remedy); a relaxed process gets no warning."""
+    for cpu_per_s, warned in ((0.95, True), (0.5, False)):
+        p = _proc(0, 2, 10, 0.001)
+        p.samples = [(float(t), cpu_per_s * t, 1000 * t) for t in range(11)]
+        report = build_report(merge_snapshots([p.snapshot()]), duration=10.0, config={})
+        assert report["steady"]["max_process_cpu_pct"] == pytest.approx(cpu_per_s * 100)
+        assert ("warning: a bot process used" in format_summary(report)) is warned
+        assert ("--procs" in format_summary(report)) is warned
+        line = Progress(2).line(merge_snapshots([p.snapshot()]), now=1.0, elapsed=10.0)
+        assert line.endswith(f"| bot cpu {cpu_per_s * 100:.0f}%")
 
 
 def test_steady_tick_age_leaves_out_the_ramp_backlog() -> None:
