@@ -138,7 +138,7 @@ def decode_bench(url: str, n_msgs: int = 300, rounds: int = 5) -> str:
 
     async def capture() -> list[bytes]:
         ws = await connect(url)
-        await ws.send(M.encode(M.Hello(game="arena", name="decode-bench")))
+        await ws.send(M.encode(M.Hello(game="arena", name=f"decode-bench-{os.urandom(3).hex()}")))
         out: list[bytes] = []
         while len(out) < n_msgs + 2:
             data = await ws.recv()
