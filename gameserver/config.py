@@ -57,6 +57,8 @@ class ServerConfig:
     snapshot_ring: int = 64               # recent snapshots kept per room (catch-up baselines)
     high_water: int = 256 * 1024          # bytes buffered on a socket above which it is skipped
     slow_timeout: float = 5.0             # s of continuous skipping before close 4009
+    event_backlog: int = 1024             # events held per player while skipped / dropped
+    event_backlog_bytes: int = 128 * 1024  # bytes of them; past either bound: the player leaves
     send_buffer: int | None = None        # kernel SO_SNDBUF per client socket (None: OS)
     max_rooms: int = 1000                 # bound on live rooms per process
     max_connections: int = 10000          # bound on open game connections

@@ -32,6 +32,8 @@ gameserver_inputs_dropped_total           counter    inputs refused (rate limit,
                                                      invalid, stale sequence number)
 gameserver_slow_client_skips_total        counter    per-client send ticks skipped (backpressure)
 gameserver_slow_client_evictions_total    counter    clients closed with 4009 (too slow)
+gameserver_event_backlog_overflows_total  counter    players removed: events held for them
+                                                     outgrew the backlog bound
 gameserver_room_crashes_total             counter    rooms closed because game code raised
 gameserver_protocol_violations_total      counter    bad messages / floods, by ``kind`` label
 ========================================  =========  ==============================================
@@ -303,6 +305,10 @@ class ServerMetrics:
                                   "Per-client send ticks skipped because the socket was backed up.")
         self.slow_evictions = Counter("gameserver_slow_client_evictions_total",
                                       "Clients closed with 4009 because they could not keep up.")
+        self.event_backlog_overflows = Counter(
+            "gameserver_event_backlog_overflows_total",
+            "Players removed because the events held for them (socket backed up or dropped) "
+            "outgrew the backlog bound.")
         self.room_crashes = Counter("gameserver_room_crashes_total",
                                     "Rooms closed because their game code raised.")
         self.violations = Counter("gameserver_protocol_violations_total",
@@ -312,7 +318,8 @@ class ServerMetrics:
                   self.overruns, self.ticks, self.send_ticks, self.encodes, self.rooms,
                   self.players, self.connections, self.bytes_in, self.bytes_out,
                   self.messages_in, self.messages_out, self.inputs_dropped, self.slow_skips,
-                  self.slow_evictions, self.room_crashes, self.violations):
+                  self.slow_evictions, self.event_backlog_overflows, self.room_crashes,
+                  self.violations):
             r(m)
 
     def render(self) -> str:

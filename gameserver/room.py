@@ -18,9 +18,14 @@ Streaming contract (each send tick, see :meth:`Room._send`):
   written, so memory stays bounded); when it drains it receives ONE delta from its own last
   tick (or a full snapshot); skipped continuously for more than ``slow_timeout`` seconds it is
   closed with 4009;
-* INPUT_ACKs (last applied input seq, per player) and game events are small per-client frames
-  written before / after the delta; they are dropped for a skipped socket (an ack is
-  superseded by the next one; events are best effort for a client that cannot keep up).
+* INPUT_ACKs (last applied input seq, per player) are small per-client frames written before
+  the delta; one is dropped for a skipped socket (the next one supersedes it);
+* game events are written after the delta, and are reliable and ordered (``Game.send``): a
+  player whose socket is skipped, or who dropped and may still RESUME, keeps them in a
+  bounded backlog (``event_backlog`` events, ``event_backlog_bytes``) delivered in order, after
+  its catch-up delta or full snapshot, once it can take them. A player whose backlog would
+  outgrow that bound is removed from the room (close 4009 if still connected; a RESUME then
+  gets 4005): an event is never silently lost from a live session.
 
 Game code errors: an exception out of the simulation (the game developer's bug) is logged
 with its traceback at ERROR, the room's players get ERROR 4010 and close 4010, and the room is
@@ -38,7 +43,7 @@ import itertools
 import logging
 import secrets
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +98,10 @@ class Player:
     last_seq: int = 0
     grace: asyncio.TimerHandle | None = field(default=None, repr=False)
     gone: bool = False
+    #: event frames held while the socket is skipped or gone (bounded; see the module doc)
+    backlog: deque[bytes] = field(default_factory=deque, repr=False)
+    backlog_bytes: int = 0
+    evicting: bool = False  # its backlog overflowed: it leaves at the next loop turn
 
 
 def _close_soon(tasks: set[asyncio.Task[None]], ws: WebSocket, code: int, reason: str) -> None:
@@ -392,6 +401,7 @@ class Room:
         groups: dict[int | None, list[Player]] = {}
         oldest = tick  # oldest baseline a skipped client will need when it catches up
         acks = self.acks
+        flush: list[Player] = []  # can take events again and hold some
         sent_small = 0
         small_bytes = 0
         for p in self.players.values():
@@ -406,6 +416,8 @@ class Room:
             if not ws.open:
                 continue
             p.skipped_since = None
+            if p.backlog:
+                flush.append(p)
             ack = acks.get(p.player_id)
             if ack is not None and ack[0] > p.acked_seq:
                 seq = ack[0]
@@ -437,6 +449,21 @@ class Room:
                     p.last_sent = tick
                     out_bytes += flen
                     out_msgs += 1
+        # events after the delta: first what players who can take them again were holding,
+        # then this tick's (held, in order, for a skipped or dropped player)
+        for p in flush:
+            ws = p.ws
+            if ws is None:
+                continue
+            held = p.backlog
+            while held:
+                frame = held[0]
+                if not ws.write_prepared(frame):
+                    break  # closing: keep the rest for a RESUME
+                held.popleft()
+                p.backlog_bytes -= len(frame)
+                out_bytes += len(frame)
+                out_msgs += 1
         if self.events:
             events, self.events = self.events, []
             for data, to in events:
@@ -444,9 +471,12 @@ class Room:
                 frame = prepare_message(data)
                 for p in targets:
                     ws = p.ws
-                    if ws is not None and p.skipped_since is None and ws.write_prepared(frame):
+                    if (ws is not None and p.skipped_since is None and not p.backlog
+                            and ws.write_prepared(frame)):
                         out_bytes += len(frame)
                         out_msgs += 1
+                    elif not p.gone and not p.evicting:
+                        self._hold(p, frame)
         m.bytes_out.inc(out_bytes)
         m.messages_out.inc(out_msgs)
         # Keep only the snapshots some client may still need as its baseline (steady state:
@@ -454,6 +484,25 @@ class Room:
         limit = self.config.snapshot_ring
         while ring and (len(ring) > limit or next(iter(ring)) < oldest):
             ring.popitem(last=False)
+
+    def _hold(self, p: Player, frame: bytes) -> None:
+        """Keep an event frame for ``p`` until it can take it; past the bound it leaves."""
+        cfg = self.config
+        if (len(p.backlog) < cfg.event_backlog
+                and p.backlog_bytes + len(frame) <= cfg.event_backlog_bytes):
+            p.backlog.append(frame)
+            p.backlog_bytes += len(frame)
+            return
+        # It cannot take its events: rather than lose one silently, the session ends.
+        log.info("event backlog full, removing player room=%s player=%d held=%d bytes=%d",
+                 self.id, p.player_id, len(p.backlog), p.backlog_bytes)
+        self.metrics.event_backlog_overflows.inc()
+        p.evicting = True
+        p.backlog.clear()
+        p.backlog_bytes = 0
+        if p.ws is not None:
+            _close_soon(self._tasks, p.ws, CloseCode.TOO_SLOW, "too slow: event backlog full")
+        self._loop.call_soon(self.remove, p, "event backlog full")
 
     def _targets(self, to: Any) -> Iterable[Player]:
         if to is None:

@@ -102,7 +102,19 @@ class Swarm(Game):
         self.world["y"][slots] += self.rng.uniform(-3, 3, len(slots)).astype(np.float32)
 
 
-GAMES: dict[str, type[Game]] = {"walker": Walker, "boom": Boom, "swarm": Swarm}
+class Chatty(Swarm):
+    """Swarm that also sends every player an event each tick, numbered by tick."""
+
+    name = "chatty"
+    entities = 500
+
+    def on_tick(self, tick: int, dt: float, inputs: InputBatch) -> None:
+        super().on_tick(tick, dt, inputs)
+        self.send("t", tick)
+
+
+GAMES: dict[str, type[Game]] = {"walker": Walker, "boom": Boom, "swarm": Swarm,
+                                "chatty": Chatty}
 
 
 @dataclass
