@@ -53,6 +53,7 @@ __all__ = [
     "decode_delta",
     "encode_delta",
     "parse_delta",
+    "unpack_delta",
 ]
 
 #: Most field groups the encoder emits; rarer change masks are merged into one group whose
@@ -467,14 +468,19 @@ def parse_delta(obj: Any) -> Delta:
     return Delta(int(tick), base_tick, count, despawned, spawned_ids, spawned, tuple(parsed))
 
 
-def decode_delta(
-    data: bytes | bytearray | memoryview, *, max_size: int = DEFAULT_MAX_SIZE
-) -> Delta:
-    """Decode a whole DELTA message; :class:`DeltaError` (a :class:`MessageError`) if malformed."""
+def unpack_delta(data: bytes | bytearray | memoryview, *, max_size: int = DEFAULT_MAX_SIZE
+                 ) -> Any:
+    """The msgpack value of a DELTA message, bounded; a :class:`DeltaError` if it is not one."""
     try:
-        obj = unpack(data, max_size=max_size)
+        return unpack(data, max_size=max_size)
     except DeltaError:
         raise
     except MessageError as exc:
         raise DeltaError(exc.message, exc.code) from None
-    return parse_delta(obj)
+
+
+def decode_delta(
+    data: bytes | bytearray | memoryview, *, max_size: int = DEFAULT_MAX_SIZE
+) -> Delta:
+    """Decode a whole DELTA message; :class:`DeltaError` (a :class:`MessageError`) if malformed."""
+    return parse_delta(unpack_delta(data, max_size=max_size))

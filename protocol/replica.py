@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .codes import DEFAULT_MAX_SIZE, DeltaError, MessageError, unpack
-from .delta import Delta, parse_delta
+from .codes import DEFAULT_MAX_SIZE, DeltaError
+from .delta import Delta, parse_delta, unpack_delta
 from .wireschema import (
     DIFF_DTYPES,
     FLOAT_CODES,
@@ -164,13 +164,7 @@ class Replica:
         """
         if isinstance(delta, Delta):
             return self._apply_parsed(delta)
-        try:
-            obj = unpack(delta, max_size=max_size)
-        except DeltaError:
-            raise
-        except MessageError as exc:
-            raise DeltaError(exc.message, exc.code) from None
-        return self.apply_unpacked(obj)
+        return self.apply_unpacked(unpack_delta(delta, max_size=max_size))
 
     def apply_unpacked(self, obj: Any) -> bool:
         """:meth:`apply` for an already unpacked DELTA message (the msgpack array).
