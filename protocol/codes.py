@@ -62,6 +62,8 @@ class CloseCode(IntEnum):
     GAME_CRASHED = 4010
     REPLACED = 4011
     HELLO_TIMEOUT = 4012
+    REDIRECT = 4013
+    MOVED = 4014
 
 
 class ErrorCode(IntEnum):
@@ -79,6 +81,8 @@ class ErrorCode(IntEnum):
     VERSION_MISMATCH = 4004
     RESUME_FAILED = 4005
     REJECTED = 4006
+    REDIRECT = 4013
+    MOVED = 4014
 
 
 class MessageError(Exception):
