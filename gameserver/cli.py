@@ -11,7 +11,14 @@ Options: ``--host`` (default 127.0.0.1), ``--port`` (default 8000; 0 = ephemeral
 the Origin allow-list; a refused browser gets HTTP 403), ``--auth MODULE:function`` (the
 authentication hook, given the HELLO token), ``--resume-grace S``,
 ``--empty-room-ttl S``, ``--hello-timeout S``, ``--seed N``, ``--room-config JSON``,
-``--log-level LEVEL``, ``--log-format {text,json}``.
+``--log-level LEVEL``, ``--log-format {text,json}``; behind a proxy and per IP:
+``--trusted-proxy CIDR``, ``--path-prefix PATH``, ``--max-connections-per-ip N``,
+``--join-rate-per-ip R``, ``--join-burst-per-ip N``, ``--ip-limit-exempt CIDR``,
+``--drain-seconds S``.
+
+Every option may also come from ``GAMESERVER_<OPTION>`` environment variables or a TOML
+``--config FILE`` (command line > environment > file > defaults; :mod:`gameserver.settings`);
+``--print-config [toml|json]`` prints the result and exits 0.
 
 On start it prints one line to stdout, e.g.
 ``gameserver: serving arena at http://127.0.0.1:8000/ (ws at ws://127.0.0.1:8000/ws)``,
