@@ -179,7 +179,7 @@ class Router:
                 if path == self.prefix and method in ("GET", "HEAD"):
                     return HttpReply(308, b"", headers=(("Location", self.prefix + "/"),))
                 if path not in ("/healthz", "/readyz"):
-                    return _text(404, "not found")
+                    return HttpReply(404) if method == "HEAD" else _text(404, "not found")
             else:
                 path = stripped
         if path == self.ws_path:

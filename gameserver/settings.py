@@ -23,7 +23,8 @@ converted by the option's own ``type`` and checked against its ``choices``:
 A repeatable option given on the command line replaces (not extends) the environment's or
 file's list. An unknown TOML key or a bad value anywhere raises :class:`SettingsError`
 naming the key and its source; the CLI prints it and exits with status 2. An unknown
-``GAMESERVER_*`` variable only gets a warning on stderr (other tools may share the prefix).
+``GAMESERVER_*`` variable is ignored (others share the prefix: ``GAMESERVER_NO_UVLOOP``);
+one that looks like a misspelt option gets a warning on stderr.
 
 Because the work is driven by the parser's actions, an option added to the parser later gets
 environment and TOML support with no extra code. :func:`render_toml` prints the resulting
@@ -33,6 +34,7 @@ settings (``gameserver --print-config``) in a form ``--config`` reads back.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
 import os
@@ -59,6 +61,8 @@ __all__ = [
 ENV_PREFIX = "GAMESERVER_"
 #: Destinations that are about reading settings, not settings themselves.
 SKIP_DESTS = frozenset({"help", "config", "print_config", "version"})
+#: Variables with the prefix that are not options (read elsewhere; never warned about).
+NOT_OPTIONS = frozenset({"GAMESERVER_NO_UVLOOP"})
 #: TOML files larger than this are refused (a config file is a few hundred bytes).
 MAX_CONFIG_BYTES = 1 << 20
 
@@ -279,8 +283,12 @@ def parse_layered(p: argparse.ArgumentParser, argv: Sequence[str],
             continue
         a = known.get(name)
         if a is None:
-            print(f"gameserver: warning: unknown environment variable {name} ignored",
-                  file=sys.stderr)
+            # Other variables share the prefix (GAMESERVER_NO_UVLOOP, test fixtures): only
+            # a near-miss of an option's name is worth a warning (a typo).
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
+            if close and name not in NOT_OPTIONS:
+                print(f"gameserver: warning: unknown environment variable {name} ignored "
+                      f"(did you mean {close[0]}?)", file=sys.stderr)
             continue
         layered[a.dest] = _convert(a, env[name], f"environment {name}", from_env=True)
         sources[a.dest] = f"environment {name}"

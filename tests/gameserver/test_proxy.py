@@ -127,3 +127,21 @@ def test_path_prefix_serves_ws_and_routes(tmp_path: Any, kit: Any) -> None:
             assert exc.value.status == 404
 
     kit.run(main())
+
+
+def test_router_prefix_unit(tmp_path: Any) -> None:
+    from gameserver.http import Router
+
+    (tmp_path / "index.html").write_text("hi")
+    r = Router(static_root=tmp_path, metrics=lambda: "", rooms=lambda: [], prefix="/g/",
+               ready=lambda: False)
+    assert r.route("GET", "/g/ws", upgrade=True) is None
+    assert r.route("GET", "/ws", upgrade=True) is not None  # outside the prefix: no upgrade
+    reply = r.route("HEAD", "/elsewhere", upgrade=False)
+    assert reply is not None and reply.status == 404 and reply.body == b""
+    reply = r.route("GET", "/g?x=1", upgrade=False)
+    assert reply is not None and reply.status == 308 and ("Location", "/g/") in reply.headers
+    reply = r.route("GET", "/g/readyz", upgrade=False)
+    assert reply is not None and reply.status == 503 and ("Retry-After", "5") in reply.headers
+    reply = r.route("GET", "/g/", upgrade=False)
+    assert reply is not None and reply.body == b"hi"

@@ -118,9 +118,13 @@ def test_bad_key_and_bad_values_exit_2(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_unknown_env_variable_warns(capsys: pytest.CaptureFixture[str]) -> None:
-    ns = parse_settings([], {"GAMESERVER_PORTT": "1"}).namespace
+    ns = parse_settings([], {"GAMESERVER_PORTT": "1", "GAMESERVER_NO_UVLOOP": "1",
+                             "GAMESERVER_DELTA_FIXTURE": "x"}).namespace
     assert ns.port == 8000
-    assert "unknown environment variable GAMESERVER_PORTT" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown environment variable GAMESERVER_PORTT ignored (did you mean " \
+           "GAMESERVER_PORT?)" in err
+    assert "NO_UVLOOP" not in err and "FIXTURE" not in err
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
