@@ -31,18 +31,29 @@ from collections.abc import Callable, Iterable
 
 from gameserver.proxy import IPAddress, parse_networks
 
-__all__ = ["IpLimiter", "ip_key"]
+__all__ = ["IpLimiter", "ip_key", "key_text"]
 
 log = logging.getLogger(__name__)
 
 Kind = str  # "connections" | "joins" | "table_full"
 
 
-def ip_key(ip: IPAddress) -> str:
-    """The table key of an address: IPv4 as is, IPv6 by its /64 network."""
+_V6 = 1 << 32  # IPv6 keys start above every IPv4 address
+
+
+def ip_key(ip: IPAddress) -> int:
+    """The table key of an address: an IPv4 address's integer, or ``2**32 +`` an IPv6
+    address's /64 prefix (an int: hashing ``ipaddress`` objects or strings costs more)."""
     if isinstance(ip, ipaddress.IPv6Address):
-        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
-    return str(ip)
+        return _V6 + (int(ip) >> 64)
+    return int(ip)
+
+
+def key_text(key: int) -> str:
+    """``ip_key`` back to text for logs: ``192.0.2.1`` or ``2001:db8:1:2::/64``."""
+    if key < _V6:
+        return str(ipaddress.IPv4Address(key))
+    return str(ipaddress.IPv6Network(((key - _V6) << 64, 64)))
 
 
 class _Entry:
@@ -72,12 +83,11 @@ class IpLimiter:
         self.log_interval = log_interval
         self._on_refuse = on_refuse
         self._clock = clock
-        self._active: dict[str, _Entry] = {}
-        self._idle: OrderedDict[str, _Entry] = OrderedDict()
+        self._active: dict[int, _Entry] = {}
+        self._idle: OrderedDict[int, _Entry] = OrderedDict()
         self._next_log = 0.0
         self._next_sweep = 0.0
         self._pending: dict[Kind, int] = {}
-        self._last_refused = ""
 
     # ----------------------------------------------------------------------- queries
 
@@ -155,7 +165,7 @@ class IpLimiter:
 
     # ---------------------------------------------------------------------- internals
 
-    def _entry(self, key: str, now: float) -> _Entry | None:
+    def _entry(self, key: int, now: float) -> _Entry | None:
         e = self._active.get(key)
         if e is not None:
             return e
@@ -187,15 +197,14 @@ class IpLimiter:
                 break  # LRU order: later entries were touched more recently
             idle.popitem(last=False)
 
-    def _refuse(self, kind: Kind, key: str, now: float) -> str:
+    def _refuse(self, kind: Kind, key: int, now: float) -> str:
         if self._on_refuse is not None:
             self._on_refuse(kind)
         self._pending[kind] = self._pending.get(kind, 0) + 1
-        self._last_refused = key
         if now >= self._next_log:
             self._next_log = now + self.log_interval
             counts = " ".join(f"{k}={v}" for k, v in sorted(self._pending.items()))
             log.info("per-IP limit refusing %s last_ip=%s tracked=%d interval=%.0fs",
-                     counts, key, len(self), self.log_interval)
+                     counts, key_text(key), len(self), self.log_interval)
             self._pending.clear()
         return kind

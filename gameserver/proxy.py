@@ -19,6 +19,7 @@ dual-stack socket reports) becomes its IPv4 form; ports and brackets are dropped
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 
@@ -50,10 +51,22 @@ def parse_networks(specs: Iterable[str]) -> tuple[Network, ...]:
 
 def normalize_ip(value: str | IPAddress) -> IPAddress | None:
     """Parse one address (no port); IPv4-mapped IPv6 -> IPv4; ``None`` if not an address."""
+    if isinstance(value, str):
+        return _parse_ip(value.strip())
+    return _normalized(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_ip(text: str) -> IPAddress | None:
+    # Cached: ipaddress parsing costs several microseconds, and the same addresses (our
+    # proxies, returning players) come again and again. Bounded; the values are immutable.
     try:
-        ip = ipaddress.ip_address(value.strip() if isinstance(value, str) else value)
+        return _normalized(ipaddress.ip_address(text))
     except ValueError:
         return None
+
+
+def _normalized(ip: IPAddress) -> IPAddress:
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return ip.ipv4_mapped

@@ -107,7 +107,8 @@ class GameServer:
     @property
     def url(self) -> str:
         """``http(s)://host:port/`` of the browser page."""
-        return f"{self.config.scheme}://{self._host_for_url()}:{self.port}{self.config.path_prefix}/"
+        return (f"{self.config.scheme}://{self._host_for_url()}:{self.port}"
+                f"{self.config.path_prefix}/")
 
     @property
     def ws_url(self) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gameserver.iplimits import IpLimiter, ip_key
+from gameserver.iplimits import IpLimiter, ip_key, key_text
 from gameserver.metrics import parse_text
 from protocol import messages as M
 from protocol.codes import CloseCode, ErrorCode
@@ -60,8 +60,9 @@ def test_join_bucket_refills() -> None:
 
 
 def test_ipv6_counts_by_slash_64() -> None:
-    assert ip_key(ip("2001:db8:1:2:aaaa::1")) == "2001:db8:1:2::/64"
-    assert ip_key(ip("192.0.2.1")) == "192.0.2.1"
+    assert key_text(ip_key(ip("2001:db8:1:2:aaaa::1"))) == "2001:db8:1:2::/64"
+    assert key_text(ip_key(ip("192.0.2.1"))) == "192.0.2.1"
+    assert ip_key(ip("::c000:201")) != ip_key(ip("192.0.2.1"))  # families never collide
     lim = IpLimiter(max_connections=2, exempt=(), clock=Clock())
     assert lim.acquire(ip("2001:db8:1:2::1")) is None
     assert lim.acquire(ip("2001:db8:1:2::2")) is None
