@@ -321,3 +321,25 @@ def test_sigterm_drain_flips_readyz_then_exits(tmp_path: Any) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_forwarded_ipv6_client_counted_by_slash_64(kit: Any,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="gameserver.session")
+
+    async def main() -> None:
+        async with kit.running(trusted_proxies=("127.0.0.0/8",), max_connections_per_ip=1,
+                               hello_timeout=0.5) as h:
+            fwd = (("Forwarded", 'for="[2001:db8:5:6::5]:4711";proto=https'),)
+            c = await h.connect(extra_headers=fwd)
+            await asyncio.wait_for(_until(lambda: len(h.server.sessions) == 1), 10)
+            assert [s.peer for s in h.server.sessions] == ["2001:db8:5:6::5"]
+            same64 = (("Forwarded", 'for="[2001:db8:5:6:ffff::9]"'),)
+            assert (await raw_upgrade(h.server.port, headers=same64))[0] == 429
+            other64 = (("Forwarded", 'for="[2001:db8:5:7::9]"'),)
+            assert (await raw_upgrade(h.server.port, headers=other64))[0] == 101
+            # The client address is what the session's log line names (here: no HELLO).
+            assert await c.closed() == CloseCode.HELLO_TIMEOUT
+            assert any("peer=2001:db8:5:6::5" in r.getMessage() for r in caplog.records)
+
+    kit.run(main())
