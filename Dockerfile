@@ -20,6 +20,8 @@ RUN pip wheel . --wheel-dir /wheels
 FROM python:3.12-slim AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+# The wheels are bind-mounted from the builder (BuildKit, the default builder since Docker
+# 23), so they never become a layer of the runtime image.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-index --find-links /wheels gameserver \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin gameserver
