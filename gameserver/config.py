@@ -69,6 +69,16 @@ class ServerConfig:
     redis_url: str | None = None          # redis://HOST:PORT/DB of the cluster's Redis
     public_url: str | None = None         # ws(s)://... clients should dial for this node
     handover: bool = False                # on SIGTERM hand rooms to another node via Redis
+    # Edge: reverse proxies, path prefix, per-IP limits (gameserver/proxy.py, iplimits.py)
+    trusted_proxies: tuple[str, ...] = ()  # CIDRs whose Forwarded / X-Forwarded-For we read
+    path_prefix: str = ""                 # e.g. "/game": every route lives under it
+    max_connections_per_ip: int = 64      # open game connections per client IP (0: no limit)
+    join_rate_per_ip: float = 5.0         # HELLOs per second per client IP (0: no limit)
+    join_burst_per_ip: int = 20           # join bucket depth per client IP
+    ip_limit_exempt: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # CIDRs not limited
+    max_tracked_ips: int = 16384          # bound on the per-IP table
+    ip_limit_log_interval: float = 10.0   # s between INFO lines about per-IP refusals
+    drain_seconds: float = 0.0            # s of /readyz 503 after SIGTERM before players close
 
     def check(self) -> ServerConfig:
         """Raise :class:`ConfigError` naming the bad setting; return ``self`` when valid."""
@@ -95,7 +105,24 @@ class ServerConfig:
                               f"{self.public_url!r}")
         if self.handover and self.redis_url is None:
             raise ConfigError("--handover needs --redis (rooms are handed over through Redis)")
+        self._check_edge()
         return self
+
+    def _check_edge(self) -> None:
+        from gameserver.proxy import parse_networks
+
+        for name in ("trusted_proxies", "ip_limit_exempt"):
+            try:
+                parse_networks(getattr(self, name))
+            except ValueError as exc:
+                raise ConfigError(f"{name}: {exc}") from None
+        p = self.path_prefix
+        if p and (not p.startswith("/") or p.endswith("/") or any(c in p for c in "?#% \t")):
+            raise ConfigError(f"path_prefix must look like /game (no trailing /), got {p!r}")
+        if self.max_connections_per_ip < 0 or self.join_rate_per_ip < 0:
+            raise ConfigError("per-IP limits must be >= 0 (0: no limit)")
+        if self.join_burst_per_ip < 1 or self.max_tracked_ips < 1:
+            raise ConfigError("join_burst_per_ip and max_tracked_ips must be >= 1")
 
     @property
     def scheme(self) -> str:

@@ -7,11 +7,19 @@ the WebSocket endpoint: go on with the upgrade").
 Routes (all ``GET``; ``HEAD`` is answered like ``GET`` without a body):
 
 * ``/ws``       the game WebSocket endpoint; a non-upgrade request gets 426 Upgrade Required.
-* ``/healthz``  ``200 ok`` (text) while the server is accepting players.
+* ``/healthz``  liveness: ``200 ok`` (text) whenever the event loop answers (also while
+  draining: a blocked loop fails the probe by its timeout).
+* ``/readyz``   readiness: ``200 ready`` while the server accepts players; ``503`` while
+  draining / shutting down or at ``max_connections``.
 * ``/metrics``  Prometheus text format 0.0.4 (see :mod:`gameserver.metrics`).
 * ``/rooms``    JSON ``[{"id", "game", "players", "capacity"}, ...]``.
 * anything else: a static file under the web client folder (``/`` -> ``index.html``);
   404 when missing.
+
+With a path prefix (``--path-prefix /game``) every route lives under it (``/game/ws``,
+``/game/healthz``, ``/game/`` the demo; ``/game`` redirects to ``/game/``); other paths get
+404, except bare ``/healthz`` and ``/readyz``, kept for probes that talk to the process
+directly (a container's HEALTHCHECK).
 
 Any other method gets 405 with ``Allow: GET, HEAD``. The static file resolver refuses
 directory traversal: the percent-decoded path may not contain ``..`` segments, backslashes or
@@ -144,22 +152,36 @@ class StaticFiles:
 class Router:
     """Dispatches plain HTTP requests; see the module docstring for the routes.
 
-    ``metrics`` returns the Prometheus text, ``rooms`` the JSON-able room list and
-    ``healthy`` whether the server accepts players (503 otherwise, e.g. while shutting down).
+    ``metrics`` returns the Prometheus text, ``rooms`` the JSON-able room list,
+    ``healthy`` whether the process is alive (``/healthz``; 503 otherwise) and ``ready``
+    whether it accepts players (``/readyz``; 503 otherwise; default: ``healthy``).
+    ``prefix`` is the path prefix ("" or e.g. "/game", no trailing slash).
     """
 
     def __init__(self, *, static_root: Path | str | None, metrics: Callable[[], str],
                  rooms: Callable[[], Sequence[dict[str, object]]],
-                 healthy: Callable[[], bool] = lambda: True, ws_path: str = "/ws") -> None:
+                 healthy: Callable[[], bool] = lambda: True, ws_path: str = "/ws",
+                 ready: Callable[[], bool] | None = None, prefix: str = "") -> None:
         self.static = StaticFiles(static_root)
         self._metrics = metrics
         self._rooms = rooms
         self._healthy = healthy
         self.ws_path = ws_path
+        self._ready = ready if ready is not None else healthy
+        self.prefix = prefix.rstrip("/")
 
     def route(self, method: str, target: str, *, upgrade: bool) -> HttpReply | None:
         """Answer one request, or ``None`` to let the WebSocket upgrade proceed on ``/ws``."""
         path = target.split("?", 1)[0].split("#", 1)[0] or "/"
+        if self.prefix:
+            stripped = self._strip_prefix(path)
+            if stripped is None:
+                if path == self.prefix and method in ("GET", "HEAD"):
+                    return HttpReply(308, b"", headers=(("Location", self.prefix + "/"),))
+                if path not in ("/healthz", "/readyz"):
+                    return HttpReply(404) if method == "HEAD" else _text(404, "not found")
+            else:
+                path = stripped
         if path == self.ws_path:
             if upgrade and method == "GET":
                 return None
@@ -173,9 +195,18 @@ class Router:
             return HttpReply(reply.status, b"", reply.content_type, reply.headers)
         return reply
 
+    def _strip_prefix(self, path: str) -> str | None:
+        """``/game/x`` -> ``/x`` under prefix ``/game``; ``None`` if outside the prefix."""
+        if path.startswith(self.prefix + "/"):
+            return path[len(self.prefix):]
+        return None
+
     def _get(self, path: str) -> HttpReply:
         if path == "/healthz":
-            return _text(200, "ok") if self._healthy() else _text(503, "shutting down")
+            return _text(200, "ok") if self._healthy() else _text(503, "unhealthy")
+        if path == "/readyz":
+            return (_text(200, "ready") if self._ready()
+                    else HttpReply(503, b"not ready\n", headers=(("Retry-After", "5"),)))
         if path == "/metrics":
             from gameserver.metrics import CONTENT_TYPE
 

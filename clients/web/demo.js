@@ -91,7 +91,8 @@ const camera = { x: 50, y: 50, ready: false };
 const view = { cx: 50, cy: 50 }; // the clamped view centre actually drawn
 const meDisplay = { x: 0, y: 0, ready: false };
 
-const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+// Relative to the page, so the demo also works under a path prefix (/game/ -> /game/ws).
+const wsUrl = new URL("ws", location.href).href.replace(/^http/, "ws");
 
 /** Input step for prediction: examples/arena.py's _move_players for one tick. */
 function makeStep(tickRate) {

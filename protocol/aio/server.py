@@ -47,7 +47,8 @@ __all__ = ["ProcessRequest", "Server", "ServerProtocol", "serve"]
 log = logging.getLogger("protocol.aio")
 
 Handler = Callable[[WebSocket], Awaitable[None]]
-ProcessRequest = Callable[[Request], "Response | Awaitable[Response | None] | None"]
+# (request) -> ..., or (request, ws) -> ... with serve(pass_connection=True).
+ProcessRequest = Callable[..., "Response | Awaitable[Response | None] | None"]
 
 def _response_bytes(resp: Response) -> bytes:
     """Serialize a ``process_request`` answer; we never keep the connection alive."""
@@ -65,6 +66,7 @@ class _ServerConfig(Config):
         "handshake_timeout",
         "max_request_size",
         "origins",
+        "pass_connection",
         "process_request",
         "server",
         "subprotocols",
@@ -76,6 +78,7 @@ class _ServerConfig(Config):
     max_request_size: int
     origins: Collection[str] | None
     process_request: ProcessRequest | None
+    pass_connection: bool
     subprotocols: tuple[str, ...]
     deflate: bool | None
 
@@ -129,7 +132,9 @@ class ServerProtocol(WebSocket):
             self._upgrade(req)
             return
         try:
-            result = pr(req)
+            # pass_connection: the hook also gets this (not yet upgraded) connection, e.g.
+            # for its remote_address.
+            result = pr(req, self) if cfg.pass_connection else pr(req)
         except Exception:
             log.exception("process_request raised path=%s", req.path)
             self._reply(http_response(500, b"internal server error\n"))
@@ -334,12 +339,15 @@ async def serve(
     close_timeout: float = 5.0,
     max_request_size: int = 16384,
     backlog: int = 1024,
+    pass_connection: bool = False,
 ) -> Server:
     """Listen on ``host:port`` and run ``handler(ws)`` for every accepted WebSocket.
 
     See the module docstring and ``docs/ARCHITECTURE.md``. Sizes in bytes, times in seconds;
     ``ping_interval=None`` disables keepalive pings. ``max_queue`` / ``read_limit`` bound the
     received-but-unread messages (count / bytes) before reading pauses.
+    ``pass_connection=True`` calls ``process_request(request, ws)`` with the connection (not
+    yet upgraded: its ``remote_address``, ``open`` and ``closed`` are usable).
     """
     loop = asyncio.get_running_loop()
     cfg = _ServerConfig(
@@ -359,6 +367,7 @@ async def serve(
     cfg.max_request_size = max_request_size
     cfg.origins = origins
     cfg.process_request = process_request
+    cfg.pass_connection = pass_connection
     cfg.subprotocols = tuple(subprotocols)
     cfg.deflate = True if deflate else None
     server._server = await loop.create_server(
