@@ -315,21 +315,34 @@ class InputBatch:
     ``len(batch)``; row ``i`` is the i-th input to arrive. A player may appear several times
     (several inputs per tick) or not at all (no input this tick: keep its last state).
     The arrays belong to the batch; treat them as read-only.
+
+    ``batch.render_tick`` (int64, one per row) is the server tick the player was rendering
+    when it produced the input (INPUT ``rt``, lag compensation), already clamped into the
+    room's history window; an input without ``rt`` (or a room without history) gets the
+    latest committed tick, ``tick - 1`` inside ``on_tick(tick)``: the current world, i.e. no
+    compensation. Use it with ``world.at(t)`` / ``world.history.hits(...)``. A batch built
+    without it (``render_tick=None``) holds zeros.
     """
 
-    __slots__ = ("_columns", "player", "seq")
+    __slots__ = ("_columns", "player", "render_tick", "seq")
 
     def __init__(
         self,
         player: npt.NDArray[np.uint32],
         seq: npt.NDArray[np.uint32],
         columns: Mapping[str, npt.NDArray[Any]],
+        render_tick: npt.NDArray[np.int64] | None = None,
     ) -> None:
         n = len(player)
         if len(seq) != n or any(len(c) != n for c in columns.values()):
             raise ValueError("InputBatch columns must all have the same length")
+        if render_tick is None:
+            render_tick = np.zeros(n, np.int64)
+        elif len(render_tick) != n:
+            raise ValueError("InputBatch render_tick must have one entry per input")
         self.player = player
         self.seq = seq
+        self.render_tick = render_tick
         self._columns = dict(columns)
 
     @classmethod
@@ -364,7 +377,8 @@ class InputBatch:
     def take(self, rows: npt.NDArray[Any]) -> InputBatch:
         """A new batch holding ``rows`` (an index array or a boolean mask) of this one."""
         return InputBatch(
-            self.player[rows], self.seq[rows], {k: v[rows] for k, v in self._columns.items()}
+            self.player[rows], self.seq[rows], {k: v[rows] for k, v in self._columns.items()},
+            self.render_tick[rows],
         )
 
     def players(self) -> npt.NDArray[np.uint32]:
