@@ -65,6 +65,8 @@ class ServerConfig:
     seed: int | None = None               # base RNG seed for rooms (None: random)
     room_config: Mapping[str, Any] = field(default_factory=dict)  # on_create(config) of rooms
     ping_interval: float | None = 20.0    # WebSocket keepalive ping period (s)
+    history: float | None = None          # s of world history per room (lag compensation,
+                                          # 0..10, 0 = off); None: the game's Game.history
 
     def check(self) -> ServerConfig:
         """Raise :class:`ConfigError` naming the bad setting; return ``self`` when valid."""
@@ -83,6 +85,8 @@ class ServerConfig:
             raise ConfigError("max_message_size too small to carry a HELLO")
         if self.snapshot_ring < 2:
             raise ConfigError("snapshot_ring must keep at least 2 snapshots")
+        if self.history is not None and not 0 <= self.history <= 10:
+            raise ConfigError(f"history must be 0..10 seconds, got {self.history}")
         return self
 
     @property

@@ -36,6 +36,8 @@ gameserver_event_backlog_overflows_total  counter    players removed: events hel
                                                      outgrew the backlog bound
 gameserver_room_crashes_total             counter    rooms closed because game code raised
 gameserver_protocol_violations_total      counter    bad messages / floods, by ``kind`` label
+gameserver_render_tick_clamped_total      counter    INPUT ``rt`` render ticks outside the room's
+                                                     history window (future or too old), clamped
 ========================================  =========  ==============================================
 """
 
@@ -313,13 +315,17 @@ class ServerMetrics:
                                     "Rooms closed because their game code raised.")
         self.violations = Counter("gameserver_protocol_violations_total",
                                   "Client protocol violations by kind.", ("kind",))
+        self.render_tick_clamped = Counter(
+            "gameserver_render_tick_clamped_total",
+            "INPUT render ticks (rt) from the future or older than the room's world history, "
+            "clamped into the history window (lag compensation).")
         for m in (self.tick_work, self.tick_recent, self.tick_cpu_recent, self.send_work,
                   self.send_recent,
                   self.overruns, self.ticks, self.send_ticks, self.encodes, self.rooms,
                   self.players, self.connections, self.bytes_in, self.bytes_out,
                   self.messages_in, self.messages_out, self.inputs_dropped, self.slow_skips,
                   self.slow_evictions, self.event_backlog_overflows, self.room_crashes,
-                  self.violations):
+                  self.violations, self.render_tick_clamped):
             r(m)
 
     def render(self) -> str:
