@@ -49,6 +49,50 @@ _GEN_BITS: Final[int] = 8
 _MAX_PAIRS: Final[int] = 1 << 22
 
 
+#: Cells of the pruning grid of :meth:`WorldHistory.hits` (a bool table, 4 MiB at most).
+_MAX_CELLS: Final[int] = 1 << 22
+
+
+def _candidates(cols: Sequence[npt.NDArray[Any]], spos: npt.NDArray[np.float64], cell: float
+                ) -> npt.NDArray[np.intp]:
+    """Rows of the coordinate columns ``cols`` (entities) that may lie within ``cell`` of some
+    point of ``spos`` ``(n, len(cols))``.
+
+    A grid of ``cell``-sided squares over the first two coordinates (one if there is only
+    one, or if two would need more than ``_MAX_CELLS`` cells): the cells around each point
+    are marked in a bool table spanning the points' bounding box, and each entity looks its
+    own cell up (a few vectorized passes over the entities, no sort). Conservative: every
+    entity within ``cell`` of a point is kept; the caller does the exact test.
+    """
+    m = cols[0].shape[0]
+    use = min(2, len(cols))
+    big = 2.0**40
+    pc = np.clip(np.floor(spos[:, :use] * (1.0 / cell)), -big, big)
+    lo = pc.min(axis=0) - 1
+    size = pc.max(axis=0) + 2 - lo
+    if use == 2 and size[0] * size[1] > _MAX_CELLS:
+        use, pc, lo, size = 1, pc[:, :1], lo[:1], size[:1]
+    if float(np.prod(size)) > _MAX_CELLS:
+        return np.arange(m, dtype=np.intp)  # points spread too far apart for a table: all
+    # flat cell index: c0 * size1 + c1 (one coordinate: c0)
+    stride = np.array([size[1], 1.0]) if use == 2 else np.ones(1)
+    table = np.zeros(int(np.prod(size)), np.bool_)
+    offs = np.array(list(np.ndindex(*([3] * use))), dtype=np.float64) - 1.0  # 3 or 9
+    marks = ((pc - lo)[:, None, :] + offs[None, :, :]) @ stride
+    table[marks.reshape(-1).astype(np.intp)] = True
+    inv = np.float64(1.0 / cell)  # a float64 scalar: float32 columns are computed in float64
+    flat = np.floor(cols[0] * inv) - lo[0]
+    inside = (flat >= 0) & (flat < size[0])
+    if use == 2:
+        c1 = np.floor(cols[1] * inv) - lo[1]
+        inside &= (c1 >= 0) & (c1 < size[1])
+        flat = flat * size[1] + c1
+    rows = np.flatnonzero(inside)
+    hit = table[flat[rows].astype(np.intp)]
+    out: npt.NDArray[np.intp] = rows[hit]
+    return out
+
+
 class HistoryError(LookupError):
     """A tick outside the recorded window, or history is off (the game code's mistake)."""
 
@@ -186,6 +230,7 @@ class WorldHistory:
         self._alive = np.zeros((length, self._cap), np.bool_)
         self._gen = np.zeros((length, self._cap), np.uint8)
         self._ticks = np.full(length, -1, np.int64)  # the tick each row holds (-1: none)
+        self._hw = np.zeros(length, np.int64)  # per row: 1 + its highest alive slot
         self.newest = -1
         self._filled = 0  # consecutive ticks recorded, up to length
 
@@ -231,6 +276,7 @@ class WorldHistory:
         self._alive[row] = w.alive
         self._gen[row, :hw] = w.generation[:hw]
         self._ticks[row] = tick
+        self._hw[row] = hw
         self._filled = min(self._filled + 1, self.length) if tick == self.newest + 1 else 1
         self.newest = tick
 
@@ -311,19 +357,27 @@ class WorldHistory:
         for k, t in enumerate(uticks.tolist()):  # a loop over distinct ticks (<= length)
             past = self.at(t)
             group = order[bounds[k]:bounds[k + 1]]
-            slots = past.slots
-            if where is not None:
+            hw = int(self._hw[t % self.length])  # slots above it were all dead at tick t
+            # Grid pruning over the raw columns: only entities in the cells (side = the
+            # largest radius) next to a shot's cell can be within its radius; then alive /
+            # where, then the exact test on those few.
+            cols = [past[f][:hw] for f in fields]
+            slots = _candidates(cols, pts[group], max(float(r[group].max()), 1e-6))
+            slots = slots[past.alive[slots]]
+            if where is not None and slots.shape[0]:
                 slots = slots[np.asarray(where(past), dtype=np.bool_)[slots]]
             m = slots.shape[0]
             if m == 0:
                 continue
-            epos = np.stack([past[f][slots].astype(np.float64) for f in fields], axis=1)
+            epos = np.stack([c[slots].astype(np.float64) for c in cols], axis=1)
             eids = past.id_of(slots)
             step = max(1, _MAX_PAIRS // m)
             for c0 in range(0, group.shape[0], step):  # chunks of shots, bounded memory
                 g = group[c0:c0 + step]
-                diff = pts[g][:, None, :] - epos[None, :, :]
-                d2 = np.einsum("sef,sef->se", diff, diff)
+                d2 = np.zeros((g.shape[0], m))
+                for f in range(len(fields)):  # one broadcast per coordinate
+                    d = pts[g, f][:, None] - epos[None, :, f]
+                    d2 += d * d
                 si, ei = np.nonzero(d2 <= r2[g][:, None])
                 ids = eids[ei]
                 if excl is not None:

@@ -342,3 +342,26 @@ def test_log_entries_carry_render_tick_and_replay_passes_it_back() -> None:
     assert [b.render_tick.tolist() for b in again.game.seen] == original
     t_slot = int(sim.world.slots_of([sim.game.target])[0])
     assert int(again.world["hit"][t_slot]) == int(sim.world["hit"][t_slot]) > 0
+
+
+@pytest.mark.parametrize("spread", [5.0, 3e4, 1e9])  # one 2D table, a 1D table, no table
+def test_hits_pruning_grid_never_loses_a_hit(spread: float) -> None:
+    rng = np.random.default_rng(int(spread) % 97)
+    schema = WorldSchema({"x": F.float64(), "y": F.float64(), "z": F.float64()})
+    w = World(schema, capacity=8)
+    h = WorldHistory(w, 2)
+    centers = rng.uniform(-spread, spread, (4, 3))
+    pos = centers[rng.integers(0, 4, 400)] + rng.normal(0, 1.0, (400, 3))
+    ids = w.spawn(400, x=pos[:, 0], y=pos[:, 1], z=pos[:, 2])
+    w.commit()
+    h.record(0)
+    pts = centers[rng.integers(0, 4, 60)] + rng.normal(0, 1.0, (60, 3))
+    r = 0.8
+    for fields in (("x",), ("x", "y"), ("x", "y", "z")):
+        k = len(fields)
+        got = h.hits(pts[:, :k], np.zeros(60, np.int64), r, fields=fields)
+        d = np.sqrt(((pts[:, None, :k] - pos[None, :, :k]) ** 2).sum(axis=2))
+        si, ei = np.nonzero(d <= r)
+        assert set(zip(got.shot.tolist(), got.entity.tolist())) == set(
+            zip(si.tolist(), ids[ei].tolist())), fields
+        assert len(si) > 0
