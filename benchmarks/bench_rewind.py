@@ -98,7 +98,8 @@ def bench(n: int, ticks: int) -> dict[str, float]:
     pts = np.zeros((shots, 2))
     for j, t in enumerate(ticks_back.tolist()):
         past = w.at(t)
-        s = past.slots[(j * 7919) % past.count]
+        crit = past.slots[past["kind"][past.slots] == CRITTER]
+        s = crit[(j * 7919) % len(crit)]
         pts[j] = past["x"][s], past["y"][s]
     t_hits: list[float] = []
     t_one: list[float] = []
