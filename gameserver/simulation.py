@@ -456,14 +456,17 @@ def replay(
     config: Mapping[str, Any] | None = None,
     tick_rate: int | None = None,
     until: int | None = None,
+    history: float | None = None,
 ) -> Iterator[tuple[Simulation, TickResult]]:
     """Re-run a recorded room in a fresh :class:`Simulation`, yielding after every tick.
 
     ``log`` is a complete :attr:`Simulation.input_log` (``log_complete``); calls are re-issued
     before the tick they preceded. Runs through the last logged tick, or up to ``until``.
-    Rejected joins are re-rejected (the same way) and skipped.
+    Rejected joins are re-rejected (the same way) and skipped. ``history`` must be the
+    recorded room's (``Simulation(history=...)`` / ``ServerConfig.history``; ``None``: the
+    game's default): the logged render ticks are re-clamped into that window.
     """
-    sim = Simulation(game_cls, seed=seed, config=config, tick_rate=tick_rate)
+    sim = Simulation(game_cls, seed=seed, config=config, tick_rate=tick_rate, history=history)
     last = 0
     for entry in log:
         while sim.tick < entry.tick - 1:
