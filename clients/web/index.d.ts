@@ -52,7 +52,7 @@ export type ServerMessage =
 export type ClientMessage =
   | { type: 1; v: number; game: string | null; room: string | null; token: string | null; name: string | null }
   | { type: 2; v: number; token: string }
-  | { type: 3; s: number; d: Record<string, InputValue> }
+  | { type: 3; s: number; d: Record<string, InputValue>; rt: number | null }
   | { type: 4; t: number }
   | { type: 5 };
 export type Message = ServerMessage | ClientMessage;

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import msgpack
+import pytest
 
+from gameserver.config import ConfigError, ServerConfig
 from gameserver.inputs import I, InputBatch, InputSchema
 from gameserver.metrics import parse_text
 from gameserver.rules import Game, Player
@@ -87,3 +89,10 @@ def test_history_off_by_server_config_ignores_rt(kit: Any) -> None:
             assert _clamped(h) == 0
 
     kit.run(main())
+
+
+def test_server_config_history_is_checked() -> None:
+    for bad in (-0.5, 10.5):
+        with pytest.raises(ConfigError, match="history"):
+            ServerConfig(games={"probe": Probe}, history=bad).check()
+    assert ServerConfig(games={"probe": Probe}, history=0).check().history == 0
