@@ -142,3 +142,29 @@ def test_shooter_with_150ms_of_lag_hits_only_with_compensation(game: str) -> Non
             assert r["hit"] != 0, r
         else:
             assert r["hit"] == 0, r
+
+
+def test_render_tick_without_interpolation_and_switched_off() -> None:
+    async def main() -> None:
+        async with server() as srv, GameClient(srv.ws_url, game="gallery", name="p") as c:
+            verdicts: list[dict[str, Any]] = []
+            c.on_event(lambda cl, ev: verdicts.append(ev.data) if ev.kind == "shot" else None)
+            assert c.world is not None
+            n = 0
+            async for _ in c.updates():
+                n += 1
+                if n == 5:
+                    # no interpolation buffer: the latest tick received is what is shown
+                    assert c.render_tick == c.world.tick
+                    shown = c.world.tick
+                    c.send_input(fire=True, ax=50.0, ay=50.0)
+                if n == 10:
+                    c.send_render_tick = False  # no rt: the server uses the present
+                    c.send_input(fire=True, ax=50.0, ay=50.0)
+                if len(verdicts) == 2 or n > 200:
+                    break
+            assert len(verdicts) == 2
+            assert verdicts[0]["rt"] == shown
+            assert verdicts[1]["rt"] == verdicts[1]["tick"] - 1
+
+    asyncio.run(asyncio.wait_for(main(), 30))
