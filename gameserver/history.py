@@ -273,7 +273,11 @@ class WorldHistory:
         hw = int(slots[-1]) + 1 if slots.shape[0] else 0  # rows above the top alive slot are dead
         for name, ring in self._cols.items():
             ring[row, :hw] = w[name][:hw]
-        self._alive[row] = w.alive
+        alive = self._alive[row]
+        alive[:hw] = w.alive[:hw]
+        old_hw = int(self._hw[row])
+        if old_hw > hw:  # what this row held above the new high-water mark is dead now
+            alive[hw:old_hw] = False
         self._gen[row, :hw] = w.generation[:hw]
         self._ticks[row] = tick
         self._hw[row] = hw

@@ -365,3 +365,18 @@ def test_hits_pruning_grid_never_loses_a_hit(spread: float) -> None:
         assert set(zip(got.shot.tolist(), got.entity.tolist())) == set(
             zip(si.tolist(), ids[ei].tolist())), fields
         assert len(si) > 0
+
+
+def test_a_reused_row_forgets_entities_above_the_new_high_water_mark() -> None:
+    w = _world(cap=8)
+    h = WorldHistory(w, 1)  # every record overwrites the same row
+    ids = w.spawn(6, x=np.arange(6, dtype=np.float32))
+    w.commit()
+    h.record(0)
+    assert h.at(0).count == 6
+    w.despawn(ids[2:])
+    w.commit()
+    h.record(1)
+    p = h.at(1)
+    assert p.ids.tolist() == ids[:2].tolist() and not p.alive[2:].any()
+    assert h.hits([[4.0, 0.0]], [1], 0.5).shot.size == 0  # a dead slot is never hit
