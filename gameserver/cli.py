@@ -92,6 +92,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="ws(s)://... URL clients should dial to reach this node (cluster mode)")
     p.add_argument("--handover", action="store_true",
                    help="on SIGTERM hand every room over to another node through Redis")
+    p.add_argument("--history", type=float, default=None, metavar="S",
+                   help="seconds of world history per room for lag compensation (0..10, "
+                        "0 = off; default: the game's Game.history, 1 s for the arena)")
     p.add_argument("--log-level", default="INFO",
                    choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="default INFO")
     p.add_argument("--log-format", default="text", choices=("text", "json"),
@@ -178,6 +181,7 @@ def build_config(ns: argparse.Namespace) -> ServerConfig:
         auth=load_auth_hook(ns.auth) if ns.auth else None,
         redis_url=ns.redis, public_url=ns.public_url, handover=ns.handover,
         **_edge_settings(ns),
+        history=ns.history,
     ).check()
 
 

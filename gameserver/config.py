@@ -79,6 +79,8 @@ class ServerConfig:
     max_tracked_ips: int = 16384          # bound on the per-IP table
     ip_limit_log_interval: float = 10.0   # s between INFO lines about per-IP refusals
     drain_seconds: float = 0.0            # s of /readyz 503 after SIGTERM before players close
+    history: float | None = None          # s of world history per room (lag compensation,
+                                          # 0..10, 0 = off); None: the game's Game.history
 
     def check(self) -> ServerConfig:
         """Raise :class:`ConfigError` naming the bad setting; return ``self`` when valid."""
@@ -106,6 +108,8 @@ class ServerConfig:
         if self.handover and self.redis_url is None:
             raise ConfigError("--handover needs --redis (rooms are handed over through Redis)")
         self._check_edge()
+        if self.history is not None and not 0 <= self.history <= 10:
+            raise ConfigError(f"history must be 0..10 seconds, got {self.history}")
         return self
 
     def _check_edge(self) -> None:

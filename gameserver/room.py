@@ -144,7 +144,7 @@ class Room:
             game_cls = type(game_cls.__name__, (game_cls,), {"max_players": self.capacity,
                                                               "__module__": game_cls.__module__})
         self.sim = Simulation(game_cls, seed=seed, config=dict(cfg.room_config),
-                              tick_rate=self.tick_rate)
+                              tick_rate=self.tick_rate, history=cfg.history)
         #: player id -> (last applied input seq, tick it was applied in)
         self.acks: dict[int, tuple[int, int]] = {}
         self.send_rate = min(self.send_rate, self.tick_rate)
@@ -320,10 +320,17 @@ class Room:
             if not self.closed:
                 self.crash(exc)
 
-    def queue_input(self, p: Player, seq: int, data: Any) -> bool:
+    def queue_input(self, p: Player, seq: int, data: Any, rt: int | None = None) -> bool:
         """Queue one input for the next tick: True if queued, False if dropped (stale or the
-        queue is full); raises :class:`gameserver.inputs.InputError` for an invalid one."""
-        return self.sim.queue_input(p.player_id, seq, data)
+        queue is full); raises :class:`gameserver.inputs.InputError` for an invalid one.
+        ``rt`` is the INPUT's render tick: clamped into the history window by the
+        simulation, each clamp counted in ``gameserver_render_tick_clamped_total``."""
+        sim = self.sim
+        clamped = sim.clamped_render_ticks
+        queued = sim.queue_input(p.player_id, seq, data, rt)
+        if sim.clamped_render_ticks != clamped:
+            self.metrics.render_tick_clamped.inc()
+        return queued
 
     # -------------------------------------------------------------------------- ticking
 

@@ -132,6 +132,9 @@ class Game:
     * ``tick_rate`` / ``send_rate``: default simulation and delta rates in Hz (the server may
       override them); ``1 <= send_rate <= tick_rate <= 240``.
     * ``capacity``: initial entity capacity of the world (it grows as needed).
+    * ``history``: seconds of past world states kept for lag compensation (default 1.0;
+      0 turns it off; at most 10): ``self.world.at(tick)`` and ``self.world.history.hits()``
+      (gameserver.history), with ``inputs.render_tick`` telling which tick a player saw.
 
     Attributes set by the simulation before ``on_create`` (read them, do not rebind them):
     ``world`` (the room's World), ``rng`` (``numpy.random.Generator`` seeded per room),
@@ -148,6 +151,7 @@ class Game:
     tick_rate: ClassVar[int] = 20
     send_rate: ClassVar[int] = 20
     capacity: ClassVar[int] = 64
+    history: ClassVar[float] = 1.0
 
     world: Any  # gameserver.world.World (typed Any to keep this module import-light)
     rng: np.random.Generator
@@ -239,6 +243,9 @@ def check_game_class(game_cls: type[Game]) -> None:
         v = getattr(game_cls, attr)
         if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
             raise ValueError(f"{where}.{attr} must be an int in {lo}..{hi}, got {v!r}")
+    hist = game_cls.history
+    if isinstance(hist, bool) or not isinstance(hist, int | float) or not 0 <= hist <= 10:
+        raise ValueError(f"{where}.history must be a number of seconds in 0..10, got {hist!r}")
     sr = game_cls.send_rate
     if isinstance(sr, bool) or not isinstance(sr, int) or not 1 <= sr <= game_cls.tick_rate:
         raise ValueError(f"{where}.send_rate must be an int in 1..tick_rate, got {sr!r}")

@@ -308,7 +308,7 @@ class Session:
             self.metrics.inputs_dropped.inc()
             return  # SPEC: the server ignores an s not greater than the last accepted
         try:
-            queued = p.room.queue_input(p, seq, msg.data)
+            queued = p.room.queue_input(p, seq, msg.data, msg.rt)
         except InputError as exc:
             self.metrics.inputs_dropped.inc()
             self._bad_message(ErrorCode.INVALID_INPUT, str(exc))

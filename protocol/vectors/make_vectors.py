@@ -478,6 +478,8 @@ def message_vectors() -> list[dict[str, Any]]:
         ("hello_minimal", Hello()),
         ("resume", Resume("r-123")),
         ("input", Input(7, {"dx": -1.0, "dy": 0.5, "fire": True})),
+        ("input_render_tick", Input(8, {"fire": True}, rt=1234)),
+        ("input_render_tick_big", Input(9, {}, rt=2**40 + 5)),
         ("ping", Ping(1234.5)),
         ("leave", Leave()),
         (
@@ -521,6 +523,10 @@ def invalid_message_vectors() -> list[dict[str, Any]]:
         ("hello_no_version", "HELLO without v", p(1, {"name": "x"}), 1),
         ("input_seq_zero", "INPUT seq starts at 1", p(3, {"s": 0, "d": {}}), 1),
         ("input_nested", "INPUT value nested two levels", p(3, {"s": 1, "d": {"a": {"b": 1}}}), 1),
+        ("input_rt_negative", "INPUT rt is a uint", p(3, {"s": 1, "d": {}, "rt": -1}), 1),
+        ("input_rt_float", "INPUT rt is not a float", p(3, {"s": 1, "d": {}, "rt": 5.0}), 1),
+        ("input_rt_str", "INPUT rt is a uint, not a str", p(3, {"s": 1, "d": {}, "rt": "5"}), 1),
+        ("input_rt_bool", "INPUT rt is a uint, not a bool", p(3, {"s": 1, "d": {}, "rt": True}), 1),
         ("unknown_type", "type 9 does not exist", p(9, {}), 2),
     ]
     return [{"name": n, "description": d, "hex": b.hex(), "error_code": c} for n, d, b, c in cases]

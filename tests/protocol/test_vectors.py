@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from protocol.delta import WireSchema, decode_delta
-from protocol.messages import DeltaError, MessageError, decode, encode
+from protocol.messages import DeltaError, Input, MessageError, decode, encode
 from protocol.replica import Replica
 
 VECTORS = Path(__file__).resolve().parents[2] / "protocol" / "vectors"
@@ -246,3 +246,13 @@ def test_independent_decoder_agrees(vec: dict[str, Any]) -> None:
 def test_independent_decoder_refuses(vec: dict[str, Any]) -> None:
     with pytest.raises((_Bad, ValueError)):  # msgpack.ExtraData is a ValueError
         _spec_apply(vec["schema"], vec["base"], bytes.fromhex(vec["hex"]))
+
+
+def test_spec_input_render_tick_example_matches_vector() -> None:
+    """SPEC.md section 2 quotes the INPUT-with-rt vector's bytes; they must not drift."""
+    spec = (Path(__file__).resolve().parents[2] / "protocol" / "SPEC.md").read_text()
+    (vec,) = [v for v in _load("messages.json") if v["name"] == "input_render_tick"]
+    spaced = " ".join(vec["hex"][i:i + 2] for i in range(0, len(vec["hex"]), 2))
+    assert f"`{spaced}`" in spec
+    msg = decode(bytes.fromhex(vec["hex"]))
+    assert isinstance(msg, Input) and msg.rt == 1234 and msg.seq == 8

@@ -1996,8 +1996,9 @@ function encodeHello(opts = {}) {
 function encodeResume(token) {
   return encodeMessage(MsgType.RESUME, { v: PROTOCOL_VERSION, token });
 }
-function encodeInput(seq, data) {
-  return encodeMessage(MsgType.INPUT, { s: seq >>> 0, d: data });
+function encodeInput(seq, data, rt) {
+  if (rt === null || rt === void 0) return encodeMessage(MsgType.INPUT, { s: seq >>> 0, d: data });
+  return encodeMessage(MsgType.INPUT, { s: seq >>> 0, d: data, rt: Math.max(0, Math.floor(rt)) });
 }
 function encodePing(t) {
   return encodeMessage(MsgType.PING, { t });
@@ -2170,7 +2171,8 @@ function control(type, body) {
     case MsgType.INPUT: {
       const s = uint(body, "s", U32, "INPUT");
       if (s === 0) throw bad('INPUT: "s" starts at 1');
-      return { type, s, d: unboxDeep(inputData(body.d)) };
+      const rt = body.rt === void 0 || body.rt === null ? null : uint(body, "rt", U63, "INPUT");
+      return { type, s, d: unboxDeep(inputData(body.d)), rt };
     }
     case MsgType.PING:
       return { type, t: num(body, "t", "PING") };
@@ -2442,6 +2444,10 @@ var InterpolationBuffer = class {
     const off = this.clockOffset;
     if (off === null) return null;
     return (now === void 0 ? this.clock() : now) - off;
+  }
+  /** The render time (server seconds) of the last sample(): what is on screen; null before. */
+  get lastRenderTime() {
+    return this._lastRender;
   }
   /** serverTime(now) - delay, never decreasing between sample() calls; null while empty. */
   renderTime(now) {
@@ -2761,6 +2767,7 @@ var GameClient = class {
       stallTimeout: opts.stallTimeout ?? 5e3,
       interpolationDelay: opts.interpolationDelay ?? 0.1,
       angles: opts.angles ?? [],
+      sendRenderTick: opts.sendRenderTick ?? true,
       step: opts.step ?? null,
       stateOf: opts.stateOf ?? null,
       WebSocket: opts.WebSocket ?? globalThis.WebSocket,
@@ -2859,7 +2866,7 @@ var GameClient = class {
     if (this._userClosed) throw new Error("GameClient.sendInput after close()");
     if (!this.joined) return 0;
     this.seq = this.seq + 1 >>> 0 || 1;
-    this._sendRaw(encodeInput(this.seq, data));
+    this._sendRaw(encodeInput(this.seq, data, this.opts.sendRenderTick ? this.renderTick : null));
     if (this.predictor) this.predictor.record(this.seq, data);
     return this.seq;
   }
@@ -2891,6 +2898,21 @@ var GameClient = class {
       if (r >= 0) return w.ids[r];
     }
     return null;
+  }
+  /**
+   * The server tick on screen now, sent as INPUT "rt" for the server's lag compensation
+   * (SPEC.md section 2): the tick nearest to the render time of the last frame() (the
+   * interpolation time), never above the latest tick received; the latest tick when frame()
+   * was never called (no interpolation in use); null before the first snapshot.
+   * @returns {number | null}
+   */
+  get renderTick() {
+    const w = this.world;
+    if (w === null || w.tick === null) return null;
+    const shown = this.interpolation.lastRenderTime;
+    const rate = this.interpolation.tickRate;
+    if (shown === null || !rate) return w.tick;
+    return Math.max(0, Math.min(w.tick, Math.round(shown * rate)));
   }
   /** The interpolated frame to draw now (null before the first snapshot). */
   frame(now) {

@@ -102,9 +102,14 @@ export function encodeResume(token) {
   return encodeMessage(MsgType.RESUME, { v: PROTOCOL_VERSION, token });
 }
 
-/** INPUT. @param {number} seq uint32, 1, 2, 3... @param {Record<string, number|boolean>} data */
-export function encodeInput(seq, data) {
-  return encodeMessage(MsgType.INPUT, { s: seq >>> 0, d: data });
+/**
+ * INPUT. @param {number} seq uint32, 1, 2, 3... @param {Record<string, number|boolean>} data
+ * @param {number|null} [rt] the server tick being rendered when the input was produced
+ *   (lag compensation, SPEC.md section 2); omitted when null/undefined.
+ */
+export function encodeInput(seq, data, rt) {
+  if (rt === null || rt === undefined) return encodeMessage(MsgType.INPUT, { s: seq >>> 0, d: data });
+  return encodeMessage(MsgType.INPUT, { s: seq >>> 0, d: data, rt: Math.max(0, Math.floor(rt)) });
 }
 
 /** PING with a client timestamp (ms, any number). @param {number} t */
@@ -322,7 +327,8 @@ function control(type, body) {
     case MsgType.INPUT: {
       const s = uint(body, "s", U32, "INPUT");
       if (s === 0) throw bad('INPUT: "s" starts at 1');
-      return { type, s, d: unboxDeep(inputData(body.d)) };
+      const rt = body.rt === undefined || body.rt === null ? null : uint(body, "rt", U63, "INPUT");
+      return { type, s, d: unboxDeep(inputData(body.d)), rt };
     }
     case MsgType.PING:
       return { type, t: num(body, "t", "PING") };

@@ -78,7 +78,8 @@ test("join, deltas, inputs with auto seq, acks drive reconciliation", () => {
   assert.deepEqual(c.predictor.state, { x: 5 });
   assert.equal(c.sendInput({ dx: 1 }), 1);
   assert.equal(c.sendInput({ dx: 1 }), 2);
-  assert.deepEqual(ws.sent.slice(-2), [[3, { s: 1, d: { dx: 1 } }], [3, { s: 2, d: { dx: 1 } }]]);
+  // rt: the tick on screen; frame() was never called, so the latest tick (11)
+  assert.deepEqual(ws.sent.slice(-2), [[3, { s: 1, d: { dx: 1 }, rt: 11 }], [3, { s: 2, d: { dx: 1 }, rt: 11 }]]);
   assert.deepEqual(c.predictor.state, { x: 7 });
   // the server applied seq 1 in tick 12; the delta of tick 12 moved us by 1 unit (100 wire)
   ws.deliver([18, { s: 1, t: 12 }]);
@@ -205,4 +206,31 @@ test("stall: no message for stallTimeout ms is a drop", async () => {
   await new Promise((r) => setTimeout(r, 60));
   assert.ok(FakeWS.all.length >= 2, "reconnected after the stall");
   c.close();
+});
+
+test("inputs carry rt: the interpolation (render) tick once frames are drawn", () => {
+  const c = makeClient({ interpolationDelay: 0.1 });
+  c.connect();
+  const ws = FakeWS.all[0];
+  ws.open();
+  ws.deliver(welcome());
+  assert.equal(c.renderTick, null, "no snapshot yet");
+  ws.deliver(full(11));
+  for (let t = 12; t <= 20; t++) ws.deliver(moveMe(t, t - 1, 1));
+  assert.equal(c.renderTick, 20, "no frame drawn yet: the latest tick");
+  const f = c.frame(); // server time ~ 20/30 s; 0.1 s (3 ticks at 30 Hz) behind: tick 17
+  assert.ok(f !== null);
+  assert.equal(c.renderTick, 17);
+  c.sendInput({ dx: 1 });
+  assert.deepEqual(ws.sent.at(-1), [3, { s: 1, d: { dx: 1 }, rt: 17 }]);
+  c.close();
+  const quietRt = makeClient({ sendRenderTick: false });
+  quietRt.connect();
+  const ws2 = FakeWS.all[0];
+  ws2.open();
+  ws2.deliver(welcome());
+  ws2.deliver(full(11));
+  quietRt.sendInput({ dx: 1 });
+  assert.deepEqual(ws2.sent.at(-1), [3, { s: 1, d: { dx: 1 } }], "sendRenderTick: false sends no rt");
+  quietRt.close();
 });
