@@ -11,7 +11,9 @@ Options: ``--host`` (default 127.0.0.1), ``--port`` (default 8000; 0 = ephemeral
 the Origin allow-list; a refused browser gets HTTP 403), ``--auth MODULE:function`` (the
 authentication hook, given the HELLO token), ``--resume-grace S``,
 ``--empty-room-ttl S``, ``--hello-timeout S``, ``--seed N``, ``--room-config JSON``,
-``--log-level LEVEL``, ``--log-format {text,json}``.
+``--log-level LEVEL``, ``--log-format {text,json}``; stall deadlines ``--ping-interval S``,
+``--ping-timeout S``, ``--frame-timeout S`` (0 turns one off), ``--slow-timeout S``,
+``--close-timeout S``; ``--fd-reserve N`` (file descriptors kept free).
 
 On start it prints one line to stdout, e.g.
 ``gameserver: serving arena at http://127.0.0.1:8000/ (ws at ws://127.0.0.1:8000/ws)``,
@@ -70,10 +72,33 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help='config passed to every room\'s on_create, e.g. \'{"critters": 1000}\'')
     p.add_argument("--static-root", type=Path, default=None, metavar="DIR",
                    help="folder served over HTTP (default: the installed web client)")
+    # Stall deadlines (SPEC.md section 7) and file descriptors: 0 turns a deadline off.
+    p.add_argument("--ping-interval", type=_seconds, default=20.0, metavar="S",
+                   help="WebSocket keepalive ping period (default 20; 0 = no pings)")
+    p.add_argument("--ping-timeout", type=_seconds, default=20.0, metavar="S",
+                   help="seconds to answer a ping before close 1011 (default 20)")
+    p.add_argument("--frame-timeout", type=_seconds, default=10.0, metavar="S",
+                   help="seconds a frame or fragmented message may stay incomplete before "
+                        "close 1008 (default 10; 0 = none)")
+    p.add_argument("--slow-timeout", type=float, default=5.0, metavar="S",
+                   help="seconds a backed-up client is skipped before close 4009 (default 5)")
+    p.add_argument("--close-timeout", type=float, default=2.0, metavar="S",
+                   help="seconds to wait for a peer's close frame, then abort (default 2)")
+    p.add_argument("--fd-reserve", type=int, default=64, metavar="N",
+                   help="file descriptors kept free: past the limit minus N the oldest "
+                        "connections without a player are shed (default 64)")
     p.add_argument("--log-level", default="INFO",
                    choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="default INFO")
     p.add_argument("--log-format", default="text", choices=("text", "json"),
                    help="key=value text (default) or JSON lines")
+
+
+def _seconds(text: str) -> float | None:
+    """A duration in seconds for a deadline option; 0 means "off" (None)."""
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 seconds, got {text}")
+    return value or None
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -119,6 +144,9 @@ def build_config(ns: argparse.Namespace) -> ServerConfig:
         hello_timeout=ns.hello_timeout, seed=ns.seed, static_root=ns.static_root,
         room_config=ns.room_config if isinstance(ns.room_config, dict) else {},
         auth=load_auth_hook(ns.auth) if ns.auth else None,
+        ping_interval=ns.ping_interval, ping_timeout=ns.ping_timeout,
+        frame_timeout=ns.frame_timeout, slow_timeout=ns.slow_timeout,
+        close_timeout=ns.close_timeout, fd_reserve=ns.fd_reserve,
     ).check()
 
 

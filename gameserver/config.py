@@ -64,7 +64,13 @@ class ServerConfig:
     max_connections: int = 10000          # bound on open game connections
     seed: int | None = None               # base RNG seed for rooms (None: random)
     room_config: Mapping[str, Any] = field(default_factory=dict)  # on_create(config) of rooms
-    ping_interval: float | None = 20.0    # WebSocket keepalive ping period (s)
+    ping_interval: float | None = 20.0    # WebSocket keepalive ping period (s); None: no pings
+    # Stall deadlines (SPEC.md section 7): a peer silent, stalled or not reading is cut within
+    ping_timeout: float | None = 20.0     # s to answer a keepalive ping, else close 1011
+    frame_timeout: float | None = 10.0    # s a frame / fragmented message may stay partial: 1008
+    close_timeout: float = 2.0            # s to wait for the peer's close frame, then abort
+    # File descriptors (gameserver.fdlimit): kept free for /healthz, accepting and the process
+    fd_reserve: int = 64
 
     def check(self) -> ServerConfig:
         """Raise :class:`ConfigError` naming the bad setting; return ``self`` when valid."""
@@ -83,6 +89,16 @@ class ServerConfig:
             raise ConfigError("max_message_size too small to carry a HELLO")
         if self.snapshot_ring < 2:
             raise ConfigError("snapshot_ring must keep at least 2 snapshots")
+        for name, t in (("ping_interval", self.ping_interval), ("ping_timeout",
+                        self.ping_timeout), ("frame_timeout", self.frame_timeout),
+                        ("close_timeout", self.close_timeout),
+                        ("slow_timeout", self.slow_timeout),
+                        ("resume_grace", self.resume_grace),
+                        ("hello_timeout", self.hello_timeout)):
+            if t is not None and not t > 0:
+                raise ConfigError(f"{name} must be > 0 seconds, got {t}")
+        if self.fd_reserve < 8:
+            raise ConfigError(f"fd_reserve must be >= 8, got {self.fd_reserve}")
         return self
 
     @property

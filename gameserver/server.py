@@ -31,6 +31,7 @@ from gameserver.room import RoomManager
 from gameserver.session import Session
 from protocol.aio import WebSocket, serve
 from protocol.handshake import Headers, Request, Response, is_upgrade
+from protocol.messages import SUBPROTOCOL
 
 __all__ = ["SHUTDOWN_TIMEOUT", "GameServer", "run_server"]
 
@@ -110,12 +111,16 @@ class GameServer:
         self.rooms = RoomManager(cfg, self.metrics)
         self._server = await serve(
             self._handle, cfg.host, cfg.port, ssl=self.ssl, origins=cfg.origins,
+            # selected when offered; a client offering none (or only others) is accepted
+            # without one (RFC 6455 section 4.2.2)
+            subprotocols=(SUBPROTOCOL,),
             # Above 4x the game limit the WebSocket layer closes 1009; between the two the
             # session answers ERROR 5 (SPEC.md section 1).
             max_message_size=4 * cfg.max_message_size,
-            ping_interval=cfg.ping_interval, ping_timeout=cfg.ping_interval,
+            ping_interval=cfg.ping_interval, ping_timeout=cfg.ping_timeout,
+            frame_timeout=cfg.frame_timeout,
             write_limit=cfg.high_water, max_queue=32, read_limit=16 * cfg.max_message_size,
-            close_timeout=2.0, process_request=self._process_request,
+            close_timeout=cfg.close_timeout, process_request=self._process_request,
         )
         self.accepting = True
         log.info("listening url=%s ws=%s games=%s", self.url, self.ws_url,

@@ -136,6 +136,11 @@ class Connection:
 
     # --- receiving ---------------------------------------------------------------------------
 
+    @property
+    def receiving_partial(self) -> bool:
+        """True while the peer is in the middle of a frame or of a fragmented message."""
+        return self._msg_opcode != 0 or self._parser.in_progress
+
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
         """Process bytes from the peer; return the events they complete. Never raises for them.
 

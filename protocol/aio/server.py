@@ -198,8 +198,17 @@ class ServerProtocol(WebSocket):
         self._reply(error_response(exc))
 
     def _reply(self, data: bytes) -> None:
-        """Send a plain HTTP response and close the connection (no keep-alive)."""
+        """Send a plain HTTP response and close the connection (no keep-alive).
+
+        The answer to a ``HEAD`` request never carries a body (RFC 9110 section 9.3.2),
+        whatever produced it (``process_request``, a refused upgrade, 404): the head goes
+        out unchanged, ``Content-Length`` included (the length a GET would get)."""
         self._hs_buf = None
+        req = self.request
+        if req is not None and req.method == "HEAD":
+            end = data.find(b"\r\n\r\n")
+            if end >= 0:
+                data = data[: end + 4]
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -334,12 +343,16 @@ async def serve(
     close_timeout: float = 5.0,
     max_request_size: int = 16384,
     backlog: int = 1024,
+    frame_timeout: float | None = None,
 ) -> Server:
     """Listen on ``host:port`` and run ``handler(ws)`` for every accepted WebSocket.
 
     See the module docstring and ``docs/ARCHITECTURE.md``. Sizes in bytes, times in seconds;
     ``ping_interval=None`` disables keepalive pings. ``max_queue`` / ``read_limit`` bound the
     received-but-unread messages (count / bytes) before reading pauses.
+    ``frame_timeout``: seconds a frame, or a fragmented message, may stay incomplete before
+    the connection is failed with 1008 (None: no deadline; then only the keepalive bounds a
+    peer stalled mid-frame).
     """
     loop = asyncio.get_running_loop()
     cfg = _ServerConfig(
@@ -350,6 +363,7 @@ async def serve(
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
         close_timeout=close_timeout,
+        frame_timeout=frame_timeout,
     )
     cfg.start(loop)
     server = Server()

@@ -1983,6 +1983,7 @@ var CLOSE_REASONS = Object.freeze({
   4012: "no HELLO in time"
 });
 var PROTOCOL_VERSION = 1;
+var SUBPROTOCOL = "gameserver.v1";
 function encodeMessage(type, body) {
   return encode([type, body ?? {}]);
 }
@@ -2906,7 +2907,7 @@ var GameClient = class {
     );
     let ws;
     try {
-      ws = new this.opts.WebSocket(this.url);
+      ws = new this.opts.WebSocket(this.url, [SUBPROTOCOL]);
     } catch (e) {
       this._fail(`cannot open ${this.url}: ${e instanceof Error ? e.message : e}`);
       return;
@@ -3153,6 +3154,7 @@ export {
   Predictor,
   ProtocolError,
   Replica,
+  SUBPROTOCOL,
   Stats,
   WireField,
   WireSchema,

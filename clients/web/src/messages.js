@@ -79,6 +79,9 @@ export const CLOSE_REASONS = Object.freeze({
 /** Protocol version spoken by this client. */
 export const PROTOCOL_VERSION = 1;
 
+/** WebSocket subprotocol offered by this client; the server selects it (SPEC.md section 1). */
+export const SUBPROTOCOL = "gameserver.v1";
+
 /** Encode a [type, body] control message to bytes. @returns {Uint8Array} */
 export function encodeMessage(type, body) {
   return mpEncode([type, body ?? {}]);
