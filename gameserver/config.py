@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AuthHook", "ConfigError", "ServerConfig", "load_auth_hook", "load_game_class",
-           "load_object"]
+__all__ = ["AuthHook", "ConfigError", "ServerConfig", "check_game", "load_auth_hook",
+           "load_game_class", "load_object"]
 
 #: Authentication hook: receives the HELLO ``token`` (``None`` if absent) and returns truthy to
 #: admit the player, falsy (or raises) to refuse it: ERROR 4001 then close 4001.
@@ -99,11 +99,29 @@ class ServerConfig:
                 raise ConfigError(f"{name} must be > 0 seconds, got {t}")
         if self.fd_reserve < 8:
             raise ConfigError(f"fd_reserve must be >= 8, got {self.fd_reserve}")
+        for name, cls in self.games.items():
+            check_game(name, cls)
         return self
 
     @property
     def scheme(self) -> str:
         return "https" if self.tls_cert is not None else "http"
+
+
+def check_game(name: str, cls: type[Any]) -> None:
+    """Refuse a game class whose declarations are invalid, at startup (ConfigError naming the
+    class and the problem) rather than when its first room is created (the first player would
+    get 4006): the class attributes, the entity field schema and the input schema."""
+    from gameserver.rules import check_game_class
+    from gameserver.schema import WorldSchema
+
+    where = f"game {name!r} ({getattr(cls, '__module__', '?')}:{getattr(cls, '__qualname__', cls)})"
+    try:
+        check_game_class(cls)
+        WorldSchema(cls.fields)
+        cls.inputs.to_wire()
+    except (TypeError, ValueError) as exc:  # SchemaError is a ValueError
+        raise ConfigError(f"{where}: invalid: {exc}") from exc
 
 
 def load_object(spec: str) -> Any:
@@ -115,6 +133,9 @@ def load_object(spec: str) -> Any:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(f"cannot import {module_name!r}: {exc}") from exc
+    except Exception as exc:  # the module itself raised, e.g. an invalid InputSchema(...)
+        raise ConfigError(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}",
+                          ) from exc
     obj: Any = module
     for part in attr.split("."):
         try:

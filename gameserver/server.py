@@ -25,6 +25,12 @@ import sys
 from typing import Any
 
 from gameserver.config import ServerConfig
+from gameserver.fdlimit import (
+    AcceptErrorLog,
+    connection_budget,
+    nofile_limits,
+    raise_nofile_limit,
+)
 from gameserver.http import HttpReply, Router, default_static_root
 from gameserver.metrics import ServerMetrics
 from gameserver.room import RoomManager
@@ -75,6 +81,7 @@ class GameServer:
         self.sessions: set[Session] = set()
         self._server: Any = None
         self._stopped = False
+        self._accept_log: AcceptErrorLog | None = None
         static = config.static_root if config.static_root is not None else default_static_root()
         self.router = Router(static_root=static, metrics=self.metrics.render,
                              rooms=self._list_rooms, healthy=lambda: self.accepting,
@@ -122,9 +129,20 @@ class GameServer:
             write_limit=cfg.high_water, max_queue=32, read_limit=16 * cfg.max_message_size,
             close_timeout=cfg.close_timeout, process_request=self._process_request,
         )
+        # File descriptors: hold at most (soft limit - open now - reserve) sockets, shedding
+        # the oldest without a player first (gameserver.fdlimit, SPEC.md section 7).
+        budget = connection_budget(cfg.fd_reserve)
+        self._server.max_open = budget
+        if self._accept_log is None:
+            self._accept_log = AcceptErrorLog()
+            self._accept_log.install(asyncio.get_running_loop())
         self.accepting = True
         log.info("listening url=%s ws=%s games=%s", self.url, self.ws_url,
                  ",".join(cfg.games))
+        lim = nofile_limits()
+        if lim is not None:
+            log.info("file descriptors soft_limit=%d socket_budget=%s reserve=%d",
+                     lim[0], budget, cfg.fd_reserve)
 
     def _process_request(self, req: Request) -> Response | None:
         reply = self.router.route(req.method, req.target, upgrade=is_upgrade(req))
@@ -144,7 +162,8 @@ class GameServer:
                 # Bounds the kernel's share of a slow client's backlog, so our high-water
                 # mark (userspace) is what limits it and slow clients are detected sooner.
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.send_buffer)
-        session = Session(ws, self.rooms)
+        server = self._server
+        session = Session(ws, self.rooms, on_identified=lambda: server.identified(ws))
         self.sessions.add(session)
         try:
             await session.run()
@@ -191,6 +210,9 @@ def run_server(config: ServerConfig) -> int:
                 loop.add_signal_handler(sig, stop.set)
             except (NotImplementedError, RuntimeError):  # pragma: no cover - non-POSIX
                 signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+        raised = raise_nofile_limit()
+        if raised is not None and raised[1] > raised[0]:
+            log.info("raised the file descriptor limit soft=%d->%d", raised[0], raised[1])
         server = GameServer(config)
         try:
             await server.start()

@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from gameserver.config import ServerConfig
@@ -89,8 +90,12 @@ class _Close(Exception):
 class Session:
     """Drives one accepted game WebSocket (see the module docstring)."""
 
-    def __init__(self, ws: WebSocket, manager: RoomManager, *, accepting: bool = True) -> None:
+    def __init__(self, ws: WebSocket, manager: RoomManager, *, accepting: bool = True,
+                 on_identified: Callable[[], None] | None = None) -> None:
         self.ws = ws
+        #: called once the connection holds a player (HELLO or RESUME accepted): from then
+        #: on it is never shed for file descriptors (gameserver.fdlimit)
+        self._on_identified = on_identified
         self.manager = manager
         self.config: ServerConfig = manager.config
         self.metrics: ServerMetrics = manager.metrics
@@ -273,6 +278,8 @@ class Session:
     def _joined(self, p: Player) -> None:
         room = p.room
         self.player = p
+        if self._on_identified is not None:
+            self._on_identified()
         self._rate = TokenBucket(self.config.input_burst_factor * room.tick_rate,
                                  self.config.input_rate_factor * room.tick_rate,
                                  self._loop.time())
