@@ -2044,7 +2044,26 @@ var StrictDecoder = class extends Decoder {
     this.boxed = true;
     return new Number(v);
   }
+  /** SPEC 8: a str must be valid UTF-8 (TextDecoder would silently put U+FFFD in). */
+  decodeUtf8String(byteLength, headerOffset) {
+    const start = this.pos + headerOffset;
+    const end = start + byteLength;
+    const bytes = this.bytes;
+    if (end <= bytes.byteLength) {
+      let i = start;
+      while (i < end && bytes[i] < 128) i++;
+      if (i < end) {
+        try {
+          fatalUtf8.decode(bytes.subarray(i, end));
+        } catch {
+          throw new ProtocolError("invalid UTF-8 in a msgpack str", ErrorCode.MALFORMED);
+        }
+      }
+    }
+    return super.decodeUtf8String(byteLength, headerOffset);
+  }
 };
+var fatalUtf8 = new TextDecoder("utf-8", { fatal: true });
 var decoder = new StrictDecoder();
 function unpackBoxed(bytes) {
   decoder.boxed = false;
