@@ -133,6 +133,7 @@ class GameServer:
         # the oldest without a player first (gameserver.fdlimit, SPEC.md section 7).
         budget = connection_budget(cfg.fd_reserve)
         self._server.max_open = budget
+        self._server.on_shed = self.metrics.connections_shed.inc
         if self._accept_log is None:
             self._accept_log = AcceptErrorLog()
             self._accept_log.install(asyncio.get_running_loop())

@@ -275,6 +275,8 @@ class Server:
         self.max_open: int | None = None
         #: Connections shed to stay within ``max_open`` (total).
         self.shed_total = 0
+        #: Called with the number of connections each shedding closed (e.g. a metric).
+        self.on_shed: Callable[[int], None] | None = None
         self.shed_log_interval = 10.0
         self._shed_logged_at = -float("inf")
         self._shed_since_log = 0
@@ -314,6 +316,8 @@ class Server:
                 break
         if shed:
             self.shed_total += shed
+            if self.on_shed is not None:
+                self.on_shed(shed)
             self._shed_since_log += shed
             now = time.monotonic()
             if now - self._shed_logged_at >= self.shed_log_interval:

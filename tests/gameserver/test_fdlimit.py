@@ -128,6 +128,7 @@ def test_shedding_order_in_process(kit: Any, caplog: pytest.LogCaptureFixture) -
                     w.close()
             assert not player.closed and not second.closed and not third.closed
             assert srv.shed_total == 7  # idle 0-5 and extra[0]
+            assert h.server.metrics.connections_shed.value == 7
             warnings = [r for r in caplog.records if "connection limit reached" in
                         r.getMessage()]
             assert len(warnings) == 1  # once per interval, not once per shed socket
