@@ -3,14 +3,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { encode, decode } from "@msgpack/msgpack";
-import { GameClient } from "../src/index.js";
+import { GameClient, SUBPROTOCOL } from "../src/index.js";
 
 const SCHEMA = { fields: [{ n: "x", t: "i32", q: 0.01 }, { n: "y", t: "i32", q: 0.01 }, { n: "owner", t: "u32", k: "player" }] };
 
 class FakeWS {
   static all = [];
-  constructor(url) {
+  constructor(url, protocols) {
     this.url = url;
+    this.protocols = protocols;
     this.readyState = 0;
     this.sent = [];
     this.closed = null;
@@ -204,5 +205,15 @@ test("stall: no message for stallTimeout ms is a drop", async () => {
   ws.deliver(welcome());
   await new Promise((r) => setTimeout(r, 60));
   assert.ok(FakeWS.all.length >= 2, "reconnected after the stall");
+  c.close();
+});
+
+test("the client offers the gameserver.v1 subprotocol", () => {
+  const c = makeClient();
+  c.connect();
+  const ws = FakeWS.all[0];
+  assert.ok(ws, "a WebSocket was opened");
+  assert.equal(SUBPROTOCOL, "gameserver.v1");
+  assert.deepEqual(ws.protocols, ["gameserver.v1"]);
   c.close();
 });
