@@ -72,6 +72,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help='config passed to every room\'s on_create, e.g. \'{"critters": 1000}\'')
     p.add_argument("--static-root", type=Path, default=None, metavar="DIR",
                    help="folder served over HTTP (default: the installed web client)")
+    p.add_argument("--redis", default=None, metavar="URL",
+                   help="cluster mode: redis://HOST:PORT/DB holding the room directory "
+                        "(default: none, a single embedded node)")
+    p.add_argument("--public-url", default=None, metavar="URL",
+                   help="ws(s)://... URL clients should dial to reach this node (cluster mode)")
+    p.add_argument("--handover", action="store_true",
+                   help="on SIGTERM hand every room over to another node through Redis")
     # Stall deadlines (SPEC.md section 7) and file descriptors: 0 turns a deadline off.
     p.add_argument("--ping-interval", type=_seconds, default=20.0, metavar="S",
                    help="WebSocket keepalive ping period (default 20; 0 = no pings)")
@@ -144,6 +151,7 @@ def build_config(ns: argparse.Namespace) -> ServerConfig:
         hello_timeout=ns.hello_timeout, seed=ns.seed, static_root=ns.static_root,
         room_config=ns.room_config if isinstance(ns.room_config, dict) else {},
         auth=load_auth_hook(ns.auth) if ns.auth else None,
+        redis_url=ns.redis, public_url=ns.public_url, handover=ns.handover,
         ping_interval=ns.ping_interval, ping_timeout=ns.ping_timeout,
         frame_timeout=ns.frame_timeout, slow_timeout=ns.slow_timeout,
         close_timeout=ns.close_timeout, fd_reserve=ns.fd_reserve,
