@@ -100,9 +100,9 @@ async def _freeze(h: Any, name: str, seconds: float) -> tuple[int, list[str], li
 
 def test_frozen_client_resumes_within_keepalive_plus_grace(kit: Any) -> None:
     async def main() -> None:
-        # detection <= 0.5 + 0.5 + one sweep tick (62 ms); grace 4 s
-        async with kit.running(ping_interval=0.5, ping_timeout=0.5, resume_grace=4.0) as h:
-            # frozen 3 s: well past the detection (~1 s), within detection + grace (~5 s)
+        # detection <= 0.5 + 0.5 + one sweep tick (62 ms); grace 6 s
+        async with kit.running(ping_interval=0.5, ping_timeout=0.5, resume_grace=6.0) as h:
+            # frozen 3 s: well past the detection (~1 s), within detection + grace (~7 s)
             player, lines, codes = await _freeze(h, "frozen", 3.0)
             assert codes == [1011], codes  # cut by the keepalive while frozen ...
             assert lines and lines[-1] == f"RESUMED {player}", lines  # ... and resumed
@@ -114,8 +114,8 @@ def test_frozen_client_resumes_within_keepalive_plus_grace(kit: Any) -> None:
 def test_frozen_past_keepalive_plus_grace_gets_4005(kit: Any) -> None:
     async def main() -> None:
         async with kit.running(ping_interval=0.5, ping_timeout=0.5, resume_grace=1.0) as h:
-            # detection ~1 s + grace 1 s: frozen 4 s is past the bound
-            _player, lines, codes = await _freeze(h, "glacier", 4.0)
+            # detection ~1 s + grace 1 s: frozen 5 s is well past the bound
+            _player, lines, codes = await _freeze(h, "glacier", 5.0)
             assert codes == [1011], codes
             assert lines and lines[-1].startswith("FAILED 4005"), lines
 
