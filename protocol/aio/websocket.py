@@ -605,15 +605,6 @@ class WebSocket(asyncio.Protocol):
             at = self._partial_at + ft
         self._ka_at = at
 
-    def _track_partial(self, conn: Connection) -> None:
-        """After reading: start or stop the frame deadline (``frame_timeout`` is set)."""
-        if conn.receiving_partial:
-            if not self._partial_at:
-                self._partial_at = self._loop.time()
-                self._rearm_keepalive()
-        elif self._partial_at:
-            self._partial_at = 0.0  # _ka_at may now be early: the sweep re-arms it
-
     def _on_pong(self, payload: bytes) -> None:
         if self._ka_payload is not None and payload == self._ka_payload:
             self._ka_payload = None
@@ -648,7 +639,13 @@ class WebSocket(asyncio.Protocol):
             if not self._lost:
                 self._transport.write(out)
         if self._cfg.frame_timeout is not None and self._open:
-            self._track_partial(conn)
+            # start or stop the frame deadline (inline: this runs per received chunk)
+            if conn.receiving_partial:
+                if not self._partial_at:
+                    self._partial_at = self._loop.time()
+                    self._rearm_keepalive()
+            elif self._partial_at:
+                self._partial_at = 0.0  # _ka_at may now be early: the sweep re-arms it
         if conn.should_close_transport():
             self._close_transport()
 
