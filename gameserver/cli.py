@@ -19,6 +19,9 @@ authentication hook, given the HELLO token), ``--resume-grace S``,
 Every option may also come from ``GAMESERVER_<OPTION>`` environment variables or a TOML
 ``--config FILE`` (command line > environment > file > defaults; :mod:`gameserver.settings`);
 ``--print-config [toml|json]`` prints the result and exits 0.
+``--log-level LEVEL``, ``--log-format {text,json}``; stall deadlines ``--ping-interval S``,
+``--ping-timeout S``, ``--frame-timeout S`` (0 turns one off), ``--slow-timeout S``,
+``--close-timeout S``; ``--fd-reserve N`` (file descriptors kept free).
 
 On start it prints one line to stdout, e.g.
 ``gameserver: serving arena at http://127.0.0.1:8000/ (ws at ws://127.0.0.1:8000/ws)``,
@@ -95,6 +98,21 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--history", type=float, default=None, metavar="S",
                    help="seconds of world history per room for lag compensation (0..10, "
                         "0 = off; default: the game's Game.history, 1 s for the arena)")
+    # Stall deadlines (SPEC.md section 7) and file descriptors: 0 turns a deadline off.
+    p.add_argument("--ping-interval", type=_seconds, default=20.0, metavar="S",
+                   help="WebSocket keepalive ping period (default 20; 0 = no pings)")
+    p.add_argument("--ping-timeout", type=_seconds, default=20.0, metavar="S",
+                   help="seconds to answer a ping before close 1011 (default 20)")
+    p.add_argument("--frame-timeout", type=_seconds, default=10.0, metavar="S",
+                   help="seconds a frame or fragmented message may stay incomplete before "
+                        "close 1008 (default 10; 0 = none)")
+    p.add_argument("--slow-timeout", type=float, default=5.0, metavar="S",
+                   help="seconds a backed-up client is skipped before close 4009 (default 5)")
+    p.add_argument("--close-timeout", type=float, default=2.0, metavar="S",
+                   help="seconds to wait for a peer's close frame, then abort (default 2)")
+    p.add_argument("--fd-reserve", type=int, default=64, metavar="N",
+                   help="file descriptors kept free: past the limit minus N the oldest "
+                        "connections without a player are shed (default 64)")
     p.add_argument("--log-level", default="INFO",
                    choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="default INFO")
     p.add_argument("--log-format", default="text", choices=("text", "json"),
@@ -125,6 +143,14 @@ def _add_edge(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drain-seconds", type=float, default=d.drain_seconds, metavar="S",
                    help="on SIGTERM, answer /readyz 503 and refuse new players for S seconds "
                         "before closing the others (default 0)")
+
+
+def _seconds(text: str) -> float | None:
+    """A duration in seconds for a deadline option; 0 means "off" (None)."""
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 seconds, got {text}")
+    return value or None
 
 
 def parse_args(argv: Sequence[str], env: Mapping[str, str] | None = None) -> argparse.Namespace:
@@ -182,6 +208,9 @@ def build_config(ns: argparse.Namespace) -> ServerConfig:
         redis_url=ns.redis, public_url=ns.public_url, handover=ns.handover,
         **_edge_settings(ns),
         history=ns.history,
+        ping_interval=ns.ping_interval, ping_timeout=ns.ping_timeout,
+        frame_timeout=ns.frame_timeout, slow_timeout=ns.slow_timeout,
+        close_timeout=ns.close_timeout, fd_reserve=ns.fd_reserve,
     ).check()
 
 

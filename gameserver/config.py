@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AuthHook", "ConfigError", "ServerConfig", "load_auth_hook", "load_game_class",
-           "load_object"]
+__all__ = ["AuthHook", "ConfigError", "ServerConfig", "check_game", "load_auth_hook",
+           "load_game_class", "load_object"]
 
 #: Authentication hook: receives the HELLO ``token`` (``None`` if absent) and returns truthy to
 #: admit the player, falsy (or raises) to refuse it: ERROR 4001 then close 4001.
@@ -64,7 +64,7 @@ class ServerConfig:
     max_connections: int = 10000          # bound on open game connections
     seed: int | None = None               # base RNG seed for rooms (None: random)
     room_config: Mapping[str, Any] = field(default_factory=dict)  # on_create(config) of rooms
-    ping_interval: float | None = 20.0    # WebSocket keepalive ping period (s)
+    ping_interval: float | None = 20.0    # WebSocket keepalive ping period (s); None: no pings
     # Cluster (issue 10): without redis_url the process is the embedded single node
     redis_url: str | None = None          # redis://HOST:PORT/DB of the cluster's Redis
     public_url: str | None = None         # ws(s)://... clients should dial for this node
@@ -81,6 +81,12 @@ class ServerConfig:
     drain_seconds: float = 0.0            # s of /readyz 503 after SIGTERM before players close
     history: float | None = None          # s of world history per room (lag compensation,
                                           # 0..10, 0 = off); None: the game's Game.history
+    # Stall deadlines (SPEC.md section 7): a peer silent, stalled or not reading is cut within
+    ping_timeout: float | None = 20.0     # s to answer a keepalive ping, else close 1011
+    frame_timeout: float | None = 10.0    # s a frame / fragmented message may stay partial: 1008
+    close_timeout: float = 2.0            # s to wait for the peer's close frame, then abort
+    # File descriptors (gameserver.fdlimit): kept free for /healthz, accepting and the process
+    fd_reserve: int = 64
 
     def check(self) -> ServerConfig:
         """Raise :class:`ConfigError` naming the bad setting; return ``self`` when valid."""
@@ -110,6 +116,18 @@ class ServerConfig:
         self._check_edge()
         if self.history is not None and not 0 <= self.history <= 10:
             raise ConfigError(f"history must be 0..10 seconds, got {self.history}")
+        for name, t in (("ping_interval", self.ping_interval), ("ping_timeout",
+                        self.ping_timeout), ("frame_timeout", self.frame_timeout),
+                        ("close_timeout", self.close_timeout),
+                        ("slow_timeout", self.slow_timeout),
+                        ("resume_grace", self.resume_grace),
+                        ("hello_timeout", self.hello_timeout)):
+            if t is not None and not t > 0:
+                raise ConfigError(f"{name} must be > 0 seconds, got {t}")
+        if self.fd_reserve < 8:
+            raise ConfigError(f"fd_reserve must be >= 8, got {self.fd_reserve}")
+        for name, cls in self.games.items():
+            check_game(name, cls)
         return self
 
     def _check_edge(self) -> None:
@@ -133,6 +151,22 @@ class ServerConfig:
         return "https" if self.tls_cert is not None else "http"
 
 
+def check_game(name: str, cls: type[Any]) -> None:
+    """Refuse a game class whose declarations are invalid, at startup (ConfigError naming the
+    class and the problem) rather than when its first room is created (the first player would
+    get 4006): the class attributes, the entity field schema and the input schema."""
+    from gameserver.rules import check_game_class
+    from gameserver.schema import WorldSchema
+
+    where = f"game {name!r} ({getattr(cls, '__module__', '?')}:{getattr(cls, '__qualname__', cls)})"
+    try:
+        check_game_class(cls)
+        WorldSchema(cls.fields)
+        cls.inputs.to_wire()
+    except (TypeError, ValueError) as exc:  # SchemaError is a ValueError
+        raise ConfigError(f"{where}: invalid: {exc}") from exc
+
+
 def load_object(spec: str) -> Any:
     """Import ``"package.module:attr[.attr]"`` and return the object (ConfigError otherwise)."""
     module_name, sep, attr = spec.partition(":")
@@ -142,6 +176,9 @@ def load_object(spec: str) -> Any:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(f"cannot import {module_name!r}: {exc}") from exc
+    except Exception as exc:  # the module itself raised, e.g. an invalid InputSchema(...)
+        raise ConfigError(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}",
+                          ) from exc
     obj: Any = module
     for part in attr.split("."):
         try:

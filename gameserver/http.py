@@ -4,7 +4,8 @@ The WebSocket server (:func:`protocol.aio.serve`) calls our ``process_request`` 
 request; :class:`Router` answers it with an :class:`HttpReply` or ``None`` (``None`` = "this is
 the WebSocket endpoint: go on with the upgrade").
 
-Routes (all ``GET``; ``HEAD`` is answered like ``GET`` without a body):
+Routes (all ``GET``; ``HEAD`` is answered like ``GET``: the same head, ``Content-Length``
+included, never a body; the body is dropped by :mod:`protocol.aio.server` for every HEAD):
 
 * ``/ws``       the game WebSocket endpoint; a non-upgrade request gets 426 Upgrade Required.
 * ``/healthz``  liveness: ``200 ok`` (text) whenever the event loop answers (also while
@@ -112,14 +113,15 @@ class StaticFiles:
             return None  # no traversal (not even a harmless-looking one), no dotfiles
         candidate = self.root.joinpath(*parts) if parts else self.root
         try:
+            # Every component resolved (symlinks followed), then checked against the root:
+            # a link to a file or a directory outside the root is refused, and so is a
+            # directory's index.html that is itself such a link.
             real = candidate.resolve(strict=True)
+            if real.is_dir():
+                real = (real / "index.html").resolve(strict=True)
         except (OSError, RuntimeError):
             return None
-        if real.is_dir():
-            real = real / "index.html"
-            if not real.is_file():
-                return None
-        if real != self.root and self.root not in real.parents:
+        if not real.is_relative_to(self.root):
             return None  # a symlink pointing outside the root
         return real if real.is_file() else None
 
@@ -131,15 +133,23 @@ class StaticFiles:
         if real is None:
             return None
         try:
-            st = real.stat()
-            if st.st_size > MAX_STATIC_BYTES:
-                log.info("static file too large, not served path=%s size=%d", real, st.st_size)
-                return None
-            cached = self._cache.get(real)
-            if cached is not None and cached[0] == st.st_mtime and cached[1] == st.st_size:
-                data = cached[2]
-            else:
-                data = real.read_bytes()
+            # O_NOFOLLOW: the checked real path is what we open, even if its last component
+            # was swapped for a symlink since (no time-of-check / time-of-use gap there).
+            fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            with os.fdopen(fd, "rb") as f:
+                st = os.fstat(f.fileno())
+                if st.st_size > MAX_STATIC_BYTES:
+                    log.info("static file too large, not served path=%s size=%d",
+                             real, st.st_size)
+                    return None
+                cached = self._cache.get(real)
+                if (cached is not None and cached[0] == st.st_mtime
+                        and cached[1] == st.st_size):
+                    return cached[2], CONTENT_TYPES.get(real.suffix.lower(),
+                                                        DEFAULT_CONTENT_TYPE)
+                data = f.read(MAX_STATIC_BYTES + 1)
+                if len(data) > MAX_STATIC_BYTES:
+                    return None
                 if len(self._cache) >= MAX_CACHED_FILES:
                     self._cache.pop(next(iter(self._cache)))
                 self._cache[real] = (st.st_mtime, st.st_size, data)
@@ -190,10 +200,9 @@ class Router:
                                       ("Sec-WebSocket-Version", "13")))
         if method not in ("GET", "HEAD"):
             return HttpReply(405, b"method not allowed\n", headers=(("Allow", "GET, HEAD"),))
-        reply = self._get(path)
-        if method == "HEAD":
-            return HttpReply(reply.status, b"", reply.content_type, reply.headers)
-        return reply
+        # HEAD gets the GET reply: the WebSocket layer sends its head only (no body, the
+        # GET's Content-Length), on every route including /ws's 426 and the 404s.
+        return self._get(path)
 
     def _strip_prefix(self, path: str) -> str | None:
         """``/game/x`` -> ``/x`` under prefix ``/game``; ``None`` if outside the prefix."""

@@ -333,6 +333,10 @@ class ServerMetrics:
                   self.slow_evictions, self.event_backlog_overflows, self.room_crashes,
                   self.violations, self.ip_limit_refusals, self.render_tick_clamped):
             r(m)
+        self.connections_shed = Counter(
+            "gameserver_connections_shed_total",
+            "Connections without a player closed to stay within the file descriptor budget.")
+        r(self.connections_shed)
 
     def render(self) -> str:
         return self.registry.render()

@@ -26,6 +26,12 @@ import sys
 from typing import Any
 
 from gameserver.config import ServerConfig
+from gameserver.fdlimit import (
+    AcceptErrorLog,
+    connection_budget,
+    nofile_limits,
+    raise_nofile_limit,
+)
 from gameserver.http import HttpReply, Router, default_static_root
 from gameserver.iplimits import IpLimiter
 from gameserver.metrics import ServerMetrics
@@ -34,6 +40,7 @@ from gameserver.room import RoomManager
 from gameserver.session import Session
 from protocol.aio import WebSocket, serve
 from protocol.handshake import Headers, Request, Response, is_upgrade
+from protocol.messages import SUBPROTOCOL
 
 __all__ = ["SHUTDOWN_TIMEOUT", "GameServer", "run_server"]
 
@@ -80,6 +87,7 @@ class GameServer:
         self.sessions: set[Session] = set()
         self._server: Any = None
         self._stopped = False
+        self._accept_log: AcceptErrorLog | None = None
         static = config.static_root if config.static_root is not None else default_static_root()
         #: Set by :meth:`drain` (or an orchestration hook): /readyz answers 503, new game
         #: connections get 503, players already in keep playing.
@@ -143,16 +151,33 @@ class GameServer:
         self.rooms = RoomManager(cfg, self.metrics)
         self._server = await serve(
             self._handle, cfg.host, cfg.port, ssl=self.ssl, origins=cfg.origins,
+            # selected when offered; a client offering none (or only others) is accepted
+            # without one (RFC 6455 section 4.2.2)
+            subprotocols=(SUBPROTOCOL,),
             # Above 4x the game limit the WebSocket layer closes 1009; between the two the
             # session answers ERROR 5 (SPEC.md section 1).
             max_message_size=4 * cfg.max_message_size,
-            ping_interval=cfg.ping_interval, ping_timeout=cfg.ping_interval,
+            ping_interval=cfg.ping_interval, ping_timeout=cfg.ping_timeout,
+            frame_timeout=cfg.frame_timeout,
             write_limit=cfg.high_water, max_queue=32, read_limit=16 * cfg.max_message_size,
-            close_timeout=2.0, process_request=self._process_request, pass_connection=True,
+            close_timeout=cfg.close_timeout, process_request=self._process_request,
+            pass_connection=True,
         )
+        # File descriptors: hold at most (soft limit - open now - reserve) sockets, shedding
+        # the oldest without a player first (gameserver.fdlimit, SPEC.md section 7).
+        budget = connection_budget(cfg.fd_reserve)
+        self._server.max_open = budget
+        self._server.on_shed = self.metrics.connections_shed.inc
+        if self._accept_log is None:
+            self._accept_log = AcceptErrorLog()
+            self._accept_log.install(asyncio.get_running_loop())
         self.accepting = True
         log.info("listening url=%s ws=%s games=%s", self.url, self.ws_url,
                  ",".join(cfg.games))
+        lim = nofile_limits()
+        if lim is not None:
+            log.info("file descriptors soft_limit=%d socket_budget=%s reserve=%d",
+                     lim[0], budget, cfg.fd_reserve)
 
     def _process_request(self, req: Request, ws: WebSocket) -> Response | None:
         reply = self.router.route(req.method, req.target, upgrade=is_upgrade(req))
@@ -200,8 +225,10 @@ class GameServer:
                 # mark (userspace) is what limits it and slow clients are detected sooner.
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.send_buffer)
         ip = self._client_ips.get(ws)
+        server = self._server
         session = Session(ws, self.rooms, peer=str(ip) if ip is not None else None,
-                          join_gate=lambda: self.ip_limits.allow_join(ip))
+                          join_gate=lambda: self.ip_limits.allow_join(ip),
+                          on_identified=lambda: server.identified(ws))
         self.sessions.add(session)
         try:
             await session.run()
@@ -249,6 +276,9 @@ def run_server(config: ServerConfig) -> int:
                 loop.add_signal_handler(sig, stop.set)
             except (NotImplementedError, RuntimeError):  # pragma: no cover - non-POSIX
                 signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+        raised = raise_nofile_limit()
+        if raised is not None and raised[1] > raised[0]:
+            log.info("raised the file descriptor limit soft=%d->%d", raised[0], raised[1])
         server = GameServer(config)
         try:
             await server.start()

@@ -91,8 +91,12 @@ class Session:
     """Drives one accepted game WebSocket (see the module docstring)."""
 
     def __init__(self, ws: WebSocket, manager: RoomManager, *, accepting: bool = True,
-                 peer: str | None = None, join_gate: Callable[[], bool] | None = None) -> None:
+                 peer: str | None = None, join_gate: Callable[[], bool] | None = None,
+                 on_identified: Callable[[], None] | None = None) -> None:
         self.ws = ws
+        #: called once the connection holds a player (HELLO or RESUME accepted): from then
+        #: on it is never shed for file descriptors (gameserver.fdlimit)
+        self._on_identified = on_identified
         self.manager = manager
         self.config: ServerConfig = manager.config
         self.metrics: ServerMetrics = manager.metrics
@@ -282,6 +286,8 @@ class Session:
     def _joined(self, p: Player) -> None:
         room = p.room
         self.player = p
+        if self._on_identified is not None:
+            self._on_identified()
         self._rate = TokenBucket(self.config.input_burst_factor * room.tick_rate,
                                  self.config.input_rate_factor * room.tick_rate,
                                  self._loop.time())

@@ -40,6 +40,7 @@ __all__ = [
     "MAX_CLIENT_MESSAGE",
     "PROTOCOL_VERSION",
     "SERVER_TYPES",
+    "SUBPROTOCOL",
     "CloseCode",
     "ControlMessage",
     "Delta",
@@ -66,6 +67,9 @@ __all__ = [
 
 #: The protocol version this module speaks (HELLO/RESUME/WELCOME ``"v"``).
 PROTOCOL_VERSION = 1
+#: The WebSocket subprotocol (``Sec-WebSocket-Protocol``) naming this protocol version: a
+#: client offers it, the server selects it when offered (SPEC.md section 1).
+SUBPROTOCOL = "gameserver.v1"
 _U32 = 0xFFFFFFFF
 _U63 = 2**63 - 1
 _MAX_STR = 256

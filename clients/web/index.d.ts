@@ -17,6 +17,8 @@ export declare const CloseCode: Readonly<Record<string, number>>;
 export declare const ErrorCode: Readonly<Record<string, number>>;
 export declare const CLOSE_REASONS: Readonly<Record<number, string>>;
 export declare const PROTOCOL_VERSION: 1;
+/** WebSocket subprotocol the client offers ("gameserver.v1"). */
+export declare const SUBPROTOCOL: "gameserver.v1";
 /** Close code the client sends when the server sent malformed data. */
 export declare const CLIENT_PROTOCOL_CLOSE: 4000;
 

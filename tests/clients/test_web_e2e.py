@@ -206,6 +206,8 @@ def test_demo_plays_over_wss(server: Server, browser: Any) -> None:
         a.open("alice")
         assert a.page.url.startswith("https://")
         assert a.eval("() => window.gameDemo.client.url").startswith("wss://")
+        # the browser offered the subprotocol and the server selected it (SPEC.md section 1)
+        assert a.eval("() => window.gameDemo.client._ws.protocol") == "gameserver.v1"
         # the page shows the connected status and the arena name
         assert a.page.locator("#status").get_attribute("data-state") == "connected"
         assert a.page.locator("#game-name").inner_text().lower() == "arena"

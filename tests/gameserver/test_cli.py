@@ -31,11 +31,11 @@ def test_load_game_class_errors() -> None:
 
 
 def test_auth_hook_option() -> None:
-    ns = parse_args(["serve", "collections:OrderedDict", "--auth", "os.path:isabs"])
+    ns = parse_args(["serve", "examples.arena:Arena", "--auth", "os.path:isabs"])
     cfg = build_config(ns)
     assert cfg.auth is not None and cfg.auth("/x") and not cfg.auth("x")
     with pytest.raises(ConfigError):
-        build_config(parse_args(["serve", "collections:OrderedDict", "--auth", "collections:abc"]))
+        build_config(parse_args(["serve", "examples.arena:Arena", "--auth", "collections:abc"]))
 
 
 def test_config_check() -> None:

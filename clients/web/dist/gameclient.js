@@ -1983,6 +1983,7 @@ var CLOSE_REASONS = Object.freeze({
   4012: "no HELLO in time"
 });
 var PROTOCOL_VERSION = 1;
+var SUBPROTOCOL = "gameserver.v1";
 function encodeMessage(type, body) {
   return encode([type, body ?? {}]);
 }
@@ -2044,7 +2045,26 @@ var StrictDecoder = class extends Decoder {
     this.boxed = true;
     return new Number(v);
   }
+  /** SPEC 8: a str must be valid UTF-8 (TextDecoder would silently put U+FFFD in). */
+  decodeUtf8String(byteLength, headerOffset) {
+    const start = this.pos + headerOffset;
+    const end = start + byteLength;
+    const bytes = this.bytes;
+    if (end <= bytes.byteLength) {
+      let i = start;
+      while (i < end && bytes[i] < 128) i++;
+      if (i < end) {
+        try {
+          fatalUtf8.decode(bytes.subarray(i, end));
+        } catch {
+          throw new ProtocolError("invalid UTF-8 in a msgpack str", ErrorCode.MALFORMED);
+        }
+      }
+    }
+    return super.decodeUtf8String(byteLength, headerOffset);
+  }
 };
+var fatalUtf8 = new TextDecoder("utf-8", { fatal: true });
 var decoder = new StrictDecoder();
 function unpackBoxed(bytes) {
   decoder.boxed = false;
@@ -2928,7 +2948,7 @@ var GameClient = class {
     );
     let ws;
     try {
-      ws = new this.opts.WebSocket(this.url);
+      ws = new this.opts.WebSocket(this.url, [SUBPROTOCOL]);
     } catch (e) {
       this._fail(`cannot open ${this.url}: ${e instanceof Error ? e.message : e}`);
       return;
@@ -3175,6 +3195,7 @@ export {
   Predictor,
   ProtocolError,
   Replica,
+  SUBPROTOCOL,
   Stats,
   WireField,
   WireSchema,

@@ -23,6 +23,7 @@ import {
   ErrorCode,
   MsgType,
   ProtocolError,
+  SUBPROTOCOL,
   decodeMessage,
   encodeHello,
   encodeInput,
@@ -273,7 +274,8 @@ export class GameClient {
       this.attempt === 0 ? `connecting to ${this.url}` : `reconnecting (attempt ${this.attempt})`);
     let ws;
     try {
-      ws = new this.opts.WebSocket(this.url);
+      // Offer the subprotocol: the server selects it (a server that selects none is fine).
+      ws = new this.opts.WebSocket(this.url, [SUBPROTOCOL]);
     } catch (e) {
       this._fail(`cannot open ${this.url}: ${e instanceof Error ? e.message : e}`);
       return;

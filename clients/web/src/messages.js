@@ -79,6 +79,9 @@ export const CLOSE_REASONS = Object.freeze({
 /** Protocol version spoken by this client. */
 export const PROTOCOL_VERSION = 1;
 
+/** WebSocket subprotocol offered by this client; the server selects it (SPEC.md section 1). */
+export const SUBPROTOCOL = "gameserver.v1";
+
 /** Encode a [type, body] control message to bytes. @returns {Uint8Array} */
 export function encodeMessage(type, body) {
   return mpEncode([type, body ?? {}]);
@@ -175,7 +178,28 @@ class StrictDecoder extends Decoder {
     this.boxed = true;
     return new Number(v);
   }
+
+  /** SPEC 8: a str must be valid UTF-8 (TextDecoder would silently put U+FFFD in). */
+  decodeUtf8String(byteLength, headerOffset) {
+    const start = this.pos + headerOffset;
+    const end = start + byteLength;
+    const bytes = this.bytes;
+    if (end <= bytes.byteLength) {
+      let i = start;
+      while (i < end && bytes[i] < 0x80) i++;
+      if (i < end) {
+        try {
+          fatalUtf8.decode(bytes.subarray(i, end));
+        } catch {
+          throw new ProtocolError("invalid UTF-8 in a msgpack str", ErrorCode.MALFORMED);
+        }
+      }
+    }
+    return super.decodeUtf8String(byteLength, headerOffset);
+  }
 }
+
+const fatalUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 const decoder = new StrictDecoder();
 

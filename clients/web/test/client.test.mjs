@@ -3,14 +3,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { encode, decode } from "@msgpack/msgpack";
-import { GameClient } from "../src/index.js";
+import { GameClient, SUBPROTOCOL } from "../src/index.js";
 
 const SCHEMA = { fields: [{ n: "x", t: "i32", q: 0.01 }, { n: "y", t: "i32", q: 0.01 }, { n: "owner", t: "u32", k: "player" }] };
 
 class FakeWS {
   static all = [];
-  constructor(url) {
+  constructor(url, protocols) {
     this.url = url;
+    this.protocols = protocols;
     this.readyState = 0;
     this.sent = [];
     this.closed = null;
@@ -233,4 +234,14 @@ test("inputs carry rt: the interpolation (render) tick once frames are drawn", (
   quietRt.sendInput({ dx: 1 });
   assert.deepEqual(ws2.sent.at(-1), [3, { s: 1, d: { dx: 1 } }], "sendRenderTick: false sends no rt");
   quietRt.close();
+});
+
+test("the client offers the gameserver.v1 subprotocol", () => {
+  const c = makeClient();
+  c.connect();
+  const ws = FakeWS.all[0];
+  assert.ok(ws, "a WebSocket was opened");
+  assert.equal(SUBPROTOCOL, "gameserver.v1");
+  assert.deepEqual(ws.protocols, ["gameserver.v1"]);
+  c.close();
 });
