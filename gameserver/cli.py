@@ -4,6 +4,7 @@ Two forms::
 
     gameserver [--host H] [--port P] [options]                 # the bundled example (arena)
     gameserver serve MODULE:GameClass [MODULE:Other ...] [options]
+    gameserver replay FILE (--verify | --serve [--host H] [--port P])   # docs/REPLAY.md
 
 Options: ``--host`` (default 127.0.0.1), ``--port`` (default 8000; 0 = ephemeral),
 ``--tick-rate HZ``, ``--send-rate HZ``, ``--max-players N`` (per room),
@@ -70,6 +71,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help='config passed to every room\'s on_create, e.g. \'{"critters": 1000}\'')
     p.add_argument("--static-root", type=Path, default=None, metavar="DIR",
                    help="folder served over HTTP (default: the installed web client)")
+    p.add_argument("--record", type=Path, default=None, metavar="DIR",
+                   help="record every room to a replay file in DIR (docs/REPLAY.md)")
     p.add_argument("--log-level", default="INFO",
                    choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="default INFO")
     p.add_argument("--log-format", default="text", choices=("text", "json"),
@@ -90,7 +93,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         prog="gameserver",
         description="Authoritative game server. Without a command it serves the bundled "
                     "example game; `gameserver serve MODULE:GameClass` serves yours.",
-        epilog="commands: serve MODULE:GameClass [...] [options]")
+        epilog="commands: serve MODULE:GameClass [...] [options]; "
+               "replay FILE --verify | --serve")
     _add_common(p)
     ns = p.parse_args(args)
     ns.games = [DEFAULT_GAME]
@@ -119,6 +123,7 @@ def build_config(ns: argparse.Namespace) -> ServerConfig:
         hello_timeout=ns.hello_timeout, seed=ns.seed, static_root=ns.static_root,
         room_config=ns.room_config if isinstance(ns.room_config, dict) else {},
         auth=load_auth_hook(ns.auth) if ns.auth else None,
+        record_dir=getattr(ns, "record", None),
     ).check()
 
 
@@ -156,7 +161,12 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gameserver`` console script; returns the exit status."""
-    ns = parse_args(sys.argv[1:] if argv is None else argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "replay":
+        from gameserver.replay.player import main as replay_main
+
+        return replay_main(args[1:])
+    ns = parse_args(args)
     configure_logging(ns.log_level, ns.log_format)
     try:
         config = build_config(ns)

@@ -65,6 +65,8 @@ class ServerConfig:
     seed: int | None = None               # base RNG seed for rooms (None: random)
     room_config: Mapping[str, Any] = field(default_factory=dict)  # on_create(config) of rooms
     ping_interval: float | None = 20.0    # WebSocket keepalive ping period (s)
+    record_dir: Path | None = None        # write one replay file per room here (docs/REPLAY.md)
+    record_keyframe: float = 10.0         # s of match between keyframes in a replay file
 
     def check(self) -> ServerConfig:
         """Raise :class:`ConfigError` naming the bad setting; return ``self`` when valid."""
@@ -81,6 +83,10 @@ class ServerConfig:
             raise ConfigError("--tls-cert and --tls-key go together")
         if self.max_message_size < 64:
             raise ConfigError("max_message_size too small to carry a HELLO")
+        if not self.record_keyframe > 0:
+            raise ConfigError("record_keyframe must be > 0 seconds")
+        if self.record_dir is not None and not Path(self.record_dir).is_dir():
+            raise ConfigError(f"--record: {self.record_dir} is not a directory")
         if self.snapshot_ring < 2:
             raise ConfigError("snapshot_ring must keep at least 2 snapshots")
         return self

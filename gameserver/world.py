@@ -86,6 +86,13 @@ class World:
         return view
 
     @property
+    def generations(self) -> np.ndarray:
+        """Read-only uint32 per slot: the generation of the slot's current (or last) occupant."""
+        view = self._gen.view()
+        view.flags.writeable = False
+        return view
+
+    @property
     def ids(self) -> np.ndarray:
         """Ids of the committed alive entities, ascending (uint32, order of ``alive_slots``)."""
         return self.id_of(self.alive_slots())
