@@ -154,8 +154,11 @@ class Recorder:
             return
         try:
             self.sim.set_log_sink(None)
+            last = self.sim.tick
+            # calls after the last tick (a shutdown's leaves) go in the end record
+            trailing = [c for c in self._calls if c[0] > last]
+            self._calls = [c for c in self._calls if c[0] <= last]
             self._flush()
-            trailing, self._calls = self._calls, []  # calls after the last tick (shutdown)
             self._write({"k": "end", "tick": self.sim.tick, "reason": reason,
                          "calls": trailing, "closed": time.time()})
             self.writer.close()

@@ -336,3 +336,14 @@ def test_recorder_disk_error_does_not_raise(tmp_path: Path) -> None:
     rec.close()
     with pytest.raises(ReplayCorrupt, match="stopped abruptly after tick 0"):
         verify(tmp_path / "e.gsreplay")
+
+
+def test_close_between_flushes_keeps_trailing_calls_apart(tmp_path: Path) -> None:
+    """Closing mid-run: the run's calls stay in it, the calls after the last tick go to end."""
+    path = tmp_path / "odd.gsreplay"
+    record(path, ticks=113)
+    result = verify(path)
+    assert result.ticks == 113
+    with ReplayReader(path) as r:
+        end = next(x for x in r.records() if isinstance(x, dict))
+    assert [(c.tick, c.kind) for c in end["calls"]] == [(114, "l")]
