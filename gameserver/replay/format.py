@@ -52,7 +52,9 @@ __all__ = [
     "ReplayWriter",
     "TickRun",
     "class_spec",
+    "fold_hash",
     "make_header",
+    "state_bytes",
     "state_hash",
     "take_keyframe",
 ]
@@ -120,6 +122,31 @@ def _fold_keys(n: int) -> np.ndarray:
     return _keys[:n]
 
 
+def state_bytes(world: Any) -> tuple[np.ndarray, int]:
+    """The bytes :func:`state_hash` folds, copied out of the world, and ``hi``.
+
+    Split from the fold so a recorder can copy on the tick thread (one concatenation) and
+    fold on its writer thread (numpy's integer dot product runs without the GIL).
+    """
+    slots = world.alive_slots()
+    hi = int(slots[-1]) + 1 if slots.shape[0] else 0
+    parts = [world.alive[:hi].view(np.uint8), world.generations[:hi].view(np.uint8)]
+    cols = world.columns()
+    for name in world.schema.fields:
+        parts.append(cols[name][:hi].view(np.uint8))
+    pad = -sum(p.shape[0] for p in parts) % 8
+    if pad:
+        parts.append(np.zeros(pad, np.uint8))
+    return np.concatenate(parts), hi
+
+
+def fold_hash(buf: np.ndarray, hi: int) -> int:
+    """The ``fold64-v1`` hash of :func:`state_bytes` output (see :func:`state_hash`)."""
+    words = buf.view("<u8")
+    h = int(np.dot(words, _fold_keys(words.shape[0]))) if words.shape[0] else 0
+    return (h ^ (hi * _GOLDEN)) & _MASK64
+
+
 def state_hash(world: Any) -> int:
     """64-bit hash of the world after a tick (``fold64-v1``; docs/REPLAY.md section 4).
 
@@ -132,19 +159,8 @@ def state_hash(world: Any) -> int:
     A desync detector (any single changed word changes it), not a cryptographic digest.
     Cost: one concatenation and one integer dot product over ~30 B per slot.
     """
-    slots = world.alive_slots()
-    hi = int(slots[-1]) + 1 if slots.shape[0] else 0
-    parts = [world.alive[:hi].view(np.uint8), world.generations[:hi].view(np.uint8)]
-    cols = world.columns()
-    for name in world.schema.fields:
-        parts.append(cols[name][:hi].view(np.uint8))
-    pad = -sum(p.shape[0] for p in parts) % 8
-    if pad:
-        parts.append(np.zeros(pad, np.uint8))
-    buf = np.concatenate(parts)
-    words = buf.view("<u8")
-    h = int(np.dot(words, _fold_keys(words.shape[0]))) if words.shape[0] else 0
-    return (h ^ (hi * _GOLDEN)) & _MASK64
+    buf, hi = state_bytes(world)
+    return fold_hash(buf, hi)
 
 
 # ------------------------------------------------------------------------------ records
@@ -258,13 +274,18 @@ def check_compatible(header: Header, cls: type[Any]) -> None:
                                  "changed since the recording")
 
 
-def take_keyframe(world: Any, tick: int) -> dict[str, Any]:
-    """A ``"key"`` record payload: ids + storage columns of the alive entities after ``tick``."""
+def take_keyframe(world: Any, tick: int, *, with_hash: bool = True) -> dict[str, Any]:
+    """A ``"key"`` record payload: ids + storage columns of the alive entities after ``tick``.
+
+    ``with_hash=False`` leaves out ``"hash"`` (the caller adds the tick's state hash).
+    """
     slots = world.alive_slots()
     cols = world.columns()
-    return {"k": "key", "tick": int(tick), "ids": world.id_of(slots).astype("<u4").tobytes(),
-            "cols": {name: np.take(cols[name], slots).tobytes() for name in world.schema.fields},
-            "hash": state_hash(world)}
+    out = {"k": "key", "tick": int(tick), "ids": world.id_of(slots).astype("<u4").tobytes(),
+           "cols": {name: np.take(cols[name], slots).tobytes() for name in world.schema.fields}}
+    if with_hash:
+        out["hash"] = state_hash(world)
+    return out
 
 
 def frame(payload: dict[str, Any]) -> bytes:

@@ -321,9 +321,11 @@ def test_recorder_keeps_render_tick_and_replays_it(tmp_path: Path,
     assert seen == [{"render_tick": 42}, {}]
 
 
-def test_recorder_disk_error_does_not_raise(tmp_path: Path) -> None:
+@pytest.mark.parametrize("threaded", [False, True])
+def test_recorder_disk_error_does_not_raise(tmp_path: Path, threaded: bool) -> None:
     sim = Simulation(Arena, seed=1, config={"critters": 5}, tick_rate=30)
-    rec = Recorder(sim, Arena, tmp_path / "e.gsreplay", send_rate=15, flush_seconds=0.1)
+    rec = Recorder(sim, Arena, tmp_path / "e.gsreplay", send_rate=15, flush_seconds=0.1,
+                   threaded=threaded)
 
     def boom(payload: Any) -> int:
         raise OSError(28, "No space left on device")
@@ -332,8 +334,8 @@ def test_recorder_disk_error_does_not_raise(tmp_path: Path) -> None:
     for _ in range(10):
         sim.step()
         rec.after_tick()  # must not raise
-    assert rec.failed and rec.closed
     rec.close()
+    assert rec.failed and rec.closed
     with pytest.raises(ReplayCorrupt, match="stopped abruptly after tick 0"):
         verify(tmp_path / "e.gsreplay")
 
