@@ -3,14 +3,18 @@
 Two identical arena rooms (same seed, same config ``{"critters": N}``, same players and
 inputs) run side by side, tick for tick, alternating which one goes first: one records to a
 replay file (:class:`gameserver.replay.recorder.Recorder`, as ``--record DIR`` does), the
-other does not. A tick's work is what the server's room does: the inputs of every player
-queued (they pass the log sink when recording), ``Simulation.step()``, the recorder's
-``after_tick`` (state hash, buffered runs, keyframes), and on send ticks (15 of 30 Hz) the
-snapshot and one delta encode. Reported per tick, for each N:
+other does not. A tick's work is what the server's room measures as tick work
+(``gameserver_tick_work_seconds``): ``Simulation.step()``, the recorder's ``after_tick``
+(state hash, runs and keyframes handed to the writer thread), and on send ticks (15 of
+30 Hz) the snapshot and one delta encode. Inputs arrive between ticks (in the server: when
+the session reads them); their cost with and without the log sink is measured apart, per
+input. Reported for each N:
 
-* wall time (``perf_counter``) and thread CPU time (``thread_time``), mean and median, for
+* tick wall time (``perf_counter``) and thread CPU time (``thread_time``), mean and median,
   off and on, and the ratio on / off (the overhead);
 * the recorder's own work (``after_tick``, timed directly: less noisy than the difference);
+* CPU of the writer thread per tick (process CPU minus this thread's);
+* ``queue_input`` CPU per input, off and on;
 * bytes of replay file per second of match, and how much of it keyframes are.
 
 Run (from the repository root)::
@@ -61,6 +65,7 @@ def bench(entities: int, *, players: int, ticks: int, keyframe_s: float, threade
     times: dict[str, dict[str, list[float]]] = {
         k: {"wall": [], "cpu": []} for k in ("off", "on")}
     rec_wall: list[float] = []
+    qtimes = {"off": 0, "on": 0}
     prev: dict[str, Any] = {"off": None, "on": None}
     warm = 30
     p0 = t0 = 0.0
@@ -75,9 +80,13 @@ def bench(entities: int, *, players: int, ticks: int, keyframe_s: float, threade
         order = ("off", "on") if t % 2 == 0 else ("on", "off")
         for name in order:
             sim = off if name == "off" else on
-            w0, c0 = time.perf_counter(), time.thread_time()
+            q0 = time.thread_time_ns()
             for pid, data in inputs:
                 sim.queue_input(pid, t + 1, data)
+            q1 = time.thread_time_ns()
+            if t >= warm:
+                qtimes[name] += q1 - q0
+            w0, c0 = time.perf_counter(), time.thread_time()
             sim.step()
             if name == "on":
                 r0 = time.perf_counter()
@@ -122,6 +131,8 @@ def bench(entities: int, *, players: int, ticks: int, keyframe_s: float, threade
                 times[name][clock])
     out["rec_mean"], out["rec_median"] = stats(rec_wall)
     out["writer_cpu"] = max(0.0, writer_cpu) / ticks * 1e6
+    out["input_off"] = qtimes["off"] / (ticks * players) / 1e3
+    out["input_on"] = qtimes["on"] / (ticks * players) / 1e3
     out["bytes_per_s"] = size / seconds
     out["key_share"] = key_bytes / size if size else 0.0
     out["file_bytes"] = size
@@ -144,7 +155,7 @@ def main() -> None:
           "2-core machine shared with other work")
     print("  entities | tick wall µs mean/median off -> on  ratio | tick CPU µs mean off -> on"
           "  ratio | after_tick µs mean/median | writer thread CPU µs/tick"
-          " | replay B/s (keyframes)")
+          " | input CPU µs off -> on | replay B/s (keyframes)")
     for n in ns.entities:
         r = bench(n, players=ns.players, ticks=ns.ticks, keyframe_s=ns.keyframe,
                   threaded=not ns.inline)
@@ -157,6 +168,7 @@ def main() -> None:
               f" | {r['rec_mean']:6.1f}/{r['rec_median']:6.1f} "
               f"({100 * r['rec_mean'] / r['off_wall_mean']:.1f}% of off)"
               f" | {r['writer_cpu']:6.1f}"
+              f" | {r['input_off']:4.1f} -> {r['input_on']:4.1f}"
               f" | {r['bytes_per_s']:9.0f} ({100 * r['key_share']:.0f}%)", flush=True)
 
 

@@ -156,7 +156,7 @@ class VerifyResult:
         return (f"replay ok: {h.game} version {h.game_version}, {self.ticks} ticks "
                 f"({self.duration:.1f} s at {h.tick_rate} Hz), {self.players} players, "
                 f"{self.keyframes} keyframes and {self.ticks} state hashes match "
-                f"(ended: {self.reason})")
+                f"(ended: {self.reason}{' reproduced' if self.reason == 'crash' else ''})")
 
 
 def verify(path: Path | str, game: str | None = None) -> VerifyResult:
@@ -191,14 +191,31 @@ def verify(path: Path | str, game: str | None = None) -> VerifyResult:
                     resim.check_keyframe(rec)
                     keyframes += 1
                 else:
-                    for call in rec["calls"]:
-                        resim.apply(call)
-                    return VerifyResult(header, sim.tick, len(resim.players), keyframes,
-                                        str(rec.get("reason", "?")))
+                    reason = str(rec.get("reason", "?"))
+                    _verify_end(resim, rec["calls"], crashed=reason == "crash")
+                    return VerifyResult(header, rec["tick"], len(resim.players), keyframes,
+                                        reason)
         except GameError as exc:
             raise Mismatch(exc.tick, f"the game code raised on replay: {exc.original!r}"
                            ) from None
     raise ReplayCorrupt("no end record", tick=sim.tick + 1, offset=reader.offset)
+
+
+def _verify_end(resim: Resimulation, calls: list[Call], *, crashed: bool) -> None:
+    """Re-issue the calls after the last tick; a recorded crash must crash again."""
+    sim = resim.sim
+    try:
+        for call in calls:
+            resim.apply(call)
+        if crashed:
+            sim.step()  # the tick the live room crashed in
+    except GameError as exc:
+        if not crashed:
+            raise Mismatch(exc.tick, f"the game code raised on replay: {exc.original!r}"
+                           ) from None
+        return
+    if crashed:
+        raise Mismatch(sim.tick, "the recorded room crashed here, the replay did not")
 
 
 class Playback:

@@ -254,7 +254,8 @@ class Recorder:
         if not self.closed:
             self.closed = True
             self.sim.set_log_sink(None)
-            last = self.sim.tick
+            # the last tick recorded: sim.tick unless the game crashed inside the next step
+            last = self._first + self._n - 1
             # calls after the last tick (a shutdown's leaves) go in the end record
             trailing = [c for c in self._calls if c[0] > last]
             self._calls = [c for c in self._calls if c[0] <= last]

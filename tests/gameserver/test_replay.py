@@ -349,3 +349,50 @@ def test_close_between_flushes_keeps_trailing_calls_apart(tmp_path: Path) -> Non
     with ReplayReader(path) as r:
         end = next(x for x in r.records() if isinstance(x, dict))
     assert [(c.tick, c.kind) for c in end["calls"]] == [(114, "l")]
+
+
+class CrashyArena(Arena):
+    """Raises in on_tick once the player "doom" has been in the room for 20 ticks."""
+
+    def on_tick(self, tick: int, dt: float, inputs: Any) -> None:
+        super().on_tick(tick, dt, inputs)
+        for p in self.players.values():
+            if p.name == "doom" and tick - p.joined_tick > 20:
+                raise RuntimeError("boom")
+
+
+def test_recorded_crash_is_reproduced(tmp_path: Path) -> None:
+    """A room whose game crashed: the file ends cleanly (reason crash) and verify reproduces
+    the crash in the same tick; a replay that does not crash there is a mismatch."""
+    from gameserver.simulation import GameError
+
+    path = tmp_path / "crash.gsreplay"
+    sim = Simulation(CrashyArena, seed=2, config={"critters": 20}, tick_rate=30)
+    rec = Recorder(sim, CrashyArena, path, send_rate=15)
+    for _ in range(7):
+        sim.step()
+        rec.after_tick()
+    sim.join(5, "doom", {})
+    with pytest.raises(GameError):
+        for _ in range(100):
+            sim.step()
+            rec.after_tick()
+    crash_tick = sim.tick
+    rec.close("crash")  # as Room.crash -> Room._stop("crash") does
+    result = verify(path, f"{__name__}:CrashyArena")
+    assert result.reason == "crash" and result.ticks == crash_tick - 1
+    assert "ended: crash reproduced" in result.summary()
+    with pytest.raises(Mismatch, match=f"tick {crash_tick}: the recorded room crashed here"):
+        verify(path, f"{__name__}:NoCrashArena")
+
+
+class NoCrashArena(Arena):
+    name = "arena"
+
+
+def test_record_dir_must_exist(tmp_path: Path) -> None:
+    from gameserver.config import ConfigError, ServerConfig
+
+    with pytest.raises(ConfigError, match="is not a directory"):
+        ServerConfig(games={"arena": Arena}, record_dir=tmp_path / "nope").check()
+    ServerConfig(games={"arena": Arena}, record_dir=tmp_path).check()
