@@ -537,9 +537,15 @@ def _start_recording(room: Room, game_cls: type[Any]) -> Recorder | None:
     cfg = room.config
     assert cfg.record_dir is not None
     try:
-        path = replay_path(Path(cfg.record_dir), room.id)
-        rec = Recorder(room.sim, game_cls, path, send_rate=room.send_rate,
-                       keyframe_seconds=cfg.record_keyframe, extra={"room": room.id})
+        for attempt in range(100):  # another process (--workers) may take the same name
+            path = replay_path(Path(cfg.record_dir), room.id)
+            try:
+                rec = Recorder(room.sim, game_cls, path, send_rate=room.send_rate,
+                               keyframe_seconds=cfg.record_keyframe, extra={"room": room.id})
+                break
+            except FileExistsError:
+                if attempt == 99:
+                    raise
     except Exception as exc:  # a full disk must not keep the room from running
         log.error("cannot record room=%s dir=%s error=%r", room.id, cfg.record_dir, exc)
         return None
