@@ -541,7 +541,10 @@ def _start_recording(room: Room, game_cls: type[Any]) -> Recorder | None:
             path = replay_path(Path(cfg.record_dir), room.id)
             try:
                 rec = Recorder(room.sim, game_cls, path, send_rate=room.send_rate,
-                               keyframe_seconds=cfg.record_keyframe, extra={"room": room.id})
+                               keyframe_seconds=cfg.record_keyframe,
+                               extra={"room": room.id,
+                                      # lag compensation's window (replay must clamp alike)
+                                      "history": getattr(cfg, "history", None)})
                 break
             except FileExistsError:
                 if attempt == 99:

@@ -89,8 +89,12 @@ class Resimulation:
                                               "__module__": cls.__module__})
         self.header = header
         self.names = header.input_names()
+        kw: dict[str, Any] = {}
+        history = header.raw.get("history")
+        if history is not None:  # the room's lag-compensation window, if the operator set it
+            kw["history"] = history
         self.sim = Simulation(cls, seed=header.seed, config=header.config,
-                              tick_rate=header.tick_rate, max_players=header.max_players)
+                              tick_rate=header.tick_rate, max_players=header.max_players, **kw)
         self.players: set[int] = set()
 
     def apply(self, call: Call) -> None:

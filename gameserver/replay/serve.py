@@ -62,6 +62,7 @@ class PlaybackGame(Game):
     inputs = PLAYBACK_INPUTS
     max_players = 64
     capacity = 1
+    history = 0  # no lag-compensation ring for the spectators' own (empty) world
     replay_file: ClassVar[str] = ""
     replay_game: ClassVar[str | None] = None
     playback: Playback
