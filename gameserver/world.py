@@ -86,16 +86,16 @@ class World:
         return view
 
     @property
-    def generations(self) -> np.ndarray:
-        """Read-only uint32 per slot: the generation of the slot's current (or last) occupant."""
-        view = self._gen.view()
-        view.flags.writeable = False
-        return view
-
-    @property
     def ids(self) -> np.ndarray:
         """Ids of the committed alive entities, ascending (uint32, order of ``alive_slots``)."""
         return self.id_of(self.alive_slots())
+
+    @property
+    def generation(self) -> np.ndarray:
+        """Read-only uint32 generation per slot (of its current occupant; 0: never used)."""
+        view = self._gen.view()
+        view.flags.writeable = False
+        return view
 
     @property
     def pending(self) -> int:

@@ -130,7 +130,7 @@ def state_bytes(world: Any) -> tuple[np.ndarray, int]:
     """
     slots = world.alive_slots()
     hi = int(slots[-1]) + 1 if slots.shape[0] else 0
-    parts = [world.alive[:hi].view(np.uint8), world.generations[:hi].view(np.uint8)]
+    parts = [world.alive[:hi].view(np.uint8), world.generation[:hi].view(np.uint8)]
     cols = world.columns()
     for name in world.schema.fields:
         parts.append(cols[name][:hi].view(np.uint8))
