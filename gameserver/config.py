@@ -57,6 +57,8 @@ class ServerConfig:
     snapshot_ring: int = 64               # recent snapshots kept per room (catch-up baselines)
     high_water: int = 256 * 1024          # bytes buffered on a socket above which it is skipped
     slow_timeout: float = 5.0             # s of continuous skipping before close 4009
+    record_dir: Path | None = None        # write one replay file per room here (docs/REPLAY.md)
+    record_keyframe: float = 10.0         # s of match between keyframes in a replay file
     event_backlog: int = 1024             # events held per player while skipped / dropped
     event_backlog_bytes: int = 128 * 1024  # bytes of them; past either bound: the player leaves
     send_buffer: int | None = None        # kernel SO_SNDBUF per client socket (None: OS)
@@ -65,8 +67,6 @@ class ServerConfig:
     seed: int | None = None               # base RNG seed for rooms (None: random)
     room_config: Mapping[str, Any] = field(default_factory=dict)  # on_create(config) of rooms
     ping_interval: float | None = 20.0    # WebSocket keepalive ping period (s)
-    record_dir: Path | None = None        # write one replay file per room here (docs/REPLAY.md)
-    record_keyframe: float = 10.0         # s of match between keyframes in a replay file
 
     def check(self) -> ServerConfig:
         """Raise :class:`ConfigError` naming the bad setting; return ``self`` when valid."""
@@ -79,14 +79,14 @@ class ServerConfig:
                 raise ConfigError(f"{name} must be a whole number of Hz in 1..240, got {value}")
         if self.max_players is not None and self.max_players < 1:
             raise ConfigError("max_players must be >= 1")
-        if (self.tls_cert is None) != (self.tls_key is None):
-            raise ConfigError("--tls-cert and --tls-key go together")
-        if self.max_message_size < 64:
-            raise ConfigError("max_message_size too small to carry a HELLO")
         if not self.record_keyframe > 0:
             raise ConfigError("record_keyframe must be > 0 seconds")
         if self.record_dir is not None and not Path(self.record_dir).is_dir():
             raise ConfigError(f"--record: {self.record_dir} is not a directory")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("--tls-cert and --tls-key go together")
+        if self.max_message_size < 64:
+            raise ConfigError("max_message_size too small to carry a HELLO")
         if self.snapshot_ring < 2:
             raise ConfigError("snapshot_ring must keep at least 2 snapshots")
         return self

@@ -127,12 +127,12 @@ const client = PREVIEW
 window.gameDemo = {
   client,
   scene: null,
+  /** The last "replay" status (replay server only). */
+  replay: null,
   names,
   /** Simulate a network cut (the client resumes the same player). */
   drop: () => client?.dropConnection(),
   input: null,
-  /** The last "replay" status (replay server only). */
-  replay: null,
 };
 
 // ------------------------------------------------------------------ client events
