@@ -71,6 +71,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help='config passed to every room\'s on_create, e.g. \'{"critters": 1000}\'')
     p.add_argument("--static-root", type=Path, default=None, metavar="DIR",
                    help="folder served over HTTP (default: the installed web client)")
+    p.add_argument("--redis", default=None, metavar="URL",
+                   help="cluster mode: redis://HOST:PORT/DB holding the room directory "
+                        "(default: none, a single embedded node)")
+    p.add_argument("--public-url", default=None, metavar="URL",
+                   help="ws(s)://... URL clients should dial to reach this node (cluster mode)")
+    p.add_argument("--handover", action="store_true",
+                   help="on SIGTERM hand every room over to another node through Redis")
     p.add_argument("--record", type=Path, default=None, metavar="DIR",
                    help="record every room to a replay file in DIR (docs/REPLAY.md)")
     p.add_argument("--log-level", default="INFO",
@@ -123,6 +130,7 @@ def build_config(ns: argparse.Namespace) -> ServerConfig:
         hello_timeout=ns.hello_timeout, seed=ns.seed, static_root=ns.static_root,
         room_config=ns.room_config if isinstance(ns.room_config, dict) else {},
         auth=load_auth_hook(ns.auth) if ns.auth else None,
+        redis_url=ns.redis, public_url=ns.public_url, handover=ns.handover,
         record_dir=getattr(ns, "record", None),
     ).check()
 

@@ -67,6 +67,10 @@ class ServerConfig:
     seed: int | None = None               # base RNG seed for rooms (None: random)
     room_config: Mapping[str, Any] = field(default_factory=dict)  # on_create(config) of rooms
     ping_interval: float | None = 20.0    # WebSocket keepalive ping period (s)
+    # Cluster (issue 10): without redis_url the process is the embedded single node
+    redis_url: str | None = None          # redis://HOST:PORT/DB of the cluster's Redis
+    public_url: str | None = None         # ws(s)://... clients should dial for this node
+    handover: bool = False                # on SIGTERM hand rooms to another node via Redis
 
     def check(self) -> ServerConfig:
         """Raise :class:`ConfigError` naming the bad setting; return ``self`` when valid."""
@@ -89,6 +93,14 @@ class ServerConfig:
             raise ConfigError("max_message_size too small to carry a HELLO")
         if self.snapshot_ring < 2:
             raise ConfigError("snapshot_ring must keep at least 2 snapshots")
+        if self.redis_url is not None and not self.redis_url.startswith(
+                ("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"--redis must be a redis:// URL, got {self.redis_url!r}")
+        if self.public_url is not None and not self.public_url.startswith(("ws://", "wss://")):
+            raise ConfigError(f"--public-url must be a ws:// or wss:// URL, got "
+                              f"{self.public_url!r}")
+        if self.handover and self.redis_url is None:
+            raise ConfigError("--handover needs --redis (rooms are handed over through Redis)")
         return self
 
     @property
