@@ -97,7 +97,8 @@ def test_header_and_records(replay_file: Path) -> None:
                                                                  7, 30)
         assert h.config == {"critters": 60, "orbs": 10} and h.raw["send_rate"] == 15
         assert [f["n"] for f in h.schema["fields"]][:2] == ["x", "y"]
-        assert h.input_names() == ["dx", "dy", "boost"]
+        assert h.input_names() == list(Arena.inputs) and h.input_names()[:3] == [
+            "dx", "dy", "boost"]
         recs = list(r.records())
     runs = [x for x in recs if isinstance(x, TickRun)]
     assert runs[0].first == 1 and runs[-1].last == TICKS
@@ -299,11 +300,12 @@ def test_recorder_keeps_render_tick_and_replays_it(tmp_path: Path,
     """The lag-compensation contract: LogEntry.render_tick recorded, passed back on replay."""
     sim = Simulation(Arena, seed=1, config={"critters": 5}, tick_rate=30)
     rec = Recorder(sim, Arena, tmp_path / "r.gsreplay", send_rate=15)
+    values = Arena.inputs.validate({"dx": 0.5, "dy": 0.0, "boost": False})
     rec._sink(SimpleNamespace(tick=1, kind="input", player=3, seq=1,  # type: ignore[arg-type]
-                              data={"dx": 0.5, "dy": 0.0, "boost": False}, render_tick=42))
+                              data=dict(zip(Arena.inputs, values)), render_tick=42))
     sim.join(3, "c", {})
     assert [(c.kind, c.data, c.render_tick) for c in rec.calls_pending()] == [
-        ("i", [0.5, 0.0, False], 42), ("j", ["c", {}], None)]
+        ("i", list(values), 42), ("j", ["c", {}], None)]
     rec.close()
     from gameserver.replay import player
 
