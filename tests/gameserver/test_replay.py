@@ -398,3 +398,66 @@ def test_record_dir_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is not a directory"):
         ServerConfig(games={"arena": Arena}, record_dir=tmp_path / "nope").check()
     ServerConfig(games={"arena": Arena}, record_dir=tmp_path).check()
+
+
+def test_pending_calls_bounded_by_max_calls(tmp_path: Path) -> None:
+    """A flood of calls ends a run early: the recorder never holds more than max_calls."""
+    sim = Simulation(Arena, seed=1, config={"critters": 5}, tick_rate=30)
+    rec = Recorder(sim, Arena, tmp_path / "b.gsreplay", send_rate=15, max_calls=40,
+                   threaded=False)
+    for p in range(1, 9):
+        sim.join(p, f"p{p}", {})
+    seq = 0
+    for _ in range(40):
+        for _ in range(3):
+            seq += 1
+            for p in range(1, 9):
+                sim.queue_input(p, seq, {"dx": 0.1, "dy": 0.0, "boost": False})
+        sim.step()
+        rec.after_tick()
+        assert len(rec.calls_pending()) < 40
+    rec.close()
+    assert verify(tmp_path / "b.gsreplay").ticks == 40
+    with ReplayReader(tmp_path / "b.gsreplay") as r:
+        runs = [x for x in r.records() if isinstance(x, TickRun)]
+    assert max(len(x.calls) for x in runs) <= 40 + 24 and len(runs) >= 20
+
+
+def test_writer_queue_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the writer thread is stuck, handing a run over waits once the byte bound is hit
+    (backpressure) instead of queueing without end; it goes on when the writer resumes."""
+    import threading
+
+    from gameserver.replay import recorder as R
+
+    monkeypatch.setattr(R, "MAX_INFLIGHT", 4096)
+    gate = threading.Event()
+    writer = R._Writer()  # a private writer thread for this test
+    monkeypatch.setattr(R._Writer, "get", classmethod(lambda cls: writer))
+    sim = Simulation(Arena, seed=1, config={"critters": 200}, tick_rate=30)
+    rec = Recorder(sim, Arena, tmp_path / "q.gsreplay", send_rate=15, flush_seconds=1 / 30,
+                   keyframe_seconds=1 / 30)  # a run and a keyframe (~4.5 KB) every tick
+    real = rec._file.handle
+
+    def slow(op: str, payload: Any) -> None:
+        gate.wait(10)
+        real(op, payload)
+
+    rec._file.handle = slow  # type: ignore[method-assign]
+    done = threading.Event()
+
+    def ticks() -> None:
+        for _ in range(5):
+            sim.step()
+            rec.after_tick()
+        done.set()
+
+    t = threading.Thread(target=ticks)
+    t.start()
+    assert not done.wait(0.5), "the recorder queued past its bound"
+    assert writer.inflight <= 4096 + 8192
+    gate.set()
+    assert done.wait(10)
+    t.join(10)
+    rec.close()
+    assert verify(tmp_path / "q.gsreplay").keyframes == 6

@@ -193,3 +193,40 @@ def test_serve_refuses_damaged_file(recorded: Path, tmp_path: Path) -> None:
                            "--port", "0"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "replay broken at tick" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_killed_server_loses_at_most_the_last_half_second(tmp_path: Path) -> None:
+    """SIGKILL mid-match: the file reads as truncated at a tick close to the end of the match
+    (runs are handed to the OS every 0.5 s of match), and every tick before it verifies."""
+    proc, ws_url = start("--record", str(tmp_path), "--room-config", '{"critters": 30}')
+    seen = 0
+    try:
+        async def main() -> int:
+            c = GameClient(ws_url, game="arena", name="k", reconnect=False)
+            await c.connect()
+            t0 = time.monotonic()
+            k = 0
+            while time.monotonic() - t0 < 2.0:
+                k += 1
+                c.send_input(dx=(k % 5 - 2) / 2, dy=0.5, boost=False)
+                await asyncio.sleep(1 / 30)
+            await asyncio.sleep(0.3)
+            tick = c.server_tick
+            proc.kill()  # SIGKILL: no shutdown, no end record
+            return int(tick)
+
+        seen = asyncio.run(main())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+    files = list(tmp_path.glob("*.gsreplay"))
+    assert len(files) == 1
+    out = subprocess.run([sys.executable, "-m", "gameserver", "replay", str(files[0]),
+                          "--verify"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    m = re.search(r"stopped abruptly after tick (\d+)", out.stderr)
+    assert m, out.stderr
+    last = int(m.group(1))
+    # at most 0.5 s (15 ticks) + the 0.3 s we waited + scheduling slack on a busy box
+    assert seen - 45 <= last <= seen + 30, (seen, last)
