@@ -461,3 +461,13 @@ def test_writer_queue_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     t.join(10)
     rec.close()
     assert verify(tmp_path / "q.gsreplay").keyframes == 6
+
+
+def test_cli_record_option_both_forms(tmp_path: Path) -> None:
+    from gameserver.cli import build_config, parse_args
+
+    for argv in (["--record", str(tmp_path)],
+                 ["serve", "examples.arena:Arena", "--record", str(tmp_path)]):
+        cfg = build_config(parse_args(argv))
+        assert cfg.record_dir == tmp_path
+    assert build_config(parse_args([])).record_dir is None
