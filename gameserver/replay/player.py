@@ -171,7 +171,11 @@ def verify(path: Path | str, game: str | None = None) -> VerifyResult:
     with ReplayReader(path) as reader:
         header = reader.header
         cls = resolve_game(header, game)
-        resim = Resimulation(header, cls)
+        try:
+            resim = Resimulation(header, cls)
+        except GameError as exc:
+            raise Mismatch(0, f"the game code raised in on_create on replay: {exc.original!r}"
+                           ) from None
         sim = resim.sim
         keyframes = 0
         try:
@@ -393,3 +397,7 @@ def main(argv: Sequence[str]) -> int:
     except ReplayError as exc:
         print(f"gameserver replay: {exc.message}", file=sys.stderr, flush=True)
         return exc.exit_code
+    except Exception as exc:  # a bug of ours or of the game: still one line, not a traceback
+        print(f"gameserver replay: failed on {ns.file}: {type(exc).__name__}: {exc}",
+              file=sys.stderr, flush=True)
+        return 1

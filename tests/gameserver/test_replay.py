@@ -471,3 +471,15 @@ def test_cli_record_option_both_forms(tmp_path: Path) -> None:
         cfg = build_config(parse_args(argv))
         assert cfg.record_dir == tmp_path
     assert build_config(parse_args([])).record_dir is None
+
+
+def test_bad_room_config_in_header_is_a_mismatch(replay_file: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A header whose config makes on_create raise: a one-line failure at tick 0."""
+    bad = tmp_path / "cfg.gsreplay"
+    rewrite(replay_file, bad,
+            lambda o: {**o, "config": {"critters": -5}} if o.get("k") == "header" else o)
+    assert main([str(bad), "--verify"]) == 1
+    err = capsys.readouterr().err
+    assert "MISMATCH at tick 0: the game code raised in on_create" in err
+    assert "Traceback" not in err
