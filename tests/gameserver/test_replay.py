@@ -483,3 +483,43 @@ def test_bad_room_config_in_header_is_a_mismatch(replay_file: Path, tmp_path: Pa
     err = capsys.readouterr().err
     assert "MISMATCH at tick 0: the game code raised in on_create" in err
     assert "Traceback" not in err
+
+
+def test_mutated_payloads_with_valid_crcs_fail_cleanly(tmp_path: Path) -> None:
+    """Random byte changes inside records whose CRC is then fixed up (what a buggy writer or
+    a forger produces): verify ends with a ReplayError (mismatch, corrupt or incompatible),
+    never any other exception."""
+    import random
+    import zlib
+
+    from gameserver.replay.format import ReplayError
+
+    src = tmp_path / "m.gsreplay"
+    record(src, ticks=45)
+    data = src.read_bytes()
+    recs, off = [], len(fmt.MAGIC)
+    while off < len(data):
+        n = int.from_bytes(data[off:off + 4], "big")
+        recs.append(data[off + 8:off + 8 + n])
+        off += 8 + n
+    rng = random.Random(7)
+    outcomes: dict[str, int] = {}
+    for _ in range(150):
+        mutated = list(recs)
+        k = rng.randrange(len(mutated))
+        b = bytearray(mutated[k])
+        for _ in range(rng.randint(1, 3)):
+            b[rng.randrange(len(b))] = rng.randrange(256)
+        mutated[k] = bytes(b)
+        out = bytearray(fmt.MAGIC)
+        for r in mutated:
+            out += len(r).to_bytes(4, "big") + zlib.crc32(r).to_bytes(4, "big") + r
+        path = tmp_path / "f.gsreplay"
+        path.write_bytes(bytes(out))
+        try:
+            verify(path)
+            name = "ok"
+        except ReplayError as exc:
+            name = type(exc).__name__
+        outcomes[name] = outcomes.get(name, 0) + 1
+    assert outcomes.get("Mismatch", 0) > 10 and outcomes.get("ReplayCorrupt", 0) > 10, outcomes
