@@ -63,11 +63,15 @@ class Mismatch(ReplayError):
         self.tick = tick
 
 
-def resolve_game(header: Header, spec: str | None = None) -> type[Any]:
-    """The game class to replay ``header`` with (``spec`` overrides the recorded class).
+def resolve_game(header: Header, spec: str | type[Any] | None = None) -> type[Any]:
+    """The game class to replay ``header`` with (``spec``, a ``"module:Class"`` or a class,
+    overrides the recorded class).
 
     Raises :class:`ReplayIncompatible` if it cannot be imported or does not match.
     """
+    if isinstance(spec, type):
+        check_compatible(header, spec)
+        return spec
     where = spec or header.game_class
     try:
         cls = load_game_class(where)
@@ -163,7 +167,7 @@ class VerifyResult:
                 f"(ended: {self.reason}{' reproduced' if self.reason == 'crash' else ''})")
 
 
-def verify(path: Path | str, game: str | None = None) -> VerifyResult:
+def verify(path: Path | str, game: str | type[Any] | None = None) -> VerifyResult:
     """Re-simulate ``path`` and check every tick's hash and every keyframe.
 
     Raises :class:`Mismatch`, :class:`ReplayCorrupt` or :class:`ReplayIncompatible`.
@@ -236,7 +240,7 @@ class Playback:
     every other one when full).
     """
 
-    def __init__(self, path: Path | str, game: str | None = None, *,
+    def __init__(self, path: Path | str, game: str | type[Any] | None = None, *,
                  max_checkpoints: int = 32, seek_budget: float = 0.02) -> None:
         self.reader = ReplayReader(path)
         try:
