@@ -23,7 +23,7 @@ import bisect
 import copy
 import sys
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ from gameserver.replay.format import (
     check_compatible,
     state_hash,
 )
-from gameserver.rules import Reject
+from gameserver.rules import GameEvent, Reject
 from gameserver.simulation import GameError, Simulation
 
 __all__ = ["Mismatch", "Playback", "Resimulation", "VerifyResult", "main", "resolve_game",
@@ -128,6 +128,12 @@ class Resimulation:
             raise Mismatch(call.tick, f"recorded {call.kind!r} call of player {call.player} "
                            f"refused on replay: {exc}") from None
 
+    def step(self) -> list[GameEvent]:
+        """Run the next tick; return the game events it sent (drained, so they never pile up
+        against the game's pending-event bound as they would in an undrained simulation)."""
+        self.sim.step()
+        return self.sim.drain_events()
+
     def check_keyframe(self, key: Keyframe) -> None:
         """Compare the world with a recorded keyframe; :class:`Mismatch` names what differs."""
         world = self.sim.world
@@ -191,7 +197,7 @@ def verify(path: Path | str, game: str | type[Any] | None = None) -> VerifyResul
                         while i < len(calls) and calls[i].tick == tick:
                             resim.apply(calls[i])
                             i += 1
-                        sim.step()
+                        resim.step()
                         h = state_hash(sim.world)
                         want = int(rec.hashes[k])
                         if h != want:
@@ -220,7 +226,7 @@ def _verify_end(resim: Resimulation, calls: list[Call], *, crashed: bool) -> Non
         for call in calls:
             resim.apply(call)
         if crashed:
-            sim.step()  # the tick the live room crashed in
+            resim.step()  # the tick the live room crashed in
     except GameError as exc:
         if not crashed:
             raise Mismatch(exc.tick, f"the game code raised on replay: {exc.original!r}"
@@ -271,6 +277,8 @@ class Playback:
         self.speed = 1.0
         self.target: int | None = None
         self._acc = 0.0
+        #: the recorded game's broadcast events of the ticks played (bounded: oldest dropped)
+        self.events: deque[GameEvent] = deque(maxlen=256)
 
     def close(self) -> None:
         self.reader.close()
@@ -306,7 +314,9 @@ class Playback:
             return False
         for call in self._calls(self.tick + 1):
             self.resim.apply(call)
-        self.resim.sim.step()
+        events = self.resim.step()
+        if self.target is None:  # not while seeking: a seek would replay a flood of them
+            self.events.extend(ev for ev in events if ev.to is None)
         t = self.tick
         if t in self.keyframes and t not in self.checkpoints:
             self.checkpoints[t] = copy.deepcopy(self.resim.sim)

@@ -21,7 +21,10 @@ field      type                        meaning
 ``tick``   uint32                      seek target (recorded tick; clamped to the end)
 =========  ==========================  ================================================
 
-Every spectator of a room shares its playback (the controls act on the room). The room sends
+Every spectator of a room shares its playback (the controls act on the room). The recorded
+game's broadcast events (``to`` everyone: a scoreboard, "joined"...) of the ticks played are
+forwarded as they were sent (not those of a seek's fast re-simulation); events the game sent
+to particular players are not. Play at the end restarts from tick 0. The room sends
 the game event ``"replay"`` with :meth:`Playback.status` (``tick``, ``end``, ``paused``,
 ``speed``, ``seeking``, ``game``, ``version``, ``tick_rate``) to every spectator when it
 joins, whenever a control changes something, and four times a second.
@@ -83,6 +86,8 @@ class PlaybackGame(Game):
             for cmd, speed, target in zip(inputs["cmd"].tolist(), inputs["speed"].tolist(),
                                           inputs["tick"].tolist()):
                 if cmd == CMD_PLAY:
+                    if pb.tick >= pb.end:
+                        pb.seek(0)  # play at the end: watch again from the start
                     pb.paused = False
                 elif cmd == CMD_PAUSE:
                     pb.paused = True
@@ -91,6 +96,9 @@ class PlaybackGame(Game):
                 elif cmd == CMD_SPEED:
                     pb.set_speed(float(speed))
         pb.advance()
+        while pb.events:  # the recorded game's broadcast events (scoreboard, joined...)
+            ev = pb.events.popleft()
+            self.send(ev.kind, ev.data)
         status = pb.status()
         last = self._last
         changed = last is None or any(status[k] != last[k] for k in

@@ -23,6 +23,7 @@ from gameserver.replay import format as fmt
 from gameserver.replay.format import ReplayCorrupt, ReplayIncompatible, ReplayReader, TickRun
 from gameserver.replay.player import Mismatch, Playback, main, verify
 from gameserver.replay.recorder import Recorder
+from gameserver.rules import F, Game
 from gameserver.simulation import Simulation
 
 TICKS = 120
@@ -523,3 +524,36 @@ def test_mutated_payloads_with_valid_crcs_fail_cleanly(tmp_path: Path) -> None:
             name = type(exc).__name__
         outcomes[name] = outcomes.get(name, 0) + 1
     assert outcomes.get("Mismatch", 0) > 10 and outcomes.get("ReplayCorrupt", 0) > 10, outcomes
+
+
+class Chatty(Game):
+    """Sends two broadcast events every tick: more than a simulation may hold undrained."""
+
+    name = "chatty"
+    fields = {"x": F.float32()}
+
+    def on_tick(self, tick: int, dt: float, inputs: Any) -> None:
+        self.send("a", tick)
+        self.send("b", None)
+
+
+def test_replay_drains_game_events(tmp_path: Path) -> None:
+    """10,002 events over 5,001 ticks: past the game's 10,000 pending events, so replay must
+    drain them every tick as the room does; the playback keeps the broadcast ones (bounded)."""
+    path = tmp_path / "chatty.gsreplay"
+    sim = Simulation(Chatty, seed=1, tick_rate=60)
+    rec = Recorder(sim, Chatty, path, send_rate=60, keyframe_seconds=30, threaded=False)
+    for _ in range(5001):
+        sim.step()
+        rec.after_tick()
+        sim.drain_events()
+    rec.close()
+    assert verify(path, Chatty).ticks == 5001
+    pb = Playback(path, Chatty)
+    try:
+        for _ in range(300):
+            pb.step()
+        assert len(pb.events) == 256 and pb.events[-1].data is None
+        assert pb.events[-2].kind == "a" and pb.events[-2].data == 300
+    finally:
+        pb.close()

@@ -129,9 +129,15 @@ def test_tampered_server_recording_fails(recorded: Path, tmp_path: Path) -> None
 
 async def watch(ws_url: str, end: int) -> None:
     statuses: list[dict[str, Any]] = []
+    kinds: list[str] = []
+
+    def on_event(c: GameClient, ev: Any) -> None:
+        kinds.append(ev.kind)
+        if ev.kind == "replay":
+            statuses.append(ev.data)
+
     client = GameClient(ws_url, game="replay", name="spectator", reconnect=False,
-                        on_event=lambda c, ev: statuses.append(ev.data)
-                        if ev.kind == "replay" else None)
+                        on_event=on_event)
     await client.connect()
     try:
         assert client.welcome.game == "replay"
@@ -170,6 +176,8 @@ async def watch(ws_url: str, end: int) -> None:
         # seek forward past the end: clamped, playback stops at the end
         client.send_input(cmd=3, speed=4.0, tick=10**6)
         await until(lambda s: s["tick"] == end)
+        # the recorded game's broadcast events were forwarded (the players' "joined")
+        assert "joined" in kinds, kinds[:20]
     finally:
         await client.close()
 
