@@ -4,6 +4,7 @@ Two forms::
 
     gameserver [--host H] [--port P] [options]                 # the bundled example (arena)
     gameserver serve MODULE:GameClass [MODULE:Other ...] [options]
+    gameserver replay FILE (--verify | --serve [--host H] [--port P])   # docs/REPLAY.md
 
 Options: ``--host`` (default 127.0.0.1), ``--port`` (default 8000; 0 = ephemeral),
 ``--tick-rate HZ``, ``--send-rate HZ``, ``--max-players N`` (per room),
@@ -113,6 +114,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fd-reserve", type=int, default=64, metavar="N",
                    help="file descriptors kept free: past the limit minus N the oldest "
                         "connections without a player are shed (default 64)")
+    p.add_argument("--record", type=Path, default=None, metavar="DIR",
+                   help="record every room to a replay file in DIR (docs/REPLAY.md)")
     p.add_argument("--log-level", default="INFO",
                    choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="default INFO")
     p.add_argument("--log-format", default="text", choices=("text", "json"),
@@ -176,7 +179,8 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str] | None = None) ->
         prog="gameserver",
         description="Authoritative game server. Without a command it serves the bundled "
                     "example game; `gameserver serve MODULE:GameClass` serves yours.",
-        epilog="commands: serve MODULE:GameClass [...] [options]")
+        epilog="commands: serve MODULE:GameClass [...] [options]; "
+               "replay FILE --verify | --serve")
     _add_common(p)
     res = parse_layered(p, args, env)
     res.namespace.games = [DEFAULT_GAME]
@@ -211,6 +215,7 @@ def build_config(ns: argparse.Namespace) -> ServerConfig:
         ping_interval=ns.ping_interval, ping_timeout=ns.ping_timeout,
         frame_timeout=ns.frame_timeout, slow_timeout=ns.slow_timeout,
         close_timeout=ns.close_timeout, fd_reserve=ns.fd_reserve,
+        record_dir=getattr(ns, "record", None),
     ).check()
 
 
@@ -262,8 +267,13 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gameserver`` console script; returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "replay":
+        from gameserver.replay.player import main as replay_main
+
+        return replay_main(args[1:])
     try:
-        res = parse_settings(sys.argv[1:] if argv is None else argv)
+        res = parse_settings(args)
     except SettingsError as exc:
         print(f"gameserver: error: {exc}", file=sys.stderr)
         return 2

@@ -57,6 +57,8 @@ class ServerConfig:
     snapshot_ring: int = 64               # recent snapshots kept per room (catch-up baselines)
     high_water: int = 256 * 1024          # bytes buffered on a socket above which it is skipped
     slow_timeout: float = 5.0             # s of continuous skipping before close 4009
+    record_dir: Path | None = None        # write one replay file per room here (docs/REPLAY.md)
+    record_keyframe: float = 10.0         # s of match between keyframes in a replay file
     event_backlog: int = 1024             # events held per player while skipped / dropped
     event_backlog_bytes: int = 128 * 1024  # bytes of them; past either bound: the player leaves
     send_buffer: int | None = None        # kernel SO_SNDBUF per client socket (None: OS)
@@ -99,6 +101,10 @@ class ServerConfig:
                 raise ConfigError(f"{name} must be a whole number of Hz in 1..240, got {value}")
         if self.max_players is not None and self.max_players < 1:
             raise ConfigError("max_players must be >= 1")
+        if not self.record_keyframe > 0:
+            raise ConfigError("record_keyframe must be > 0 seconds")
+        if self.record_dir is not None and not Path(self.record_dir).is_dir():
+            raise ConfigError(f"--record: {self.record_dir} is not a directory")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("--tls-cert and --tls-key go together")
         if self.max_message_size < 64:

@@ -126,6 +126,9 @@ class Game:
     Class attributes a game sets:
 
     * ``name``: the game name clients ask for in HELLO (matchmaking key).
+    * ``version``: the rules' version string (default ``"0"``), written into replay files;
+      bump it whenever a change makes old recordings replay differently, and a replay of
+      another version refuses to load (docs/REPLAY.md).
     * ``fields``: entity schema, ``{"x": F.float32(quant=0.01), ...}`` (gameserver.schema).
     * ``inputs``: the :class:`InputSchema` of one INPUT message.
     * ``max_players``: room capacity (joins beyond it are refused with close 4002).
@@ -145,6 +148,7 @@ class Game:
     """
 
     name: ClassVar[str] = "game"
+    version: ClassVar[str] = "0"
     fields: ClassVar[Mapping[str, Any]] = {}
     inputs: ClassVar[InputSchema] = InputSchema({})
     max_players: ClassVar[int] = 16
@@ -235,6 +239,9 @@ def check_game_class(game_cls: type[Game]) -> None:
     where = game_cls.__qualname__
     if not isinstance(game_cls.name, str) or not game_cls.name or len(game_cls.name) > 64:
         raise ValueError(f"{where}.name must be a non-empty str (<= 64 chars)")
+    ver = getattr(game_cls, "version", "0")
+    if not isinstance(ver, str) or not 0 < len(ver) <= 64:
+        raise ValueError(f"{where}.version must be a non-empty str (<= 64 chars), got {ver!r}")
     if not isinstance(game_cls.fields, Mapping):
         raise TypeError(f"{where}.fields must be a dict of field name -> F.<type>(...)")
     if not isinstance(game_cls.inputs, InputSchema):

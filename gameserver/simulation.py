@@ -195,7 +195,9 @@ class Simulation:
         self._queued_by: dict[int, int] = {}
         self._last_seq: dict[int, int] = {}
 
-        self._record = record
+        self._record: int | bool = record  # truthy: calls are logged (deque and/or sink)
+        self._keep = record  # how many entries input_log keeps
+        self._sink: Callable[[LogEntry], None] | None = None
         self.input_log: deque[LogEntry] = deque(maxlen=record or 1)
         self._logged = 0
 
@@ -239,14 +241,29 @@ class Simulation:
             raise self._dead
 
     def _log(self, entry: LogEntry) -> None:
-        if self._record:
+        sink = self._sink
+        if sink is not None:
+            sink(entry)
+        if self._keep:
             self.input_log.append(entry)
             self._logged += 1
+
+    def set_log_sink(self, sink: Callable[[LogEntry], None] | None) -> None:
+        """Hand every further logged call (join, leave, accepted input) to ``sink`` too.
+
+        The sink is called synchronously, in call order, before the call takes effect (a
+        join's entry comes before ``on_join``); it must not raise and must not call back
+        into the simulation. This is how a recording streams a complete log to disk with
+        bounded memory (:mod:`gameserver.replay.recorder`), independent of ``record``.
+        ``None`` removes it.
+        """
+        self._sink = sink
+        self._record = bool(self._keep) or sink is not None
 
     @property
     def log_complete(self) -> bool:
         """True if recording is on and :attr:`input_log` still holds every call since creation."""
-        return bool(self._record) and self._logged == len(self.input_log)
+        return bool(self._keep) and self._logged == len(self.input_log)
 
     @property
     def queued(self) -> int:

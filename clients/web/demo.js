@@ -41,6 +41,11 @@ const ui = {
   msgText: $("message-text"),
   msgAction: $("message-action"),
   joystick: $("joystick"),
+  playback: $("playback"),
+  pbPlay: $("pb-play"),
+  pbSpeed: $("pb-speed"),
+  pbSeek: $("pb-seek"),
+  pbTick: $("pb-tick"),
   knob: document.querySelector("#joystick .knob"),
   fire: $("fire"),
 };
@@ -125,6 +130,8 @@ const client = PREVIEW
 window.gameDemo = {
   client,
   scene: null,
+  /** The last "replay" status (replay server only). */
+  replay: null,
   names,
   /** Simulate a network cut (the client resumes the same player). */
   drop: () => client?.dropConnection(),
@@ -144,6 +151,7 @@ if (client) {
     names.set(welcome.player, myName);
     client.opts.step = makeStep(welcome.tick_rate);
     startInputLoop(welcome.tick_rate);
+    showPlayback(welcome.game === "replay");
     outage = null;
     pushFeed(resumed ? "reconnected: same player, same score" : `joined room ${welcome.room} as ${myName}`);
     meDisplay.ready = false;
@@ -163,6 +171,9 @@ if (client) {
 
 function onGameEvent(kind, data) {
   switch (kind) {
+    case "replay":
+      if (data && typeof data.tick === "number") updatePlayback(data);
+      break;
     case "arena":
       if (data && typeof data.size === "number") arenaSize = data.size;
       break;
@@ -205,6 +216,38 @@ function onGameEvent(kind, data) {
       break;
   }
 }
+
+// ------------------------------------------------------------------ replay playback
+// `gameserver replay FILE --serve`: the controls are INPUTs of the playback schema
+// {cmd: 1 play, 2 pause, 3 seek, 4 speed; speed; tick} (docs/REPLAY.md section 6); the room
+// reports its state in "replay" events.
+const playback = { paused: false, seeking: false, dragging: false };
+function showPlayback(on) {
+  ui.playback.classList.toggle("hidden", !on);
+  document.body.classList.toggle("replay", on);
+}
+function sendPlayback(cmd, extra = {}) {
+  if (!client || !client.joined) return;
+  client.sendInput({ cmd, speed: Number(ui.pbSpeed.value) || 1, tick: 0, ...extra });
+}
+function updatePlayback(s) {
+  playback.paused = !!s.paused;
+  ui.pbPlay.textContent = s.paused ? "▶" : "❚❚";
+  ui.pbPlay.setAttribute("aria-label", s.paused ? "play" : "pause");
+  ui.pbSeek.max = String(s.end);
+  if (!playback.dragging) ui.pbSeek.value = String(s.tick);
+  const secs = (t) => (t / (s.tick_rate || 30)).toFixed(1);
+  ui.pbTick.textContent = `${secs(s.tick)} / ${secs(s.end)} s${s.seeking ? " …" : ""}`;
+  ui.pbTick.dataset.tick = String(s.tick);
+  window.gameDemo.replay = s;
+}
+ui.pbPlay.addEventListener("click", () => sendPlayback(playback.paused ? 1 : 2));
+ui.pbSpeed.addEventListener("change", () => sendPlayback(4));
+ui.pbSeek.addEventListener("input", () => (playback.dragging = true));
+ui.pbSeek.addEventListener("change", () => {
+  playback.dragging = false;
+  sendPlayback(3, { tick: Number(ui.pbSeek.value) });
+});
 
 function toast(text, color, life = 1.0) {
   toasts.push({ text, color, born: performance.now(), life, x: meDisplay.x, y: meDisplay.y });
