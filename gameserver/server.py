@@ -22,6 +22,7 @@ import signal
 import socket
 import ssl
 import sys
+from collections.abc import Awaitable
 from typing import Any
 
 from gameserver.config import ServerConfig
@@ -70,6 +71,7 @@ class GameServer:
             ssl_context = tls_context(config.tls_cert, config.tls_key)
         self.ssl = ssl_context
         self.rooms: RoomManager | None = None
+        self.cluster: Any = None  # gameserver.cluster.service.Cluster with --redis
         self.accepting = False
         self.sessions: set[Session] = set()
         self._server: Any = None
@@ -117,13 +119,41 @@ class GameServer:
             write_limit=cfg.high_water, max_queue=32, read_limit=16 * cfg.max_message_size,
             close_timeout=2.0, process_request=self._process_request,
         )
+        self._start_cluster()
         self.accepting = True
         log.info("listening url=%s ws=%s games=%s", self.url, self.ws_url,
                  ",".join(cfg.games))
 
-    def _process_request(self, req: Request) -> Response | None:
+    def _start_cluster(self) -> None:
+        """Cluster mode (``--redis``): join the directory; else the local seat book only."""
+        from gameserver.cluster.matchmake import matchmake_reply, rooms_reply
+
+        assert self.rooms is not None
+        cfg = self.config
+        if cfg.redis_url is not None:
+            from gameserver.cluster.service import Cluster
+
+            self.cluster = Cluster(cfg, self.metrics, self.rooms, url=self.ws_url,
+                                   worker=int(getattr(cfg, "worker", 0) or 0))
+            self.cluster.start()
+            cluster = self.cluster
+            self.router.cluster_rooms = lambda: rooms_reply(cluster.cluster_rooms)
+        else:
+            from gameserver.cluster.seats import LocalSeats
+
+            self.rooms.seats = LocalSeats(self.rooms, cfg.public_url or self.ws_url)
+        seats = self.rooms.seats
+        self.router.matchmake = lambda target: matchmake_reply(seats, target)
+
+    def _process_request(self, req: Request) -> Response | Awaitable[Response | None] | None:
+        pending = self.router.route_async(req.method, req.target)
+        if pending is not None:
+            return self._later(pending)
         reply = self.router.route(req.method, req.target, upgrade=is_upgrade(req))
         return None if reply is None else _to_response(reply)
+
+    async def _later(self, pending: Awaitable[HttpReply]) -> Response:
+        return _to_response(await pending)
 
     async def _handle(self, ws: WebSocket) -> None:
         assert self.rooms is not None
@@ -157,6 +187,8 @@ class GameServer:
         server = self._server
         if server is not None:
             server.close()
+        if self.cluster is not None:
+            await self.cluster.close()  # leave the directory first: no one is sent here now
         if self.rooms is not None:
             self.rooms.shutdown()  # on_leave for every player; their sockets get 1001
         if server is not None:

@@ -64,6 +64,8 @@ class CloseCode(IntEnum):
     HELLO_TIMEOUT = 4012
     REDIRECT = 4013
     MOVED = 4014
+    RESERVATION_INVALID = 4017
+    CLUSTER_UNAVAILABLE = 4018
 
 
 class ErrorCode(IntEnum):
@@ -83,6 +85,8 @@ class ErrorCode(IntEnum):
     REJECTED = 4006
     REDIRECT = 4013
     MOVED = 4014
+    RESERVATION_INVALID = 4017
+    CLUSTER_UNAVAILABLE = 4018
 
 
 class MessageError(Exception):
