@@ -8,7 +8,7 @@ import asyncio
 import time
 from typing import Any
 
-from cluster_kit import cluster, http, raw_redis, refused, synced, until
+from cluster_kit import cluster, http, raw_redis, refused, synced
 
 from protocol import messages as M
 
@@ -112,7 +112,6 @@ def test_dead_node_vanishes_from_the_directory(kit: Any, redis_url: str) -> None
             assert err is not None and (err.code, code) == (4005, 4005)
             r = raw_redis(redis_url)
             try:
-                await until(lambda: True)
                 assert not await r.exists(f"gs:node:{b.server.cluster.node_id}")
             finally:
                 await r.aclose()
@@ -136,3 +135,53 @@ def test_clean_stop_withdraws_at_once(kit: Any, redis_url: str) -> None:
             err, code, _ = await refused(a, M.Hello(room=room))
             assert err is not None and code == 4003
     kit.run(main())
+
+
+def test_sigkilled_node_process_is_dropped(kit: Any, redis_url: str) -> None:
+    """A real `gameserver --redis` process, SIGKILLed: its room leaves the directory."""
+    import signal
+
+    from test_server_process import start
+
+    from protocol.aio import connect
+
+    proc, _, ws_url = start("serve", "conftest:Walker", "--redis", redis_url)
+    try:
+        async def main() -> None:
+            async with cluster(kit, redis_url, n=1) as (a,):
+                ws = await connect(ws_url)
+                await ws.send(M.encode(M.Hello(game="walker", name="ann")))
+                welcome = M.decode_server(await ws.recv())  # type: ignore[arg-type]
+                assert isinstance(welcome, M.Welcome)
+                room = welcome.room
+
+                async def redirected() -> bool:
+                    err, _, _ = await refused(a, M.Hello(room=room))
+                    return err is not None and err.code == 4013 and err.url == ws_url
+
+                for _ in range(50):
+                    if await redirected():
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError("the process's room was never published")
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=10)
+                t0 = time.monotonic()
+                while True:
+                    err, code, _ = await refused(a, M.Hello(room=room))
+                    assert err is not None
+                    if code == 4003:
+                        break
+                    assert code == 4013 and time.monotonic() - t0 < 10
+                    await asyncio.sleep(0.2)
+                assert time.monotonic() - t0 < 8.0
+                await ws.close()
+        kit.run(main())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        for f in (proc.stdout, proc.stderr):
+            if f is not None:
+                f.close()
