@@ -310,6 +310,8 @@ class Directory:
             return None  # ours (local state is the truth) or unreadable
         if url is None or not url.startswith(("ws://", "wss://")):
             return None  # its node is gone: the entry is stale
+        if url == self.node.url:
+            return None  # a sibling sharing our url (--workers): a redirect would loop
         return url
 
     async def locate_room(self, room_id: str) -> str | None:

@@ -99,6 +99,8 @@ class RedisLink:
         if not self.available():
             self.m_errors.labels("down").inc()
             raise ClusterUnavailable("redis unavailable (reconnecting)")
+        if not self.up:  # this call is the probe: others fail fast until it is answered
+            self._next_try = self._clock() + self._backoff
         t0 = time.perf_counter()
         self.m_calls.labels(op).inc()
         try:

@@ -1,17 +1,21 @@
 """Matchmaking across the cluster: ``GET /matchmake?game=NAME`` and the Redis seat book.
 
-:meth:`RedisSeats.reserve` (any node can answer /matchmake):
+:meth:`RedisSeats.reserve` (any node can answer /matchmake) is ONE round trip: the MATCH
+script runs inside Redis, atomically (two matchmakers racing for the last seat cannot both
+get it, and no retry loop is needed):
 
-1. reads the directory (:meth:`Directory.view`, 2 round trips): live nodes and the rooms of
-   ``game`` with their players and live reservations;
-2. tries the fullest room that still has a free seat (``players + reserved < capacity``):
-   the RESERVE script re-checks that inside Redis and adds the reservation atomically, so two
-   matchmakers racing for the last seat cannot both get it (1 round trip; a lost race tries
-   the next room, at most ``MAX_TRIES``);
-3. else allocates a new room id ``<game>-<node>-m<6 hex>`` on the least loaded live node that
-   serves ``game`` (fewest players, then rooms) and reserves its first seat the same way;
-   the script writes a *pending* room entry (TTL ``PENDING_TTL_MS``) so the next players fill
-   the same room; the node creates the room when the first reserved player arrives.
+1. among the rooms of ``game`` (``gs:game:<game>``) whose node is present, the fullest one
+   with a free seat (``players + live reservations < capacity``) gets the reservation;
+   expired reservations are dropped first, ids of expired room entries are pruned;
+2. else a new room id ``<game>-<node>-m<6 hex>`` is allocated on the least loaded present
+   node that serves ``game`` (fewest players, then rooms, then id), with a *pending* room
+   entry (TTL ``PENDING_TTL_MS``) so the next players fill the same room; the node creates
+   the room when its first reserved player arrives;
+3. the reservation is written: ``gs:resv:<token>`` (JSON room, game, node, url; TTL the
+   reservation's) and the token in the room's zset of live reservations.
+
+The script's work is proportional to the rooms of that game plus the nodes (both bounded
+by what the cluster runs); Redis runs it without interleaving other commands.
 
 :meth:`RedisSeats.take` (the node receiving HELLO with ``reservation``): the TAKE script
 reads the reservation; for another node it answers that node (-> 4013, not consumed);
@@ -39,36 +43,80 @@ from protocol.codes import ErrorCode
 if TYPE_CHECKING:
     from gameserver.cluster.directory import Directory
 
-__all__ = ["MAX_TRIES", "RedisSeats", "matchmake_reply", "rooms_reply"]
+__all__ = ["RedisSeats", "matchmake_reply", "rooms_reply"]
 
 log = logging.getLogger("gameserver.cluster")
 
-#: Rooms tried per /matchmake before giving up on existing rooms (races lost).
-MAX_TRIES = 4
-
-# KEYS: room hash, room's reservation zset, reservation key, game set.
-# ARGV: token, reservation JSON, ttl ms, capacity ('' = the room entry must exist),
-#       room id, game, node, worker, pending ttl ms.
-# Returns 1 if the seat is held, 0 if the room is full (or gone).
-_RESERVE = """
+# ARGV: key prefix, game, token, reservation ttl ms, new room suffix, pending ttl ms.
+# Returns {1, room, node, url, created (0/1)}, {0} no seat anywhere, {-1} no node serves game.
+_MATCH = """
+local P, game, token = ARGV[1], ARGV[2], ARGV[3]
+local ttl = tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  if ARGV[4] == '' then return 0 end
-  redis.call('HSET', KEYS[1], 'id', ARGV[5], 'game', ARGV[6], 'node', ARGV[7],
-             'worker', ARGV[8], 'players', 0, 'capacity', ARGV[4], 'updated', now / 1000,
-             'pending', 1)
-  redis.call('PEXPIRE', KEYS[1], ARGV[9])
-  redis.call('SADD', KEYS[4], ARGV[5])
+local gkey = P .. 'game:' .. game
+local urls = {}
+local function url_of(node)
+  local u = urls[node]
+  if u == nil then
+    u = redis.pcall('HGET', P .. 'node:' .. node, 'url')
+    if type(u) ~= 'string' then u = false end
+    urls[node] = u
+  end
+  return u
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-local players = tonumber(redis.call('HGET', KEYS[1], 'players')) or 0
-local cap = tonumber(redis.call('HGET', KEYS[1], 'capacity')) or 0
-if players + redis.call('ZCARD', KEYS[2]) >= cap then return 0 end
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
-redis.call('PEXPIRE', KEYS[2], 2 * tonumber(ARGV[3]))
-redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
-return 1
+local best, fill_best, bnode, burl = nil, -1, nil, nil
+for _, rid in ipairs(redis.call('SMEMBERS', gkey)) do
+  local h = redis.pcall('HMGET', P .. 'room:' .. rid, 'node', 'players', 'capacity', 'game')
+  if type(h) == 'table' and h.err == nil and h[1] then
+    local url = url_of(h[1])
+    local players, cap = tonumber(h[2]), tonumber(h[3])
+    if url and players and cap and h[4] == game then
+      local rz = P .. 'resv:room:' .. rid
+      redis.call('ZREMRANGEBYSCORE', rz, '-inf', now)
+      local fill = players + redis.call('ZCARD', rz)
+      if fill < cap and fill > fill_best then
+        best, fill_best, bnode, burl = rid, fill, h[1], url
+      end
+    end
+  elseif type(h) == 'table' and h.err == nil then
+    redis.call('SREM', gkey, rid)  -- the entry expired: prune its id
+  end
+end
+local created = 0
+if best == nil then
+  local load = nil
+  for _, node in ipairs(redis.call('SMEMBERS', P .. 'nodes')) do
+    local h = redis.pcall('HMGET', P .. 'node:' .. node, 'url', 'games', 'players', 'rooms')
+    if type(h) == 'table' and h.err == nil and h[1] and h[2] then
+      local ok, games = pcall(cjson.decode, h[2])
+      local cap = ok and type(games) == 'table' and tonumber(games[game])
+      local players, rooms = tonumber(h[3]) or 0, tonumber(h[4]) or 0
+      if cap and cap >= 1 and (load == nil or players < load[1]
+          or (players == load[1] and (rooms < load[2]
+              or (rooms == load[2] and node < bnode)))) then
+        load, bnode, burl = {players, rooms, cap}, node, h[1]
+      end
+    end
+  end
+  if load == nil then return {-1} end
+  best = game .. '-' .. bnode .. '-m' .. ARGV[5]
+  local rkey = P .. 'room:' .. best
+  if redis.call('EXISTS', rkey) == 1 then return {0} end
+  redis.call('HSET', rkey, 'id', best, 'game', game, 'node', bnode, 'url', burl,
+             'worker', 0, 'players', 0, 'capacity', load[3], 'updated', now / 1000,
+             'pending', 1)
+  redis.call('PEXPIRE', rkey, ARGV[6])
+  redis.call('SADD', gkey, best)
+  redis.call('PEXPIRE', gkey, 60000)
+  created = 1
+end
+local rz = P .. 'resv:room:' .. best
+redis.call('ZADD', rz, now + ttl, token)
+redis.call('PEXPIRE', rz, 2 * ttl)
+redis.call('SET', P .. 'resv:' .. token,
+           cjson.encode({room = best, game = game, node = bnode, url = burl}), 'PX', ttl)
+return {1, best, bnode, burl, created}
 """
 
 # KEYS: reservation key. ARGV: this node, token, key prefix.
@@ -103,42 +151,29 @@ class RedisSeats(SeatBook):
         self.ttl_ms = ttl_ms
 
     async def reserve(self, game: str) -> Seat:
-        view = await self.directory.view(game)
-        serving = {n: x for n, x in view.nodes.items() if game in x.games}
-        if not serving:
-            raise SeatError(ErrorCode.UNKNOWN_ROOM, f"no live node serves game {game!r}", 404)
-        rooms = sorted((r for r in view.rooms if r.free > 0 and r.node in serving),
-                       key=lambda r: (-(r.players + r.reserved), r.room))
-        for entry in rooms[:MAX_TRIES]:
-            seat = await self._try(entry.room, game, entry.node, entry.url, create=None)
-            if seat is not None:
-                return seat
-        # No room with a free seat: a new one on the least loaded node serving the game.
-        target = min(serving.values(), key=lambda n: (n.players, n.rooms, n.node_id))
-        rid = f"{game}-{target.node_id}-m{secrets.token_hex(3)}"
-        seat = await self._try(rid, game, target.node_id, target.url,
-                               create=(target.games[game], target.worker))
-        if seat is None:
-            raise SeatError(ErrorCode.ROOM_FULL, "no seat could be reserved, try again", 503)
-        return seat
-
-    async def _try(self, rid: str, game: str, node: str, url: str,
-                   create: tuple[int, int] | None) -> Seat | None:
         token = new_token()
-        value = json.dumps({"room": rid, "game": game, "node": node, "url": url},
-                           separators=(",", ":"))
-        cap, worker = ("", 0) if create is None else (str(create[0]), create[1])
-        ok = await self.link.call("reserve", lambda r: r.eval(
-            _RESERVE, 4, K.room_key(rid), K.resv_room_key(rid), K.resv_key(token),
-            K.game_key(game), token, value, self.ttl_ms, cap, rid, game, node, worker,
-            K.PENDING_TTL_MS))
-        if K.as_int(ok) != 1:
-            return None
+        try:
+            reply = await self.link.call("reserve", lambda r: r.eval(
+                _MATCH, 0, K.PREFIX, game, token, self.ttl_ms, secrets.token_hex(3),
+                K.PENDING_TTL_MS))
+        except BadReply:
+            raise SeatError(ErrorCode.ROOM_FULL, "no seat could be reserved, try again",
+                            503) from None
+        status = K.as_int(reply[0], -1, 1) if isinstance(reply, list) and reply else None
+        if status == -1:
+            raise SeatError(ErrorCode.UNKNOWN_ROOM, f"no live node serves game {game!r}", 404)
+        fields = [K.as_str(x) for x in reply[1:4]] if status == 1 else []
+        if status != 1 or len(fields) != 3 or None in fields:
+            if status is None or (status == 1 and None in fields):
+                self.link.garbage("matchmake reply")
+            raise SeatError(ErrorCode.ROOM_FULL, "no seat could be reserved, try again", 503)
+        rid, node, url = (str(x) for x in fields)
         if node == self.node.node_id:  # our own room: hold the seat locally right away
             room = self.directory.manager.rooms.get(rid)
             if room is not None:
                 room.held += 1
-        return Seat(token, rid, game, node, url, self.ttl_ms / 1000, new_room=create is not None)
+        return Seat(token, rid, game, node, url, self.ttl_ms / 1000,
+                    new_room=K.as_int(reply[4]) == 1 if len(reply) > 4 else False)
 
     async def take(self, token: str) -> Seat:
         try:

@@ -149,3 +149,18 @@ def test_matchmake_on_a_single_node(kit: Any, ttl: float) -> None:
             assert c.welcome.room != s["room"]
             assert (await reserve(h.server))["room"] not in (s["room"],)
     kit.run(main())
+
+
+def test_concurrent_matchmakes_never_overbook(kit: Any, redis_url: str) -> None:
+    async def main() -> None:
+        async with cluster(kit, redis_url) as nodes:
+            seats = await asyncio.gather(*(reserve(nodes[i % 2].server) for i in range(10)))
+            per_room: dict[str, int] = {}
+            for s in seats:
+                per_room[s["room"]] = per_room.get(s["room"], 0) + 1
+            # capacity 4: filled before new rooms are opened, atomically in Redis
+            assert sorted(per_room.values()) == [2, 4, 4]
+            assert len({s["reservation"] for s in seats}) == 10
+            welcomes = await asyncio.gather(*(use(nodes, s) for s in seats))
+            assert sorted(w.room for w in welcomes) == sorted(s["room"] for s in seats)
+    kit.run(main())

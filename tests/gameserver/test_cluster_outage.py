@@ -163,3 +163,26 @@ def test_garbage_in_redis_is_ignored(kit: Any, redis_url: str) -> None:
             assert await metric(a.server, 'gameserver_redis_errors_total{kind="garbage"}') >= 1
             assert ann.ws.open
     kit.run(main())
+
+
+def test_node_starts_while_redis_is_down(kit: Any, redis_server: RedisServer) -> None:
+    async def main() -> None:
+        redis_server.stop()
+        async with kit.running(redis_url=redis_server.url) as h:
+            ann = await h.join(name="ann")            # local joins need no Redis
+            assert ann.welcome.room.startswith(f"walker-{h.server.cluster.node_id}-")
+            err, code, _ = await refused(h, M.Hello(room="walker-elsewhere-1"))
+            assert err is not None and (err.code, code) == (4018, 4018)
+            err, code, _ = await refused(h, M.Resume("some-token"))
+            assert err is not None and (err.code, code) == (4018, 4018)
+            await asyncio.to_thread(restart_on_same_port, redis_server)
+            await until(lambda: h.server.cluster.link.up, 20)
+            await synced(h.server, 2)
+            r = raw_redis(redis_server.url)
+            try:
+                nid = h.server.cluster.node_id
+                assert await r.hget(f"gs:room:{ann.welcome.room}", "node") == nid
+                assert await r.get(f"gs:tok:{ann.welcome.resume}") == nid
+            finally:
+                await r.aclose()
+    kit.run(main())
