@@ -10,11 +10,13 @@ Every Redis command the cluster code sends goes through :meth:`RedisLink.call`, 
 * turns every failure (refused connection, timeout, a reply of the wrong shape) into
   :class:`ClusterUnavailable`, the caller's signal to degrade, never a crash.
 
-Degraded mode: after a failure the link is *down*. While down, calls fail at once (no I/O)
-except one probe per backoff period (0.25 s doubling to 8 s, with jitter); the first call that
-succeeds brings it *up* again. Down and up each log ONE line (WARNING / INFO) per outage, not
-one per call. ``recovered`` counts the outages survived: the directory sync compares it to
-republish everything it wrote while Redis was away.
+Degraded mode: after a failure (a refused or broken connection, or ``SLOW_STRIKES`` = 2
+timeouts in a row: one slow answer on a busy box is not an outage) the link is *down*.
+While down, calls fail at once (no I/O) except one probe per backoff period (0.25 s
+doubling to 8 s, with jitter); the first call that succeeds brings it *up* again. Down and
+up each log ONE line (WARNING / INFO) per outage, not one per call. ``recovered`` counts
+the outages survived: the directory sync compares it to republish everything it wrote
+while Redis was away.
 
 Nothing in the tick path awaits this: only background tasks, the join path (HELLO/RESUME of
 a connection, which waits at most ``timeout``) and the HTTP endpoints do.
@@ -45,6 +47,9 @@ Reply = Any
 #: Backoff bounds between reconnect probes while Redis is down (seconds).
 BACKOFF_MIN = 0.25
 BACKOFF_MAX = 8.0
+#: Timeouts in a row that make an outage (one slow answer on a busy box is not one; a refused
+#: connection is at once).
+SLOW_STRIKES = 2
 #: Round-trip latency buckets (s): 100 us .. 2 s.
 RTT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                0.5, 1.0, 2.0)
@@ -53,7 +58,7 @@ RTT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 class RedisLink:
     """One ``redis.asyncio`` client with timeouts, metrics and the degraded state machine."""
 
-    def __init__(self, url: str, metrics: ServerMetrics, *, timeout: float = 0.5,
+    def __init__(self, url: str, metrics: ServerMetrics, *, timeout: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         import redis.asyncio as aioredis
 
@@ -71,6 +76,8 @@ class RedisLink:
         self._next_try = 0.0
         self._down_since: float | None = None
         self._closed = False
+        self._slow = 0            # timeouts in a row
+        self._garbage_logged = False
         reg = metrics.registry
         self.m_calls = _metric(reg, Counter, "gameserver_redis_round_trips_total",
                                "Redis round trips (a pipeline or script is one) by operation.",
@@ -113,12 +120,17 @@ class RedisLink:
                 self._recovered()
             raise BadReply(f"redis refused {op}: {exc}") from None
         except TimeoutError:
-            self._failed("timeout", f"no answer within {self.timeout:.2f}s")
+            self._slow += 1
+            if self.up and self._slow < SLOW_STRIKES:
+                self.m_errors.labels("timeout").inc()  # one slow answer: not an outage yet
+            else:
+                self._failed("timeout", f"no answer within {self.timeout:.2f}s")
             raise ClusterUnavailable("redis timed out") from None
         except Exception as exc:  # redis.ConnectionError, ResponseError, OSError ...
             self._failed("connection", f"{type(exc).__name__}: {exc}")
             raise ClusterUnavailable(f"redis error: {type(exc).__name__}") from None
         self.m_rtt.observe(time.perf_counter() - t0)
+        self._slow = 0
         if not self.up:
             self._recovered()
         return result
@@ -129,7 +141,7 @@ class RedisLink:
         Counted and logged at most once per outage window (DEBUG afterwards); the caller
         treats the entry as absent."""
         self.m_errors.labels("garbage").inc()
-        log.log(logging.DEBUG if getattr(self, "_garbage_logged", False) else logging.WARNING,
+        log.log(logging.DEBUG if self._garbage_logged else logging.WARNING,
                 "redis returned garbage, ignored what=%s", what)
         self._garbage_logged = True
 

@@ -37,7 +37,7 @@ class Cluster:
 
     def __init__(self, config: ServerConfig, metrics: ServerMetrics, manager: RoomManager,
                  *, url: str, worker: int = 0, node_id: str | None = None,
-                 timeout: float = 0.5) -> None:
+                 timeout: float = 1.0) -> None:
         assert config.redis_url is not None
         self.node = NodeIdentity(node_id or new_node_id(), config.public_url or url, worker)
         self.link = RedisLink(config.redis_url, metrics, timeout=timeout)
