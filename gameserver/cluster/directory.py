@@ -193,8 +193,8 @@ class Directory:
                 pass  # logged once by the link; the next full pass retries (backoff)
             except Exception:  # our bug: never let the sync task die silently
                 log.exception("cluster sync failed")
-            if full:
-                self._next_sync = loop.time() + K.SYNC_PERIOD
+            if full:  # periods counted from the pass's start: a slow pass does not stretch them
+                self._next_sync = max(now + K.SYNC_PERIOD, loop.time() + 0.05)
 
     async def sync(self, *, full: bool = True) -> None:
         """One pass: pending writes, and (``full``) presence + every room; one round trip."""
