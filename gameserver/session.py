@@ -4,7 +4,8 @@ State machine of a connection (``Session.run``)::
 
     CONNECTED --HELLO ok--> JOINED --LEAVE / close--> done
         |  \\--RESUME ok--> JOINED (same player, new socket; the old one gets 4011)
-        |--HELLO/RESUME refused--> ERROR <code> + close <code> (4001-4006)
+        |--HELLO/RESUME refused--> ERROR <code> + close <code> (4001-4006, 4017, 4018)
+        |--room / token / reservation of another node--> ERROR 4013 {url} + close 4013
         `--no HELLO within hello_timeout--> close 4012
 
 After WELCOME the room streams a full snapshot then deltas (see :mod:`gameserver.room`).
