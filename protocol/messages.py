@@ -164,12 +164,12 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Error:
-    """ERROR (20): ``code`` (:class:`ErrorCode`) and a human-readable ``message``."""
+    """ERROR (20): ``code`` (:class:`ErrorCode`) and a human-readable ``message``; ``url``
+    (cluster: 4013 REDIRECT / 4014 MOVED, SPEC.md section 7) the node to dial instead."""
 
     TYPE: ClassVar[MsgType] = MsgType.ERROR
     code: int
     message: str = ""
-    #: where to reconnect, with 4013 REDIRECT / 4014 MOVED (SPEC.md section 7)
     url: str | None = None
 
 
@@ -237,10 +237,9 @@ def _body(msg: Any) -> dict[str, Any]:
     if isinstance(msg, Event):
         return {"k": msg.kind, "d": msg.data}
     if isinstance(msg, Error):
-        err: dict[str, Any] = {"c": int(msg.code), "m": msg.message}
         if msg.url is not None:
-            err["url"] = msg.url
-        return err
+            return {"c": int(msg.code), "m": msg.message, "url": msg.url}
+        return {"c": int(msg.code), "m": msg.message}
     if isinstance(msg, Pong):
         return {"t": msg.t, "st": msg.st}
     raise TypeError(
