@@ -185,3 +185,47 @@ def test_sigkilled_node_process_is_dropped(kit: Any, redis_url: str) -> None:
         for f in (proc.stdout, proc.stderr):
             if f is not None:
                 f.close()
+
+
+def test_a_player_reseated_elsewhere_keeps_its_new_node(kit: Any, redis_url: str) -> None:
+    """What a handover does through remember(): the token index follows the player, and the
+    old node's cleanup (compare-and-delete) does not erase the new owner's entries."""
+    from gameserver.room import Player
+
+    async def main() -> None:
+        async with cluster(kit, redis_url) as (a, b):
+            ann = await a.join(name="ann")
+            token, room_id = ann.welcome.resume, ann.welcome.room
+            bob = await b.join(name="bob")
+            b_room = b.server.rooms.rooms[bob.welcome.room]
+            await synced(a.server)
+            # B re-seats ann's token (as a restored room would), then A's copy goes away.
+            b.server.rooms.remember(Player(9999, "ann", b_room, token))
+            r = raw_redis(redis_url)
+            try:
+                nb = b.server.cluster.node_id
+
+                async def owner() -> str | None:
+                    return await r.get(f"gs:tok:{token}")  # type: ignore[no-any-return]
+
+                for _ in range(100):
+                    if await owner() == nb:
+                        break
+                    await asyncio.sleep(0.05)
+                assert await owner() == nb
+                # A's periodic pass is held so it cannot rewrite its room entry meanwhile;
+                # B takes over A's room id (a handed-over room), then A drops its copies.
+                a.server.cluster.directory.kill()
+                await r.hset(f"gs:room:{room_id}", mapping={"node": nb})
+                await ann.send(M.Leave())
+                assert await ann.closed() == 1000
+                a.server.rooms.rooms[room_id].shutdown()
+                await a.server.cluster.directory.sync(full=False)  # A's deletes go out
+                assert not a.server.cluster.directory._removed  # they were sent
+                assert await owner() == nb
+                assert await r.hget(f"gs:room:{room_id}", "node") == nb
+            finally:
+                await r.aclose()
+            err, code, reason = await refused(a, M.Resume(token))
+            assert err is not None and (code, reason) == (4013, b.server.ws_url)
+    kit.run(main())
