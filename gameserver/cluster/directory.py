@@ -11,8 +11,9 @@ What the node publishes (keys and TTLs: :mod:`gameserver.cluster.keys`):
   or restored by a handover) the room hash with a fresh TTL, its id in the game's set, and
   a ``ZCOUNT`` of that room's live seat reservations (which become ``Room.held``);
 * at once (the next loop pass, coalesced): a removed room's entry (deleted only while it
-  still names this node: a room handed over to another node keeps that node's entry), a seated
-  player's token -> node entry, a departed player's token entry (again only if still ours);
+  still names this node: a room handed over to another node keeps that node's entry; a room
+  that left ``RoomManager.rooms`` without ``remove_room`` goes at the next full pass), a
+  seated player's token -> node entry, a departed player's token entry (only if still ours);
 * every ``TOKEN_REFRESH`` (60 s), and after Redis comes back from an outage, every token of
   the node again (their TTL is 5 minutes; while Redis was away writes were lost).
 
@@ -206,6 +207,11 @@ class Directory:
         if tokens_due:
             tok_add |= set(self.manager.tokens)
         tok_del, removed = set(self._tok_del), dict(self._removed)
+        if full:  # rooms that left RoomManager.rooms without remove_room (e.g. a handover)
+            live = {x.id for x in rooms}
+            for rid, game in self._published.items():
+                if rid not in live:
+                    removed.setdefault(rid, game)
         prune_nodes, prune_rooms = set(self._prune_nodes), set(self._prune_rooms)
         me = self.node.node_id
         nid = self.node

@@ -229,3 +229,23 @@ def test_a_player_reseated_elsewhere_keeps_its_new_node(kit: Any, redis_url: str
             err, code, reason = await refused(a, M.Resume(token))
             assert err is not None and (code, reason) == (4013, b.server.ws_url)
     kit.run(main())
+
+
+def test_room_dropped_without_remove_room_leaves_the_directory(kit: Any,
+                                                               redis_url: str) -> None:
+    async def main() -> None:
+        async with cluster(kit, redis_url, n=1) as (a,):
+            ann = await a.join(name="ann")
+            rid = ann.welcome.room
+            await synced(a.server)
+            r = raw_redis(redis_url)
+            try:
+                assert await r.exists(f"gs:room:{rid}")
+                room = a.server.rooms.rooms.pop(rid)  # gone another way (no remove_room)
+                await synced(a.server, 2)
+                assert not await r.exists(f"gs:room:{rid}")
+                assert not await r.sismember("gs:game:walker", rid)
+            finally:
+                await r.aclose()
+            room.shutdown()
+    kit.run(main())
