@@ -186,3 +186,19 @@ def test_node_starts_while_redis_is_down(kit: Any, redis_server: RedisServer) ->
             finally:
                 await r.aclose()
     kit.run(main())
+
+
+def test_stop_is_bounded_while_redis_is_stalled(kit: Any, redis_server: RedisServer) -> None:
+    async def main() -> None:
+        async with kit.running(redis_url=redis_server.url) as h:
+            ann = await h.join(name="ann")
+            await synced(h.server)
+            redis_server.pause()
+            try:
+                t0 = time.monotonic()
+                await h.server.stop(timeout=2)
+                assert time.monotonic() - t0 < 6.0  # withdraw gives up after its timeout
+                assert await ann.closed() == 1001
+            finally:
+                redis_server.resume()
+    kit.run(main())
