@@ -234,7 +234,8 @@ class Directory:
                          for g, c in self.manager.games.items()}
                 players = sum(len(x.players) for x in rooms)
                 pipe.hset(K.node_key(me), mapping=nid.presence(
-                    games=games, rooms=len(rooms), players=players))
+                    games=games, rooms=len(rooms), players=players,
+                    max_rooms=self.manager.config.max_rooms))
                 pipe.pexpire(K.node_key(me), K.NODE_TTL_MS)
                 pipe.sadd(K.NODES, me)
                 updated = f"{time.time():.3f}"

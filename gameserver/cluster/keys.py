@@ -7,7 +7,7 @@ Times are milliseconds. Writers and TTLs (docs/ARCHITECTURE.md has the full tabl
 key                        type    value                                       TTL (ms)
 =========================  ======  ==========================================  ==============
 ``gs:node:<node>``         hash    id, url, worker, games (JSON name->seats),  NODE_TTL,
-                                   rooms, players, started, updated            every SYNC
+                                   rooms, players, max_rooms, started, updated every SYNC
 ``gs:nodes``               set     node ids (readers prune the dead)           none
 ``gs:room:<room>``         hash    id, game, node, url, worker, players,       ROOM_TTL,
                                    capacity, updated (pending=1: reserved,     every SYNC

@@ -8,7 +8,9 @@ get it, and no retry loop is needed):
    with a free seat (``players + live reservations < capacity``) gets the reservation;
    expired reservations are dropped first, ids of expired room entries are pruned;
 2. else a new room id ``<game>-<node>-m<6 hex>`` is allocated on the least loaded present
-   node that serves ``game`` (fewest players, then rooms, then id), with a *pending* room
+   node that serves ``game`` (fewest players, then rooms, then id) and is below its
+   ``max_rooms`` counting the rooms already allocated there (so a flood of /matchmake
+   calls cannot allocate more rooms than the nodes can hold), with a *pending* room
    entry (TTL ``PENDING_TTL_MS``) so the next players fill the same room; the node creates
    the room when its first reserved player arrives;
 3. the reservation is written: ``gs:resv:<token>`` (JSON room, game, node, url; TTL the
@@ -66,11 +68,14 @@ local function url_of(node)
   return u
 end
 local best, fill_best, bnode, burl = nil, -1, nil, nil
+local pending = {}  -- node -> rooms allocated there, not created yet
 for _, rid in ipairs(redis.call('SMEMBERS', gkey)) do
-  local h = redis.pcall('HMGET', P .. 'room:' .. rid, 'node', 'players', 'capacity', 'game')
+  local h = redis.pcall('HMGET', P .. 'room:' .. rid, 'node', 'players', 'capacity', 'game',
+                        'pending')
   if type(h) == 'table' and h.err == nil and h[1] then
     local url = url_of(h[1])
     local players, cap = tonumber(h[2]), tonumber(h[3])
+    if h[5] == '1' then pending[h[1]] = (pending[h[1]] or 0) + 1 end
     if url and players and cap and h[4] == game then
       local rz = P .. 'resv:room:' .. rid
       redis.call('ZREMRANGEBYSCORE', rz, '-inf', now)
@@ -85,21 +90,28 @@ for _, rid in ipairs(redis.call('SMEMBERS', gkey)) do
 end
 local created = 0
 if best == nil then
-  local load = nil
+  local load, served = nil, false
   for _, node in ipairs(redis.call('SMEMBERS', P .. 'nodes')) do
-    local h = redis.pcall('HMGET', P .. 'node:' .. node, 'url', 'games', 'players', 'rooms')
+    local h = redis.pcall('HMGET', P .. 'node:' .. node, 'url', 'games', 'players', 'rooms',
+                          'max_rooms')
     if type(h) == 'table' and h.err == nil and h[1] and h[2] then
       local ok, games = pcall(cjson.decode, h[2])
       local cap = ok and type(games) == 'table' and tonumber(games[game])
       local players, rooms = tonumber(h[3]) or 0, tonumber(h[4]) or 0
-      if cap and cap >= 1 and (load == nil or players < load[1]
+      -- a node at its room bound (counting rooms allocated there) gets no new room
+      local room_ok = rooms + (pending[node] or 0) < (tonumber(h[5]) or 1000)
+      if cap and cap >= 1 then served = true end
+      if cap and cap >= 1 and room_ok and (load == nil or players < load[1]
           or (players == load[1] and (rooms < load[2]
               or (rooms == load[2] and node < bnode)))) then
         load, bnode, burl = {players, rooms, cap}, node, h[1]
       end
     end
   end
-  if load == nil then return {-1} end
+  if load == nil then
+    if served then return {0} end  -- every node serving it is at its room bound
+    return {-1}
+  end
   best = game .. '-' .. bnode .. '-m' .. ARGV[5]
   local rkey = P .. 'room:' .. best
   if redis.call('EXISTS', rkey) == 1 then return {0} end

@@ -39,12 +39,13 @@ class NodeIdentity:
     worker: int = 0
     started: float = field(default_factory=time.time)
 
-    def presence(self, *, games: dict[str, int], rooms: int, players: int) -> dict[str, str]:
+    def presence(self, *, games: dict[str, int], rooms: int, players: int,
+                 max_rooms: int = 1000) -> dict[str, str]:
         """The ``gs:node:<id>`` hash fields for one sync (``games``: name -> seats per room)."""
         return {"id": self.node_id, "url": self.url, "worker": str(self.worker),
                 "games": json.dumps(games, separators=(",", ":")), "rooms": str(rooms),
-                "players": str(players), "started": f"{self.started:.3f}",
-                "updated": f"{time.time():.3f}"}
+                "players": str(players), "max_rooms": str(max_rooms),
+                "started": f"{self.started:.3f}", "updated": f"{time.time():.3f}"}
 
 
 @dataclass(frozen=True)

@@ -164,3 +164,13 @@ def test_concurrent_matchmakes_never_overbook(kit: Any, redis_url: str) -> None:
             welcomes = await asyncio.gather(*(use(nodes, s) for s in seats))
             assert sorted(w.room for w in welcomes) == sorted(s["room"] for s in seats)
     kit.run(main())
+
+
+def test_matchmake_floods_cannot_allocate_past_the_room_bound(kit: Any, redis_url: str) -> None:
+    async def main() -> None:
+        async with cluster(kit, redis_url, n=1, max_rooms=2) as (a,):
+            seats = [await reserve(a.server) for _ in range(8)]  # 2 rooms x 4 seats
+            assert len({s["room"] for s in seats}) == 2
+            status, body = await http(a.server.port, "/matchmake?game=walker")
+            assert status == 503 and body["code"] == 4002
+    kit.run(main())
