@@ -46,7 +46,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gameserver.config import ServerConfig
 from gameserver.metrics import ServerMetrics
@@ -59,6 +59,10 @@ from protocol.codes import CloseCode, ErrorCode
 from protocol.delta import encode_delta
 from protocol.frames import prepare_message
 from protocol.wireschema import WireSchema
+
+if TYPE_CHECKING:
+    from gameserver.cluster.seats import SeatBook
+    from gameserver.cluster.service import Cluster
 
 __all__ = ["JoinError", "Player", "Room", "RoomListener", "RoomManager"]
 
@@ -554,8 +558,8 @@ class RoomManager:
         #: ``room_prefix`` (the node id + "-") so they are unique across the cluster.
         self.listener: RoomListener | None = None
         self.room_prefix = ""
-        self.cluster: Any = None  # gameserver.cluster.Cluster when --redis is given
-        self.seats: Any = None  # gameserver.cluster.seats.SeatBook (set by the server)
+        self.cluster: Cluster | None = None  # with --redis (set by the server)
+        self.seats: SeatBook | None = None  # /matchmake reservations (set by the server)
         self._pids = itertools.count(1)
         self._room_seq = itertools.count(1)
         base = config.seed if config.seed is not None else secrets.randbits(32)

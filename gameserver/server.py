@@ -143,6 +143,7 @@ class GameServer:
 
             self.rooms.seats = LocalSeats(self.rooms, cfg.public_url or self.ws_url)
         seats = self.rooms.seats
+        assert seats is not None
         self.router.matchmake = lambda target: matchmake_reply(seats, target)
 
     def _process_request(self, req: Request) -> Response | Awaitable[Response | None] | None:
