@@ -208,6 +208,9 @@ class RedisSeats(SeatBook):
         assert isinstance(rid, str) and isinstance(game, str)
         assert isinstance(node, str) and isinstance(url, str)
         if status == 2:
+            if url == self.node.url:  # a sibling process behind our own url (--workers)
+                raise SeatError(ErrorCode.RESERVATION_INVALID,
+                                "the reservation is held by another process at this address")
             raise Redirect(url)
         return Seat(token, rid, game, node, url)
 
