@@ -249,3 +249,22 @@ def test_room_dropped_without_remove_room_leaves_the_directory(kit: Any,
                 await r.aclose()
             room.shutdown()
     kit.run(main())
+
+
+def test_no_redirect_to_our_own_url(kit: Any, redis_url: str) -> None:
+    """Two processes behind one public url (as workers of one machine would be): a room or a
+    reservation of the other is refused (4003 / 4017), never redirected to ourselves."""
+    shared = "ws://127.0.0.1:9/ws"
+
+    async def main() -> None:
+        async with cluster(kit, redis_url, public_url=shared) as (a, b):
+            bob = await b.join(name="bob")
+            await synced(b.server)
+            err, code, _ = await refused(a, M.Hello(room=bob.welcome.room))
+            assert err is not None and (err.code, err.url, code) == (4003, None, 4003)
+            status, seat = await http(b.server.port, "/matchmake?game=walker")
+            assert status == 200 and seat["url"] == shared
+            wrong = a if seat["node"] == b.server.cluster.node_id else b
+            err, code, _ = await refused(wrong, M.Hello(reservation=seat["reservation"]))
+            assert err is not None and (err.code, code) == (4017, 4017)
+    kit.run(main())
