@@ -47,7 +47,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gameserver.config import ServerConfig
 from gameserver.metrics import ServerMetrics
@@ -62,7 +62,11 @@ from protocol.delta import encode_delta
 from protocol.frames import prepare_message
 from protocol.wireschema import WireSchema
 
-__all__ = ["JoinError", "Player", "Room", "RoomManager"]
+if TYPE_CHECKING:
+    from gameserver.cluster.seats import SeatBook
+    from gameserver.cluster.service import Cluster
+
+__all__ = ["JoinError", "Player", "Room", "RoomListener", "RoomManager"]
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +131,10 @@ def send_small(ws: WebSocket, data: bytes, metrics: ServerMetrics, high_water: i
 
 class Room:
     """One game instance; see the module docstring for the tick and streaming contract."""
+
+    #: Seats promised to matchmaker reservations not yet claimed (cluster/matchmake.py keeps
+    #: it): a join without a reservation sees the room full at ``players + held``.
+    held: int = 0
 
     def __init__(self, manager: RoomManager, room_id: str, game: str, game_cls: type[Any],
                  *, seed: int) -> None:
@@ -561,6 +569,17 @@ def _start_recording(room: Room, game_cls: type[Any]) -> Recorder | None:
         return None
     log.info("recording room=%s path=%s", room.id, path)
     return rec
+class RoomListener(Protocol):
+    """Told by :class:`RoomManager` about rooms and seats (the cluster directory implements
+    it). Called synchronously on the loop: implementations must not block or await."""
+
+    def room_added(self, room: Room) -> None: ...
+
+    def room_removed(self, room: Room) -> None: ...
+
+    def player_seated(self, p: Player) -> None: ...
+
+    def player_left(self, p: Player) -> None: ...
 
 
 class RoomManager:
@@ -581,6 +600,12 @@ class RoomManager:
         self.rooms: dict[str, Room] = {}
         self.tokens: dict[str, Player] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        #: Cluster mode (gameserver/cluster): told about rooms and seated players; room ids get
+        #: ``room_prefix`` (the node id + "-") so they are unique across the cluster.
+        self.listener: RoomListener | None = None
+        self.room_prefix = ""
+        self.cluster: Cluster | None = None  # with --redis (set by the server)
+        self.seats: SeatBook | None = None  # /matchmake reservations (set by the server)
         self._pids = itertools.count(1)
         self._room_seq = itertools.count(1)
         base = config.seed if config.seed is not None else secrets.randbits(32)
@@ -596,14 +621,20 @@ class RoomManager:
     def list_rooms(self) -> list[dict[str, object]]:
         return [r.info() for r in self.rooms.values()]
 
-    def create_room(self, game: str) -> Room:
-        """A new started room of ``game`` (JoinError 4003 if unknown or at the room bound)."""
+    def create_room(self, game: str, room_id: str | None = None) -> Room:
+        """A new started room of ``game`` (JoinError 4003 if unknown or at the room bound).
+
+        ``room_id``: a given id (a matchmaker-allocated room, created when its first reserved
+        player arrives); by default ``<game>-<room_prefix><n>``."""
         cls = self.games.get(game)
         if cls is None:
             raise JoinError(ErrorCode.UNKNOWN_ROOM, f"unknown game {game!r}")
         if len(self.rooms) >= self.config.max_rooms:
             raise JoinError(ErrorCode.ROOM_FULL, "server is at its room limit")
-        room_id = f"{game}-{next(self._room_seq)}"
+        if room_id is None:
+            room_id = f"{game}-{self.room_prefix}{next(self._room_seq)}"
+        elif room_id in self.rooms:
+            raise JoinError(ErrorCode.ROOM_FULL, f"room {room_id!r} exists already")
         try:
             factory = getattr(cls, "room_class", None) or self.room_class
             room = factory(self, room_id, game, cls, seed=next(self._seeds) & 0xFFFFFFFF)
@@ -612,6 +643,8 @@ class RoomManager:
             self.metrics.room_crashes.inc()
             raise JoinError(ErrorCode.REJECTED, f"game {game!r} failed to start") from None
         self.rooms[room_id] = room
+        if self.listener is not None:
+            self.listener.room_added(room)
         room.start()
         self.metrics.rooms.set(len(self.rooms))
         log.info("room created room=%s game=%s tick_rate=%d send_rate=%d capacity=%d",
@@ -627,22 +660,26 @@ class RoomManager:
             if game is not None and room.game != game:
                 raise JoinError(ErrorCode.UNKNOWN_ROOM,
                                 f"room {room_id!r} plays {room.game!r}, not {game!r}")
-            if room.full:
+            if room.full or len(room.players) + room.held >= room.capacity:
                 raise JoinError(ErrorCode.ROOM_FULL, f"room {room_id!r} is full")
             return room
         game = game or self.default_game
         if game not in self.games:
             raise JoinError(ErrorCode.UNKNOWN_ROOM, f"unknown game {game!r}")
         for room in self.rooms.values():
-            if room.game == game and not room.full and not room.closed:
+            if (room.game == game and not room.full and not room.closed
+                    and len(room.players) + room.held < room.capacity):
                 return room
         return self.create_room(game)
 
     def remember(self, p: Player) -> None:
         self.tokens[p.resume_token] = p
+        if self.listener is not None:
+            self.listener.player_seated(p)
 
     def forget(self, p: Player) -> None:
-        self.tokens.pop(p.resume_token, None)
+        if self.tokens.pop(p.resume_token, None) is not None and self.listener is not None:
+            self.listener.player_left(p)
 
     def resume(self, token: str) -> Player:
         """The player holding ``token`` (JoinError 4005 if unknown or expired)."""
@@ -654,6 +691,8 @@ class RoomManager:
     def remove_room(self, room: Room) -> None:
         if self.rooms.get(room.id) is room:
             del self.rooms[room.id]
+            if self.listener is not None:
+                self.listener.room_removed(room)
         self.metrics.rooms.set(len(self.rooms))
 
     def shutdown(self) -> None:

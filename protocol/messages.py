@@ -91,6 +91,8 @@ class Hello:
     room: str | None = None
     token: str | None = None
     name: str | None = None
+    #: a seat reservation from ``GET /matchmake`` (cluster / matchmaking; SPEC.md section 2)
+    reservation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,11 +173,13 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Error:
-    """ERROR (20): ``code`` (:class:`ErrorCode`) and a human-readable ``message``."""
+    """ERROR (20): ``code`` (:class:`ErrorCode`) and a human-readable ``message``; ``url``
+    (cluster: 4013 REDIRECT / 4014 MOVED, SPEC.md section 7) the node to dial instead."""
 
     TYPE: ClassVar[MsgType] = MsgType.ERROR
     code: int
     message: str = ""
+    url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +213,7 @@ SERVER_TYPES = frozenset(
 def _body(msg: Any) -> dict[str, Any]:
     if isinstance(msg, Hello):
         body: dict[str, Any] = {"v": msg.v}
-        for k in ("game", "room", "token", "name"):
+        for k in ("game", "room", "token", "name", "reservation"):
             if getattr(msg, k) is not None:
                 body[k] = getattr(msg, k)
         return body
@@ -244,6 +248,8 @@ def _body(msg: Any) -> dict[str, Any]:
     if isinstance(msg, Event):
         return {"k": msg.kind, "d": msg.data}
     if isinstance(msg, Error):
+        if msg.url is not None:
+            return {"c": int(msg.code), "m": msg.message, "url": msg.url}
         return {"c": int(msg.code), "m": msg.message}
     if isinstance(msg, Pong):
         return {"t": msg.t, "st": msg.st}
@@ -353,6 +359,7 @@ def _control(t: MsgType, body: dict[str, Any]) -> Message:
             room=_opt_str(body, "room", what=w),
             token=_opt_str(body, "token", _MAX_TOKEN, what=w),
             name=_opt_str(body, "name", what=w),
+            reservation=_opt_str(body, "reservation", what=w),
         )
     if t is MsgType.RESUME:
         return Resume(token=_str(body, "token", _MAX_TOKEN, what=w), v=_uint(body, "v", what=w))
@@ -394,7 +401,8 @@ def _control(t: MsgType, body: dict[str, Any]) -> Message:
         _check_depth(data, _MAX_EVENT_DEPTH, "EVENT 'd'")
         return Event(kind=_str(body, "k", what=w), data=data)
     if t is MsgType.ERROR:
-        return Error(code=_uint(body, "c", what=w), message=_str(body, "m", 4096, what=w))
+        return Error(code=_uint(body, "c", what=w), message=_str(body, "m", 4096, what=w),
+                     url=_opt_str(body, "url", 2048, what=w))
     if t is MsgType.PONG:
         return Pong(t=_num(body, "t", what=w), st=_uint(body, "st", _U63, what=w))
     raise MessageError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {int(t)}")  # unreachable

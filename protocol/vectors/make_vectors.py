@@ -560,6 +560,9 @@ def message_vectors() -> list[dict[str, Any]]:
         ("input_flat_array", Input(3, {"path": [1, 2.5, True, None, "a"]})),
         ("hello_name_256_code_points", Hello(game="arena", name="\U0001F600" * 256)),
         ("event_depth_32", Event("deep", _nested(32))),
+        ("hello_reservation", Hello(name="bob", reservation="q2V3Jx0aLrW9fTnA8mKc4sYd")),
+        ("error_redirect", Error(ErrorCode.REDIRECT, "the room is on another node",
+                                 url="ws://10.0.0.7:8000/ws")),
     ]
     return [
         {"name": name, "hex": encode(m).hex(), "value": msgpack.unpackb(encode(m))}
@@ -652,6 +655,8 @@ def invalid_message_vectors() -> list[dict[str, Any]]:
         ("int_key", "map with an integer key", b"\x92\x04\x81\x01\x02", 1),
         ("ext_type", "an ext value", b"\x92\x04\x81\xa1t\xd4\x05\x00", 1),
         ("hello_no_version", "HELLO without v", p(1, {"name": "x"}), 1),
+        ("hello_reservation_not_str", "HELLO reservation must be a str",
+         p(1, {"v": 1, "reservation": 5}), 1),
         ("input_seq_zero", "INPUT seq starts at 1", p(3, {"s": 0, "d": {}}), 1),
         ("input_nested", "INPUT value nested two levels", p(3, {"s": 1, "d": {"a": {"b": 1}}}), 1),
         ("input_rt_negative", "INPUT rt is a uint", p(3, {"s": 1, "d": {}, "rt": -1}), 1),

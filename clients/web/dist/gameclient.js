@@ -1989,7 +1989,7 @@ function encodeMessage(type, body) {
 }
 function encodeHello(opts = {}) {
   const body = { v: PROTOCOL_VERSION };
-  for (const k of ["game", "room", "token", "name"]) {
+  for (const k of ["game", "room", "token", "name", "reservation"]) {
     if (opts[k] !== void 0 && opts[k] !== null) body[k] = String(opts[k]);
   }
   return encodeMessage(MsgType.HELLO, body);
@@ -2183,7 +2183,8 @@ function control(type, body) {
         game: optStr(body, "game", LIMITS.str, w),
         room: optStr(body, "room", LIMITS.str, w),
         token: optStr(body, "token", LIMITS.token, w),
-        name: optStr(body, "name", LIMITS.str, w)
+        name: optStr(body, "name", LIMITS.str, w),
+        reservation: optStr(body, "reservation", LIMITS.str, w)
       };
     }
     case MsgType.RESUME:

@@ -88,13 +88,14 @@ export function encodeMessage(type, body) {
 }
 
 /**
- * HELLO. @param {{game?: string, room?: string, token?: string, name?: string}} [opts]
+ * HELLO. @param {{game?: string, room?: string, token?: string, name?: string, reservation?: string}} [opts]
+ * (`reservation`: a seat reservation from `GET /matchmake`, SPEC.md section 2)
  * @returns {Uint8Array}
  */
 export function encodeHello(opts = {}) {
   /** @type {Record<string, unknown>} */
   const body = { v: PROTOCOL_VERSION };
-  for (const k of ["game", "room", "token", "name"]) {
+  for (const k of ["game", "room", "token", "name", "reservation"]) {
     if (opts[k] !== undefined && opts[k] !== null) body[k] = String(opts[k]);
   }
   return encodeMessage(MsgType.HELLO, body);
@@ -344,6 +345,7 @@ function control(type, body) {
         room: optStr(body, "room", LIMITS.str, w),
         token: optStr(body, "token", LIMITS.token, w),
         name: optStr(body, "name", LIMITS.str, w),
+        reservation: optStr(body, "reservation", LIMITS.str, w),
       };
     }
     case MsgType.RESUME:

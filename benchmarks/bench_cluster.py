@@ -1,0 +1,56 @@
+"""Cluster benchmarks (issue 10), one section per part (``--part NAME``); each part lives in its
+own module and registers in :data:`PARTS`, so parts written on different branches merge by
+adding one entry.
+
+``--part directory`` (``benchmarks/cluster_directory.py``): the cost of the Redis directory:
+Redis round trips and commands per join and per second per room, and the latency a join adds
+in cluster mode vs a single node, side by side in one run. Run::
+
+    python benchmarks/bench_cluster.py --part directory               # ~1 min
+    python benchmarks/bench_cluster.py --part directory --joins 50 --window 3
+
+Results: printed, and written as JSON to ``benchmarks/results-cluster-<part>.json``
+(``--out`` to change); the recorded run is in ``benchmarks/RESULTS-cluster.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cluster_directory import part_directory
+
+HERE = Path(__file__).resolve().parent
+
+PARTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "directory": part_directory,
+}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="cluster benchmarks (see the module docstring)")
+    p.add_argument("--part", choices=sorted(PARTS), default="directory")
+    p.add_argument("--joins", type=int, default=100, help="joins per variant (directory)")
+    p.add_argument("--window", type=float, default=5.0,
+                   help="seconds of each steady-state window (directory)")
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args()
+    t0 = time.time()
+    results = PARTS[args.part](args)
+    out = args.out or HERE / f"results-cluster-{args.part}.json"
+    meta = {"part": args.part, "python": platform.python_version(), "started": t0,
+            "seconds": round(time.time() - t0, 1)}
+    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
