@@ -65,6 +65,7 @@ class ServerConfig:
     seed: int | None = None               # base RNG seed for rooms (None: random)
     room_config: Mapping[str, Any] = field(default_factory=dict)  # on_create(config) of rooms
     ping_interval: float | None = 20.0    # WebSocket keepalive ping period (s)
+    max_spectators: int | None = None     # per room; None: the game class's own
 
     def check(self) -> ServerConfig:
         """Raise :class:`ConfigError` naming the bad setting; return ``self`` when valid."""

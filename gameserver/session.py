@@ -53,6 +53,8 @@ __all__ = ["PROTOCOL_VERSION", "Session", "TokenBucket"]
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
+#: The optional extension name for interest-managed VIEW messages (SPEC.md section 10).
+INTEREST_EXT = "interest"
 
 
 class TokenBucket:
@@ -168,6 +170,8 @@ class Session:
                 continue
             if isinstance(msg, M.Input):
                 self._input(msg)
+            elif isinstance(msg, M.Camera):
+                self._camera(msg)
             elif isinstance(msg, M.Ping):
                 self._pong(msg)
             elif isinstance(msg, M.Leave):
@@ -247,9 +251,17 @@ class Session:
             if not ok:
                 raise self._refuse(JoinError(ErrorCode.UNAUTHORIZED, "unauthorized"))
         try:
-            room = self.manager.find_room(msg.room, msg.game)
-            hello_body = {k: getattr(msg, k) for k in ("v", "game", "room", "token", "name")}
-            p = room.join(self.ws, hello_body, msg.name or "")
+            room = self.manager.find_room(msg.room, msg.game, spectate=msg.spectate)
+            interest = INTEREST_EXT in msg.ext
+            if msg.spectate:
+                p = room.join_spectator(self.ws, msg.name or "", interest=interest,
+                                        follow=msg.follow or None)
+            else:
+                hello_body = {k: getattr(msg, k) for k in ("v", "game", "room", "token",
+                                                            "name")}
+                if msg.ext:
+                    hello_body["ext"] = list(msg.ext)
+                p = room.join(self.ws, hello_body, msg.name or "", interest=interest)
         except JoinError as err:
             raise self._refuse(err) from None
         self._joined(p)
@@ -281,6 +293,9 @@ class Session:
             game=room.game, tick=room.tick, tick_rate=room.tick_rate,
             send_rate=room.send_rate, schema=room.wire_schema, inputs=room.input_schema,
             resume=p.resume_token, resume_grace=self.config.resume_grace,
+            ext=(INTEREST_EXT,) if p.interest and room.view_stream is not None else (),
+            spectator=p.spectator,
+            view=room.view_stream.grid.info() if room.view_stream is not None else None,
         )
         data = M.encode(welcome)
         self.ws.send_nowait(data)
@@ -289,9 +304,20 @@ class Session:
 
     # -------------------------------------------------------------------------- inputs
 
+    def _camera(self, msg: Any) -> None:
+        p = self.player
+        assert p is not None
+        if not p.spectator:
+            self._bad_message(ErrorCode.NOT_SPECTATING, "CAMERA is for spectators")
+            return
+        p.room.set_camera(p, msg.x, msg.y, msg.w, msg.h, msg.follow)
+
     def _input(self, msg: Any) -> None:
         p = self.player
         assert p is not None
+        if p.spectator:
+            self._bad_message(ErrorCode.SPECTATOR_INPUT, "a spectator sends no game inputs")
+            return
         if p.gone or p.room.closed:
             return  # the room is shutting down or crashed: this socket is being closed
         seq = int(msg.seq)
