@@ -111,10 +111,10 @@ class Player:
     follow: int | None = None       # spectator: player id whose entity the camera follows
     vrect: tuple[int, int, int, int] | None = field(default=None, repr=False)
     vrect_new: tuple[int, int, int, int] | None = field(default=None, repr=False)
-    vchans: list[int] | None = field(default=None, repr=False)
+    vchans: tuple[int, ...] | None = field(default=None, repr=False)
     legacy_sent: Any = field(default=None, repr=False)
     legacy_tick: int | None = None
-    legacy_chans: list[int] | None = field(default=None, repr=False)
+    legacy_chans: tuple[int, ...] | None = field(default=None, repr=False)
     extra_sent: Any = field(default=None, repr=False)
 
     @property

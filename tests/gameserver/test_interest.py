@@ -290,3 +290,42 @@ def test_resume_gets_a_reset_view(kit: Any) -> None:
             assert game.still in set(c2.view.ids.tolist())
             assert c2.failure is None
     kit.run(main())
+
+
+def test_python_client_and_spectator_sdk(kit: Any) -> None:
+    """clients.GameClient negotiates the extension by default: its world is the view."""
+    from clients import GameClient
+
+    async def main() -> None:
+        async with kit.running(games=_games(kit)) as h:
+            game_ids: dict[str, int] = {}
+            async with GameClient(h.server.ws_url, game="field", name="p:15:15") as c:
+                game = _room(h).sim.game
+                game_ids.update(still=game.still, far=game.far)
+                assert c.world is not None and c.world.is_view
+                await asyncio.wait_for(_until_tick(c, 50), 20)
+                ids = set(c.world.ids.tolist())
+                assert game.still in ids and game.far not in ids and c.entity in ids
+                assert c.world.entity(game.still) is not None
+                async with GameClient(h.server.ws_url, game="field", spectate=True) as s:
+                    assert s.welcome.spectator and s.entity is None
+                    assert s.camera(FAR[0], FAR[1], 10, 10)
+                    await asyncio.wait_for(
+                        _until(lambda: game.far in set(s.world.ids.tolist())), 20)
+            async with GameClient(h.server.ws_url, game="field", name="p:15:15",
+                                  interest=False) as old:
+                assert old.world is not None and not old.world.is_view
+                await asyncio.wait_for(_until_tick(old, 5), 20)
+                ids = set(old.world.ids.tolist())
+                assert game_ids["still"] in ids and game_ids["far"] not in ids
+    kit.run(main())
+
+
+async def _until(pred: Any) -> None:
+    while not pred():
+        await asyncio.sleep(0.02)
+
+
+async def _until_tick(c: Any, n: int) -> None:
+    start = c.world.tick
+    await _until(lambda: c.world.tick >= start + n)
