@@ -78,8 +78,9 @@ class Interest:
         if not (x1 > x0 and y1 > y0 and all(map(math.isfinite, (x0, y0, x1, y1)))):
             raise ValueError("Interest.bounds must be (x0, y0, x1, y1) with x1 > x0, y1 > y0")
         nx, ny = math.ceil((x1 - x0) / self.cell), math.ceil((y1 - y0) / self.cell)
-        if nx * ny > MAX_CELLS:
-            raise ValueError(f"Interest grid of {nx} x {ny} cells is over {MAX_CELLS}")
+        if nx * ny > MAX_CELLS or nx > 32767 or ny > 32767:
+            raise ValueError(f"Interest grid of {nx} x {ny} cells is over {MAX_CELLS} "
+                             "(or over 32,767 on a side)")
         for v in (*self.view, *(self.max_view or (1.0, 1.0))):
             if not (math.isfinite(v) and v > 0):
                 raise ValueError("Interest.view / max_view must be positive sizes")
@@ -105,7 +106,6 @@ class Grid:
         self.view = (vw, vh)
         mv = interest.max_view or (2 * vw, 2 * vh)
         self.max_view = (float(mv[0]), float(mv[1]))
-        self._cells: dict[tuple[int, int, int, int], list[int]] = {}
 
     def cell_of(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Channel (int64) of each position; outside the bounds: the nearest border cell."""
@@ -126,17 +126,23 @@ class Grid:
         cy = np.clip(np.nan_to_num(cy, nan=self.y0), self.y0, self.y1)
         return cx, cy, w, h
 
+    @staticmethod
+    def code(x0: np.ndarray, x1: np.ndarray, y0: np.ndarray, y1: np.ndarray) -> np.ndarray:
+        """A cell rectangle (inclusive bounds, each < 2**15) as one int64 code."""
+        return x0 | (x1 << 16) | (y0 << 32) | (y1 << 48)
+
     def rects(self, cx: np.ndarray, cy: np.ndarray, w: np.ndarray, h: np.ndarray,
               old: np.ndarray) -> np.ndarray:
-        """New visible cell rectangles ``(n, 4)`` int64 ``[x0, x1, y0, y1]`` (inclusive).
+        """New visible cell rectangles as codes (:meth:`code`) for views centred on
+        ``(cx, cy)`` of size ``(w, h)``; ``old`` each viewer's previous code (-1: none).
 
-        ``old`` is each viewer's previous rectangle (``-1`` rows: none). Per axis, the
-        interval of cells the view overlaps is always visible; a previously visible cell stays
-        while it is within ``margin`` of the view; a jump (no overlap with the old interval)
-        starts afresh. Vectorized over viewers.
+        Per axis, the interval of cells the view overlaps is always visible; a previously
+        visible cell stays while it is within ``margin`` of the view; a jump (no overlap with
+        the old interval) starts afresh. Vectorized over viewers.
         """
         c, m = self.cell, self.margin
-        out = np.empty((cx.shape[0], 4), np.int64)
+        none = old < 0
+        parts: list[np.ndarray] = []
         for axis, (ctr, size, origin, n) in enumerate(
                 ((cx, w, self.x0, self.nx), (cy, h, self.y0, self.ny))):
             lo_edge = ctr - size / 2 - origin
@@ -146,25 +152,26 @@ class Grid:
             e1 = np.maximum(e1, e0)
             s0 = np.clip(np.floor((lo_edge - m) / c), 0, n - 1).astype(np.int64)
             s1 = np.clip(np.ceil((hi_edge + m) / c) - 1, 0, n - 1).astype(np.int64)
-            o0, o1 = old[:, 2 * axis], old[:, 2 * axis + 1]
-            fresh = (o0 < 0) | (o1 < e0) | (o0 > e1)
-            n0 = np.where(fresh, e0, np.minimum(e0, np.maximum(o0, s0)))
-            n1 = np.where(fresh, e1, np.maximum(e1, np.minimum(o1, s1)))
-            out[:, 2 * axis] = n0
-            out[:, 2 * axis + 1] = n1
-        return out
+            o0 = (old >> (32 * axis)) & 0xFFFF
+            o1 = (old >> (32 * axis + 16)) & 0xFFFF
+            fresh = none | (o1 < e0) | (o0 > e1)
+            parts.append(np.where(fresh, e0, np.minimum(e0, np.maximum(o0, s0))))
+            parts.append(np.where(fresh, e1, np.maximum(e1, np.minimum(o1, s1))))
+        return self.code(*parts)
+
+    @staticmethod
+    def decode(code: int) -> tuple[int, int, int, int]:
+        """``(x0, x1, y0, y1)`` of a rectangle code."""
+        return code & 0xFFFF, (code >> 16) & 0xFFFF, (code >> 32) & 0xFFFF, (code >> 48) & 0xFFFF
+
+    def cells_of_code(self, code: int) -> list[int]:
+        return self.cells_in(self.decode(code))
 
     def cells_in(self, rect: tuple[int, int, int, int]) -> list[int]:
-        """Channels of the cells of ``rect`` ``(x0, x1, y0, y1)``, ascending (cached)."""
-        got = self._cells.get(rect)
-        if got is None:
-            x0, x1, y0, y1 = rect
-            nx = self.nx
-            got = [cy * nx + cx for cy in range(y0, y1 + 1) for cx in range(x0, x1 + 1)]
-            if len(self._cells) >= 65536:
-                self._cells.clear()  # bounded cache
-            self._cells[rect] = got
-        return got
+        """Channels of the cells of ``rect`` ``(x0, x1, y0, y1)``, ascending."""
+        x0, x1, y0, y1 = rect
+        nx = self.nx
+        return [cy * nx + cx for cy in range(y0, y1 + 1) for cx in range(x0, x1 + 1)]
 
     def info(self) -> dict[str, Any]:
         """WELCOME's ``"view"`` map (informative, SPEC.md section 10)."""

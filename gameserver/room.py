@@ -109,8 +109,7 @@ class Player:
     interest: bool = False          # negotiated the "interest" extension (VIEW messages)
     camera: tuple[float, float, float, float] | None = None  # spectator: x, y, w, h
     follow: int | None = None       # spectator: player id whose entity the camera follows
-    vrect: tuple[int, int, int, int] | None = field(default=None, repr=False)
-    vrect_new: tuple[int, int, int, int] | None = field(default=None, repr=False)
+    vrect: int = field(default=-1, repr=False)   # visible cells (Grid.code), -1: none
     vchans: tuple[int, ...] | None = field(default=None, repr=False)
     legacy_sent: Any = field(default=None, repr=False)
     legacy_tick: int | None = None

@@ -98,23 +98,33 @@ class ViewStream:
         return np.concatenate(rows_parts), np.concatenate(chan_parts)
 
     # ------------------------------------------------------------------ views
-    def _rects(self, snap: Snapshot, viewers: list[Player]) -> None:
-        """Set ``p.vrect_new`` for every viewer (vectorized centre lookup and hysteresis)."""
+    def _rects(self, snap: Snapshot, viewers: list[Player]) -> list[int]:
+        """Every viewer's new visible cell rectangle as a code (``Grid.code``; -1: none),
+        vectorized: centres gathered once, hysteresis over all viewers at once."""
         n = len(viewers)
         if n == 0:
-            return
-        room_players = self.room.players
-        ents = np.zeros(n, np.int64)
+            return []
+        ent_list: list[int] = []
+        for p in viewers:  # the common case: players with an avatar and the default view
+            sp = p.sim
+            if sp is None or sp.view is not None:
+                break
+            ent_list.append(sp.entity or 0)
         cam = np.full((n, 4), np.nan)
         has_cam = np.zeros(n, bool)
-        for i, p in enumerate(viewers):
-            sp = p.sim
-            if sp is not None:  # a player: its own entity, its view size
-                if sp.entity:
-                    ents[i] = sp.entity
-                if sp.view is not None:
-                    cam[i, 2:] = sp.view
-            elif p.spectator:
+        if len(ent_list) == n:
+            ents = np.array(ent_list, np.int64)
+        else:
+            ents = np.zeros(n, np.int64)
+            room_players = self.room.players
+            for i, p in enumerate(viewers):
+                sp = p.sim
+                if sp is not None:  # a player: its own entity, its view size
+                    if sp.entity:
+                        ents[i] = sp.entity
+                    if sp.view is not None:
+                        cam[i, 2:] = sp.view
+                    continue
                 if p.follow is not None:
                     f = room_players.get(p.follow)
                     fe = _entity(f) if f is not None else None
@@ -128,8 +138,8 @@ class ViewStream:
                 elif p.camera is not None:
                     has_cam[i] = True
                     cam[i] = p.camera
-            elif p.entity:
-                ents[i] = p.entity
+                elif p.entity:
+                    ents[i] = p.entity
         ids = snap.ids
         pos = np.searchsorted(ids, ents)
         ok = (pos < ids.shape[0]) & (ents > 0)
@@ -143,20 +153,20 @@ class ViewStream:
             ex = ey = np.zeros(n)
         cx = np.where(has_cam, cam[:, 0], np.where(ok, ex, np.nan))
         cy = np.where(has_cam, cam[:, 1], np.where(ok, ey, np.nan))
-        nowhere = ~(has_cam | ok)
         cx, cy, w, h = self.grid.clamp_view(cx, cy, cam[:, 2], cam[:, 3], self.grid.max_view)
-        old = np.array([p.vrect or _NONE for p in viewers], np.int64).reshape(n, 4)
+        old = np.fromiter((p.vrect for p in viewers), np.int64, n)
         new = self.grid.rects(cx, cy, w, h, old)
-        for i, (p, r) in enumerate(zip(viewers, new.tolist(), strict=True)):
-            p.vrect_new = None if nowhere[i] else (r[0], r[1], r[2], r[3])
+        new[~(has_cam | ok)] = -1
+        out: list[int] = new.tolist()
+        return out
 
-    def _chans(self, p: Player) -> tuple[int, ...]:
-        """The viewer's channels, one shared tuple per (rectangle, team) (bounded cache)."""
-        team = p.team if self._team is not None else 0
-        key = (p.vrect_new, team)
+    def _chans(self, code: int, team: int) -> tuple[int, ...]:
+        """The channels of rectangle ``code`` plus global and team channels: one shared
+        tuple per (rectangle, team) (bounded cache)."""
+        key = (code, team)
         got = self._chan_cache.get(key)
         if got is None:
-            out = [] if p.vrect_new is None else list(self.grid.cells_in(p.vrect_new))
+            out = [] if code < 0 else list(self.grid.cells_of_code(code))
             if self._everyone is not None:
                 out.append(self.grid.global_channel)
             if team > 0:
@@ -173,18 +183,21 @@ class ViewStream:
         pieces = self.encoder.step(tick, snap, rows, chan)
         self.legacy_encodes = 0
         self.last = pieces
-        self._rects(snap, viewers)
+        codes = self._rects(snap, viewers)
         base = pieces.base_tick
         shared: dict[Any, bytes] = {}
         out_bytes = out_msgs = 0
         naive = self.interest.naive
         steady: dict[int, tuple[tuple[int, ...], bytes]] = {}  # id(chans) -> frame
         fast = base is not None and not self._extra and not naive
-        for p in viewers:
+        teams = self._team is not None
+        cache = self._chan_cache
+        for p, code in zip(viewers, codes, strict=True):
             ws = p.ws
             if ws is None:
                 continue
-            chans = self._chans(p)
+            team = p.team if teams else 0
+            chans = cache.get((code, team)) or self._chans(code, team)
             if fast and p.interest and p.vchans is chans and p.last_sent == base:
                 # the steady state: same channels as last tick, up to date: shared frame
                 hit = steady.get(id(chans))
@@ -199,7 +212,7 @@ class ViewStream:
                 frame = self._view(p, tick, base, chans, pieces, snap, shared)
             if ws.write_prepared(frame):
                 p.last_sent = tick
-                p.vrect = p.vrect_new
+                p.vrect = code
                 p.vchans = chans
                 out_bytes += len(frame)
                 out_msgs += 1
@@ -230,6 +243,11 @@ class ViewStream:
         if reset:
             parts = [b for b in map(pieces.full, chans) if b is not None]
             mbase = None
+        elif old is chans:  # steady: the changed channels' delta pieces
+            changed = pieces.changed
+            delta = pieces.delta
+            parts = [b for c in chans if c in changed and (b := delta(c)) is not None]
+            mbase = base
         else:
             assert old is not None
             oldset = set(old)

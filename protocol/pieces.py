@@ -173,10 +173,11 @@ class Pieces:
     # ------------------------------------------------------------------ delta pieces
     def delta(self, c: int) -> bytes | None:
         d = self._delta
-        if d is None or c not in self.changed:
+        if d is None:
             return None
-        if c in d:
-            return d[c]
+        out = d.get(c)
+        if out is not None or c not in self.changed:
+            return out
         out = self._build_delta(c)
         d[c] = out
         self.encodes += 1
