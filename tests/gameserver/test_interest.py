@@ -239,7 +239,7 @@ def test_spectators(kit: Any) -> None:
 
 def test_encodes_grow_with_channels_not_clients(kit: Any) -> None:
     """Call count: pieces encoded per tick are bounded by 2 x the visible channels and do
-    not change when 12 more clients join at the same places; bytes sent do."""
+    not change when 12 more clients join at the same places; messages written do."""
     async def main() -> None:
         async with kit.running(games=_games(kit), room_config={"crowd": 400}) as h:
             spots = ["p:15:15", "p:55:25", "p:25:75", "p:80:80"]
@@ -249,22 +249,22 @@ def test_encodes_grow_with_channels_not_clients(kit: Any) -> None:
             await first[0].until(lambda: first[0].deltas > 20, timeout=20)
 
             async def sample() -> tuple[list[int], float]:
-                counts, sent = [], room.metrics.bytes_out.value
+                counts, sent, t0 = [], room.metrics.messages_out.value, room.tick
                 for _ in range(15):
                     t = room.tick
                     await first[0].until(lambda t=t: room.tick > t, timeout=5)
                     counts.append(vs.last_encodes)
-                return counts, room.metrics.bytes_out.value - sent
+                return counts, (room.metrics.messages_out.value - sent) / (room.tick - t0)
 
-            few, bytes_few = await sample()
+            few, msgs_few = await sample()
             more = [await _join(h, kit, name=n, ext=("interest",)) for n in spots * 3]
             await more[-1].until(lambda: more[-1].deltas > 10, timeout=20)
-            many, bytes_many = await sample()
+            many, msgs_many = await sample()
             channels = len({c for p in room.players.values() for c in (p.vchans or ())})
             assert max(few + many) <= 2 * channels + 2
             # the same channels are visible: the same work, give or take one tick's changes
             assert np.median(many) <= np.median(few) + 2, (few, many)
-            assert bytes_many > 2 * bytes_few
+            assert msgs_many > 3 * msgs_few  # 4x the clients: 4x the messages written
             assert vs.legacy_encodes == 0
             for c in first + more:
                 assert c.failure is None
