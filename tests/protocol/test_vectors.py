@@ -246,3 +246,27 @@ def test_independent_decoder_agrees(vec: dict[str, Any]) -> None:
 def test_independent_decoder_refuses(vec: dict[str, Any]) -> None:
     with pytest.raises((_Bad, ValueError)):  # msgpack.ExtraData is a ValueError
         _spec_apply(vec["schema"], vec["base"], bytes.fromhex(vec["hex"]))
+
+
+def _view_state(v: Any) -> dict[str, Any]:
+    return {"tick": v.tick, "ids": v.ids.tolist(),
+            "columns": {k: c.tolist() for k, c in v.columns.items()},
+            "channels": sorted(v.channels), "entered": v.entered.tolist(),
+            "left_view": v.left_view.tolist(), "despawned": v.despawned.tolist()}
+
+
+def test_view_vectors() -> None:
+    """views.json: a VIEW sequence applies step by step to the expected union and
+    enter / left view / despawned sets; the invalid ones fail and change nothing."""
+    from protocol.view import ViewReplica
+
+    seq, bad = _load("views.json")
+    view = ViewReplica(WireSchema.from_wire(seq["schema"]))
+    for step in seq["steps"]:
+        view.apply(bytes.fromhex(step["hex"]))
+        assert _view_state(view) == step["expected"], step["description"]
+    after = _view_state(view)
+    for step in bad["steps"]:
+        with pytest.raises(MessageError):
+            view.apply(bytes.fromhex(step["hex"]))
+        assert _view_state(view) == after, step["description"]

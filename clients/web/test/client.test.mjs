@@ -67,7 +67,7 @@ test("join, deltas, inputs with auto seq, acks drive reconciliation", () => {
   const ws = FakeWS.all[0];
   assert.equal(ws.url, "ws://test/ws");
   ws.open();
-  assert.deepEqual(ws.sent[0], [1, { v: 1, name: "ann" }]);
+  assert.deepEqual(ws.sent[0], [1, { v: 1, name: "ann", ext: ["interest"] }]); // SPEC section 10
   assert.equal(c.sendInput({ dx: 1 }), 0, "no input before WELCOME");
   ws.deliver(welcome());
   assert.equal(c.status, "connected");
@@ -137,7 +137,7 @@ test("resume refused (4005): joins again as a new player, seqs restart", async (
   await nextTick();
   ws = FakeWS.all[2];
   ws.open();
-  assert.deepEqual(ws.sent[0], [1, { v: 1, name: "ann" }]);
+  assert.deepEqual(ws.sent[0], [1, { v: 1, name: "ann", ext: ["interest"] }]); // SPEC section 10
   ws.deliver(welcome(9, 513, "tok2"));
   assert.equal(c.playerId, 9);
   assert.equal(c.sendInput({ dx: 1 }), 1);

@@ -1,0 +1,170 @@
+// ViewReplica: the browser's side of interest management (protocol/SPEC.md section 10).
+//
+// A VIEW message [22, tick, base_tick | nil, left | nil, PIECE...], PIECE = [channel, DELTA,
+// gone | nil], carries the pieces of the channels (grid cells, teams, global entities) this
+// client sees. One Replica per channel (each PIECE's DELTA applies to its channel as SPEC
+// section 5 says); the view is their union: sorted, deduplicated ids (an entity may be in its
+// cell and in its team channel) and one column per field, with the same read API as Replica
+// (ids, columns, column, values, allValues, rowOf, tick, count, schema), so the client, the
+// interpolation buffer and a renderer use it unchanged. After each message `entered`,
+// `leftView` and `despawned` say which ids came into view, left it (still in the world) and
+// were destroyed.
+//
+// A VIEW that does not apply throws DeltaError; pieces before the failing one may already be
+// applied, so the caller must resynchronize (drop + RESUME: the next VIEW is a reset).
+
+import { DeltaError, Replica, decodeDelta, decodeIdList } from "./delta.js";
+
+const EMPTY = new Uint32Array(0);
+
+export class ViewReplica {
+  /** @param {import("./delta.js").WireSchema} schema */
+  constructor(schema) {
+    this.schema = schema;
+    /** @type {number | null} */
+    this.tick = null;
+    /** @type {Map<number, Replica>} channel -> its replica */
+    this.channels = new Map();
+    this._union = new Replica(schema);
+    this.entered = EMPTY;
+    this.leftView = EMPTY;
+    this.despawned = EMPTY;
+  }
+
+  get count() {
+    return this._union.count;
+  }
+
+  get ids() {
+    return this._union.ids;
+  }
+
+  get columns() {
+    return this._union.columns;
+  }
+
+  column(name) {
+    return this._union.column(name);
+  }
+
+  values(name) {
+    return this._union.values(name);
+  }
+
+  allValues() {
+    return this._union.allValues();
+  }
+
+  rowOf(id) {
+    return this._union.rowOf(id);
+  }
+
+  reset() {
+    this.tick = null;
+    this.channels = new Map();
+    this._union.reset();
+  }
+
+  /**
+   * Apply one VIEW (the msgpack array, already decoded); returns true for a reset.
+   * @param {any[]} raw
+   */
+  apply(raw) {
+    if (!Array.isArray(raw) || raw.length < 4 || raw[0] !== 22) {
+      throw new DeltaError("VIEW must be [22, tick, base_tick, left, PIECE...]");
+    }
+    const [, tick, base, left] = raw;
+    if (!Number.isInteger(tick) || tick < 0) throw new DeltaError("VIEW tick must be a uint");
+    const reset = base === null;
+    if (!reset && (this.tick === null || base !== this.tick)) {
+      throw new DeltaError(`VIEW base_tick ${base} does not match the view's tick ${this.tick}`);
+    }
+    // check the whole message's layout before touching any channel
+    const pieces = [];
+    for (let i = 4; i < raw.length; i++) {
+      const p = raw[i];
+      if (!Array.isArray(p) || p.length < 3) throw new DeltaError(`VIEW piece ${i - 4}: must be [channel, DELTA, gone]`);
+      const [c, delta, gone] = p;
+      if (!Number.isInteger(c) || c < 0 || c > 0xffffffff) throw new DeltaError(`VIEW piece ${i - 4}: channel must be a uint32`);
+      const d = decodeDelta(delta);
+      if (d.tick !== tick) throw new DeltaError(`VIEW piece ${i - 4}: DELTA tick is not the VIEW's tick`);
+      pieces.push({ c, d, gone: gone === null ? null : decodeIdList(gone, `VIEW piece ${i - 4} gone`) });
+    }
+    const leftChannels = left === null ? EMPTY : decodeIdList(left, "VIEW left");
+    const before = this._union.ids.slice();
+    const chans = reset ? new Map() : this.channels;
+    for (const c of leftChannels) chans.delete(c);
+    const gone = new Set();
+    for (const { c, d, gone: g } of pieces) {
+      let rep = chans.get(c);
+      if (d.baseTick === null || rep === undefined) {
+        rep = new Replica(this.schema);
+        if (d.baseTick !== null) rep.load(d.baseTick, [], emptyColumns(this.schema)); // empty at the base
+      }
+      rep.apply(d);
+      chans.set(c, rep);
+      if (g !== null) for (const id of g) gone.add(id);
+    }
+    for (const rep of chans.values()) rep.tick = tick;
+    this.channels = chans;
+    this.tick = tick;
+    this._rebuild(before, gone);
+    return reset;
+  }
+
+  _rebuild(before, gone) {
+    const reps = [...this.channels.values()].filter((r) => r.count > 0);
+    const fields = this.schema.fields;
+    let total = 0;
+    for (const r of reps) total += r.count;
+    // (id, replica, row) of every membership, sorted by id; duplicates keep the first
+    const order = new Array(total);
+    let k = 0;
+    reps.forEach((r, ri) => {
+      const ids = r.ids;
+      for (let row = 0; row < ids.length; row++) order[k++] = [ids[row], ri, row];
+    });
+    order.sort((a, b) => a[0] - b[0]);
+    const ids = [];
+    const cols = fields.map(() => []);
+    const rcols = reps.map((r) => fields.map((f) => r.column(f.name)));
+    let last = -1;
+    for (const [id, ri, row] of order) {
+      if (id === last) continue;
+      last = id;
+      ids.push(id);
+      for (let f = 0; f < fields.length; f++) cols[f].push(rcols[ri][f][row]);
+    }
+    /** @type {Record<string, number[]>} */
+    const byName = {};
+    fields.forEach((f, i) => (byName[f.name] = cols[i]));
+    this._union.load(this.tick, ids, byName);
+    const now = this._union.ids;
+    this.entered = difference(now, before);
+    const out = difference(before, now);
+    const dead = [];
+    const away = [];
+    for (const id of out) (gone.has(id) ? dead : away).push(id);
+    this.despawned = Uint32Array.from(dead);
+    this.leftView = Uint32Array.from(away);
+  }
+}
+
+function emptyColumns(schema) {
+  /** @type {Record<string, number[]>} */
+  const out = {};
+  for (const f of schema.fields) out[f.name] = [];
+  return out;
+}
+
+/** Ids of sorted `a` not in sorted `b`. */
+function difference(a, b) {
+  const out = [];
+  let j = 0;
+  for (let i = 0; i < a.length; i++) {
+    const v = a[i];
+    while (j < b.length && b[j] < v) j++;
+    if (j >= b.length || b[j] !== v) out.push(v);
+  }
+  return Uint32Array.from(out);
+}
