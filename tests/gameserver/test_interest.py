@@ -329,3 +329,24 @@ async def _until(pred: Any) -> None:
 async def _until_tick(c: Any, n: int) -> None:
     start = c.world.tick
     await _until(lambda: c.world.tick >= start + n)
+
+
+def test_rules_md_interest_example_runs(kit: Any) -> None:
+    """docs/RULES.md section 11: the Fog game and its client check, as written."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "RULES.md").read_text()
+    blocks = re.findall(r"```python interest\n(.*?)```", text, flags=re.S)
+    assert len(blocks) == 2
+    ns: dict[str, Any] = {"__name__": "rules_md_interest"}
+    exec(compile(blocks[0] + "\n" + blocks[1], "docs/RULES.md#11", "exec"), ns)
+
+    async def main() -> None:
+        async with kit.running(games={"fog": ns["Fog"]}) as h:
+            async with asyncio.timeout(30):
+                from clients import GameClient
+                async with GameClient(h.server.ws_url, game="fog", name="warm"):
+                    game = _room(h).sim.game
+                await ns["check"](h.server.ws_url, game)
+    kit.run(main())
