@@ -58,6 +58,12 @@ class Field(Game):
 
     def on_tick(self, tick: int, dt: float, inputs: InputBatch) -> None:
         w = self.world
+        if self.config.get("jitter"):
+            sl = w.alive_slots()
+            crowd = sl[w["kind"][sl] == 5]
+            for f in ("x", "y"):
+                w[f][crowd] = np.clip(w[f][crowd] + self.rng.uniform(-0.5, 0.5, crowd.shape[0]),
+                                      0, 100)
         if tick == 40:
             w.despawn(np.array([self.mortal], np.uint32))
         sl = w.slots_of(np.array([self.walker], np.uint32))
@@ -349,4 +355,43 @@ def test_rules_md_interest_example_runs(kit: Any) -> None:
                 async with GameClient(h.server.ws_url, game="fog", name="warm"):
                     game = _room(h).sim.game
                 await ns["check"](h.server.ws_url, game)
+    kit.run(main())
+
+
+def test_slow_client_gets_a_reset_view_after_being_skipped(kit: Any) -> None:
+    """Backpressure per view: a client that stops reading is skipped; when it reads again
+    its next VIEW is a reset (full pieces of its view), and its view then equals the union
+    of the channels the server streams it."""
+    async def main() -> None:
+        async with kit.running(games=_games(kit), high_water=16 * 1024, send_buffer=8192,
+                               slow_timeout=30,
+                               room_config={"crowd": 4000, "jitter": True}) as h:
+            ws = await kit.connect(h.server.ws_url, max_queue=2, read_limit=16384)
+            slow = _client_cls(kit)(ws)
+            h.clients.append(slow)
+            slow.start()
+            await slow.hello(game="field", name="p:50:50", ext=("interest",))
+            await slow.until(lambda: slow.views > 3, timeout=20)
+            room = _room(h)
+            slow.reading.clear()
+            skips = h.server.metrics.slow_skips
+            while skips.value < 20:
+                await asyncio.sleep(0.02)
+            resets_before = slow.resets
+            slow.reading.set()
+            await slow.until(lambda: slow.resets > resets_before, timeout=20)
+            assert slow.resets == resets_before + 1
+
+            def consistent() -> bool:
+                last = room.view_stream.last
+                p = room.players[slow.welcome.player]
+                if slow.view.tick != last.tick or p.vchans is None:
+                    return False
+                want = set()
+                for c in p.vchans:
+                    want.update(last.rows(c)[0].tolist())
+                assert set(slow.view.ids.tolist()) == want
+                return True
+            await slow.until(consistent, timeout=20)
+            assert slow.failure is None and not slow.ws.closed
     kit.run(main())
