@@ -73,6 +73,9 @@ def _make_bot(mode: str, port: int, game: str) -> Any:
             super().send(payload, opcode)
 
         def on_frame(self, opcode: int, buf: bytearray, start: int, ln: int) -> None:
+            if opcode != 0x2:  # pings, closes: the base class
+                super().on_frame(opcode, buf, start, ln)
+                return
             head = buf[start] if ln else 0
             if head == 0xDC and ln > 3 and buf[start + 3] == 22:  # a VIEW of >= 16 elements
                 if self.recording:

@@ -102,7 +102,7 @@ class _State:
     """One tick's arrangement: memberships sorted by (channel, id)."""
 
     tick: int
-    keys: np.ndarray           # uint64 channel << 32 | id, ascending
+    keys: np.ndarray           # int64 channel << 32 | id, ascending
     ids: np.ndarray            # uint32
     chan: np.ndarray           # int64, ascending
     cols: list[np.ndarray]     # wire values per field, same order
@@ -187,12 +187,17 @@ class Pieces:
         """Vectorized: memberships added / removed / changed, grouped by channel."""
         pk, ck = prev.keys, cur.keys
         np_, nc = pk.shape[0], ck.shape[0]
-        pos = np.searchsorted(pk, ck)
-        in_prev = pos < np_
-        in_prev[in_prev] = pk[pos[in_prev]] == ck[in_prev]
-        bpos = np.searchsorted(ck, pk)
-        in_cur = bpos < nc
-        in_cur[in_cur] = ck[bpos[in_cur]] == pk[in_cur]
+        if np_ == nc and np.array_equal(pk, ck):  # nothing changed channel: rows align
+            pos = np.arange(nc)
+            in_prev = np.ones(nc, bool)
+            in_cur = in_prev
+        else:
+            pos = np.searchsorted(pk, ck)
+            in_prev = pos < np_
+            in_prev[in_prev] = pk[pos[in_prev]] == ck[in_prev]
+            bpos = np.searchsorted(ck, pk)
+            in_cur = bpos < nc
+            in_cur[in_cur] = ck[bpos[in_cur]] == pk[in_cur]
         removed = np.flatnonzero(~in_cur)
         added = np.flatnonzero(~in_prev)
         common = np.flatnonzero(in_prev)
@@ -334,7 +339,8 @@ class PieceEncoder:
         ids = snap.ids[r]
         # stable sort by channel of rows in ascending id order keeps ids ascending per channel
         # only if ``rows`` ascend within each channel's block: callers build them that way
-        keys = (ch.astype(np.uint64) << np.uint64(32)) | ids.astype(np.uint64)
+        # int64 keys (channel < 2**31): numpy searches them about twice as fast as uint64
+        keys = (ch << 32) | ids.astype(np.int64)
         cols = [snap.columns[n][r] for n in self.names]
         cur = _State(tick, keys, ids, ch, cols, _Runs(ids, ch), snap.ids)
         pieces = Pieces(self, cur, self._prev)

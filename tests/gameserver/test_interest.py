@@ -395,3 +395,50 @@ def test_slow_client_gets_a_reset_view_after_being_skipped(kit: Any) -> None:
             await slow.until(consistent, timeout=20)
             assert slow.failure is None and not slow.ws.closed
     kit.run(main())
+
+
+def test_spectator_inputs_strike_out(kit: Any) -> None:
+    """ERROR 7 is a bad-message strike: a spectator that keeps sending inputs is closed
+    with 4000 like any client repeating bad messages."""
+    async def main() -> None:
+        async with kit.running(games=_games(kit)) as h:
+            s = await _join(h, kit, name="w", spectate=True)
+            for _ in range(8):
+                await s.input(dx=1.0)
+            assert await s.closed() == CloseCode.PROTOCOL_MISUSE
+            assert sum(e.code == ErrorCode.SPECTATOR_INPUT for e in s.errors) >= 4
+    kit.run(main())
+
+
+def test_example_world_streams_a_small_view(kit: Any) -> None:
+    """examples/world.py: a client sees its avatar, the beacon and a small part of the field;
+    a full-world client of WorldFull gets every entity."""
+    from examples.world import World, WorldFull
+
+    async def main() -> None:
+        async with kit.running(games={"world": World, "world-full": WorldFull},
+                               room_config={"entities": 3000}) as h:
+            c = await _join(h, kit, game="world", name="a", ext=("interest",))
+            f = await _join(h, kit, game="world-full", name="b", ext=("interest",))
+            assert f.welcome.ext == ()  # no interest management there: plain DELTAs
+            await c.until(lambda: c.views > 10, timeout=20)
+            await f.until(lambda: f.deltas > 10, timeout=20)
+            rooms = {r.game: r for r in h.server.rooms.rooms.values()}
+            game = rooms["world"].sim.game
+            seen = set(c.view.ids.tolist())
+            assert c.welcome.entity in seen and game.beacon in seen
+            assert len(seen) < 3000 * 0.25  # a 2,000-unit view of 10,000: ~9% with cells
+            assert len(f.replica) == 3000 + 2  # critters, the beacon, its own avatar
+            _assert_world_view(c, game)
+    kit.run(main())
+
+
+def _assert_world_view(c: Any, game: Any) -> None:
+    """Every position the client ever held is within its view, whole cells and margin."""
+    rep = c.view
+    row = int(np.searchsorted(rep.ids, c.welcome.entity))
+    ax, ay = rep.values("x")[row], rep.values("y")[row]
+    reach = 1000 + 1000 + 500  # half the view, one cell, the margin
+    for eid, x, y in c.seen_positions:
+        if eid != game.beacon:
+            assert abs(x - ax) <= reach and abs(y - ay) <= reach, (eid, x, y)
