@@ -98,15 +98,24 @@ async def run_bots(args: argparse.Namespace) -> None:
     sem = asyncio.Semaphore(32)
     factory = _make_bot(args.mode, args.port, GAMES[args.mode])
 
+    failed = 0
+
     async def one() -> None:
+        nonlocal failed
         async with sem:
             bot = factory()
-            await loop.create_connection(lambda: bot, "127.0.0.1", args.port)
-            await asyncio.wait_for(bot.opened, 60)
+            try:
+                await loop.create_connection(lambda: bot, "127.0.0.1", args.port)
+                await asyncio.wait_for(bot.opened, 30)
+            except (OSError, ConnectionError, TimeoutError):
+                failed += 1  # an overloaded server (the naive mode) does not admit everyone
+                if bot.transport is not None:
+                    bot.transport.abort()
+                return
             bots.append(bot)
 
     await asyncio.gather(*(one() for _ in range(args.clients)))
-    print(f"connected {len(bots)}", flush=True)
+    print(f"connected {len(bots)} failed {failed}", flush=True)
     await asyncio.sleep(args.warmup)
     print("window-start", flush=True)
     for b in bots:
@@ -120,8 +129,9 @@ async def run_bots(args: argparse.Namespace) -> None:
     expected = max(1, round(30 * wall) - 1)
     shares = [min(1.0, len(set(b.ticks)) / expected) for b in bots]
     print("result " + json.dumps({
-        "clients": len(bots), "closed": sum(b.closed for b in bots),
+        "clients": len(bots), "failed": failed, "closed": sum(b.closed for b in bots),
         "bytes": sum(b.bytes for b in bots), "wall": wall,
+        "ticks": sum(len(set(b.ticks)) for b in bots),
         "share_min": min(shares) if shares else 0.0,
         "share_mean": statistics.mean(shares) if shares else 0.0}), flush=True)
     for b in bots:
@@ -200,6 +210,7 @@ def run_mode(mode: str, port: int, server_pid: int, args: argparse.Namespace) ->
     out.update(
         clients=clients,
         closed=sum(r["closed"] for r in results),
+        failed_joins=sum(r.get("failed", 0) for r in results),
         server_cpu_ms_per_tick=cpu / sends * 1e3,
         server_cpu_share=cpu / wall,
         tick_cpu_p50_ms=m1['gameserver_tick_cpu_recent_seconds{quantile="0.5"}'] * 1e3,
@@ -207,10 +218,73 @@ def run_mode(mode: str, port: int, server_pid: int, args: argparse.Namespace) ->
                           - m0["gameserver_delta_encodes_total"]) / sends,
         send_ticks_per_s=sends / wall,
         bytes_per_client_s=sum(r["bytes"] / r["wall"] for r in results) / max(1, clients),
+        # per tick actually received: not distorted when a loaded box delivers fewer ticks
+        bytes_per_client_tick=(sum(r["bytes"] for r in results)
+                               / max(1, sum(r.get("ticks", 0) for r in results))),
         delivered_min=min((r["share_min"] for r in results), default=0.0),
         delivered_mean=(sum(r["share_mean"] * r["clients"] for r in results)
                         / max(1, clients)),
     )
+    return out
+
+
+def inprocess(clients: int, entities: int, moving: float, ticks: int) -> dict[str, Any]:
+    """Server work alone, in this process: a room of each mode with ``clients`` fake sockets
+    (writes are free), CPU time (``thread_time``) of ``Room._send`` per send tick. It isolates
+    the encode / assembly work from socket writes, bots and the machine's other load."""
+    import numpy as np
+
+    from examples.world import World, WorldFull, WorldNaive
+    from gameserver.config import ServerConfig
+    from gameserver.metrics import ServerMetrics
+    from gameserver.room import RoomManager
+
+    class FakeSocket:
+        open = True
+        closed = False
+        buffered_bytes = 0
+
+        def __init__(self) -> None:
+            self.bytes = 0
+
+        def write_prepared(self, frame: bytes) -> bool:
+            self.bytes += len(frame)
+            return True
+
+        def send_nowait(self, data: bytes) -> None:
+            pass
+
+    async def one(cls: type[Any], n_ticks: int) -> dict[str, float]:
+        cfg = ServerConfig(games={"w": cls}, seed=11, max_players=clients + 10,
+                           room_config={"entities": entities, "moving": moving}).check()
+        metrics = ServerMetrics()
+        room = RoomManager(cfg, metrics).create_room("w")
+        assert room._timer is not None
+        room._timer.cancel()
+        socks = [FakeSocket() for _ in range(clients)]
+        for i, ws in enumerate(socks):
+            room.join(ws, {}, f"b{i}", interest=True)  # type: ignore[arg-type]
+        for _ in range(3):
+            room.sim.step()
+            room._send()
+        b0, e0 = sum(w.bytes for w in socks), metrics.encodes.value
+        cpu: list[float] = []
+        for _ in range(n_ticks):
+            room.sim.step()
+            t = time.thread_time()
+            room._send()
+            cpu.append(time.thread_time() - t)
+        return {"send_cpu_ms": float(np.median(cpu)) * 1e3,
+                "encodes_per_tick": (metrics.encodes.value - e0) / n_ticks,
+                "bytes_per_client_tick": (sum(w.bytes for w in socks) - b0) / clients / n_ticks}
+
+    out: dict[str, Any] = {}
+    for mode, cls in (("full", WorldFull), ("interest", World), ("naive", WorldNaive)):
+        out[mode] = asyncio.run(one(cls, ticks if mode != "naive" else max(2, ticks // 10)))
+        r = out[mode]
+        print(f"in-process {mode:8} clients={clients} send CPU/tick={r['send_cpu_ms']:.2f}ms "
+              f"encodes/tick={r['encodes_per_tick']:.1f} "
+              f"bytes/client/tick={r['bytes_per_client_tick']:.0f}", flush=True)
     return out
 
 
@@ -226,6 +300,8 @@ def main() -> None:
     ap.add_argument("--no-pin", dest="pin", action="store_false")
     ap.add_argument("--quick", action="store_true", help="200 clients, short windows")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--inprocess-ticks", type=int, default=30,
+                    help="ticks of the in-process measurement (0: skip it)")
     ap.add_argument("--bot", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--mode", default="interest", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -236,7 +312,8 @@ def main() -> None:
         run(run_bots(args))
         return
     if args.quick:
-        args.clients, args.warmup, args.duration = min(args.clients, 200), 3.0, 4.0
+        args.clients, args.warmup, args.duration = min(args.clients, 200), 2.0, 3.0
+        args.inprocess_ticks = min(args.inprocess_ticks, 15)
     env = dict(os.environ, PYTHONPATH=f"{HERE}{os.pathsep}{ROOT}")
     cmd = [sys.executable, "-m", "gameserver", "serve", "examples.world:World",
            "examples.world:WorldFull", "examples.world:WorldNaive", "--port", "0",
@@ -263,7 +340,7 @@ def main() -> None:
                   f"bytes/client/s={r['bytes_per_client_s']:,.0f} "
                   f"delivered min={r['delivered_min']:.3f} mean={r['delivered_mean']:.3f}",
                   flush=True)
-            time.sleep(2.5)  # players leave (resume grace), the room is disposed (ttl)
+            time.sleep(2.0)  # players leave (resume grace), the room is disposed (ttl)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -272,12 +349,21 @@ def main() -> None:
             server.kill()
     summary: dict[str, Any] = {"clients": args.clients, "entities": args.entities,
                                "moving": args.moving, "modes": results}
+    if args.inprocess_ticks:
+        ip = inprocess(args.clients, args.entities, args.moving, args.inprocess_ticks)
+        summary["inprocess"] = ip
+        summary["inprocess_cpu_vs_full"] = (ip["interest"]["send_cpu_ms"]
+                                            / ip["full"]["send_cpu_ms"])
+        summary["inprocess_cpu_vs_naive"] = (ip["naive"]["send_cpu_ms"]
+                                              / ip["interest"]["send_cpu_ms"])
     full, ours, naive = (results.get(k) for k in ("full", "interest", "naive"))
     if ours is not None:
         summary["delivered"] = ours["delivered_min"]
         if full is not None:
             summary["bytes_ratio"] = full["bytes_per_client_s"] / max(1.0,
                                                                       ours["bytes_per_client_s"])
+            summary["bytes_ratio_per_tick"] = (full["bytes_per_client_tick"]
+                                               / max(1.0, ours["bytes_per_client_tick"]))
             summary["cpu_vs_full"] = (ours["server_cpu_ms_per_tick"]
                                       / full["server_cpu_ms_per_tick"])
         if naive is not None:

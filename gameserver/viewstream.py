@@ -104,15 +104,16 @@ class ViewStream:
         n = len(viewers)
         if n == 0:
             return []
-        ent_list: list[int] = []
-        for p in viewers:  # the common case: players with an avatar and the default view
-            sp = p.sim
-            if sp is None or sp.view is not None:
-                break
-            ent_list.append(sp.entity or 0)
+        # the common case: players with an avatar and the default view (one comprehension;
+        # -1 marks a viewer that needs the general path below, a spectator raises)
+        try:
+            ent_list = [(sp.entity or 0) if sp.view is None else -1
+                        for sp in [p.sim for p in viewers]]
+        except AttributeError:
+            ent_list = [-1]
         cam = np.full((n, 4), np.nan)
         has_cam = np.zeros(n, bool)
-        if len(ent_list) == n:
+        if min(ent_list) >= 0:
             ents = np.array(ent_list, np.int64)
         else:
             ents = np.zeros(n, np.int64)
@@ -154,7 +155,7 @@ class ViewStream:
         cx = np.where(has_cam, cam[:, 0], np.where(ok, ex, np.nan))
         cy = np.where(has_cam, cam[:, 1], np.where(ok, ey, np.nan))
         cx, cy, w, h = self.grid.clamp_view(cx, cy, cam[:, 2], cam[:, 3], self.grid.max_view)
-        old = np.fromiter((p.vrect for p in viewers), np.int64, n)
+        old = np.array([p.vrect for p in viewers], np.int64)
         new = self.grid.rects(cx, cy, w, h, old)
         new[~(has_cam | ok)] = -1
         out: list[int] = new.tolist()

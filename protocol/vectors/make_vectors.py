@@ -534,6 +534,7 @@ def invalid_message_vectors() -> list[dict[str, Any]]:
         ("input_seq_zero", "INPUT seq starts at 1", p(3, {"s": 0, "d": {}}), 1),
         ("input_nested", "INPUT value nested two levels", p(3, {"s": 1, "d": {"a": {"b": 1}}}), 1),
         ("unknown_type", "type 9 does not exist", p(9, {}), 2),
+        ("camera_not_number", "CAMERA x must be a number", p(6, {"x": "left", "y": 0}), 1),
     ]
     return [{"name": n, "description": d, "hex": b.hex(), "error_code": c} for n, d, b, c in cases]
 
