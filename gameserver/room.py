@@ -201,9 +201,13 @@ class Room:
         return len(self.players) - self.spectators >= self.capacity
 
     def info(self) -> dict[str, object]:
-        """The ``/rooms`` entry: id, game, players, capacity, tick."""
-        return {"id": self.id, "game": self.game, "players": len(self.players) - self.spectators,
-                "capacity": self.capacity, "tick": self.tick, "spectators": self.spectators}
+        """The ``/rooms`` entry: id, game, players, capacity, tick (and spectators, if any)."""
+        out: dict[str, object] = {"id": self.id, "game": self.game,
+                                  "players": len(self.players) - self.spectators,
+                                  "capacity": self.capacity, "tick": self.tick}
+        if self.spectators:
+            out["spectators"] = self.spectators
+        return out
 
     # ------------------------------------------------------------------------ lifecycle
 

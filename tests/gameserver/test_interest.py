@@ -212,6 +212,7 @@ def test_spectators(kit: Any) -> None:
             room = _room(h)
             game = room.sim.game
             assert len(game.players) == 1 and room.info()["spectators"] == 1
+            assert room.info()["players"] == 1
             # a spectator sends no inputs: ERROR 7 (a bad-message strike)
             await s.input(dx=1.0)
             await s.until(lambda: any(e.code == ErrorCode.SPECTATOR_INPUT for e in s.errors))
