@@ -4,7 +4,7 @@ A VIEW message (SPEC.md section 10) carries the pieces of the channels (grid cel
 global entities) a client sees::
 
     [22, tick, base_tick | nil, left | nil, PIECE, PIECE, ...]
-    PIECE = [channel, DELTA, gone | nil]
+    PIECE = [channel, DELTA, gone | nil] | [channel, mask, first, gaps, values]  (MOVES)
 
 :class:`ViewReplica` keeps one :class:`protocol.replica.Replica` per channel (each PIECE's
 DELTA applies to its channel's replica exactly as SPEC.md section 5 says) and presents their
@@ -25,14 +25,16 @@ import numpy as np
 
 from .codes import DEFAULT_MAX_SIZE, DeltaError, MsgType
 from .delta import _parse_idlist, unpack_delta
+from .pieces import CODE_IDS
 from .replica import Replica
-from .wireschema import Snapshot, WireSchema
+from .wireschema import DIFF_DTYPES, WIRE_DTYPES, Snapshot, WireSchema
 
-__all__ = ["VIEW", "ViewReplica"]
+__all__ = ["VIEW", "ViewReplica", "moves_delta"]
 
 VIEW = int(MsgType.VIEW)
 _MAX_TICK = 2**63 - 1
 _EMPTY = np.zeros(0, np.uint32)
+_WIDTH = {c: dt.itemsize for c, dt in (WIRE_DTYPES | DIFF_DTYPES).items()}
 
 
 class ViewReplica:
@@ -93,11 +95,21 @@ class ViewReplica:
         gone_parts: list[np.ndarray] = []
         try:
             for i, piece in enumerate(obj[4:]):
-                if type(piece) is not list or len(piece) < 3:
-                    raise DeltaError(f"VIEW piece {i}: must be [channel, DELTA, gone]")
-                c, delta, gone = piece[0], piece[1], piece[2]
+                if type(piece) is not list or len(piece) < 2:
+                    raise DeltaError(f"VIEW piece {i}: must be [channel, DELTA, gone] or MOVES")
+                c = piece[0]
                 if type(c) is not int or not 0 <= c <= 0xFFFFFFFF:
                     raise DeltaError(f"VIEW piece {i}: channel must be a uint32")
+                if type(piece[1]) is int:  # MOVES: [channel, mask, first row, gaps, COLB...]
+                    held = chans.get(c)
+                    if reset or held is None:
+                        raise DeltaError(f"VIEW piece {i}: MOVES for channel {c}, which the "
+                                         "view does not hold")
+                    delta, gone = moves_delta(piece, tick, base, len(held), i), None
+                elif len(piece) < 3:
+                    raise DeltaError(f"VIEW piece {i}: must be [channel, DELTA, gone]")
+                else:
+                    delta, gone = piece[1], piece[2]
                 if type(delta) is not list or len(delta) < 7:
                     raise DeltaError(f"VIEW piece {i}: DELTA must be a 7-element array")
                 if delta[1] != tick:
@@ -155,3 +167,31 @@ class ViewReplica:
         else:
             self.despawned = _EMPTY
             self.left_view = out
+
+
+def moves_delta(piece: list[Any], tick: int, base: Any, count: int, i: int) -> list[Any]:
+    """The section 5 DELTA a MOVES piece stands for (SPEC.md section 10): one GROUP, no
+    despawns or spawns, on the channel's state at the VIEW's base tick."""
+    if (len(piece) < 5 or type(piece[1]) is not int or not 0 < piece[1] <= 0xFFFFFFFF
+            or type(piece[2]) is not int or type(piece[3]) is not bytes
+            or type(piece[4]) is not bytes):
+        raise DeltaError(f"VIEW piece {i}: MOVES must be [channel, mask, first, gaps, values]")
+    mask, gaps, values = piece[1], piece[3], piece[4]
+    k = mask.bit_count()
+    n = len(gaps) + 1
+    head = (k + 1) // 2
+    cols = []
+    pos = head
+    for j in range(k):
+        cid = values[j // 2] >> (4 * (j % 2)) & 0xF if j // 2 < len(values) else 99
+        if cid >= len(CODE_IDS):
+            raise DeltaError(f"VIEW piece {i}: MOVES column {j} has no valid code id")
+        code = CODE_IDS[cid]
+        w = _WIDTH[code] * n
+        if pos + w > len(values):
+            raise DeltaError(f"VIEW piece {i}: MOVES values too short for {n} rows")
+        cols.append([code, values[pos:pos + w]])
+        pos += w
+    if pos != len(values):
+        raise DeltaError(f"VIEW piece {i}: MOVES values have {len(values) - pos} extra bytes")
+    return [17, tick, base, count, None, None, [[mask, [piece[2], "u8", gaps], cols]]]

@@ -593,14 +593,21 @@ def view_vectors() -> list[dict[str, Any]]:
     world(12, [(a, 103, 96, 50), (c, 2100, 100, 70), (d, 2500, 0, 80)],
           [0, 2, 2], [1, 2], False, [0], "despawn, a channel entered and one left", 11)
     fresh.clear()
+    # tick 13: only moves (c and d in channel 2): the compact MOVES piece
+    world(13, [(a, 103, 96, 50), (c, 2110, 95, 70), (d, 2497, 3, 80)],
+          [0, 2, 2], [1, 2], False, [], "moves only: a MOVES piece", 12)
     out = [{"name": "view_sequence", "description": view_vectors.__doc__,
             "schema": schema.to_wire(), "steps": steps}]
     # invalid: each must raise and leave the view as after the sequence above
-    bad_base = view_message(13, 11, None, [])
-    bad_piece = msgpack.packb([22, 13, 12, None, [1, [17, 14, 12, 0, None, None, []], None]])
-    not_view = msgpack.packb([17, 13, 12, 0, None, None, []])
+    bad_base = view_message(14, 12, None, [])
+    moves_unheld = msgpack.packb([22, 14, 13, None, [7, 3, 0, b"", b"\x88\x01\x01"]],
+                                 use_bin_type=True)
+    moves_short = msgpack.packb([22, 14, 13, None, [2, 3, 0, b"\x01", b"\x88\x01\x01"]],
+                                use_bin_type=True)
+    bad_piece = msgpack.packb([22, 14, 13, None, [2, [17, 15, 13, 2, None, None, []], None]])
+    not_view = msgpack.packb([17, 14, 13, 0, None, None, []])
     unknown_despawn = msgpack.packb(
-        [22, 13, 12, None, [1, [17, 13, 12, 0, [e, "u8", b""], None, []], None]],
+        [22, 14, 13, None, [2, [17, 14, 13, 1, [e, "u8", b""], None, []], None]],
         use_bin_type=True)
     out.append({"name": "view_invalid", "description":
                 "after view_sequence, each of these must fail and leave the view unchanged",
@@ -609,7 +616,9 @@ def view_vectors() -> list[dict[str, Any]]:
                     ("base_tick does not match the view's tick", bad_base),
                     ("a piece's DELTA tick is not the VIEW's tick", bad_piece),
                     ("not a VIEW", not_view),
-                    ("despawns an id the channel does not hold", unknown_despawn))]})
+                    ("despawns an id the channel does not hold", unknown_despawn),
+                    ("MOVES for a channel the view does not hold", moves_unheld),
+                    ("MOVES values shorter than 2 rows x 2 d8 columns", moves_short))]})
     return out
 
 

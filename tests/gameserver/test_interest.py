@@ -92,11 +92,15 @@ def _client_cls(kit: Any) -> Any:
                 self.despawned: set[int] = set()
                 self.resets = 0
                 self.views = 0
+                self.moves = 0
                 self.raw_ids: set[int] = set()
                 self.seen_positions: list[tuple[int, float, float]] = []
             elif isinstance(msg, M.View):
                 v = self.view
                 for piece in msg.raw[4:]:
+                    if isinstance(piece[1], int):  # MOVES: rows and values, no ids
+                        self.moves += 1
+                        continue
                     d = parse_delta(piece[1])  # every byte decoded, not only the union
                     self.raw_ids.update(d.despawned.tolist())
                     self.raw_ids.update(d.spawned_ids.tolist())

@@ -2320,9 +2320,20 @@ var ViewReplica = class {
     const pieces = [];
     for (let i = 4; i < raw.length; i++) {
       const p = raw[i];
-      if (!Array.isArray(p) || p.length < 3) throw new DeltaError(`VIEW piece ${i - 4}: must be [channel, DELTA, gone]`);
-      const [c, delta, gone2] = p;
+      if (!Array.isArray(p) || p.length < 2) throw new DeltaError(`VIEW piece ${i - 4}: must be [channel, DELTA, gone] or MOVES`);
+      const c = p[0];
       if (!Number.isInteger(c) || c < 0 || c > 4294967295) throw new DeltaError(`VIEW piece ${i - 4}: channel must be a uint32`);
+      let delta;
+      let gone2 = null;
+      if (Number.isInteger(p[1])) {
+        const held = reset ? void 0 : this.channels.get(c);
+        if (held === void 0) throw new DeltaError(`VIEW piece ${i - 4}: MOVES for channel ${c}, which the view does not hold`);
+        delta = movesDelta(p, tick, base, held.count, i - 4);
+      } else {
+        if (p.length < 3) throw new DeltaError(`VIEW piece ${i - 4}: must be [channel, DELTA, gone]`);
+        delta = p[1];
+        gone2 = p[2];
+      }
       const d = decodeDelta(delta);
       if (d.tick !== tick) throw new DeltaError(`VIEW piece ${i - 4}: DELTA tick is not the VIEW's tick`);
       pieces.push({ c, d, gone: gone2 === null ? null : decodeIdList(gone2, `VIEW piece ${i - 4} gone`) });
@@ -2383,6 +2394,31 @@ var ViewReplica = class {
     this.leftView = Uint32Array.from(away);
   }
 };
+var CODE_IDS = Object.freeze(["u8", "i8", "u16", "i16", "u32", "i32", "f32", "f64", "d8", "d16", "d32"]);
+var CODE_WIDTH = Object.freeze({ u8: 1, i8: 1, u16: 2, i16: 2, u32: 4, i32: 4, f32: 4, f64: 8, d8: 1, d16: 2, d32: 4 });
+function movesDelta(p, tick, base, count, i) {
+  const [, mask, first, gaps, values] = p;
+  if (p.length < 5 || !Number.isInteger(mask) || mask <= 0 || mask > 4294967295 || !Number.isInteger(first) || !(gaps instanceof Uint8Array) || !(values instanceof Uint8Array)) {
+    throw new DeltaError(`VIEW piece ${i}: MOVES must be [channel, mask, first, gaps, values]`);
+  }
+  let k = 0;
+  for (let m = mask; m; m = Math.floor(m / 2)) k += m & 1;
+  const n = gaps.length + 1;
+  let pos = k + 1 >> 1;
+  const cols = [];
+  for (let j = 0; j < k; j++) {
+    const byte = j >> 1 < values.length ? values[j >> 1] : 255;
+    const id = byte >> 4 * (j & 1) & 15;
+    if (id >= CODE_IDS.length) throw new DeltaError(`VIEW piece ${i}: MOVES column ${j} has no valid code id`);
+    const code = CODE_IDS[id];
+    const w = CODE_WIDTH[code] * n;
+    if (pos + w > values.length) throw new DeltaError(`VIEW piece ${i}: MOVES values too short for ${n} rows`);
+    cols.push([code, values.subarray(pos, pos + w)]);
+    pos += w;
+  }
+  if (pos !== values.length) throw new DeltaError(`VIEW piece ${i}: MOVES values have ${values.length - pos} extra bytes`);
+  return [17, tick, base, count, null, null, [[mask, [first, "u8", gaps], cols]]];
+}
 function emptyColumns(schema) {
   const out = {};
   for (const f of schema.fields) out[f.name] = [];
