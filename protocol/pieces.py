@@ -37,6 +37,7 @@ import msgpack
 import numpy as np
 
 from .codes import MsgType
+from .delta import _raw_col
 from .wireschema import DIFF_DTYPES, WIRE_DTYPES, Snapshot, WireSchema
 
 __all__ = ["CODE_IDS", "PieceEncoder", "Pieces", "view_message"]
@@ -300,8 +301,8 @@ class Pieces:
         if ab is not None:
             s, e = ab[0], ab[1]
             idx = self._added_idx[s:e]
-            spawn = [self._added.idlist(c),
-                     [[enc.codes[f], col[idx].tobytes()] for f, col in enumerate(cur.cols)]]
+            # raw values in the smallest code that holds them (as encode_delta does)
+            spawn = [self._added.idlist(c), [_raw_col(col[idx]) for col in cur.cols]]
         groups: list[Any] = []
         gb = self._chg_rows.bounds.get(c)
         moves = desp is None and spawn is None and gb is not None
