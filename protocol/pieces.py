@@ -124,6 +124,8 @@ class _State:
     cols: list[np.ndarray]     # wire values per field, same order
     runs: _Runs                # ids per channel
     world_ids: np.ndarray      # every id in the world this tick (sorted)
+    rows: np.ndarray | None = None   # the memberships' snapshot rows, as given (unsorted)
+    order: np.ndarray | None = None  # sorted position k holds membership order[k]
 
 
 class Pieces:
@@ -207,6 +209,20 @@ class Pieces:
             pos = np.arange(nc)
             in_prev = np.ones(nc, bool)
             in_cur = in_prev
+        elif (np_ == nc and prev.order is not None and cur.order is not None
+              and prev.rows is not None and cur.rows is not None
+              and np.array_equal(prev.world_ids, cur.world_ids)
+              and np.array_equal(prev.rows, cur.rows)):
+            # The same entities with the same memberships, a few in another channel now:
+            # membership i sits at sorted position inv[i] in each tick (no search needed).
+            inv_prev = np.empty(nc, np.intp)
+            inv_prev[prev.order] = np.arange(nc)
+            stay_cur = pk[inv_prev[cur.order]] == ck  # same (channel, id) as before
+            pos = inv_prev[cur.order]
+            in_prev = stay_cur
+            inv_cur = np.empty(nc, np.intp)
+            inv_cur[cur.order] = np.arange(nc)
+            in_cur = stay_cur[inv_cur[prev.order]]
         else:
             pos = np.searchsorted(pk, ck)
             in_prev = pos < np_
@@ -368,7 +384,7 @@ class PieceEncoder:
         # int64 keys (channel < 2**31): numpy searches them about twice as fast as uint64
         keys = (ch << 32) | ids.astype(np.int64)
         cols = [snap.columns[n][r] for n in self.names]
-        cur = _State(tick, keys, ids, ch, cols, _Runs(ids, ch), snap.ids)
+        cur = _State(tick, keys, ids, ch, cols, _Runs(ids, ch), snap.ids, rows, order)
         pieces = Pieces(self, cur, self._prev)
         self._prev = cur
         return pieces
