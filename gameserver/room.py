@@ -120,11 +120,6 @@ class Player:
     def team(self) -> int:
         return int(getattr(self.sim, "team", 0) or 0)
 
-    def sim_view(self) -> tuple[float, float] | None:
-        """The game's ``player.view`` size, if it set one."""
-        v = getattr(self.sim, "view", None)
-        return None if v is None else (float(v[0]), float(v[1]))
-
 
 def _close_soon(tasks: set[asyncio.Task[None]], ws: WebSocket, code: int, reason: str) -> None:
     """Close ``ws`` in the background (keeps a reference so the task is not collected)."""

@@ -41,8 +41,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ViewStream"]
 
-_NONE = (-1, -1, -1, -1)
-
 
 class ViewStream:
     """The interest-managed stream of one room (see the module docstring)."""
