@@ -19,8 +19,8 @@ Who sees what (all vectorized; units are world units, the real values of the x/y
 * **hysteresis**: a cell, once visible, stays visible until it is more than ``margin`` units
   outside the view rectangle (default half a cell), so an entity on a cell border does not
   flicker in and out of view. Visible cells always form a rectangle of cells.
-* **teams**: with ``team="field"``, an entity whose team field is ``t > 0`` is always visible
-  to the players with ``player.team == t`` (set it in ``on_join``), wherever they are.
+* **teams**: with ``team="field"``, an entity whose team field is ``t`` in 1..65535 is always
+  visible to the players with ``player.team == t`` (set it in ``on_join``), wherever they are.
 * **global**: with ``everyone="field"``, entities whose field is non-zero are visible to
   everyone (the ball, a scoreboard entity) and are not in the grid.
 * **explicit mask**: ``Game.interest_extra(player)`` may return entity ids (or a boolean mask

@@ -39,7 +39,10 @@ from protocol.wireschema import Snapshot, WireSchema
 if TYPE_CHECKING:
     from gameserver.room import Player, Room
 
-__all__ = ["ViewStream"]
+__all__ = ["MAX_TEAM", "ViewStream"]
+
+#: Team ids are 1..MAX_TEAM (0: none); other values of the team field make no team channel.
+MAX_TEAM = 65535
 
 
 class ViewStream:
@@ -88,7 +91,7 @@ class ViewStream:
             chan_parts.append(cell)
         if self._team is not None:
             t = cols[self._team].astype(np.int64)
-            tr = np.flatnonzero(t > 0)
+            tr = np.flatnonzero((t > 0) & (t <= MAX_TEAM))
             rows_parts.append(tr)
             chan_parts.append(self.grid.ncells + t[tr])
         if len(rows_parts) == 1:
@@ -196,6 +199,8 @@ class ViewStream:
             if ws is None:
                 continue
             team = p.team if teams else 0
+            if not 0 <= team <= MAX_TEAM:
+                team = 0
             chans = cache.get((code, team)) or self._chans(code, team)
             if fast and p.interest and p.vchans is chans and p.last_sent == base:
                 # the steady state: same channels as last tick, up to date: shared frame

@@ -99,3 +99,32 @@ def test_despawn_versus_left_view_and_atomic_failure() -> None:
     view.apply(msg)
     assert view.despawned.tolist() == [5] and view.left_view.tolist() == [6]
     assert view.ids.tolist() == [7]
+
+
+def test_moves_pieces_with_float_and_wide_fields() -> None:
+    """MOVES pieces carry raw f32 / f64 values and d16 differences exactly."""
+    fschema = WireSchema([WireField("x", "f32"), WireField("y", "f64"), WireField("a", "i16")])
+    enc = PieceEncoder(fschema)
+    view = ViewReplica(fschema)
+    rng = np.random.default_rng(0)
+    ids = np.arange(1, 51, dtype=np.uint32)
+    x = rng.random(50).astype(np.float32)
+    y = rng.random(50)
+    a = np.zeros(50, np.int16)
+    base: int | None = None
+    kinds: set[str] = set()
+    for t in range(1, 20):
+        x[::3] += np.float32(0.01)
+        y[1::4] -= 0.5
+        a[::5] += 300  # a d16 difference
+        snap = Snapshot(ids, {"x": x.copy(), "y": y.copy(), "a": a.copy()})
+        p = enc.step(t, snap, np.arange(50), (ids % 3).astype(np.int64))
+        pieces = [b for c in range(3)
+                  if (b := p.full(c) if base is None else p.delta(c)) is not None]
+        kinds.update("moves" if b[0] == 0x95 else "delta" for b in pieces)  # array of 5 / 3
+        view.apply(view_message(t, base, None, pieces))
+        base = t
+        assert np.array_equal(view.ids, ids)
+        for name, col in (("x", x), ("y", y), ("a", a)):
+            assert np.array_equal(view.columns[name], col), (t, name)
+    assert kinds == {"moves", "delta"}  # the first tick is full pieces, then MOVES
