@@ -157,7 +157,7 @@ class Receiver(Meter):
         self._applied(prev, delta.base_tick is None, now)
 
     def _apply_view(self, msg: M.View, now: float) -> None:
-        """A VIEW (interest management, SPEC.md section 10): same bookkeeping as a delta."""
+        """A VIEW (interest management, SPEC.md section 11): same bookkeeping as a delta."""
         world = self.world
         if world is None or not world.is_view:
             raise Drop(ServerProtocolError("server sent a VIEW it did not negotiate"),

@@ -26,7 +26,7 @@ Who sees what (all vectorized; units are world units, the real values of the x/y
 * **explicit mask**: ``Game.interest_extra(player)`` may return entity ids (or a boolean mask
   over ``world.snapshot()`` order) the player also sees; encoded per player, for rare cases.
 
-Channels (the unit of sharing, SPEC.md section 10): grid cell ``(cx, cy)`` is channel
+Channels (the unit of sharing, SPEC.md section 11): grid cell ``(cx, cy)`` is channel
 ``cy * nx + cx``; the global entities are channel ``nx * ny``; team ``t`` is ``nx * ny + t``;
 a player's extra entities are channel ``0xFFFFFFFF`` (its own).
 """
@@ -174,7 +174,7 @@ class Grid:
         return [cy * nx + cx for cy in range(y0, y1 + 1) for cx in range(x0, x1 + 1)]
 
     def info(self) -> dict[str, Any]:
-        """WELCOME's ``"view"`` map (informative, SPEC.md section 10)."""
+        """WELCOME's ``"view"`` map (informative, SPEC.md section 11)."""
         return {"cell": self.cell, "grid": [self.nx, self.ny],
                 "bounds": [self.x0, self.y0, self.x1, self.y1],
                 "view": list(self.view), "max_view": list(self.max_view),

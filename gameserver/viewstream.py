@@ -1,7 +1,7 @@
 """Per-view streaming for a room whose game declares :class:`gameserver.interest.Interest`.
 
 Called by :meth:`gameserver.room.Room._send` once per send tick with the world snapshot and
-the players whose sockets can take a message. Contract (SPEC.md section 10):
+the players whose sockets can take a message. Contract (SPEC.md section 11):
 
 * every entity's channels (grid cell, team, global) are computed vectorized and the
   :class:`protocol.pieces.PieceEncoder` builds each needed channel's piece ONCE per tick:

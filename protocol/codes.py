@@ -66,6 +66,7 @@ class CloseCode(IntEnum):
     HELLO_TIMEOUT = 4012
     REDIRECT = 4013
     MOVED = 4014
+    JOIN_RATE_LIMITED = 4020
     SPECTATORS_FULL = 4025
 
 
@@ -88,6 +89,7 @@ class ErrorCode(IntEnum):
     REJECTED = 4006
     REDIRECT = 4013
     MOVED = 4014
+    JOIN_RATE_LIMITED = 4020
     SPECTATORS_FULL = 4025
 
 

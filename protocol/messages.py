@@ -40,6 +40,7 @@ __all__ = [
     "MAX_CLIENT_MESSAGE",
     "PROTOCOL_VERSION",
     "SERVER_TYPES",
+    "SUBPROTOCOL",
     "Camera",
     "CloseCode",
     "ControlMessage",
@@ -68,6 +69,9 @@ __all__ = [
 
 #: The protocol version this module speaks (HELLO/RESUME/WELCOME ``"v"``).
 PROTOCOL_VERSION = 1
+#: The WebSocket subprotocol (``Sec-WebSocket-Protocol``) naming this protocol version: a
+#: client offers it, the server selects it when offered (SPEC.md section 1).
+SUBPROTOCOL = "gameserver.v1"
 _U32 = 0xFFFFFFFF
 _U63 = 2**63 - 1
 _MAX_STR = 256
@@ -89,7 +93,7 @@ class Hello:
     room: str | None = None
     token: str | None = None
     name: str | None = None
-    #: optional extensions the client speaks (SPEC.md section 10: "interest")
+    #: optional extensions the client speaks (SPEC.md section 11: "interest")
     ext: tuple[str, ...] = ()
     #: join as a spectator (no entity, no inputs; camera by CAMERA)
     spectate: bool = False
@@ -108,11 +112,16 @@ class Resume:
 
 @dataclass(frozen=True, slots=True)
 class Input:
-    """INPUT (3): ``seq`` (uint32, 1, 2, 3...) and ``data`` (input field -> scalar / flat list)."""
+    """INPUT (3): ``seq`` (uint32, 1, 2, 3...) and ``data`` (input field -> scalar / flat list).
+
+    ``rt`` (optional uint < 2**63, SPEC.md section 2): the server tick the client was
+    rendering when it produced the input (lag compensation); ``None`` when not sent.
+    """
 
     TYPE: ClassVar[MsgType] = MsgType.INPUT
     seq: int
     data: dict[str, Any] = field(default_factory=dict)
+    rt: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +170,7 @@ class Welcome:
     resume_grace: float = 0.0
     entity: int | None = None
     v: int = PROTOCOL_VERSION
-    #: extensions the server agreed to (SPEC.md section 10); () when none
+    #: extensions the server agreed to (SPEC.md section 11); () when none
     ext: tuple[str, ...] = ()
     #: True when this client is a spectator
     spectator: bool = False
@@ -207,7 +216,7 @@ class Pong:
 
 @dataclass(frozen=True, slots=True)
 class View:
-    """VIEW (22): an interest-managed state update (SPEC.md section 10), still unpacked:
+    """VIEW (22): an interest-managed state update (SPEC.md section 11), still unpacked:
     ``raw`` is the msgpack array; :class:`protocol.view.ViewReplica` validates and applies it."""
 
     TYPE: ClassVar[MsgType] = MsgType.VIEW
@@ -252,7 +261,9 @@ def _body(msg: Any) -> dict[str, Any]:
     if isinstance(msg, Resume):
         return {"v": msg.v, "token": msg.token}
     if isinstance(msg, Input):
-        return {"s": msg.seq, "d": msg.data}
+        if msg.rt is None:
+            return {"s": msg.seq, "d": msg.data}
+        return {"s": msg.seq, "d": msg.data, "rt": msg.rt}
     if isinstance(msg, Ping):
         return {"t": msg.t}
     if isinstance(msg, Leave):
@@ -426,7 +437,8 @@ def _control(t: MsgType, body: dict[str, Any]) -> Message:
         seq = _uint(body, "s", what=w)
         if seq == 0:
             raise _bad("INPUT: 's' starts at 1")
-        return Input(seq=seq, data=_input_data(body.get("d")))
+        rt = None if body.get("rt") is None else _uint(body, "rt", _U63, what=w)
+        return Input(seq=seq, data=_input_data(body.get("d")), rt=rt)
     if t is MsgType.PING:
         return Ping(t=_num(body, "t", what=w))
     if t is MsgType.LEAVE:

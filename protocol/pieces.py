@@ -1,4 +1,4 @@
-"""Per-channel pieces of the VIEW stream (SPEC.md section 10), encoded once per tick for all.
+"""Per-channel pieces of the VIEW stream (SPEC.md section 11), encoded once per tick for all.
 
 Interest management splits the world into *channels* (a grid cell, a team, the global
 entities). Every send tick :class:`PieceEncoder` takes the world's snapshot and the channel of
@@ -47,7 +47,7 @@ _GAP_CODES = (("u8", 0xFF, np.dtype("<u1")), ("u16", 0xFFFF, np.dtype("<u2")),
               ("u32", 0xFFFFFFFF, np.dtype("<u4")))
 _DIFFS = [(code, int(np.iinfo(dt).min), int(np.iinfo(dt).max), dt)
           for code, dt in DIFF_DTYPES.items()]
-#: Column code ids of the compact MOVES piece (SPEC.md section 10): 4-bit nibbles.
+#: Column code ids of the compact MOVES piece (SPEC.md section 11): 4-bit nibbles.
 CODE_IDS: tuple[str, ...] = ("u8", "i8", "u16", "i16", "u32", "i32", "f32", "f64",
                              "d8", "d16", "d32")
 _CODE_ID = {c: i for i, c in enumerate(CODE_IDS)}

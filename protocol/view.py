@@ -1,6 +1,6 @@
 """The client side of interest management: :class:`ViewReplica` applies VIEW messages.
 
-A VIEW message (SPEC.md section 10) carries the pieces of the channels (grid cells, teams,
+A VIEW message (SPEC.md section 11) carries the pieces of the channels (grid cells, teams,
 global entities) a client sees::
 
     [22, tick, base_tick | nil, left | nil, PIECE, PIECE, ...]
@@ -170,7 +170,7 @@ class ViewReplica:
 
 
 def moves_delta(piece: list[Any], tick: int, base: Any, count: int, i: int) -> list[Any]:
-    """The section 5 DELTA a MOVES piece stands for (SPEC.md section 10): one GROUP, no
+    """The section 5 DELTA a MOVES piece stands for (SPEC.md section 11): one GROUP, no
     despawns or spawns, on the channel's state at the VIEW's base tick."""
     if (len(piece) < 5 or type(piece[1]) is not int or not 0 < piece[1] <= 0xFFFFFFFF
             or type(piece[2]) is not int or type(piece[3]) is not bytes

@@ -17,6 +17,8 @@ export declare const CloseCode: Readonly<Record<string, number>>;
 export declare const ErrorCode: Readonly<Record<string, number>>;
 export declare const CLOSE_REASONS: Readonly<Record<number, string>>;
 export declare const PROTOCOL_VERSION: 1;
+/** WebSocket subprotocol the client offers ("gameserver.v1"). */
+export declare const SUBPROTOCOL: "gameserver.v1";
 /** Close code the client sends when the server sent malformed data. */
 export declare const CLIENT_PROTOCOL_CLOSE: 4000;
 
@@ -34,7 +36,7 @@ export interface Welcome {
   tick: number; tick_rate: number; send_rate: number; schema: WireSchema;
   inputs: { n: string; t: string; lo?: number; hi?: number }[];
   resume: string; resume_grace: number; raw: Record<string, unknown>;
-  /** extensions the server agreed to (SPEC section 10: "interest") */
+  /** extensions the server agreed to (SPEC section 11: "interest") */
   ext: string[];
   spectator: boolean;
   /** the interest grid (cell, grid, bounds, view, max_view, margin) when the room has one */
@@ -60,7 +62,7 @@ export type ServerMessage =
 export type ClientMessage =
   | { type: 1; v: number; game: string | null; room: string | null; token: string | null; name: string | null }
   | { type: 2; v: number; token: string }
-  | { type: 3; s: number; d: Record<string, InputValue> }
+  | { type: 3; s: number; d: Record<string, InputValue>; rt: number | null }
   | { type: 4; t: number }
   | { type: 5 }
   | { type: 6; x: number; y: number; w?: number; h?: number; follow?: number };
@@ -80,7 +82,7 @@ export declare function unpack(bytes: Uint8Array): unknown;
 export declare function encodeMessage(type: number, body?: Record<string, unknown>): Uint8Array;
 export declare function encodeHello(opts?: { game?: string; room?: string; token?: string; name?: string }): Uint8Array;
 export declare function encodeResume(token: string): Uint8Array;
-export declare function encodeInput(seq: number, data: Record<string, InputValue>): Uint8Array;
+export declare function encodeInput(seq: number, data: Record<string, InputValue>, rt?: number | null): Uint8Array;
 export declare function encodePing(t: number): Uint8Array;
 export declare function encodeLeave(): Uint8Array;
 
@@ -129,7 +131,7 @@ export declare class Replica {
 }
 
 /**
- * Interest management (SPEC section 10): one Replica per visible channel, read as their
+ * Interest management (SPEC section 11): one Replica per visible channel, read as their
  * union (the same read API as Replica). After each VIEW: entered / leftView / despawned.
  */
 export declare class ViewReplica {
@@ -185,6 +187,8 @@ export declare class InterpolationBuffer {
   pushTick(tick: number, ids: ArrayLike<number>, columns: Record<string, TypedColumn>, now?: number): void;
   serverTime(now?: number): number | null;
   renderTime(now?: number): number | null;
+  /** render time (server seconds) of the last sample(), null before the first */
+  readonly lastRenderTime: number | null;
   sample(now?: number): Frame | null;
 }
 
@@ -256,6 +260,8 @@ export interface ClientOptions {
   /** seconds behind the estimated server time (default 0.1) */
   interpolationDelay?: number;
   angles?: string[];
+  /** send INPUT "rt" = renderTick with every input (lag compensation; default true) */
+  sendRenderTick?: boolean;
   /** prediction: the server's one-input rule, and how to read our entity's state from a row */
   step?: ((state: any, inputs: Record<string, InputValue>) => any) | null;
   stateOf?: ((world: Replica, row: number) => any) | null;
@@ -300,8 +306,10 @@ export declare class GameClient {
   on<K extends keyof ClientEvents>(type: K, fn: (e: ClientEvents[K]) => void): () => void;
   connect(): void;
   close(): void;
-  /** returns the seq used, or 0 when not joined */
+  /** returns the seq used, or 0 when not joined; the INPUT carries rt = renderTick */
   sendInput(data: Record<string, InputValue>): number;
+  /** the server tick on screen (last frame()'s interpolation time, else the latest tick) */
+  readonly renderTick: number | null;
   ping(): void;
   /** spectators: free camera (clamped by the server) or follow a player; false if not joined */
   camera(x: number, y: number, w?: number | null, h?: number | null, follow?: number | null): boolean;

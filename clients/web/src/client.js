@@ -23,6 +23,7 @@ import {
   ErrorCode,
   MsgType,
   ProtocolError,
+  SUBPROTOCOL,
   decodeMessage,
   encodeCamera,
   encodeHello,
@@ -93,6 +94,7 @@ export class GameClient {
       stallTimeout: opts.stallTimeout ?? 5000,
       interpolationDelay: opts.interpolationDelay ?? 0.1,
       angles: opts.angles ?? [],
+      sendRenderTick: opts.sendRenderTick ?? true,
       step: opts.step ?? null,
       stateOf: opts.stateOf ?? null,
       WebSocket: opts.WebSocket ?? globalThis.WebSocket,
@@ -210,7 +212,7 @@ export class GameClient {
     if (this._userClosed) throw new Error("GameClient.sendInput after close()");
     if (!this.joined) return 0;
     this.seq = (this.seq + 1) >>> 0 || 1;
-    this._sendRaw(encodeInput(this.seq, data));
+    this._sendRaw(encodeInput(this.seq, data, this.opts.sendRenderTick ? this.renderTick : null));
     if (this.predictor) this.predictor.record(this.seq, data);
     return this.seq;
   }
@@ -256,6 +258,22 @@ export class GameClient {
     return null;
   }
 
+  /**
+   * The server tick on screen now, sent as INPUT "rt" for the server's lag compensation
+   * (SPEC.md section 2): the tick nearest to the render time of the last frame() (the
+   * interpolation time), never above the latest tick received; the latest tick when frame()
+   * was never called (no interpolation in use); null before the first snapshot.
+   * @returns {number | null}
+   */
+  get renderTick() {
+    const w = this.world;
+    if (w === null || w.tick === null) return null;
+    const shown = this.interpolation.lastRenderTime;
+    const rate = this.interpolation.tickRate;
+    if (shown === null || !rate) return w.tick;
+    return Math.max(0, Math.min(w.tick, Math.round(shown * rate)));
+  }
+
   /** The interpolated frame to draw now (null before the first snapshot). */
   frame(now) {
     return this.interpolation.sample(now);
@@ -270,7 +288,8 @@ export class GameClient {
       this.attempt === 0 ? `connecting to ${this.url}` : `reconnecting (attempt ${this.attempt})`);
     let ws;
     try {
-      ws = new this.opts.WebSocket(this.url);
+      // Offer the subprotocol: the server selects it (a server that selects none is fine).
+      ws = new this.opts.WebSocket(this.url, [SUBPROTOCOL]);
     } catch (e) {
       this._fail(`cannot open ${this.url}: ${e instanceof Error ? e.message : e}`);
       return;
@@ -425,7 +444,7 @@ export class GameClient {
     this.welcome = w;
     this.playerId = w.player;
     this.schema = schema;
-    // SPEC section 10: with the "interest" extension the world is the union of the channels
+    // SPEC section 11: with the "interest" extension the world is the union of the channels
     this.world = (w.ext || []).includes("interest") ? new ViewReplica(schema) : new Replica(schema);
     this.interpolation.clear();
     this.interpolation.tickRate = w.tick_rate;

@@ -1,4 +1,4 @@
-// ViewReplica: the browser's side of interest management (protocol/SPEC.md section 10).
+// ViewReplica: the browser's side of interest management (protocol/SPEC.md section 11).
 //
 // A VIEW message [22, tick, base_tick | nil, left | nil, PIECE...], PIECE = [channel, DELTA,
 // gone | nil], carries the pieces of the channels (grid cells, teams, global entities) this
@@ -162,7 +162,7 @@ export class ViewReplica {
   }
 }
 
-/** Column codes of a MOVES piece's COLBs, by their first byte (SPEC section 10). */
+/** Column codes of a MOVES piece's COLBs, by their first byte (SPEC section 11). */
 export const CODE_IDS = Object.freeze(["u8", "i8", "u16", "i16", "u32", "i32", "f32", "f64", "d8", "d16", "d32"]);
 
 const CODE_WIDTH = Object.freeze({ u8: 1, i8: 1, u16: 2, i16: 2, u32: 4, i32: 4, f32: 4, f64: 8, d8: 1, d16: 2, d32: 4 });
