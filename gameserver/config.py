@@ -89,6 +89,8 @@ class ServerConfig:
     close_timeout: float = 2.0            # s to wait for the peer's close frame, then abort
     # File descriptors (gameserver.fdlimit): kept free for /healthz, accepting and the process
     fd_reserve: int = 64
+    # Interest management and spectators (gameserver/interest.py, viewstream.py)
+    max_spectators: int | None = None     # per room; None: the game class's own
 
     def check(self) -> ServerConfig:
         """Raise :class:`ConfigError` naming the bad setting; return ``self`` when valid."""

@@ -56,6 +56,8 @@ __all__ = ["PROTOCOL_VERSION", "Session", "TokenBucket"]
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
+#: The optional extension name for interest-managed VIEW messages (SPEC.md section 11).
+INTEREST_EXT = "interest"
 
 
 class TokenBucket:
@@ -181,6 +183,8 @@ class Session:
                 continue
             if isinstance(msg, M.Input):
                 self._input(msg)
+            elif isinstance(msg, M.Camera):
+                self._camera(msg)
             elif isinstance(msg, M.Ping):
                 self._pong(msg)
             elif isinstance(msg, M.Leave):
@@ -267,8 +271,16 @@ class Session:
                 room = await self._reserved_room(msg)
             else:
                 room = await self._find_room(msg)
-            hello_body = {k: getattr(msg, k) for k in ("v", "game", "room", "token", "name")}
-            p = room.join(self.ws, hello_body, msg.name or "")
+            interest = INTEREST_EXT in msg.ext
+            if msg.spectate:
+                p = room.join_spectator(self.ws, msg.name or "", interest=interest,
+                                        follow=msg.follow or None)
+            else:
+                hello_body = {k: getattr(msg, k) for k in ("v", "game", "room", "token",
+                                                            "name")}
+                if msg.ext:
+                    hello_body["ext"] = list(msg.ext)
+                p = room.join(self.ws, hello_body, msg.name or "", interest=interest)
         except JoinError as err:
             raise self._refuse(err) from None
         except Redirect as r:
@@ -281,7 +293,7 @@ class Session:
 
     async def _find_room(self, msg: Any) -> Room:
         try:
-            return self.manager.find_room(msg.room, msg.game)
+            return self.manager.find_room(msg.room, msg.game, spectate=msg.spectate)
         except JoinError as err:
             cluster = self.manager.cluster
             if cluster is None or err.code != ErrorCode.UNKNOWN_ROOM or msg.room is None:
@@ -289,7 +301,8 @@ class Session:
             url = await self._ask(cluster.locate_room(msg.room))
             if url is not None:
                 raise Redirect(url) from None
-            return self.manager.find_room(msg.room, msg.game)  # it may have arrived meanwhile
+            # it may have arrived meanwhile
+            return self.manager.find_room(msg.room, msg.game, spectate=msg.spectate)
 
     async def _reserved_room(self, msg: Any) -> Room:
         """The room a seat reservation (HELLO ``reservation``) holds a seat in; consumes it."""
@@ -371,6 +384,9 @@ class Session:
             game=room.game, tick=room.tick, tick_rate=room.tick_rate,
             send_rate=room.send_rate, schema=room.wire_schema, inputs=room.input_schema,
             resume=p.resume_token, resume_grace=self.config.resume_grace,
+            ext=(INTEREST_EXT,) if p.interest and room.view_stream is not None else (),
+            spectator=p.spectator,
+            view=room.view_stream.grid.info() if room.view_stream is not None else None,
         )
         data = M.encode(welcome)
         self.ws.send_nowait(data)
@@ -379,9 +395,20 @@ class Session:
 
     # -------------------------------------------------------------------------- inputs
 
+    def _camera(self, msg: Any) -> None:
+        p = self.player
+        assert p is not None
+        if not p.spectator:
+            self._bad_message(ErrorCode.NOT_SPECTATING, "CAMERA is for spectators")
+            return
+        p.room.set_camera(p, msg.x, msg.y, msg.w, msg.h, msg.follow)
+
     def _input(self, msg: Any) -> None:
         p = self.player
         assert p is not None
+        if p.spectator:
+            self._bad_message(ErrorCode.SPECTATOR_INPUT, "a spectator sends no game inputs")
+            return
         if p.gone or p.room.closed:
             return  # the room is shutting down or crashed: this socket is being closed
         seq = int(msg.seq)
