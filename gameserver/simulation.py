@@ -118,7 +118,8 @@ class Simulation:
     capacity; ``max_queued`` / ``max_queued_per_player``
     bound the input queue (module docstring); ``record`` keeps the last ``record`` calls in
     :attr:`input_log` (0: off; replay needs the log from the start, see ``log_complete``);
-    ``clock`` measures work time only.
+    ``clock`` measures work time only; ``create=False`` skips ``on_create`` (a room being
+    restored from a handover blob, :mod:`gameserver.handover.state`, which fills the world).
 
     Misuse by the caller (unknown player, duplicate join, bad ids) raises ``KeyError`` /
     ``ValueError``; a client's bad input raises :class:`~gameserver.inputs.InputError`; the
@@ -139,6 +140,7 @@ class Simulation:
         max_queued_per_player: int = 32,
         record: int = 0,
         clock: Callable[[], float] = time.perf_counter,
+        create: bool = True,
     ) -> None:
         check_game_class(game_cls)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -194,8 +196,9 @@ class Simulation:
         game.tick = 0
         self.game = game
         self.players: dict[int, Player] = game.players
-        self._call("on_create", game.on_create, dict(self.config))
-        self.world.commit()
+        if create:  # False: a handed-over room, restored by gameserver.handover.state instead
+            self._call("on_create", game.on_create, dict(self.config))
+            self.world.commit()
 
     # -- helpers ---------------------------------------------------------------------------
 
