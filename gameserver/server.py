@@ -74,6 +74,9 @@ class GameServer:
         self.sessions: set[Session] = set()
         self._server: Any = None
         self._stopped = False
+        #: with --redis: the handover receiver (and sender with --handover), see
+        #: gameserver.handover.transfer
+        self.handover: Any = None
         static = config.static_root if config.static_root is not None else default_static_root()
         self.router = Router(static_root=static, metrics=self.metrics.render,
                              rooms=self._list_rooms, healthy=lambda: self.accepting,
@@ -118,6 +121,10 @@ class GameServer:
             close_timeout=2.0, process_request=self._process_request,
         )
         self.accepting = True
+        if cfg.redis_url is not None:
+            from gameserver.handover.transfer import HandoverAgent
+            self.handover = HandoverAgent.for_server(self)
+            self.handover.start()
         log.info("listening url=%s ws=%s games=%s", self.url, self.ws_url,
                  ",".join(cfg.games))
 
@@ -157,12 +164,18 @@ class GameServer:
         server = self._server
         if server is not None:
             server.close()
+        if self.handover is not None:
+            await self.handover.stop_receiver()  # never claim our own rooms
+            if self.config.handover:
+                await self.handover.hand_over_all()  # 4014 to the players of moved rooms
         if self.rooms is not None:
             self.rooms.shutdown()  # on_leave for every player; their sockets get 1001
         if server is not None:
             await server.shutdown(1001, "server shutting down", timeout=timeout)
         if self.rooms is not None and self.rooms.tasks:
             await asyncio.gather(*self.rooms.tasks, return_exceptions=True)
+        if self.handover is not None:
+            await self.handover.close()
         log.info("stopped")
 
     async def serve_forever(self, stop: asyncio.Event) -> None:

@@ -162,11 +162,13 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Error:
-    """ERROR (20): ``code`` (:class:`ErrorCode`) and a human-readable ``message``."""
+    """ERROR (20): ``code`` (:class:`ErrorCode`) and a human-readable ``message``; ``url``
+    (cluster: 4013 REDIRECT / 4014 MOVED, SPEC.md section 7) the node to dial instead."""
 
     TYPE: ClassVar[MsgType] = MsgType.ERROR
     code: int
     message: str = ""
+    url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +235,8 @@ def _body(msg: Any) -> dict[str, Any]:
     if isinstance(msg, Event):
         return {"k": msg.kind, "d": msg.data}
     if isinstance(msg, Error):
+        if msg.url is not None:
+            return {"c": int(msg.code), "m": msg.message, "url": msg.url}
         return {"c": int(msg.code), "m": msg.message}
     if isinstance(msg, Pong):
         return {"t": msg.t, "st": msg.st}
@@ -382,7 +386,8 @@ def _control(t: MsgType, body: dict[str, Any]) -> Message:
         _check_depth(data, _MAX_EVENT_DEPTH, "EVENT 'd'")
         return Event(kind=_str(body, "k", what=w), data=data)
     if t is MsgType.ERROR:
-        return Error(code=_uint(body, "c", what=w), message=_str(body, "m", 4096, what=w))
+        return Error(code=_uint(body, "c", what=w), message=_str(body, "m", 4096, what=w),
+                     url=_opt_str(body, "url", 2048, what=w))
     if t is MsgType.PONG:
         return Pong(t=_num(body, "t", what=w), st=_uint(body, "st", _U63, what=w))
     raise MessageError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {int(t)}")  # unreachable

@@ -36,12 +36,12 @@ from typing import Any, Final
 import numpy as np
 
 from gameserver.handover.codec import BlobError, pack_blob, unpack_blob
-from gameserver.room import Player, Room, RoomManager
+from gameserver.room import Player, Room, RoomManager, _close_soon
 from gameserver.rules import GameEvent
 from gameserver.rules import Player as GamePlayer
 
 __all__ = ["BLOB_VERSION", "RestoreError", "install_room", "prepare_room", "restore_room",
-           "serialize_room"]
+           "serialize_room", "start_room", "uninstall_room"]
 
 log = logging.getLogger(__name__)
 
@@ -250,25 +250,45 @@ def prepare_room(manager: RoomManager, blob: bytes) -> Room:
     return room
 
 
-def install_room(manager: RoomManager, room: Room) -> None:
-    """Register a prepared room on its manager and start it ticking (at ``tick + 1``).
-
-    Every player waits in its resume grace; tokens go through ``manager.remember``.
-    """
+def install_room(manager: RoomManager, room: Room, *, start: bool = True) -> None:
+    """Register a prepared room on its manager and (``start``) start it ticking at
+    ``tick + 1``. Every player waits in its resume grace; tokens go through
+    ``manager.remember``. ``start=False`` leaves it frozen: :func:`start_room` or
+    :func:`uninstall_room` follow."""
     if room.id in manager.rooms:
         raise RestoreError(f"room {room.id} already exists on this node")
     manager.rooms[room.id] = room
     manager.reserve_player_ids(room.players)
+    for p in room.players.values():
+        manager.remember(p)
+    if start:
+        start_room(room)
+
+
+def start_room(room: Room) -> None:
+    """Start the resume graces and the ticks of an installed room."""
+    manager = room.manager
     grace = manager.config.resume_grace
     loop = room._loop
     for p in room.players.values():
-        manager.remember(p)
-        p.grace = loop.call_later(grace, room._grace_expired, p)
+        if p.grace is None and p.ws is None:
+            p.grace = loop.call_later(grace, room._grace_expired, p)
     room.start()
     manager.metrics.rooms.set(len(manager.rooms))
     manager.metrics.players.set(manager.player_count())
     log.info("room restored from handover room=%s game=%s tick=%d players=%d entities=%d",
              room.id, room.game, room.tick, len(room.players), room.sim.world.count)
+
+
+def uninstall_room(manager: RoomManager, room: Room) -> None:
+    """Undo :func:`install_room` of a room that never started (its sender gave it up)."""
+    for p in room.players.values():
+        p.gone = True
+        if p.ws is not None:  # nobody should have our URL yet, but never leave one hanging
+            _close_soon(manager.tasks, p.ws, 1001, "room handover abandoned")
+        manager.forget(p)
+    room.closed = True
+    manager.remove_room(room)
 
 
 def restore_room(manager: RoomManager, blob: bytes) -> Room:

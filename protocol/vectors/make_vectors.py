@@ -500,6 +500,8 @@ def message_vectors() -> list[dict[str, Any]]:
         ("event", Event("hit", {"by": 257, "dmg": 10, "at": [1.5, -2.0]})),
         ("error", Error(ErrorCode.INVALID_INPUT, "dx out of range")),
         ("pong", Pong(1234.5, 101)),
+        ("error_moved", Error(ErrorCode.MOVED, "room arena-1 moved to another node",
+                              url="ws://10.0.0.2:8000/ws")),
     ]
     return [
         {"name": name, "hex": encode(m).hex(), "value": msgpack.unpackb(encode(m))}
