@@ -79,6 +79,7 @@ class Receiver(Meter):
     _resync_streak: int
     _attempts_in_row: int
     _last_error_text: str
+    _last_error_url: str | None
 
     @property
     def tick(self) -> int:
@@ -217,6 +218,7 @@ class Receiver(Meter):
         self.stats.errors += 1
         self.stats.server_errors.append((code, text))
         self._last_error_text = text
+        self._last_error_url = getattr(msg, "url", None)
         log.debug("server ERROR %d: %s", code, text)
 
     def _send(self, ws: WebSocket, data: bytes) -> None:
