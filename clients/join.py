@@ -100,7 +100,10 @@ class Joiner(Receiver):
                     hello = M.encode(M.Hello(game=self.game,
                                              room=self.room_id, token=self.token,
                                              name=self.name))
-                self._send(ws, hello)
+                try:
+                    self._send(ws, hello)
+                except ConnectionClosed as exc:  # the server closed before our HELLO left
+                    raise self._close_drop(exc.code, exc.reason) from None
                 early_events: list[Any] = []
                 welcome = None
                 while True:
