@@ -214,9 +214,8 @@ async def _clients(url: str, n: int, seconds: float, input_every: int, tag: str,
         rec["error"] = repr(c.error) if c.error else None
         rec["redirects"] = c.stats.redirects
         rec["resent"] = c.stats.inputs_resent
-    for c in clients:
-        with contextlib.suppress(Exception):
-            await c.close()
+    await asyncio.gather(*(asyncio.wait_for(c.close(), 5) for c in clients),
+                         return_exceptions=True)
     return recs
 
 
@@ -251,55 +250,77 @@ class RawPlayer:
         self.ws.send_nowait(hello)
 
     async def run(self) -> None:
+        """Join, then receive in the WebSocket's callback mode (no task switch per message,
+        as GameClient) until the connection ends for good."""
+        from protocol import messages as M
+
+        self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._open(M.encode(M.Hello(game="big", name=self.name)))
+        self.ws.set_message_handler(self._on_message, on_close=self._on_close)
+        await self._done
+
+    def _on_close(self, exc: Any) -> None:
+        self.rec.setdefault("t_close", time.monotonic())
+        if exc.code in (4013, 4014) and self.moved_to and self.token:
+            self.url, self.moved_to = self.moved_to, None
+            self.redirects += 1
+            self.joined.clear()
+            asyncio.get_running_loop().create_task(self._follow())
+            return
+        if exc.code != 1000:
+            self.error = f"closed {exc.code} {exc.reason}"
+        if not self._done.done():
+            self._done.set_result(None)
+
+    async def _follow(self) -> None:
+        from protocol import messages as M
+
+        try:
+            assert self.token is not None
+            await self._open(M.encode(M.Resume(self.token)))
+            self.ws.set_message_handler(self._on_message, on_close=self._on_close)
+        except Exception as exc:
+            self.error = f"could not follow the move: {exc!r}"
+            if not self._done.done():
+                self._done.set_result(None)
+
+    def _on_message(self, data: str | bytes) -> None:
         import msgpack
 
         from protocol import messages as M
-        from protocol.errors import ConnectionClosed
 
-        await self._open(M.encode(M.Hello(game="big", name=self.name)))
+        now = time.monotonic()
         rec = self.rec
-        while True:
-            try:
-                data = await self.ws.recv()
-            except ConnectionClosed as exc:
-                if exc.code in (4013, 4014) and self.moved_to and self.token:
-                    self.url, self.moved_to = self.moved_to, None
-                    self.redirects += 1
-                    self.joined.clear()
-                    await self._open(M.encode(M.Resume(self.token)))
-                    continue
-                if exc.code not in (1000,):
-                    self.error = f"closed {exc.code} {exc.reason}"
-                return
-            now = time.monotonic()
-            obj = msgpack.unpackb(data, raw=False)
-            t = obj[0]
-            if t == 17:
-                rec["ticks"].append(obj[1])
-                rec["times"].append(now)
-            elif t == 19:
-                body = obj[1]
-                if body["k"] == "beat":
-                    rec["beats"].append(int(body["d"]))
-                elif body["k"] == "applied":
-                    rec["applied"].extend(int(x) for x in body["d"])
-            elif t == 18:
-                self.acked = max(self.acked, int(obj[1]["s"]))
-                for s in [s for s in self.pending if s <= self.acked]:
-                    del self.pending[s]
-            elif t == 16:
-                body = obj[1]
-                resumed = self.token is not None
-                self.token = body["resume"]
-                self.player, self.entity, self.room = body["player"], body.get("entity"), \
-                    body["room"]
-                if resumed:  # after a move: what the old node had not acknowledged
-                    for s in sorted(self.pending):
-                        self.ws.send_nowait(M.encode(M.Input(s, self.pending[s])))
-                        self.resent += 1
-                self.joined.set()
-            elif t == 20 and obj[1].get("c") in (4013, 4014):
-                self.moved_to = obj[1].get("url")
+        obj = msgpack.unpackb(data, raw=False)
+        t = obj[0]
+        if t == 17:
+            rec["ticks"].append(obj[1])
+            rec["times"].append(now)
+        elif t == 19:
+            body = obj[1]
+            if body["k"] == "beat":
+                rec["beats"].append(int(body["d"]))
+            elif body["k"] == "applied":
+                rec["applied"].extend(int(x) for x in body["d"])
+        elif t == 18:
+            self.acked = max(self.acked, int(obj[1]["s"]))
+            for s in [s for s in self.pending if s <= self.acked]:
+                del self.pending[s]
+        elif t == 16:
+            body = obj[1]
+            resumed = self.token is not None
+            if resumed:
+                rec["t_welcome"] = now
+            self.token = body["resume"]
+            self.player, self.entity, self.room = body["player"], body.get("entity"), \
+                body["room"]
+            if resumed:  # after a move: what the old node had not acknowledged
+                for s in sorted(self.pending):
+                    self.ws.send_nowait(M.encode(M.Input(s, self.pending[s])))
+                    self.resent += 1
+            self.joined.set()
+        elif t == 20 and obj[1].get("c") in (4013, 4014):
+            self.moved_to = obj[1].get("url")
 
     def send_input(self, dx: float) -> None:
         from protocol import messages as M
@@ -350,8 +371,8 @@ async def _raw_clients(url: str, n: int, seconds: float, input_every: int, tag: 
         r["error"] = p.error
         r["redirects"] = p.redirects
         r["resent"] = p.resent
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(p.ws.close(), 3)
+    await asyncio.gather(*(asyncio.wait_for(p.ws.close(), 3) for p in players),
+                         return_exceptions=True)
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -453,6 +474,18 @@ def part_handover(args: argparse.Namespace) -> dict[str, Any]:
         doubled_inputs += len(applied) - len(set(applied))
         if r["before"] != r["after"] or r["url"] != url_b or r["error"]:
             moved_wrong += 1
+    # where the pause goes (raw clients record it): SIGTERM -> 4014 close seen, close ->
+    # WELCOME on the new node, WELCOME -> first tick there
+    phases: dict[str, list[float]] = {"to_close": [], "reconnect": [], "to_first_tick": []}
+    for r in recs:
+        if "t_close" in r and "t_welcome" in r:
+            phases["to_close"].append(r["t_close"] - t_term)
+            phases["reconnect"].append(r["t_welcome"] - r["t_close"])
+            later = [t for t in r["times"] if t >= r["t_welcome"]]
+            if later:
+                phases["to_first_tick"].append(later[0] - r["t_welcome"])
+    breakdown = {k: {"p50": float(np.percentile(v, 50)) * 1000,
+                     "p99": float(np.percentile(v, 99)) * 1000} for k, v in phases.items() if v}
     p = np.asarray(pauses) * 1000
     s = np.asarray(steady) * 1000
     result = {
@@ -473,6 +506,7 @@ def part_handover(args: argparse.Namespace) -> dict[str, Any]:
         "inputs_sent": sum(len(r["sent"]) for r in recs),
         "inputs_resent": sum(r["resent"] for r in recs),
         "players_not_moved_intact": moved_wrong,
+        "breakdown_ms": breakdown,
     }
     if result["pause_ms"] and result["steady_gap_ms"]:
         result["pause_ratio_p99"] = result["pause_ms"]["p99"] / result["steady_gap_ms"]["p99"]
@@ -490,6 +524,8 @@ def print_handover(r: dict[str, Any]) -> None:
               f"p99 {sm['p99']:.0f} ms, max {sm['max']:.0f} ms")
     print(f"  bytes through Redis {r['redis_bytes']:,} (blob {r['blob_bytes']}), server "
           f"handover {r['server_handover_s']} s, SIGTERM to exit {r['sigterm_to_exit_s']:.2f} s")
+    for k, v in r.get("breakdown_ms", {}).items():
+        print(f"  {k:14s} p50 {v['p50']:.0f} ms, p99 {v['p99']:.0f} ms")
     print(f"  events lost {r['lost_events']} doubled {r['doubled_events']}; inputs sent "
           f"{r['inputs_sent']} lost {r['lost_inputs']} doubled {r['doubled_inputs']} "
           f"(re-sent {r['inputs_resent']}); players not intact {r['players_not_moved_intact']}")

@@ -7,6 +7,8 @@
 2. SIGKILL a node (no handover): its players are told promptly (connection lost, no hang)
    and can join again on the other node.
 
+3. The shipped browser bundle (node, its WebSocket) follows the same move on its own.
+
 The game is :class:`Beat` below (the server processes import this module by name).
 """
 
@@ -14,9 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import json
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -212,7 +217,7 @@ def test_sigterm_hands_the_room_over_with_nothing_lost(nodes: list[Node]) -> Non
             assert (c.player, c.entity, c.room) == (pid, ent, rid)
             assert c.stats.redirects == 1 and c.error is None
             # ticks strictly increasing across the move: no tick number reused
-            assert all(x < y for x, y in zip(p.ticks, p.ticks[1:])), p.ticks
+            assert all(x < y for x, y in itertools.pairwise(p.ticks)), p.ticks
             assert any(t > last for t in p.ticks)
             # events: every beat once, in order, none missing around the move
             assert p.beats == list(range(p.beats[0], p.beats[0] + len(p.beats))), p.beats
@@ -252,3 +257,43 @@ def test_sigkill_players_told_promptly_and_can_join_again(nodes: list[Node]) -> 
                 await p.client.close()
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_browser_client_follows_the_move(nodes: list[Node]) -> None:
+    """The shipped browser bundle (in node, its WebSocket) keeps playing across the move."""
+    node_exe = shutil.which("node")
+    if node_exe is None:
+        pytest.skip("node is not installed")
+    bundle = HERE.parents[1] / "clients" / "web" / "dist" / "gameclient.js"
+    probe = subprocess.Popen(
+        [node_exe, "--experimental-websocket", "--no-warnings",
+         str(HERE / "web_handover_probe.mjs"), bundle.as_uri(), nodes[0].url, "5000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert probe.stdout is not None
+        first = probe.stdout.readline()
+        if "ready" not in first:
+            probe.kill()
+            out, err = probe.communicate(timeout=10)
+            if "WebSocket" in err and "not defined" in err:
+                pytest.skip("this node has no WebSocket (needs node >= 20.10)")
+            raise AssertionError(f"probe did not join: {first!r} {err!r}")
+        time.sleep(1.5)
+        assert nodes[0].stop() == 0, nodes[0].err
+        out, err = probe.communicate(timeout=30)
+    finally:
+        if probe.poll() is None:
+            probe.kill()
+            probe.wait()
+    seen = json.loads(out.strip().splitlines()[-1])
+    w = seen["welcomes"]
+    assert len(w) == 2 and seen["fatal"] is None, seen
+    assert (w[0]["player"], w[0]["entity"], w[0]["room"]) == \
+        (w[1]["player"], w[1]["entity"], w[1]["room"])
+    assert w[1]["url"] == nodes[1].url and seen["redirects"] == 1
+    assert 4014 in seen["closes"]
+    ticks, beats = seen["ticks"], seen["beats"]
+    assert all(x < y for x, y in itertools.pairwise(ticks))
+    assert beats == list(range(beats[0], beats[0] + len(beats)))
+    assert sorted(seen["applied"]) == sorted(set(seen["applied"]))
+    assert set(seen["sent"]) == set(seen["applied"]) and len(seen["sent"]) > 50
