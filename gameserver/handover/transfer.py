@@ -60,6 +60,7 @@ from gameserver.handover.state import (
     start_room,
     uninstall_room,
 )
+from gameserver.metrics import Counter
 from gameserver.room import Room, RoomManager, send_small
 from protocol import messages as M
 from protocol.codes import CloseCode, ErrorCode
@@ -179,6 +180,17 @@ class HandoverAgent:
         self._task: asyncio.Task[None] | None = None
         self.restored = 0
         self.results: list[HandoverResult] = []
+        # registered only on --redis nodes (a single node's /metrics is unchanged)
+        self.m_sent = Counter("gameserver_handover_rooms_total",
+                              "Rooms this node handed over on shutdown, by outcome (moved, "
+                              "unclaimed, lost, failed, redis).", ("outcome",))
+        self.m_restored = Counter("gameserver_handover_restored_total",
+                                  "Rooms this node restored from another node's handover.")
+        self.m_bytes = Counter("gameserver_handover_bytes_total",
+                               "Bytes of room state this node wrote to Redis for handovers.")
+        reg = manager.metrics.registry
+        for m in (self.m_sent, self.m_restored, self.m_bytes):
+            reg.register(m)
 
     @classmethod
     def for_server(cls, server: GameServer) -> HandoverAgent:
@@ -273,6 +285,7 @@ class HandoverAgent:
             return
         start_room(room)
         self.restored += 1
+        self.m_restored.inc()
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             async with asyncio.timeout(5.0):
                 await r.delete(ROOM + room_id)
@@ -298,6 +311,9 @@ class HandoverAgent:
             return []
         closes: list[asyncio.Task[None]] = []
         results = await asyncio.gather(*(self._hand_over(room, closes) for room in rooms))
+        for x in results:
+            self.m_sent.labels(x.outcome).inc()
+            self.m_bytes.inc(x.nbytes)
         if closes:
             await asyncio.wait(closes, timeout=5.0)
         self.results.extend(results)

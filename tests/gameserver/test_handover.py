@@ -6,7 +6,6 @@
    sent is applied exactly once (the game reports what it applied); the room keeps ticking.
 2. SIGKILL a node (no handover): its players are told promptly (connection lost, no hang)
    and can join again on the other node.
-
 3. The shipped browser bundle (node, its WebSocket) follows the same move on its own.
 
 The game is :class:`Beat` below (the server processes import this module by name).

@@ -76,6 +76,8 @@ def test_room_moves_with_players_ids_entities_and_ticks(kit: Any, redis_url: str
             await r1.send(M.Input(4, {"dx": 0.5}))
             await r1.until(lambda: any(x.seq == 4 for x in r1.acks))
             assert b.handover.restored == 1
+            assert 'gameserver_handover_restored_total 1' in b.metrics.render()
+            assert 'gameserver_handover_rooms_total{outcome="moved"} 1' in a.metrics.render()
             await r1.close()
             await c1.close()
             await c2.close()
