@@ -550,8 +550,9 @@ def main() -> None:
                     help="raw: bare-wire light clients (tick from the DELTA header); sdk: "
                          "clients.GameClient (full replica decode, follows 4014 itself)")
     ap.add_argument("--input-every", type=int, default=3, help="ticks between inputs")
-    ap.add_argument("--settle", type=float, default=5.0, help="s of steady play first")
-    ap.add_argument("--after", type=float, default=8.0, help="s measured after SIGTERM")
+    ap.add_argument("--settle", type=float, default=10.0,
+                    help="s of play before SIGTERM (the steady window is its last after + 1 s)")
+    ap.add_argument("--after", type=float, default=6.0, help="s measured after SIGTERM")
     # internal: one client process
     ap.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)

@@ -215,7 +215,8 @@ class Receiver(Meter):
 
     def _server_error(self, msg: Any) -> None:
         code, text = int(msg.code), str(msg.message)
-        self.stats.errors += 1
+        if code not in (4013, 4014):  # a redirect / move is not an error (stats.redirects)
+            self.stats.errors += 1
         self.stats.server_errors.append((code, text))
         self._last_error_text = text
         self._last_error_url = getattr(msg, "url", None)

@@ -25,7 +25,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -180,8 +182,21 @@ async def until(cond: Any, timeout: float, what: str) -> None:
         await asyncio.sleep(0.02)
 
 
+def room_players(node: Node, room: str | None) -> int:
+    """Players in ``room`` on ``node`` (its ``/rooms``)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{node.port}/rooms", timeout=5) as resp:
+        rooms = json.loads(resp.read())
+    return sum(int(r["players"]) for r in rooms if r["id"] == room)
+
+
 def test_sigterm_hands_the_room_over_with_nothing_lost(nodes: list[Node]) -> None:
     a, b = nodes
+
+    report = Path(tempfile.mkdtemp()) / "bots.json"
+    bots = subprocess.Popen(  # the bot swarm (GameClients) in the same room, moved too
+        [sys.executable, "-m", "clients.bots", a.url, "--count", "3", "--game", "beat",
+         "--duration", "12", "--json", str(report), "--quiet", "--input-every", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     async def main() -> None:
         players = [Player_(a.url, f"p{i}") for i in range(4)]
@@ -194,6 +209,11 @@ def test_sigterm_hands_the_room_over_with_nothing_lost(nodes: list[Node]) -> Non
         assert len({x[0] for x in before}) == 4 and all(x[2] == room for x in before)
         try:
             await drive(players, 1.5)
+            # the bots are in the room too before the move (their process starts slowly)
+            end = time.monotonic() + 30
+            while room_players(a, room) < 7:
+                assert time.monotonic() < end, "the bots did not join"
+                await drive(players, 0.2)
             last_on_a = [p.ticks[-1] for p in players]
             stopper = asyncio.get_running_loop().run_in_executor(None, a.stop)
             await drive(players, 3.0)  # inputs keep coming while the room moves
@@ -227,7 +247,19 @@ def test_sigterm_hands_the_room_over_with_nothing_lost(nodes: list[Node]) -> Non
         # the room kept ticking on b well past where a stopped
         assert max(p.ticks[-1] for p in players) > max(last_on_a) + 30
 
-    asyncio.run(asyncio.wait_for(main(), 120))
+    try:
+        asyncio.run(asyncio.wait_for(main(), 120))
+        _, bot_err = bots.communicate(timeout=60)
+    finally:
+        if bots.poll() is None:
+            bots.kill()
+            bots.wait()
+    rep = json.loads(report.read_text())
+    assert rep["failures"] == 0 and rep["connects"] == 3, (rep, bot_err)
+    # each bot followed the move and stayed connected (but for the pause) the whole run
+    assert all(b["reconnects"] == 1 and b["connected_s"] > 0.5 * rep["duration_s"]
+               for b in rep["per_bot_detail"]), rep["per_bot_detail"]
+    assert rep["reconnects"] >= 3 and rep["errors"] == 0, rep
 
 
 def test_sigkill_players_told_promptly_and_can_join_again(nodes: list[Node]) -> None:
