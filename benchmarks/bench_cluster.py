@@ -224,8 +224,11 @@ class RawPlayer:
     tick of each DELTA from its header, follows ERROR/close 4014 by RESUMEing at the url and
     re-sending its unacknowledged inputs (SPEC.md section 7), and records what it saw."""
 
-    def __init__(self, url: str, name: str, rec: dict[str, Any]) -> None:
+    def __init__(self, url: str, name: str, rec: dict[str, Any],
+                 fallback: str | None = None) -> None:
         self.url = url
+        #: baseline (a plain restart): on 1001 join ``fallback`` again as a new player
+        self.fallback = fallback
         self.name = name
         self.rec = rec
         self.ws: Any = None
@@ -267,17 +270,27 @@ class RawPlayer:
             self.joined.clear()
             asyncio.get_running_loop().create_task(self._follow())
             return
+        if exc.code == 1001 and self.fallback:
+            self.url, self.fallback = self.fallback, None
+            self.joined.clear()
+            self.token = None  # a new player: nothing of the old session survives
+            asyncio.get_running_loop().create_task(self._follow(rejoin=True))
+            return
         if exc.code != 1000:
             self.error = f"closed {exc.code} {exc.reason}"
         if not self._done.done():
             self._done.set_result(None)
 
-    async def _follow(self) -> None:
+    async def _follow(self, rejoin: bool = False) -> None:
         from protocol import messages as M
 
         try:
-            assert self.token is not None
-            await self._open(M.encode(M.Resume(self.token)))
+            if rejoin:
+                self.rec["t_welcome_pending"] = True
+                await self._open(M.encode(M.Hello(game="big", name=self.name)))
+            else:
+                assert self.token is not None
+                await self._open(M.encode(M.Resume(self.token)))
             self.ws.set_message_handler(self._on_message, on_close=self._on_close)
         except Exception as exc:
             self.error = f"could not follow the move: {exc!r}"
@@ -309,7 +322,7 @@ class RawPlayer:
         elif t == 16:
             body = obj[1]
             resumed = self.token is not None
-            if resumed:
+            if resumed or rec.pop("t_welcome_pending", False):
                 rec["t_welcome"] = now
             self.token = body["resume"]
             self.player, self.entity, self.room = body["player"], body.get("entity"), \
@@ -336,11 +349,11 @@ class RawPlayer:
 
 
 async def _raw_clients(url: str, n: int, seconds: float, input_every: int, tag: str,
-                       ready: Path) -> list[dict[str, Any]]:
+                       ready: Path, fallback: str | None = None) -> list[dict[str, Any]]:
     """Like :func:`_clients` with :class:`RawPlayer` connections."""
-    recs = [{"ticks": [], "times": [], "beats": [], "applied": [], "sent": []}
-            for _ in range(n)]
-    players = [RawPlayer(url, f"{tag}-{i}", r) for i, r in enumerate(recs)]
+    recs: list[dict[str, Any]] = [{"ticks": [], "times": [], "beats": [], "applied": [],
+                                   "sent": []} for _ in range(n)]
+    players = [RawPlayer(url, f"{tag}-{i}", r, fallback) for i, r in enumerate(recs)]
     tasks = []
     for lo in range(0, n, 10):
         for p in players[lo:lo + 10]:
@@ -382,9 +395,12 @@ async def _raw_clients(url: str, n: int, seconds: float, input_every: int, tag: 
 def client_main(args: argparse.Namespace) -> None:
     from protocol.aio.loop import run
 
-    fn = _raw_clients if args.clients == "raw" else _clients
-    recs = run(fn(args.url, args.count, args.seconds, args.input_every, args.tag,
-                  Path(args.ready)))
+    if args.clients == "raw":
+        recs = run(_raw_clients(args.url, args.count, args.seconds, args.input_every,
+                                args.tag, Path(args.ready), args.fallback))
+    else:
+        recs = run(_clients(args.url, args.count, args.seconds, args.input_every, args.tag,
+                            Path(args.ready)))
     Path(args.out).write_text(json.dumps(recs))
 
 
@@ -401,12 +417,14 @@ def _longest_gap(times: list[float], ticks: list[int], lo: float, hi: float) -> 
 
 
 def part_handover(args: argparse.Namespace) -> dict[str, Any]:
+    if args.baseline and args.clients != "raw":
+        raise SystemExit("--baseline needs --clients raw (GameClient stops on 1001)")
     tmp = Path(tempfile.mkdtemp(prefix="bench-handover-"))
     procs: list[subprocess.Popen[Any]] = []
     redis_proc, redis_url = start_redis()
     try:
         cfg = {"entities": args.entities, "moving": args.moving}
-        a, url_a = start_node(redis_url, cfg, tmp / "a.log", handover=True)
+        a, url_a = start_node(redis_url, cfg, tmp / "a.log", handover=not args.baseline)
         procs.append(a)
         b, url_b = start_node(redis_url, cfg, tmp / "b.log", handover=True)
         procs.append(b)
@@ -421,7 +439,8 @@ def part_handover(args: argparse.Namespace) -> dict[str, Any]:
                 [sys.executable, __file__, "--client", "--url", url_a, "--count", str(n),
                  "--seconds", str(total + 60), "--input-every", str(args.input_every),
                  "--tag", f"c{i}", "--ready", str(ready), "--out", str(tmp / f"out{i}.json"),
-                 "--clients", args.clients],
+                 "--clients", args.clients,
+                 *(["--fallback", url_b] if args.baseline else [])],
                 env=dict(os.environ, PYTHONPATH=f"{ROOT}")))
         t_join = time.monotonic()
         deadline = t_join + 300
@@ -489,7 +508,8 @@ def part_handover(args: argparse.Namespace) -> dict[str, Any]:
     p = np.asarray(pauses) * 1000
     s = np.asarray(steady) * 1000
     result = {
-        "part": "handover", "clients": args.clients, "players": len(recs),
+        "part": "handover" if not args.baseline else "handover-baseline",
+        "clients": args.clients, "players": len(recs),
         "entities": args.entities,
         "moving": args.moving, "input_every": args.input_every,
         "pause_ms": {"p50": float(np.percentile(p, 50)), "p99": float(np.percentile(p, 99)),
@@ -508,6 +528,9 @@ def part_handover(args: argparse.Namespace) -> dict[str, Any]:
         "players_not_moved_intact": moved_wrong,
         "breakdown_ms": breakdown,
     }
+    if args.baseline:  # a new room on B: its events and seqs start over, nothing carries
+        for k in ("lost_events", "doubled_events", "lost_inputs", "doubled_inputs"):
+            result[k] = None
     if result["pause_ms"] and result["steady_gap_ms"]:
         result["pause_ratio_p99"] = result["pause_ms"]["p99"] / result["steady_gap_ms"]["p99"]
     return result
@@ -515,7 +538,7 @@ def part_handover(args: argparse.Namespace) -> dict[str, Any]:
 
 def print_handover(r: dict[str, Any]) -> None:
     pm, sm = r["pause_ms"], r["steady_gap_ms"]
-    print(f"handover: {r['players']} {r['clients']} players, {r['entities']} entities, "
+    print(f"{r['part']}: {r['players']} {r['clients']} players, {r['entities']} entities, "
           f"{r['moving']:.0%} moving")
     if pm and sm:
         print(f"  pause (longest tick gap around the handover): p50 {pm['p50']:.0f} ms, "
@@ -546,6 +569,10 @@ def main() -> None:
     ap.add_argument("--entities", type=int, default=10_000)
     ap.add_argument("--moving", type=float, default=0.1, help="share moving per tick")
     ap.add_argument("--procs", type=int, default=2, help="client processes")
+    ap.add_argument("--baseline", action="store_true",
+                    help="the reference: node A without --handover (a plain restart: 1001, "
+                         "raw clients join node B again as new players, state lost)")
+    ap.add_argument("--fallback", help=argparse.SUPPRESS)
     ap.add_argument("--clients", choices=("raw", "sdk"), default="raw",
                     help="raw: bare-wire light clients (tick from the DELTA header); sdk: "
                          "clients.GameClient (full replica decode, follows 4014 itself)")
