@@ -26,8 +26,9 @@ Receiver (every node with ``--redis``, a background task, never on the tick path
 an id from ``pending`` to its own claimed list (atomic: one receiver per offer), ``GET`` the
 blob, rebuild the room without starting it, then run :data:`_COMMIT` (atomically: unless the
 sender abandoned it, push the URL to ``done`` and drop the claim); only if that succeeded is
-the room installed and started. A node that stops stops its receiver first (so it never
-claims its own rooms).
+the room started. A node that stops stops its receiver first (so it never claims its own
+rooms); an offer it claimed just then goes back to ``pending`` (``LREM`` claim + ``LPUSH``
+in one ``MULTI``) for another node, never served by a node whose listener is closing.
 
 Exactly once: the sender stops ticking before it serializes, so at most one copy ticks at a
 time; ``BLMOVE`` hands an offer to at most one receiver, ``LREM`` returning 1 proves nobody
@@ -249,8 +250,21 @@ class HandoverAgent:
                 log.warning("handover receiver: Redis failed while taking room=%s: %s "
                             "(the sender reports it lost)", room_id, exc)
 
+    async def _give_back(self, room_id: str, claimed: str) -> None:
+        """We are stopping after all: return the claim to ``pending`` (one MULTI) so another
+        node can take the room; its sender is still waiting for an answer."""
+        async with asyncio.timeout(5.0):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.lrem(claimed, 1, room_id)
+                pipe.lpush(PENDING, room_id)
+                await pipe.execute()
+        log.info("handover receiver: stopping, gave room=%s back to the other nodes", room_id)
+
     async def _take(self, room_id: str, claimed: str) -> None:
         r = self.redis
+        if self._stopping:  # claimed just as this node began to stop: not ours to serve
+            await self._give_back(room_id, claimed)
+            return
         async with asyncio.timeout(5.0):
             await r.expire(claimed, 10 * KEY_TTL)
             blob = await r.get(ROOM + room_id)
@@ -266,6 +280,9 @@ class HandoverAgent:
             async with asyncio.timeout(5.0):
                 await r.eval(_COMMIT, 3, DONE + room_id, ABANDONED + room_id, claimed, "",
                              room_id, KEY_TTL)
+            return
+        if self._stopping:
+            await self._give_back(room_id, claimed)
             return
         # Registered (its tokens resumable) before the commit, started only after it: no
         # client dials us before the sender has our URL, and the room never ticks unless

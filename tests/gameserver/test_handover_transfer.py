@@ -145,3 +145,20 @@ def test_redis_unavailable_at_sigterm_is_the_graceful_shutdown(kit: Any) -> None
             await c.close()
 
     kit.run(main())
+
+
+def test_a_stopping_receiver_gives_its_claim_back(kit: Any, redis_url: str) -> None:
+    async def main() -> None:
+        r = aioredis.Redis.from_url(redis_url)
+        async with node(kit, redis_url) as b:
+            agent = b.handover
+            await agent.stop_receiver()  # as at the start of b's own shutdown
+            await r.set("gs:handover:room:walker-9", b"blob", ex=60)
+            await r.rpush(CLAIMED + agent.node_id, "walker-9")  # claimed just before
+            await agent._take("walker-9", CLAIMED + agent.node_id)
+            assert await r.lrange(PENDING, 0, -1) == [b"walker-9"]  # for another node
+            assert await r.llen(CLAIMED + agent.node_id) == 0
+            assert "walker-9" not in b.rooms.rooms
+        await r.aclose()
+
+    kit.run(main())
