@@ -252,3 +252,43 @@ def test_restore_refuses_garbage_unknown_game_and_schema_change() -> None:
         assert not mb.rooms and not mc.rooms
 
     run(main)
+
+
+class Queued(Churn):
+    """Non-plain state (a deque, a dict of sets): the game writes its own save / load."""
+
+    name = "queued"
+
+    def on_create(self, config: dict[str, Any]) -> None:
+        super().on_create(config)
+        from collections import deque
+        self.queue: Any = deque([3, 1, 2])
+        self.teams: dict[int, set[int]] = {1: {5, 6}, 2: set()}
+
+    def save(self) -> Any:
+        return {"queue": list(self.queue),
+                "teams": {str(k): sorted(v) for k, v in self.teams.items()},
+                "base": super().save()}
+
+    def load(self, state: Any) -> None:
+        from collections import deque
+        super().load(state["base"])
+        self.queue = deque(state["queue"])
+        self.teams = {int(k): set(v) for k, v in state["teams"].items()}
+
+
+def test_a_game_s_own_save_and_load_pair() -> None:
+    async def main() -> None:
+        cfg = ServerConfig(games={"queued": Queued}, seed=1)
+        ma = RoomManager(cfg, ServerMetrics())
+        a = ma.create_room("queued")
+        a._stop()
+        a.sim.game.queue.append(9)
+        # the default save alone would leave these out (not plain values)
+        assert "queue" not in Game.save(a.sim.game) and "teams" not in Game.save(a.sim.game)
+        b = prepare_room(RoomManager(cfg, ServerMetrics()), serialize_room(a))
+        g = b.sim.game
+        assert list(g.queue) == [3, 1, 2, 9] and g.teams == {1: {5, 6}, 2: set()}
+        assert g.seen == 0 and g.label == ["a", 1]  # the plain part came back too
+
+    run(main)

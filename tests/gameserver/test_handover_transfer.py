@@ -1,6 +1,7 @@
 """The handover protocol through a real Redis, two servers in one loop, raw protocol clients:
 moved (4014 with the url, RESUME on the other node), unclaimed, claimed-but-never-restored
-(reported lost, never served), Redis unavailable (today's 1001 shutdown)."""
+(reported lost, never served), Redis unavailable and a save() that raises (today's 1001
+shutdown), a receiver that is stopping (gives its claim back)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import redis.asyncio as aioredis
 
 from gameserver.config import ServerConfig
 from gameserver.handover.transfer import _COMMIT, ABANDONED, CLAIMED, DONE, PENDING
+from gameserver.rules import Game
 from gameserver.server import GameServer
 from protocol import messages as M
 from protocol.aio import connect
@@ -20,7 +22,8 @@ from protocol.aio import connect
 
 @contextlib.asynccontextmanager
 async def node(kit: Any, redis_url: str, **kw: Any) -> AsyncIterator[GameServer]:
-    cfg = ServerConfig(games=kit.GAMES, host="127.0.0.1", port=0, seed=7, redis_url=redis_url,
+    kw.setdefault("games", kit.GAMES)
+    cfg = ServerConfig(host="127.0.0.1", port=0, seed=7, redis_url=redis_url,
                        handover=True, empty_room_ttl=5.0, **kw)
     server = GameServer(cfg)
     await server.start()
@@ -160,5 +163,31 @@ def test_a_stopping_receiver_gives_its_claim_back(kit: Any, redis_url: str) -> N
             assert await r.llen(CLAIMED + agent.node_id) == 0
             assert "walker-9" not in b.rooms.rooms
         await r.aclose()
+
+    kit.run(main())
+
+
+class BadSave(Game):
+    """A game whose save() raises: its room cannot move."""
+
+    name = "badsave"
+    tick_rate = 30
+
+    def save(self) -> Any:
+        raise RuntimeError("cannot save (deliberate test failure)")
+
+
+def test_a_room_whose_save_raises_is_shut_down_as_before(kit: Any, redis_url: str) -> None:
+    async def main() -> None:
+        games = {"badsave": BadSave}
+        async with node(kit, redis_url, games=games) as a, \
+                node(kit, redis_url, games=games) as b:
+            c = await client(kit, a.ws_url)
+            await c.hello(game="badsave", name="ann")
+            await a.stop(timeout=2)
+            assert await c.closed() == 1001
+            assert [x.outcome for x in a.handover.results] == ["failed"]
+            assert not b.rooms.rooms  # nothing was offered
+            await c.close()
 
     kit.run(main())
