@@ -191,3 +191,32 @@ def test_a_room_whose_save_raises_is_shut_down_as_before(kit: Any, redis_url: st
             await c.close()
 
     kit.run(main())
+
+
+def test_several_rooms_move_concurrently_each_once(kit: Any, redis_url: str) -> None:
+    async def main() -> None:
+        async with node(kit, redis_url) as a, node(kit, redis_url) as b, \
+                node(kit, redis_url) as c:
+            clients, welcomes = [], []
+            for game in ("walker", "chatty", "swarm", "walker"):
+                cl = await client(kit, a.ws_url)
+                welcomes.append(await cl.hello(game=game, name="p"))
+                clients.append(cl)
+            rooms = {w.room for w in welcomes}
+            assert len(rooms) == 3
+            await a.stop(timeout=2)
+            assert sorted(x.outcome for x in a.handover.results) == ["moved"] * 3
+            for cl in clients:
+                assert await cl.closed() == 4014
+            # every room is on exactly one of the two receivers, and where its players
+            # were sent
+            on_b, on_c = set(b.rooms.rooms), set(c.rooms.rooms)
+            assert on_b | on_c == rooms and not on_b & on_c
+            for cl, w in zip(clients, welcomes):
+                url = next(e.url for e in cl.errors if e.code == 4014)
+                assert url == (b.ws_url if w.room in on_b else c.ws_url)
+            assert b.handover.restored + c.handover.restored == 3
+            for cl in clients:
+                await cl.close()
+
+    kit.run(main())
