@@ -220,3 +220,26 @@ def test_several_rooms_move_concurrently_each_once(kit: Any, redis_url: str) -> 
                 await cl.close()
 
     kit.run(main())
+
+
+def test_a_garbage_blob_is_answered_failed_and_the_receiver_goes_on(
+        kit: Any, redis_url: str) -> None:
+    async def main() -> None:
+        r = aioredis.Redis.from_url(redis_url)
+        async with node(kit, redis_url) as b:
+            await r.set("gs:handover:room:junk-1", b"\xc1 not a blob", ex=60)
+            await r.rpush(PENDING, "junk-1")
+            got = await r.blpop([DONE + "junk-1"], timeout=10)
+            assert got is not None and got[1] == b""  # the sender reads "failed"
+            assert "junk-1" not in b.rooms.rooms
+            # still receiving: a real room offered afterwards is taken
+            async with node(kit, redis_url) as a:
+                c = await client(kit, a.ws_url)
+                await c.hello(game="walker", name="ann")
+                await a.stop(timeout=2)
+                assert await c.closed() == 4014
+                assert len(b.rooms.rooms) == 1
+                await c.close()
+        await r.aclose()
+
+    kit.run(main())
