@@ -64,6 +64,7 @@ class CloseCode(IntEnum):
     HELLO_TIMEOUT = 4012
     REDIRECT = 4013
     MOVED = 4014
+    JOIN_RATE_LIMITED = 4020
 
 
 class ErrorCode(IntEnum):
@@ -83,6 +84,7 @@ class ErrorCode(IntEnum):
     REJECTED = 4006
     REDIRECT = 4013
     MOVED = 4014
+    JOIN_RATE_LIMITED = 4020
 
 
 class MessageError(Exception):

@@ -13,6 +13,8 @@ python -m pip install -q --disable-pip-version-check -e '.[test]'
 apt_missing=()
 command -v chromium >/dev/null 2>&1 || apt_missing+=(chromium)
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || apt_missing+=(redis-server)
+# nginx-light runs the README's reverse-proxy example in front of the server (test_nginx.py)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_missing+=(nginx-light)
 if [ ${#apt_missing[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}") \
         || echo "warning: could not install ${apt_missing[*]}; tests needing them will skip" >&2

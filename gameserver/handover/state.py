@@ -19,7 +19,8 @@ What the blob carries (format version :data:`BLOB_VERSION`):
   events collected since its last send tick.
 
 Not carried: the snapshot ring and every per-socket field (a client gets a full snapshot
-after its RESUME), the input log (recording starts over), timers.
+after its RESUME), the input log (recording starts over), the lag-compensation history (it
+starts over at the restored tick), timers.
 
 On the new node (:func:`restore_room`): ``on_create`` does not run (``Game.load`` does), no
 ``on_join`` runs, every player waits in its resume grace (``resume_grace`` from now) with its
@@ -36,6 +37,7 @@ from typing import Any, Final
 import numpy as np
 
 from gameserver.handover.codec import BlobError, pack_blob, unpack_blob
+from gameserver.history import WorldHistory
 from gameserver.room import Player, Room, RoomManager, _close_soon
 from gameserver.rules import GameEvent
 from gameserver.rules import Player as GamePlayer
@@ -197,6 +199,12 @@ def prepare_room(manager: RoomManager, blob: bytes) -> Room:
     _load_world(sim.world, _need(st, "world", dict))
     sim.tick = tick
     game.tick = tick
+    if sim.history is not None:
+        # lag compensation starts over from the restored state (the past states of the old
+        # node are not carried: render ticks clamp to this one until the ring refills)
+        sim.history = WorldHistory(sim.world, sim.history.length)
+        sim.world.history = sim.history
+        sim.history.record(tick)
     sim.config.clear()
     sim.config.update(_need(sim_st, "config", dict))
     sim.acks.update({p: s for p, s in _pairs(sim_st.get("acks"), "acks")})

@@ -1987,6 +1987,7 @@ var CLOSE_REASONS = Object.freeze({
   4014: "room moved to another node"
 });
 var PROTOCOL_VERSION = 1;
+var SUBPROTOCOL = "gameserver.v1";
 function encodeMessage(type, body) {
   return encode([type, body ?? {}]);
 }
@@ -2000,8 +2001,9 @@ function encodeHello(opts = {}) {
 function encodeResume(token) {
   return encodeMessage(MsgType.RESUME, { v: PROTOCOL_VERSION, token });
 }
-function encodeInput(seq, data) {
-  return encodeMessage(MsgType.INPUT, { s: seq >>> 0, d: data });
+function encodeInput(seq, data, rt) {
+  if (rt === null || rt === void 0) return encodeMessage(MsgType.INPUT, { s: seq >>> 0, d: data });
+  return encodeMessage(MsgType.INPUT, { s: seq >>> 0, d: data, rt: Math.max(0, Math.floor(rt)) });
 }
 function encodePing(t) {
   return encodeMessage(MsgType.PING, { t });
@@ -2047,7 +2049,26 @@ var StrictDecoder = class extends Decoder {
     this.boxed = true;
     return new Number(v);
   }
+  /** SPEC 8: a str must be valid UTF-8 (TextDecoder would silently put U+FFFD in). */
+  decodeUtf8String(byteLength, headerOffset) {
+    const start = this.pos + headerOffset;
+    const end = start + byteLength;
+    const bytes = this.bytes;
+    if (end <= bytes.byteLength) {
+      let i = start;
+      while (i < end && bytes[i] < 128) i++;
+      if (i < end) {
+        try {
+          fatalUtf8.decode(bytes.subarray(i, end));
+        } catch {
+          throw new ProtocolError("invalid UTF-8 in a msgpack str", ErrorCode.MALFORMED);
+        }
+      }
+    }
+    return super.decodeUtf8String(byteLength, headerOffset);
+  }
 };
+var fatalUtf8 = new TextDecoder("utf-8", { fatal: true });
 var decoder = new StrictDecoder();
 function unpackBoxed(bytes) {
   decoder.boxed = false;
@@ -2174,7 +2195,8 @@ function control(type, body) {
     case MsgType.INPUT: {
       const s = uint(body, "s", U32, "INPUT");
       if (s === 0) throw bad('INPUT: "s" starts at 1');
-      return { type, s, d: unboxDeep(inputData(body.d)) };
+      const rt = body.rt === void 0 || body.rt === null ? null : uint(body, "rt", U63, "INPUT");
+      return { type, s, d: unboxDeep(inputData(body.d)), rt };
     }
     case MsgType.PING:
       return { type, t: num(body, "t", "PING") };
@@ -2450,6 +2472,10 @@ var InterpolationBuffer = class {
     const off = this.clockOffset;
     if (off === null) return null;
     return (now === void 0 ? this.clock() : now) - off;
+  }
+  /** The render time (server seconds) of the last sample(): what is on screen; null before. */
+  get lastRenderTime() {
+    return this._lastRender;
   }
   /** serverTime(now) - delay, never decreasing between sample() calls; null while empty. */
   renderTime(now) {
@@ -2773,6 +2799,7 @@ var GameClient = class {
       stallTimeout: opts.stallTimeout ?? 5e3,
       interpolationDelay: opts.interpolationDelay ?? 0.1,
       angles: opts.angles ?? [],
+      sendRenderTick: opts.sendRenderTick ?? true,
       step: opts.step ?? null,
       stateOf: opts.stateOf ?? null,
       WebSocket: opts.WebSocket ?? globalThis.WebSocket,
@@ -2874,8 +2901,9 @@ var GameClient = class {
     if (this._userClosed) throw new Error("GameClient.sendInput after close()");
     if (!this.joined) return 0;
     this.seq = this.seq + 1 >>> 0 || 1;
-    this._sendRaw(encodeInput(this.seq, data));
-    this.pendingInputs.push({ seq: this.seq, data });
+    const rt = this.opts.sendRenderTick ? this.renderTick : null;
+    this._sendRaw(encodeInput(this.seq, data, rt));
+    this.pendingInputs.push({ seq: this.seq, data, rt });
     if (this.pendingInputs.length > MAX_PENDING_INPUTS) this.pendingInputs.shift();
     if (this.predictor) this.predictor.record(this.seq, data);
     return this.seq;
@@ -2909,6 +2937,21 @@ var GameClient = class {
     }
     return null;
   }
+  /**
+   * The server tick on screen now, sent as INPUT "rt" for the server's lag compensation
+   * (SPEC.md section 2): the tick nearest to the render time of the last frame() (the
+   * interpolation time), never above the latest tick received; the latest tick when frame()
+   * was never called (no interpolation in use); null before the first snapshot.
+   * @returns {number | null}
+   */
+  get renderTick() {
+    const w = this.world;
+    if (w === null || w.tick === null) return null;
+    const shown = this.interpolation.lastRenderTime;
+    const rate = this.interpolation.tickRate;
+    if (shown === null || !rate) return w.tick;
+    return Math.max(0, Math.min(w.tick, Math.round(shown * rate)));
+  }
   /** The interpolated frame to draw now (null before the first snapshot). */
   frame(now) {
     return this.interpolation.sample(now);
@@ -2923,7 +2966,7 @@ var GameClient = class {
     );
     let ws;
     try {
-      ws = new this.opts.WebSocket(this.url);
+      ws = new this.opts.WebSocket(this.url, [SUBPROTOCOL]);
     } catch (e) {
       this._fail(`cannot open ${this.url}: ${e instanceof Error ? e.message : e}`);
       return;
@@ -3093,8 +3136,8 @@ var GameClient = class {
   }
   /** After a 4014 move: the inputs the old node had not acknowledged, oldest first. */
   _resendPending() {
-    for (const { seq, data } of this.pendingInputs) {
-      this._sendRaw(encodeInput(seq, data));
+    for (const { seq, data, rt } of this.pendingInputs) {
+      this._sendRaw(encodeInput(seq, data, rt));
       this.stats.inputsResent += 1;
     }
   }
@@ -3217,6 +3260,7 @@ export {
   Predictor,
   ProtocolError,
   Replica,
+  SUBPROTOCOL,
   Stats,
   WireField,
   WireSchema,

@@ -29,6 +29,7 @@ import {
   ErrorCode,
   MsgType,
   ProtocolError,
+  SUBPROTOCOL,
   decodeMessage,
   encodeHello,
   encodeInput,
@@ -100,6 +101,7 @@ export class GameClient {
       stallTimeout: opts.stallTimeout ?? 5000,
       interpolationDelay: opts.interpolationDelay ?? 0.1,
       angles: opts.angles ?? [],
+      sendRenderTick: opts.sendRenderTick ?? true,
       step: opts.step ?? null,
       stateOf: opts.stateOf ?? null,
       WebSocket: opts.WebSocket ?? globalThis.WebSocket,
@@ -222,8 +224,9 @@ export class GameClient {
     if (this._userClosed) throw new Error("GameClient.sendInput after close()");
     if (!this.joined) return 0;
     this.seq = (this.seq + 1) >>> 0 || 1;
-    this._sendRaw(encodeInput(this.seq, data));
-    this.pendingInputs.push({ seq: this.seq, data });
+    const rt = this.opts.sendRenderTick ? this.renderTick : null;
+    this._sendRaw(encodeInput(this.seq, data, rt));
+    this.pendingInputs.push({ seq: this.seq, data, rt });
     if (this.pendingInputs.length > MAX_PENDING_INPUTS) this.pendingInputs.shift();
     if (this.predictor) this.predictor.record(this.seq, data);
     return this.seq;
@@ -261,6 +264,22 @@ export class GameClient {
     return null;
   }
 
+  /**
+   * The server tick on screen now, sent as INPUT "rt" for the server's lag compensation
+   * (SPEC.md section 2): the tick nearest to the render time of the last frame() (the
+   * interpolation time), never above the latest tick received; the latest tick when frame()
+   * was never called (no interpolation in use); null before the first snapshot.
+   * @returns {number | null}
+   */
+  get renderTick() {
+    const w = this.world;
+    if (w === null || w.tick === null) return null;
+    const shown = this.interpolation.lastRenderTime;
+    const rate = this.interpolation.tickRate;
+    if (shown === null || !rate) return w.tick;
+    return Math.max(0, Math.min(w.tick, Math.round(shown * rate)));
+  }
+
   /** The interpolated frame to draw now (null before the first snapshot). */
   frame(now) {
     return this.interpolation.sample(now);
@@ -275,7 +294,8 @@ export class GameClient {
       this.attempt === 0 ? `connecting to ${this.url}` : `reconnecting (attempt ${this.attempt})`);
     let ws;
     try {
-      ws = new this.opts.WebSocket(this.url);
+      // Offer the subprotocol: the server selects it (a server that selects none is fine).
+      ws = new this.opts.WebSocket(this.url, [SUBPROTOCOL]);
     } catch (e) {
       this._fail(`cannot open ${this.url}: ${e instanceof Error ? e.message : e}`);
       return;
@@ -460,8 +480,8 @@ export class GameClient {
 
   /** After a 4014 move: the inputs the old node had not acknowledged, oldest first. */
   _resendPending() {
-    for (const { seq, data } of this.pendingInputs) {
-      this._sendRaw(encodeInput(seq, data));
+    for (const { seq, data, rt } of this.pendingInputs) {
+      this._sendRaw(encodeInput(seq, data, rt)); // the tick it was rendering when first sent
       this.stats.inputsResent += 1;
     }
   }

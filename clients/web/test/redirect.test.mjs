@@ -108,7 +108,8 @@ test("4014 MOVED: RESUME at url with the token, unacknowledged inputs re-sent", 
   b.deliver(welcome());
   b.deliver(full(40));
   const inputs = b.sent.filter((m) => m[0] === 3);
-  assert.deepEqual(inputs, [[3, { s: 2, d: { dx: 0.5 } }], [3, { s: 3, d: { dx: 0.25 } }]]);
+  // the original seqs, and the tick each was rendering when first sent (rt)
+  assert.deepEqual(inputs, [[3, { s: 2, d: { dx: 0.5 }, rt: 11 }], [3, { s: 3, d: { dx: 0.25 }, rt: 11 }]]);
   assert.equal(c.playerId, 7);
   assert.equal(c.stats.inputsResent, 2);
   assert.equal(c.sendInput({ dx: 1 }), 4, "seqs continue on the new node");
