@@ -13,7 +13,8 @@ What the blob carries (format version :data:`BLOB_VERSION`):
   RNG (``bit_generator.state``, so ``game.rng`` continues the same stream), the game's own
   state through :meth:`gameserver.rules.Game.save`, events the game queued and not yet drained;
 * inputs: the last applied seq and its tick per player (``Simulation.acks`` / ``ack_ticks``),
-  the last accepted seq per player, and the inputs queued for the next tick;
+  the last accepted seq per player, and the inputs queued for the next tick (with their
+  render ticks);
 * players in join order: id, name, entity, ``Player.data``, joined tick, resume token, last
   accepted seq, and the event frames held for them (their backlog, in order), plus the room's
   events collected since its last send tick.
@@ -94,7 +95,8 @@ def serialize_room(room: Room) -> bytes:
             "acks": [[p, s] for p, s in sim.acks.items()],
             "ack_ticks": [[p, t] for p, t in sim.ack_ticks.items()],
             "last_seq": [[p, s] for p, s in sim._last_seq.items()],
-            "q_player": sim._q_player[:n], "q_seq": sim._q_seq[:n],
+            "q_player": sim._q_player[:n], "q_seq": sim._q_seq[:n], "q_rt": sim._q_rt[:n],
+            "clamped": sim.clamped_render_ticks,
             "q_cols": [c[:n] for c in sim._q_cols],
             "dropped": sim.dropped_inputs, "stale": sim.stale_inputs,
             "invalid": sim.invalid_inputs, "config": sim.config,
@@ -217,8 +219,15 @@ def prepare_room(manager: RoomManager, blob: bytes) -> Room:
     if n > sim._cap or q_seq.shape != (n,) or len(q_cols) != len(sim._q_cols) \
             or any(not isinstance(c, np.ndarray) or c.shape != (n,) for c in q_cols):
         raise RestoreError("queued inputs malformed (or the input schema changed)")
+    q_rt = sim_st.get("q_rt")
+    if not isinstance(q_rt, np.ndarray) or q_rt.shape != (n,):
+        raise RestoreError("queued inputs: render ticks malformed")
     sim._q_player[:n] = q_player
     sim._q_seq[:n] = q_seq
+    # the history starts over at ``tick``: a queued input's render tick from before it would
+    # be outside the window (HistoryError in world.at), so it is clamped into it
+    sim._q_rt[:n] = np.maximum(q_rt, tick) if sim.history is not None else q_rt
+    sim.clamped_render_ticks = int(sim_st.get("clamped", 0))
     for dst, src in zip(sim._q_cols, q_cols):
         dst[:n] = src
     sim._n = n

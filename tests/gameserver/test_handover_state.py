@@ -160,7 +160,12 @@ def test_round_trip_is_bit_identical_and_continues_identically() -> None:
         assert b.id == a.id and b.tick == a.tick == 20
         world_equal(a, b)
         assert b.sim.acks == a.sim.acks and b.sim.ack_ticks == a.sim.ack_ticks
-        assert b.sim._last_seq == a.sim._last_seq and b.sim.queued == a.sim.queued
+        assert b.sim._last_seq == a.sim._last_seq and b.sim.queued == a.sim.queued > 0
+        n = a.sim.queued
+        # render ticks clamped into the new (one-tick) history window
+        assert np.array_equal(b.sim._q_rt[:n], np.maximum(a.sim._q_rt[:n], b.tick))
+        assert b.sim.history is not None and b.sim.history.oldest == b.tick
+        assert np.array_equal(b.sim._q_seq[:n], a.sim._q_seq[:n])
         assert b.acks == a.acks
         assert a.sim.game.rng.bit_generator.state == b.sim.game.rng.bit_generator.state
         assert [(p.player_id, p.name, p.entity, p.resume_token, p.last_seq)
@@ -290,5 +295,44 @@ def test_a_game_s_own_save_and_load_pair() -> None:
         g = b.sim.game
         assert list(g.queue) == [3, 1, 2, 9] and g.teams == {1: {5, 6}, 2: set()}
         assert g.seen == 0 and g.label == ["a", 1]  # the plain part came back too
+
+    run(main)
+
+
+def test_the_arena_moves_and_keeps_playing_with_lag_compensated_shots() -> None:
+    """The example game (default save/load, world history, render-tick shots) restored
+    mid-match continues identically while nobody shoots into the old history."""
+    from examples.arena import Arena
+
+    async def main() -> None:
+        cfg = ServerConfig(games={"arena": Arena}, seed=4, room_config={"critters": 200})
+        ma = RoomManager(cfg, ServerMetrics())
+        a = ma.create_room("arena")
+        a._timer.cancel()
+        ps = [a.join(None, {}, f"p{i}") for i in range(3)]  # type: ignore[arg-type]
+        seq = 0
+
+        def feed(room: Room, fire: bool) -> None:
+            for i, p in enumerate(ps):
+                q = room.players[p.player_id]
+                room.sim.queue_input(q.player_id, seq, {"dx": 0.3 * (i - 1), "dy": 0.5,
+                                                          "boost": i == 0, "fire": fire,
+                                                          "ax": 50.0, "ay": 50.0},
+                                     render_tick=room.tick)
+
+        for _ in range(40):
+            seq += 1
+            feed(a, fire=seq % 5 == 0)
+            step(a, [])
+        b = prepare_room(RoomManager(cfg, ServerMetrics()), serialize_room(a))
+        world_equal(a, b)
+        for _ in range(40):
+            seq += 1
+            for room in (a, b):
+                feed(room, fire=seq % 5 == 0)
+                step(room, [])
+        world_equal(a, b)
+        assert [d for d, _ in a.events] == [d for d, _ in b.events]
+        a._stop()
 
     run(main)
