@@ -140,9 +140,19 @@ def _moved(room: Room, url: str, tasks: list[asyncio.Task[None]]) -> None:
         if ws is not None and ws.open:
             send_small(ws, err, room.metrics, 1 << 62)  # never dropped for backpressure
             tasks.append(loop.create_task(ws.close(int(CloseCode.MOVED), reason)))
+    # The tokens now belong to the receiver (it ran ``remember`` before answering): drop them
+    # from this node's own index only, never through ``RoomManager.forget``, which a cluster
+    # token index may hook (that would unregister the receiver's fresh entries).
+    tokens = room.manager.tokens
+    for p in room.players.values():
+        if tokens.get(p.resume_token) is p:
+            del tokens[p.resume_token]
+        if p.grace is not None:
+            p.grace.cancel()
+            p.grace = None
+    room.players.clear()
     room.closed = False
     room._stop()
-    room.players.clear()
     room.metrics.players.set(room.manager.player_count())
 
 

@@ -51,7 +51,12 @@ def test_room_moves_with_players_ids_entities_and_ticks(kit: Any, redis_url: str
             for _ in range(3):
                 await c1.input(dx=0.5)
             await c1.until(lambda: bool(c1.acks) and c1.acks[-1].seq == 3)
+            forgotten: list[Any] = []
+            a.rooms.forget = forgotten.append  # type: ignore[method-assign]
             await a.stop(timeout=2)  # the SIGTERM path of a --handover node
+            # the old node dropped the moved tokens locally, without the forget hook (a
+            # cluster token index behind it would unregister the receiver's entries)
+            assert forgotten == [] and not a.rooms.tokens
             for c in (c1, c2):
                 assert await c.closed() == 4014
                 moved = [e for e in c.errors if e.code == 4014]
