@@ -15,7 +15,9 @@ Keys (``<id>`` a room id, ``<node>`` a receiver's node id; TTLs bound what a dea
 
 Sender (a node with ``--handover`` on SIGTERM, :meth:`HandoverAgent.hand_over_all`): for each
 room, freeze it (no more ticks, inputs ignored), serialize, ``SET`` blob + ``RPUSH`` id in one
-``MULTI``; ``BLPOP done`` for ``claim_timeout`` s. Nothing: ``LREM pending 1 id``; 1 means
+``MULTI``; ``BLPOP done`` while the offer is pending and the receivers make progress (its
+``LPOS`` in ``pending`` drops), at most ``claim_timeout`` s without progress. Still pending:
+``LREM pending 1 id``; 1 means
 nobody claimed it and now nobody can (the offer is taken back atomically): its players get
 1001 and the room is logged lost to the shutdown. 0 means a receiver claimed it: ``BLPOP done``
 again for ``restore_timeout`` s, then run :data:`_ABANDON` (atomically: take the answer if
@@ -78,6 +80,9 @@ ROOM: Final = "gs:handover:room:"
 CLAIMED: Final = "gs:handover:claimed:"
 DONE: Final = "gs:handover:done:"
 ABANDONED: Final = "gs:handover:abandoned:"
+#: set of receiver node ids; each live one refreshes ``ALIVE + node`` (EX 3) every second
+RECEIVERS: Final = "gs:handover:receivers"
+ALIVE: Final = "gs:handover:alive:"
 #: Seconds every handover key lives (a dead node's leftovers vanish).
 KEY_TTL: Final = 60
 
@@ -189,6 +194,7 @@ class HandoverAgent:
                                                   socket_timeout=None)
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._beat: asyncio.Task[None] | None = None
         self.restored = 0
         self.results: list[HandoverResult] = []
         # registered only on --redis nodes (a single node's /metrics is unchanged)
@@ -214,12 +220,22 @@ class HandoverAgent:
     def start(self) -> None:
         """Start the receiver loop (a background task; Redis being down is not an error)."""
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._receive_loop())
+            loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self._receive_loop())
+            self._beat = loop.create_task(self._heartbeat())
 
     async def stop_receiver(self) -> None:
         """Stop claiming offers; waits for the claim in flight (at most ``block`` s + 2 s),
         so an offer Redis already moved to our claim list is still restored, never lost."""
         self._stopping = True
+        beat = self._beat
+        if beat is not None and not beat.done():
+            beat.cancel()
+            with contextlib.suppress(BaseException):
+                await beat
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                async with asyncio.timeout(2.0):
+                    await self.redis.delete(ALIVE + self.node_id)
         task = self._task
         if task is not None:
             try:
@@ -228,6 +244,34 @@ class HandoverAgent:
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
+
+    async def _heartbeat(self) -> None:
+        """Tell senders a receiver is alive (even while it is busy restoring a big room)."""
+        while not self._stopping:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                async with asyncio.timeout(2.0):
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        pipe.sadd(RECEIVERS, self.node_id)
+                        pipe.set(ALIVE + self.node_id, b"1", ex=3)
+                        await pipe.execute()
+            await asyncio.sleep(1.0)
+
+    async def _receivers_alive(self) -> bool:
+        """True if some receiver refreshed its heartbeat in the last 3 s (dead ones are
+        dropped from the set)."""
+        r = self.redis
+        async with asyncio.timeout(5.0):
+            nodes = [n.decode(errors="replace") if isinstance(n, bytes) else str(n)
+                     for n in await r.smembers(RECEIVERS)]
+            if not nodes:
+                return False
+            alive = await r.exists(*(ALIVE + n for n in nodes))
+            if alive < len(nodes):
+                flags = [await r.exists(ALIVE + n) for n in nodes]
+                dead = [n for n, f in zip(nodes, flags) if not f]
+                if dead:
+                    await r.srem(RECEIVERS, *dead)
+        return bool(alive)
 
     async def _receive_loop(self) -> None:
         r = self.redis
@@ -391,18 +435,49 @@ class HandoverAgent:
         return HandoverResult(rid, "moved", url, n, dt)
 
     async def _wait_answer(self, rid: str) -> tuple[str, str | None]:
-        """``("moved", url)``, or ``("unclaimed" | "lost" | "failed", None)``."""
+        """``("moved", url)``, or ``("unclaimed" | "lost" | "failed", None)``.
+
+        While the offer is pending, every second its position in ``pending`` (``LPOS``) and
+        the receivers' heartbeats are read: the wait for a claim is ``claim_timeout`` s
+        *without progress and without a live receiver* (a receiver busy with the offers
+        ahead of ours keeps it going: many rooms, one receiver), at most ``KEY_TTL - 10`` s
+        in all (the blob must outlive the claim); then ``LREM``.
+        """
         r = self.redis
-        async with asyncio.timeout(self.claim_timeout + 5.0):
-            got = await r.blpop([DONE + rid], timeout=self.claim_timeout)
-        if got is None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        deadline = start + self.claim_timeout
+        last_pos: int | None = None
+        got: Any = None
+        claimed = False
+        while got is None:
+            now = loop.time()
+            wait = max(0.05, min(1.0, deadline - now))
+            async with asyncio.timeout(wait + 5.0):
+                got = await r.blpop([DONE + rid], timeout=wait)
+            if got is not None:
+                break
             async with asyncio.timeout(5.0):
-                removed = await r.lrem(PENDING, 1, rid)
-            if removed == 1:
-                with contextlib.suppress(RedisError, OSError, TimeoutError):
-                    async with asyncio.timeout(2.0):
-                        await r.delete(ROOM + rid)
-                return "unclaimed", None
+                pos = await r.lpos(PENDING, rid)
+            now = loop.time()
+            if pos is None:  # a receiver has it: wait for its answer
+                claimed = True
+                break
+            if (last_pos is not None and pos < last_pos) or await self._receivers_alive():
+                # progress, or a live receiver busy with other offers: keep waiting
+                deadline = min(now + self.claim_timeout, start + KEY_TTL - 10)
+            last_pos = pos
+            if now >= deadline:
+                async with asyncio.timeout(5.0):
+                    removed = await r.lrem(PENDING, 1, rid)
+                if removed == 1:  # taken back: nobody has it, nobody can get it now
+                    with contextlib.suppress(RedisError, OSError, TimeoutError):
+                        async with asyncio.timeout(2.0):
+                            await r.delete(ROOM + rid)
+                    return "unclaimed", None
+                claimed = True  # claimed between LPOS and LREM
+                break
+        if got is None and claimed:
             async with asyncio.timeout(self.restore_timeout + 5.0):
                 got = await r.blpop([DONE + rid], timeout=self.restore_timeout)
             if got is None:

@@ -248,3 +248,31 @@ def test_a_garbage_blob_is_answered_failed_and_the_receiver_goes_on(
         await r.aclose()
 
     kit.run(main())
+
+
+def test_a_slow_receiver_with_many_offers_loses_none(kit: Any, redis_url: str) -> None:
+    """One receiver taking 0.7 s per room, four rooms, a 1 s claim timeout: the wait for a
+    claim runs while the receivers make progress, so no room is given up."""
+    async def main() -> None:
+        async with node(kit, redis_url) as a, node(kit, redis_url) as b:
+            a.handover.claim_timeout = 1.0
+            take = b.handover._take
+
+            async def slow_take(room_id: str, claimed: str) -> None:
+                await asyncio.sleep(0.7)
+                await take(room_id, claimed)
+
+            b.handover._take = slow_take  # type: ignore[method-assign]
+            clients = []
+            for game in ("walker", "chatty", "swarm", "boom"):
+                cl = await client(kit, a.ws_url)
+                await cl.hello(game=game, name="p")
+                clients.append(cl)
+            await a.stop(timeout=2)
+            assert sorted(x.outcome for x in a.handover.results) == ["moved"] * 4
+            assert len(b.rooms.rooms) == 4
+            for cl in clients:
+                assert await cl.closed() == 4014
+                await cl.close()
+
+    kit.run(main())
