@@ -9,6 +9,10 @@ in cluster mode vs a single node, side by side in one run. Run::
     python benchmarks/bench_cluster.py --part directory               # ~1 min
     python benchmarks/bench_cluster.py --part directory --joins 50 --window 3
 
+``--part handover`` (``benchmarks/cluster_handover.py``, its own options: ``--players``,
+``--entities``, ``--baseline``, ...): a rolling deploy of a room with 10,000 entities and 200
+players through Redis; the pause players see and the bytes moved.
+
 Results: printed, and written as JSON to ``benchmarks/results-cluster-<part>.json``
 (``--out`` to change); the recorded run is in ``benchmarks/RESULTS-cluster.md``.
 """
@@ -35,9 +39,23 @@ PARTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
 }
 
 
+#: parts with a command line of their own: ``--part NAME`` hands the rest of argv to them
+DELEGATED = ("handover",)
+
+
 def main() -> None:
+    argv = sys.argv[1:]
+    for i, a in enumerate(argv):
+        name = argv[i + 1] if a == "--part" and i + 1 < len(argv) else (
+            a.split("=", 1)[1] if a.startswith("--part=") else None)
+        if name in DELEGATED:
+            import cluster_handover
+
+            rest = argv[:i] + argv[i + (2 if a == "--part" else 1):]
+            cluster_handover.main(rest)
+            return
     p = argparse.ArgumentParser(description="cluster benchmarks (see the module docstring)")
-    p.add_argument("--part", choices=sorted(PARTS), default="directory")
+    p.add_argument("--part", choices=sorted([*PARTS, *DELEGATED]), default="directory")
     p.add_argument("--joins", type=int, default=100, help="joins per variant (directory)")
     p.add_argument("--window", type=float, default=5.0,
                    help="seconds of each steady-state window (directory)")

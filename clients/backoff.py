@@ -4,7 +4,8 @@
   between RESUME attempts, and between first-connect attempts with ``retry_connect``);
 * :func:`close_drop`: a WebSocket close code (RFC 6455 section 7.4; the game's 4000-4999
   codes in SPEC.md) mapped to the client error it means and whether resuming makes sense;
-* :class:`Drop`: the internal signal "this connection is gone" carrying that decision.
+* :class:`Drop`: the internal signal "this connection is gone" carrying that decision (and,
+  for 4013 REDIRECT / 4014 MOVED, the URL of the node to dial instead).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from .errors import (
     join_error,
 )
 
-__all__ = ["FATAL_CLOSE_CODES", "PROTOCOL_CLOSE_CODES", "Backoff", "Drop", "close_drop"]
+__all__ = ["FATAL_CLOSE_CODES", "PROTOCOL_CLOSE_CODES", "REDIRECT_CODES", "Backoff", "Drop",
+           "close_drop", "redirect_url"]
 
 #: Close codes after which resuming is pointless or forbidden (the server meant it).
 FATAL_CLOSE_CODES = frozenset({1000, 1001, 4000, 4001, 4002, 4003, 4004, 4005, 4006, 4008,
@@ -68,19 +70,48 @@ class Drop(Exception):
     """Internal: the current connection is gone; ``error`` says why and ``retry`` whether a
     RESUME may follow (the supervisor decides, see :meth:`GameClient._run`)."""
 
-    def __init__(self, error: ClientError, *, retry: bool) -> None:
+    def __init__(self, error: ClientError, *, retry: bool, redirect: str | None = None,
+                 moved: bool = False) -> None:
         super().__init__(str(error))
         self.error = error
         self.retry = retry
+        #: 4013 / 4014: the ``ws://`` / ``wss://`` URL to follow (SPEC.md section 7)
+        self.redirect = redirect
+        #: 4014: the room moved (RESUME there and re-send unacknowledged inputs)
+        self.moved = moved
 
 
-def close_drop(code: int | None, reason: str, last_error_text: str = "") -> Drop:
+#: 4013 REDIRECT / 4014 MOVED (cluster; SPEC.md section 7)
+REDIRECT_CODES = frozenset({4013, 4014})
+
+
+def redirect_url(reason: str, last_error_url: str | None) -> str | None:
+    """The URL a 4013 / 4014 points to: the ERROR's ``url``, else the close reason when it
+    is a ``ws://`` / ``wss://`` URL (a long URL only fits the ERROR), else None."""
+    for url in (last_error_url, reason):
+        if url and url.startswith(("ws://", "wss://")):
+            return url
+    return None
+
+
+def close_drop(code: int | None, reason: str, last_error_text: str = "",
+               last_error_url: str | None = None) -> Drop:
     """Map a WebSocket close (the server's code, or ours for its violation) to a :class:`Drop`.
 
     ``last_error_text`` is the text of the last game ERROR message, which usually names a
     refusal just before the close. Refusals (4001-4006), RFC 6455 failures and intentional
-    closes are final; anything else (1006, 1011, 4009...) is retried with RESUME.
+    closes are final; 4013 / 4014 carry the URL to follow (``Drop.redirect``); anything else
+    (1006, 1011, 4009...) is retried with RESUME.
     """
+    if code in REDIRECT_CODES:
+        url = redirect_url(reason, last_error_url)
+        what = "redirected" if code == 4013 else "room moved"
+        if url is None:
+            return Drop(ServerProtocolError(
+                f"server closed with {code} ({what}) but gave no ws:// URL to follow",
+                code=code), retry=False)
+        return Drop(ConnectionLost(f"{what} to {url} (close {code})", code=code),
+                    retry=True, redirect=url, moved=code == 4014)
     err = join_error(code, reason)
     if err is not None:
         # the ERROR message usually came first with the same code; prefer its text

@@ -23,6 +23,11 @@ Contracts:
   the WELCOME resume token (RESUME message), after exponential backoff with full jitter,
   at most ``max_attempts`` attempts in a row. The player id stays the same; the world restarts
   from the new full snapshot. Input seqs continue.
+* Cluster (SPEC.md section 7): ERROR + close 4013 REDIRECT sends the same HELLO / RESUME to
+  the ERROR's ``url``; 4014 MOVED (the room was handed over on a rolling deploy) RESUMEs at
+  ``url`` at once with the current token (same player id, entity and room) and re-sends the
+  inputs not yet acknowledged. :attr:`url` follows. More than 3 hops in a row without a
+  WELCOME raise :class:`~clients.errors.RedirectLoop`.
 * Nothing ever waits forever: connect and WELCOME have ``connect_timeout``; an open connection
   that delivers nothing for ``stall_timeout`` seconds (we PING every ``ping_interval``, so a
   live server always answers) is treated as a drop. A server that sends garbage (not our
@@ -187,6 +192,9 @@ class GameClient(Joiner):
         self._attempts_in_row = 0  # resume attempts since the last healthy delta
         self._stall_drop: _Drop | None = None  # set by the monitor before it cancels us
         self._last_error_text = ""  # the last ERROR message's text (names a refusal)
+        self._last_error_url: str | None = None  # its url (4013 / 4014: where to go)
+        self._hops: list[str] = []  # 4013 / 4014 followed since the last WELCOME
+        self._sent_rt: dict[int, int] = {}  # seq -> INPUT rt of unacknowledged inputs (bounded)
         self._done = False  # the client stopped (closed or failed)
         self._closers: set[asyncio.Task[None]] = set()
         self._predictors: list[Predictor[Any]] = []
@@ -298,7 +306,7 @@ class GameClient(Joiner):
         delays = iter(self.backoff) if self.retry_connect else iter(())
         while True:
             try:
-                ws = await self._open_session(resume=False)
+                ws = await self._open_following(resume=False)
                 break
             except Drop as drop:
                 if not drop.retry:
@@ -381,6 +389,11 @@ class GameClient(Joiner):
         st.messages_out += 1
         st.bytes_out += len(data)
         self.pending_inputs.append((seq, fields, self.clock()))
+        if rt is not None:  # re-sent with the same rt after a 4014 move
+            sent_rt = self._sent_rt
+            sent_rt[seq] = rt
+            if len(sent_rt) > (self.pending_inputs.maxlen or 1024):
+                del sent_rt[next(iter(sent_rt))]
         for pred in self._predictors:
             pred.record(seq, fields)
         return seq
@@ -448,6 +461,9 @@ class GameClient(Joiner):
                         return
                     self._ws = None
                     self._close_later(ws, 1001, "dropped")
+                    if drop.redirect is not None and self.resume_token:
+                        ws = await self._move(drop)
+                        continue
                     if not (drop.retry and self.reconnect and self.resume_token):
                         raise drop.error from None
                     log.info("game client dropped (%s); resuming", drop.error)
@@ -462,6 +478,39 @@ class GameClient(Joiner):
             log.exception("GameClient failed")
             self._finish(exc)
 
+    async def _move(self, drop: _Drop) -> WebSocket:
+        """4014 MOVED (or a 4013 on a joined session): RESUME at ``drop.redirect`` at once
+        (no backoff: the room is already there), then re-send every input not yet
+        acknowledged (the new node ignores seqs it already applied, SPEC.md section 2, so
+        each input is applied exactly once). Transport trouble there falls back to the
+        usual RESUME-with-backoff loop at the new URL."""
+        log.info("game client: %s; following", drop.error)
+        try:
+            self._follow(drop)
+            ws = await self._open_following(resume=True)
+            self.stats.reconnects += 1
+        except Drop as again:
+            if not (again.retry and self.reconnect):
+                raise again.error from None
+            ws = await self._resume(again.error)
+        self._resend_pending(ws)
+        return ws
+
+    def _resend_pending(self, ws: WebSocket) -> None:
+        """Re-send the inputs in :attr:`pending_inputs` (sent, not acknowledged), oldest first."""
+        acked = self.acked_seq
+        sent_rt = self._sent_rt
+        for old in [s for s in sent_rt if s <= acked]:
+            del sent_rt[old]
+        for seq, fields, _sent in list(self.pending_inputs):
+            if seq <= acked:
+                continue
+            try:
+                self._send(ws, M.encode(M.Input(seq, fields, rt=sent_rt.get(seq))))
+            except (ConnectionClosed, WebSocketError):
+                return
+            self.stats.inputs_resent += 1
+
     async def _resume(self, cause: ClientError) -> WebSocket:
         """RESUME with backoff. The attempt budget spans consecutive drops: it is refilled
         only once a resumed session delivers an incremental delta, so a server that accepts
@@ -473,7 +522,7 @@ class GameClient(Joiner):
             self._attempts_in_row += 1
             await asyncio.sleep(delay)
             try:
-                ws = await self._open_session(resume=True)
+                ws = await self._open_following(resume=True)
             except Drop as drop:
                 if not drop.retry:
                     raise drop.error from None

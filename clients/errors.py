@@ -16,18 +16,22 @@ Whose fault each class means is in its name and docstring:
   impossible (no resume token yet) or the bounded attempts are exhausted.
 * :class:`Disconnected`: the server closed the session on purpose with a code that must not be
   retried (kicked for flooding, too slow, session replaced, room crashed...).
+* :class:`RedirectLoop`: the cluster sent us on (4013 REDIRECT / 4014 MOVED) more than
+  :data:`MAX_HOPS` times in a row without a WELCOME (a misconfigured cluster). Not retried.
 * :class:`ClientClosed`: our misuse: the client was used after :meth:`GameClient.close`.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "MAX_HOPS",
     "ClientClosed",
     "ClientError",
     "ConnectTimeout",
     "ConnectionLost",
     "Disconnected",
     "JoinRejected",
+    "RedirectLoop",
     "Rejected",
     "ResumeRejected",
     "RoomFull",
@@ -144,6 +148,21 @@ class Disconnected(ClientError):
     def __init__(self, message: str, *, code: int | None = None, reason: str = "") -> None:
         super().__init__(message, code=code)
         self.reason = reason
+
+
+#: Redirects / moves followed in a row without a WELCOME before :class:`RedirectLoop`
+#: (SPEC.md section 7).
+MAX_HOPS = 3
+
+
+class RedirectLoop(ClientError):
+    """More than :data:`MAX_HOPS` redirects (4013) / moves (4014) without a WELCOME; ``urls``
+    are the nodes we were sent to, in order."""
+
+    def __init__(self, message: str, *, code: int | None = None,
+                 urls: tuple[str, ...] = ()) -> None:
+        super().__init__(message, code=code)
+        self.urls = urls
 
 
 class ClientClosed(ClientError):

@@ -5,7 +5,10 @@
 full snapshot, all within ``connect_timeout``) and maps what can go wrong to a
 :class:`~clients.backoff.Drop`: transport trouble is retryable, refusals (ERROR + close
 4001-4006) and protocol violations are not. It also owns closing a connection in the
-background (never blocking the caller) and the close-code mapping of an open session.
+background (never blocking the caller) and the close-code mapping of an open session, and
+following the cluster's 4013 REDIRECT / 4014 MOVED (:meth:`Joiner._open_following`, bounded
+to :data:`~clients.errors.MAX_HOPS` hops without a WELCOME, then
+:class:`~clients.errors.RedirectLoop`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from protocol.delta import Delta
 from protocol.errors import ConnectionClosed, HandshakeError
 
 from .backoff import Drop, close_drop
-from .errors import ConnectionLost, ConnectTimeout, ServerProtocolError
+from .errors import MAX_HOPS, ConnectionLost, ConnectTimeout, RedirectLoop, ServerProtocolError
 from .receive import Receiver
 from .world import WorldView
 
@@ -72,6 +75,7 @@ class Joiner(Receiver):
     _ssl: ssl_module.SSLContext | None
     _ws: WebSocket | None
     _closers: set[asyncio.Task[None]]
+    _hops: list[str]
 
     async def _open_session(self, *, resume: bool) -> WebSocket:
         """One attempt: WebSocket + HELLO/RESUME + WELCOME + full snapshot, bounded.
@@ -103,7 +107,10 @@ class Joiner(Receiver):
                                              name=self.name,
                                              ext=("interest",) if self.interest else (),
                                              spectate=self.spectate, follow=self.follow))
-                self._send(ws, hello)
+                try:
+                    self._send(ws, hello)
+                except ConnectionClosed as exc:  # the server closed before our HELLO left
+                    raise self._close_drop(exc.code, exc.reason) from None
                 early_events: list[Any] = []
                 welcome = None
                 while True:
@@ -161,6 +168,7 @@ class Joiner(Receiver):
         return self._account(data, self.clock())
 
     def _on_welcome(self, w: Any) -> None:
+        self._hops.clear()  # a WELCOME ends a chain of redirects
         self.welcome = w
         self.player = int(w.player)
         self.entity = int(w.entity) if w.entity else None
@@ -182,7 +190,35 @@ class Joiner(Receiver):
 
     def _close_drop(self, code: int | None, reason: str) -> Drop:
         """Map a WebSocket close (code from the server, or ours for its violation)."""
-        return close_drop(code, reason, self._last_error_text)
+        return close_drop(code, reason, self._last_error_text, self._last_error_url)
+
+    def _follow(self, drop: Drop) -> None:
+        """Take a 4013 / 4014 hop: dial ``drop.redirect`` from now on (the room or token lives
+        there). Raises ``Drop(RedirectLoop)`` past :data:`~clients.errors.MAX_HOPS` hops in a
+        row without a WELCOME (SPEC.md section 7)."""
+        assert drop.redirect is not None
+        self._hops.append(drop.redirect)
+        self._last_error_url = None
+        if len(self._hops) > MAX_HOPS:
+            hops = tuple(self._hops)
+            raise Drop(RedirectLoop(
+                f"redirect loop: sent on {len(hops)} times without a WELCOME "
+                f"({' -> '.join(hops)})", code=drop.error.code, urls=hops), retry=False)
+        self.stats.redirects += 1
+        self.url = drop.redirect
+
+    async def _open_following(self, *, resume: bool) -> WebSocket:
+        """:meth:`_open_session`, following 4013 (same HELLO / RESUME at the new URL) and 4014
+        (RESUME there), at most MAX_HOPS hops without a WELCOME."""
+        while True:
+            try:
+                return await self._open_session(resume=resume)
+            except Drop as drop:
+                if drop.redirect is None:
+                    raise
+                self._follow(drop)
+                if drop.moved and self.resume_token is not None:
+                    resume = True
 
     def _close_later(self, ws: WebSocket, code: int, reason: str) -> None:
         """Close ``ws`` in the background (bounded by ``close_timeout``), never blocking us."""

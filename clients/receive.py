@@ -79,6 +79,7 @@ class Receiver(Meter):
     _resync_streak: int
     _attempts_in_row: int
     _last_error_text: str
+    _last_error_url: str | None
 
     @property
     def tick(self) -> int:
@@ -229,9 +230,11 @@ class Receiver(Meter):
 
     def _server_error(self, msg: Any) -> None:
         code, text = int(msg.code), str(msg.message)
-        self.stats.errors += 1
+        if code not in (4013, 4014):  # a redirect / move is not an error (stats.redirects)
+            self.stats.errors += 1
         self.stats.server_errors.append((code, text))
         self._last_error_text = text
+        self._last_error_url = getattr(msg, "url", None)
         log.debug("server ERROR %d: %s", code, text)
 
     def _send(self, ws: WebSocket, data: bytes) -> None:

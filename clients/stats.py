@@ -63,6 +63,8 @@ class ClientStats:
     connect_attempts: int = 0
     resyncs: int = 0
     unknown_messages: int = 0
+    redirects: int = 0  # 4013 / 4014 followed
+    inputs_resent: int = 0  # unacknowledged inputs re-sent after a 4014 move
     server_errors: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=16))
 
 

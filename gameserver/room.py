@@ -154,7 +154,7 @@ class Room:
     held: int = 0
 
     def __init__(self, manager: RoomManager, room_id: str, game: str, game_cls: type[Any],
-                 *, seed: int) -> None:
+                 *, seed: int, create: bool = True) -> None:
         cfg = manager.config
         self.manager = manager
         self.id = room_id
@@ -170,8 +170,9 @@ class Room:
             # The operator's --max-players overrides the class's (the simulation enforces it).
             game_cls = type(game_cls.__name__, (game_cls,), {"max_players": self.capacity,
                                                               "__module__": game_cls.__module__})
+        self.seed = seed
         self.sim = Simulation(game_cls, seed=seed, config=dict(cfg.room_config),
-                              tick_rate=self.tick_rate, history=cfg.history)
+                              tick_rate=self.tick_rate, history=cfg.history, create=create)
         #: player id -> (last applied input seq, tick it was applied in)
         self.acks: dict[int, tuple[int, int]] = {}
         self.send_rate = min(self.send_rate, self.tick_rate)
@@ -188,8 +189,6 @@ class Room:
         self.input_schema: Any = game_cls.inputs.to_wire()
         #: the replay recording of this room (``--record DIR``), else None
         self.recorder: Recorder | None = None
-        if cfg.record_dir is not None:
-            self.recorder = _start_recording(self, game_cls)
         #: interest management (None: every client gets the whole world, the default path)
         self.view_stream: ViewStream | None = None
         if getattr(game_cls, "interest", None) is not None:
@@ -198,6 +197,8 @@ class Room:
         self.max_spectators = int(ms if ms is not None
                                   else getattr(game_cls, "max_spectators", 0) or 0)
         self.spectators = 0
+        if cfg.record_dir is not None and create:  # (a room restored from a handover is
+            self.recorder = _start_recording(self, game_cls)  # not recorded on its new node)
 
     # ----------------------------------------------------------------------------- info
 
@@ -295,7 +296,7 @@ class Room:
             raise JoinError(ErrorCode.UNKNOWN_ROOM, f"room {self.id} is closed")
         if self.full:
             raise JoinError(ErrorCode.ROOM_FULL, f"room {self.id} is full ({self.capacity})")
-        pid = self.manager.new_player_id()
+        pid = self.manager.new_player_id(self.players)
         try:
             sp = self.sim.join(pid, name, hello)
         except RoomFull:
@@ -685,9 +686,19 @@ class RoomManager:
         base = config.seed if config.seed is not None else secrets.randbits(32)
         self._seeds = itertools.count(base)
 
-    def new_player_id(self) -> int:
-        """A process-unique player id (uint32, never 0)."""
-        return next(self._pids) & 0xFFFFFFFF or next(self._pids)
+    def new_player_id(self, taken: Mapping[int, Any] | None = None) -> int:
+        """A player id (uint32, never 0), unique in the process and not a key of ``taken``
+        (the room's players: a room handed over from another node keeps its players' ids)."""
+        while True:
+            pid = next(self._pids) & 0xFFFFFFFF
+            if pid and (taken is None or pid not in taken):
+                return pid
+
+    def reserve_player_ids(self, ids: Iterable[int]) -> None:
+        """Hand out only ids above ``ids`` from now on (a room restored from a handover)."""
+        top = max(ids, default=0)
+        nxt = next(self._pids)
+        self._pids = itertools.count(max(nxt, top + 1))
 
     def player_count(self) -> int:
         return sum(len(r.players) for r in self.rooms.values())
@@ -707,6 +718,8 @@ class RoomManager:
             raise JoinError(ErrorCode.ROOM_FULL, "server is at its room limit")
         if room_id is None:
             room_id = f"{game}-{self.room_prefix}{next(self._room_seq)}"
+            while room_id in self.rooms:  # a room handed over from another node took that id
+                room_id = f"{game}-{self.room_prefix}{next(self._room_seq)}"
         elif room_id in self.rooms:
             raise JoinError(ErrorCode.ROOM_FULL, f"room {room_id!r} exists already")
         try:

@@ -41,6 +41,13 @@ Hook order and guarantees (all called from one thread, never concurrently):
   validated since the previous tick, in arrival order. After it returns the world is committed
   (spawns and despawns take effect) and the changes go out in the next delta.
 
+* ``save() -> Any`` / ``load(state)`` (rolling deploys, ``--handover``): ``save`` returns the
+  game's own state (beyond the world, the RNG and the players, which the server carries
+  itself) as a msgpack-able value (numpy arrays allowed); ``load`` gets that value back on the
+  node that takes the room over, *instead of* ``on_create`` (and no ``on_join`` runs for the
+  players carried over). The default ``save`` keeps every plain instance attribute the game set
+  (see :meth:`Game.save`); override both when the game holds anything else.
+
 Any other exception escaping a hook is a bug in the game: the simulation wraps it in
 ``GameError`` and the server closes the room (clients get close code 4010).
 
@@ -207,6 +214,35 @@ class Game:
         ``interest``; its entities are encoded per player (use it for the rare cases).
         """
         return None
+    # -- room handover (rolling deploy) ----------------------------------------------------
+
+    def save(self) -> Any:
+        """The game's own state for a handover to another node (``--handover``).
+
+        Called between ticks on the node that shuts down; the value goes to
+        :meth:`load` on the node that takes the room over. It must be msgpack-able: ``None``,
+        bool, int, float, str, bytes, lists / tuples, dicts with str keys, numpy arrays and
+        numpy scalars. The world, ``rng``, ``players`` (with ``Player.data``), ``tick``,
+        ``config`` and pending events are carried by the server itself: do not include them.
+
+        Default: a dict of every instance attribute the game set (``on_create`` and later)
+        whose value is of those plain types, nested plain containers included; anything else
+        (an open file, an object of your own class) is left out, and ``load`` then keeps what
+        a bare instance has (nothing: write your own pair for such state).
+        """
+        return {k: v for k, v in vars(self).items()
+                if k not in _BASE_ATTRS and _plain(v, 0)}
+
+    def load(self, state: Any) -> None:
+        """Restore what :meth:`save` returned (on the new node, instead of ``on_create``).
+
+        The world, ``rng``, ``players``, ``tick`` and ``config`` are already restored when it
+        runs. Default: set each saved attribute back (tuples come back as lists).
+        """
+        if isinstance(state, dict):
+            for k, v in state.items():
+                if isinstance(k, str) and k not in _BASE_ATTRS:
+                    setattr(self, k, v)
 
     # -- events ----------------------------------------------------------------------------
 
@@ -247,6 +283,26 @@ class Game:
         if len(self._outbox) >= self._max_events:
             raise OverflowError(f"more than {self._max_events} game events pending")
         self._outbox.append(GameEvent(kind, data, targets))
+
+
+#: Attributes the simulation owns (carried by the server, never by ``Game.save``).
+_BASE_ATTRS = frozenset({"world", "rng", "players", "tick", "config", "dt", "_outbox",
+                         "_max_events"})
+
+
+def _plain(v: Any, depth: int) -> bool:
+    """True if ``v`` is made only of msgpack-able plain values (and numpy arrays/scalars)."""
+    if depth > 32:
+        return False
+    if v is None or isinstance(v, bool | int | float | str | bytes | np.generic):
+        return not isinstance(v, np.generic) or v.dtype.kind in "biuf"
+    if isinstance(v, np.ndarray):
+        return v.dtype.kind in "biuf"
+    if isinstance(v, list | tuple):
+        return all(_plain(x, depth + 1) for x in v)
+    if isinstance(v, dict):
+        return all(isinstance(k, str) and _plain(x, depth + 1) for k, x in v.items())
+    return False
 
 
 def check_game_class(game_cls: type[Game]) -> None:

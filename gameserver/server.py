@@ -90,6 +90,9 @@ class GameServer:
         self._server: Any = None
         self._stopped = False
         self._accept_log: AcceptErrorLog | None = None
+        #: with --redis: the handover receiver (and sender with --handover), see
+        #: gameserver.handover.transfer
+        self.handover: Any = None
         static = config.static_root if config.static_root is not None else default_static_root()
         #: Set by :meth:`drain` (or an orchestration hook): /readyz answers 503, new game
         #: connections get 503, players already in keep playing.
@@ -175,6 +178,10 @@ class GameServer:
             self._accept_log.install(asyncio.get_running_loop())
         self._start_cluster()
         self.accepting = True
+        if cfg.redis_url is not None:
+            from gameserver.handover.transfer import HandoverAgent
+            self.handover = HandoverAgent.for_server(self)
+            self.handover.start()
         log.info("listening url=%s ws=%s games=%s", self.url, self.ws_url,
                  ",".join(cfg.games))
         lim = nofile_limits()
@@ -279,14 +286,25 @@ class GameServer:
         server = self._server
         if server is not None:
             server.close()
+        leaving: list[Awaitable[None]] = []
+        if self.handover is not None:
+            if self.config.handover:
+                await self.handover.stop_receiver()  # never claim our own rooms
+                await self.handover.hand_over_all()  # 4014 to the players of moved rooms
+            else:
+                leaving.append(self.handover.stop_receiver())
         if self.cluster is not None:
-            await self.cluster.close()  # leave the directory first: no one is sent here now
+            leaving.append(self.cluster.close())  # leave the directory: no one is sent here
+        if leaving:  # each bounded by its own Redis timeouts; together, not one after another
+            await asyncio.gather(*leaving)
         if self.rooms is not None:
             self.rooms.shutdown()  # on_leave for every player; their sockets get 1001
         if server is not None:
             await server.shutdown(1001, "server shutting down", timeout=timeout)
         if self.rooms is not None and self.rooms.tasks:
             await asyncio.gather(*self.rooms.tasks, return_exceptions=True)
+        if self.handover is not None:
+            await self.handover.close()
         log.info("stopped")
 
     async def serve_forever(self, stop: asyncio.Event) -> None:

@@ -122,7 +122,9 @@ class Simulation:
     bound the input queue (module docstring); ``record`` keeps the last ``record`` calls in
     :attr:`input_log` (0: off; replay needs the log from the start, see ``log_complete``);
     ``clock`` measures work time only; ``history`` overrides the game's ``Game.history``
-    (seconds of past world states kept for lag compensation, 0..10; 0: off).
+    (seconds of past world states kept for lag compensation, 0..10; 0: off);
+    ``create=False`` skips ``on_create`` (a room being restored from a handover blob,
+    :mod:`gameserver.handover.state`, which fills the world and records its history).
 
     Render ticks (lag compensation): :meth:`queue_input` takes the client's INPUT ``rt``
     (the tick it was rendering) and clamps it into the history window ``world.history.oldest
@@ -150,6 +152,7 @@ class Simulation:
         record: int = 0,
         clock: Callable[[], float] = time.perf_counter,
         history: float | None = None,
+        create: bool = True,
     ) -> None:
         check_game_class(game_cls)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -215,8 +218,9 @@ class Simulation:
         game.tick = 0
         self.game = game
         self.players: dict[int, Player] = game.players
-        self._call("on_create", game.on_create, dict(self.config))
-        self.world.commit()
+        if create:  # False: a handed-over room, restored by gameserver.handover.state instead
+            self._call("on_create", game.on_create, dict(self.config))
+            self.world.commit()
         if self.history is not None:
             self.history.record(0)
 

@@ -230,6 +230,10 @@ export declare class Stats {
   deltasReceived: number;
   lastTick: number | null;
   reconnects: number;
+  /** 4013 / 4014 followed */
+  redirects: number;
+  /** unacknowledged inputs re-sent after a 4014 move */
+  inputsResent: number;
   /** received bytes per second over the window */
   readonly bytesPerSec: number;
   /** ms since the newest DELTA arrived */
@@ -276,9 +280,11 @@ export interface ClientEvents {
   view: { tick: number; entered: Uint32Array; leftView: Uint32Array; despawned: Uint32Array };
   event: { kind: string; data: unknown };
   servererror: { code: number; message: string };
+  /** 4013 REDIRECT / 4014 MOVED followed to url */
+  redirect: { code: number; url: string };
   ack: { type: 18; s: number; t: number };
   close: { code: number; reason: string; willReconnect: boolean };
-  fatal: { kind: "protocol" | "rejected" | "error"; code?: number; message: string };
+  fatal: { kind: "protocol" | "rejected" | "error" | "redirect"; code?: number; message: string };
 }
 
 export declare class GameClient {
@@ -295,7 +301,11 @@ export declare class GameClient {
   readonly acks: AckTracker;
   readonly predictor: Predictor<any> | null;
   readonly stats: Stats;
-  readonly lastServerError: { code: number; message: string } | null;
+  readonly lastServerError: { code: number; message: string; url?: string } | null;
+  /** nodes followed (4013 / 4014) since the last WELCOME */
+  readonly hops: string[];
+  /** inputs sent and not yet acknowledged (re-sent after a 4014 move) */
+  readonly pendingInputs: { seq: number; data: Record<string, InputValue>; rt: number | null }[];
   readonly lastClose: { code: number; reason: string } | null;
   readonly serverTick: number | null;
   readonly seq: number;

@@ -575,6 +575,8 @@ def message_vectors() -> list[dict[str, Any]]:
             Welcome(43, "r1", "world", 100, 30, 30, POS, [], "tok", 10.0, ext=("interest",),
                     spectator=True, view={"cell": 1000.0, "grid": [10, 10]}),
         ),
+        ("error_moved", Error(ErrorCode.MOVED, "room arena-1 moved to another node",
+                              url="ws://10.0.0.2:8000/ws")),
     ]
     return [
         {"name": name, "hex": encode(m).hex(), "value": msgpack.unpackb(encode(m))}

@@ -42,6 +42,7 @@ class FakePlayer:
     connections: int = 0
     last_seq: int = 0
     inputs: list[dict[str, Any]] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)
 
 
 class FakeServer:
@@ -53,7 +54,10 @@ class FakeServer:
     def __init__(self, *, mode: str = "normal", tick_rate: float = 50.0, send_every: int = 1,
                  entities: int = 5, drop_after: int | None = None, reject_code: int = 4002,
                  reject_reason: str = "room is full", close_with_error: bool = True,
-                 ssl: Any = None) -> None:
+                 ssl: Any = None, redirect_to: str | None = None,
+                 move_after: int | None = None, move_to: str | None = None,
+                 ack_inputs: bool = True, players: dict[str, FakePlayer] | None = None,
+                 url_in_reason: bool = True) -> None:
         self.mode = mode
         self.tick_rate = tick_rate
         self.send_every = send_every
@@ -64,7 +68,15 @@ class FakeServer:
         self.close_with_error = close_with_error
         self.ssl = ssl
         self.server: Server | None = None
-        self.players: dict[str, FakePlayer] = {}
+        self.players: dict[str, FakePlayer] = {} if players is None else players
+        # cluster: every connection gets ERROR 4013 {url: redirect_to} + close 4013; or, after
+        # move_after deltas, a joined player gets ERROR 4014 {url: move_to} + close 4014
+        self.redirect_to = redirect_to
+        self.move_after = move_after
+        self.move_to = move_to
+        self.ack_inputs = ack_inputs
+        self.url_in_reason = url_in_reason
+        self.connections = 0
         self.hellos: list[Any] = []
         self.resumes: list[str] = []
         self.pings = 0
@@ -97,9 +109,19 @@ class FakeServer:
 
     # ------------------------------------------------------------------ handler
     async def _handler(self, ws: WebSocket) -> None:
+        self.connections += 1
         try:
             first = M.decode_client(_binary(await ws.recv()))
         except ConnectionClosed:
+            return
+        if isinstance(first, M.Hello):
+            self.hellos.append(first)
+        if self.redirect_to is not None:
+            if isinstance(first, M.Resume):
+                self.resumes.append(first.token)
+            await ws.send(M.encode(M.Error(4013, "room lives on another node",
+                                           url=self.redirect_to)))
+            await ws.close(4013, self.redirect_to if self.url_in_reason else "redirect")
             return
         if self.mode == "silent_join":
             with contextlib.suppress(ConnectionClosed):
@@ -113,7 +135,6 @@ class FakeServer:
                            else "")
             return
         if isinstance(first, M.Hello):
-            self.hellos.append(first)
             p = FakePlayer(self._next_player, secrets.token_hex(8), ((self._next_player) << 8) | 1)
             self._next_player += 1
             self.players[p.token] = p
@@ -163,6 +184,11 @@ class FakeServer:
                                                self.send_every))
                 base = cur
                 sent += 1
+                if (self.move_after is not None and self.move_to is not None
+                        and sent >= self.move_after):
+                    await ws.send(M.encode(M.Error(4014, "room moved", url=self.move_to)))
+                    await ws.close(4014, self.move_to if self.url_in_reason else "moved")
+                    return
                 if self.drop_after is not None and p.connections == 1 and sent >= self.drop_after:
                     ws._transport.abort()
                     return
@@ -176,9 +202,15 @@ class FakeServer:
             while True:
                 msg = M.decode_client(_binary(await ws.recv()))
                 if isinstance(msg, M.Input):
+                    if msg.seq <= p.last_seq:  # the real server ignores seqs it accepted
+                        if self.ack_inputs:
+                            await ws.send(M.encode(M.InputAck(p.last_seq, tick())))
+                        continue
                     p.inputs.append(msg.data)
+                    p.seqs.append(msg.seq)
                     p.last_seq = msg.seq
-                    await ws.send(M.encode(M.InputAck(msg.seq, tick())))
+                    if self.ack_inputs:
+                        await ws.send(M.encode(M.InputAck(msg.seq, tick())))
                 elif isinstance(msg, M.Ping):
                     self.pings += 1
                     if self.mode != "stall":

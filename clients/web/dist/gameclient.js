@@ -1955,7 +1955,9 @@ var CloseCode = Object.freeze({
   ROOM_CRASHED: 4010,
   SESSION_REPLACED: 4011,
   HELLO_TIMEOUT: 4012,
-  SPECTATORS_FULL: 4025
+  SPECTATORS_FULL: 4025,
+  REDIRECT: 4013,
+  MOVED: 4014
 });
 var ErrorCode = Object.freeze({
   MALFORMED: 1,
@@ -1985,7 +1987,9 @@ var CLOSE_REASONS = Object.freeze({
   4009: "connection too slow to keep up",
   4010: "the room's game crashed",
   4011: "session taken over by another connection",
-  4012: "no HELLO in time"
+  4012: "no HELLO in time",
+  4013: "redirected to another node",
+  4014: "room moved to another node"
 });
 var PROTOCOL_VERSION = 1;
 var SUBPROTOCOL = "gameserver.v1";
@@ -2256,8 +2260,12 @@ function control(type, body) {
       checkDepth(d, LIMITS.eventDepth, 'EVENT "d"');
       return { type, k: str(body, "k", LIMITS.str, "EVENT"), d: unboxDeep(d) };
     }
-    case MsgType.ERROR:
-      return { type, c: uint(body, "c", U32, "ERROR"), m: str(body, "m", LIMITS.errorMessage, "ERROR") };
+    case MsgType.ERROR: {
+      const err = { type, c: uint(body, "c", U32, "ERROR"), m: str(body, "m", LIMITS.errorMessage, "ERROR") };
+      const url = optStr(body, "url", LIMITS.token, "ERROR");
+      if (url !== null) err.url = url;
+      return err;
+    }
     case MsgType.PONG:
       return { type, t: num(body, "t", "PONG"), st: uint(body, "st", U63, "PONG") };
     default:
@@ -2853,6 +2861,8 @@ var Stats = class {
     this.lastTick = null;
     this.lastDeltaAt = null;
     this.reconnects = 0;
+    this.redirects = 0;
+    this.inputsResent = 0;
     this._rtts = [];
     this._cap = 512;
     this._t = new Float64Array(this._cap);
@@ -2959,6 +2969,8 @@ var NO_RETRY = /* @__PURE__ */ new Set([
   CloseCode.HELLO_TIMEOUT
 ]);
 var JOIN_CODES = /* @__PURE__ */ new Set([4001, 4002, 4003, 4004, 4006]);
+var MAX_HOPS = 3;
+var MAX_PENDING_INPUTS = 1024;
 var CLIENT_PROTOCOL_CLOSE = 4e3;
 function clip(reason) {
   const enc = new TextEncoder();
@@ -3022,6 +3034,9 @@ var GameClient = class {
     this._lastMessageAt = 0;
     this._resyncs = 0;
     this.serverTick = null;
+    this.hops = [];
+    this._moved = false;
+    this.pendingInputs = [];
   }
   // ---------------------------------------------------------------- events
   /**
@@ -3089,7 +3104,10 @@ var GameClient = class {
     if (this._userClosed) throw new Error("GameClient.sendInput after close()");
     if (!this.joined) return 0;
     this.seq = this.seq + 1 >>> 0 || 1;
-    this._sendRaw(encodeInput(this.seq, data, this.opts.sendRenderTick ? this.renderTick : null));
+    const rt = this.opts.sendRenderTick ? this.renderTick : null;
+    this._sendRaw(encodeInput(this.seq, data, rt));
+    this.pendingInputs.push({ seq: this.seq, data, rt });
+    if (this.pendingInputs.length > MAX_PENDING_INPUTS) this.pendingInputs.shift();
     if (this.predictor) this.predictor.record(this.seq, data);
     return this.seq;
   }
@@ -3273,13 +3291,14 @@ var GameClient = class {
         return this._onView(msg);
       case MsgType.INPUT_ACK:
         this.acks.ack(msg.s, msg.t);
+        this._dropAcked(msg.s);
         this._emit("ack", msg);
         return;
       case MsgType.EVENT:
         this._emit("event", { kind: msg.k, data: msg.d });
         return;
       case MsgType.ERROR:
-        this.lastServerError = { code: msg.c, message: msg.m };
+        this.lastServerError = msg.url ? { code: msg.c, message: msg.m, url: msg.url } : { code: msg.c, message: msg.m };
         this.opts.log.warn(`gameclient: server ERROR ${msg.c}: ${msg.m}`);
         this._emit("servererror", { code: msg.c, message: msg.m });
         return;
@@ -3309,7 +3328,9 @@ var GameClient = class {
     if (!sameSession) {
       this.seq = 0;
       this.acks.reset();
+      this.pendingInputs = [];
     }
+    this.hops = [];
     this._resume = { token: w.resume, until: Number.POSITIVE_INFINITY, grace: w.resume_grace };
     if (this.attempt > 0) this.stats.reconnects += 1;
     this.attempt = 0;
@@ -3317,6 +3338,29 @@ var GameClient = class {
     this._setStatus("connected", sameSession ? "resumed" : "joined");
     this.ping();
     this._emit("welcome", { welcome: w, resumed: sameSession });
+    if (this._moved && sameSession) this._resendPending();
+    this._moved = false;
+  }
+  _dropAcked(s) {
+    const p = this.pendingInputs;
+    let n = 0;
+    while (n < p.length && p[n].seq <= s) n++;
+    if (n) p.splice(0, n);
+  }
+  /** After a 4014 move: the inputs the old node had not acknowledged, oldest first. */
+  _resendPending() {
+    for (const { seq, data, rt } of this.pendingInputs) {
+      this._sendRaw(encodeInput(seq, data, rt));
+      this.stats.inputsResent += 1;
+    }
+  }
+  /** 4013 / 4014: the URL to follow (the ERROR's url, else a ws:// close reason), or null. */
+  _redirectUrl(reason) {
+    const err = this.lastServerError;
+    for (const u of [err && (err.code === 4013 || err.code === 4014) ? err.url : null, reason]) {
+      if (typeof u === "string" && /^wss?:\/\//.test(u)) return u;
+    }
+    return null;
   }
   _onDelta(d) {
     if (this.world === null) throw new ProtocolError("DELTA before WELCOME");
@@ -3365,6 +3409,27 @@ var GameClient = class {
     }
     const err = this.lastServerError;
     const explained = reason || (err ? err.message : "") || CLOSE_REASONS[code] || `code ${code}`;
+    if (code === CloseCode.REDIRECT || code === CloseCode.MOVED) {
+      const url = this._redirectUrl(reason);
+      if (url !== null && this.hops.length < MAX_HOPS) {
+        this.hops.push(url);
+        this.url = url;
+        if (code === CloseCode.MOVED) this._moved = true;
+        this.lastServerError = null;
+        this.stats.redirects += 1;
+        this.opts.log.info(`gameclient: ${CLOSE_REASONS[code]}, following to ${url}`);
+        this._emit("close", { code, reason: explained, willReconnect: true });
+        this._emit("redirect", { code, url });
+        this._open();
+        return;
+      }
+      const message = url === null ? `server closed with ${code} but gave no ws:// URL to follow` : `redirect loop: sent on ${this.hops.length + 1} times without a WELCOME (${[...this.hops, url].join(" -> ")})`;
+      this._fatal = { kind: "redirect", message };
+      this._setStatus("error", message);
+      this._emit("fatal", { kind: "redirect", code, message });
+      this._emit("close", { code, reason: explained, willReconnect: false });
+      return;
+    }
     if (code === CloseCode.RESUME_INVALID && this._resume) {
       this.opts.log.info(`gameclient: resume refused (${explained}), joining as a new player`);
       this._resume = null;

@@ -11,6 +11,12 @@
 // (the delay is capped at backoffMax), and when RESUME is refused (4005: grace expired, server
 // restarted) it joins again as a new player instead of stopping.
 //
+// Cluster (SPEC 7): ERROR + close 4013 REDIRECT reconnects at once to the ERROR's url (or the
+// close reason's) with the same HELLO / RESUME; 4014 MOVED (the room was handed over on a
+// rolling deploy) RESUMEs there with the current token and re-sends the inputs not yet
+// acknowledged (the server ignores seqs it already applied: each is applied once). More than
+// MAX_HOPS hops without a WELCOME: status "error", fatal {kind: "redirect"} (a loop).
+//
 // Whose fault: a malformed message from the server (bad msgpack, a delta that does not apply)
 // is the server's: the client logs one console.error, closes the socket (code 4000, the reason
 // says what was wrong), reports status "error" and does not retry. A join refusal (4001-4006)
@@ -56,6 +62,12 @@ const NO_RETRY = new Set([
 
 /** Join refusals: shown as "rejected" with the server's message. */
 const JOIN_CODES = new Set([4001, 4002, 4003, 4004, 4006]);
+
+/** Redirects / moves followed in a row without a WELCOME before giving up (SPEC 7). */
+export const MAX_HOPS = 3;
+
+/** Unacknowledged inputs kept for a re-send after a 4014 move (oldest dropped beyond). */
+const MAX_PENDING_INPUTS = 1024;
 
 /** Close code the client uses when the server sent something malformed (browser-legal). */
 export const CLIENT_PROTOCOL_CLOSE = 4000;
@@ -135,6 +147,11 @@ export class GameClient {
     this._lastMessageAt = 0;
     this._resyncs = 0; // deltas that did not apply since the last one that did
     this.serverTick = null;
+    /** @type {string[]} nodes we were sent to (4013 / 4014) since the last WELCOME */
+    this.hops = [];
+    this._moved = false; // a 4014 happened: re-send unacknowledged inputs after WELCOME
+    /** @type {{seq: number, data: any}[]} inputs sent and not yet acknowledged */
+    this.pendingInputs = [];
   }
 
   // ---------------------------------------------------------------- events
@@ -212,7 +229,10 @@ export class GameClient {
     if (this._userClosed) throw new Error("GameClient.sendInput after close()");
     if (!this.joined) return 0;
     this.seq = (this.seq + 1) >>> 0 || 1;
-    this._sendRaw(encodeInput(this.seq, data, this.opts.sendRenderTick ? this.renderTick : null));
+    const rt = this.opts.sendRenderTick ? this.renderTick : null;
+    this._sendRaw(encodeInput(this.seq, data, rt));
+    this.pendingInputs.push({ seq: this.seq, data, rt });
+    if (this.pendingInputs.length > MAX_PENDING_INPUTS) this.pendingInputs.shift();
     if (this.predictor) this.predictor.record(this.seq, data);
     return this.seq;
   }
@@ -416,13 +436,14 @@ export class GameClient {
         return this._onView(msg);
       case MsgType.INPUT_ACK:
         this.acks.ack(msg.s, msg.t);
+        this._dropAcked(msg.s);
         this._emit("ack", msg);
         return;
       case MsgType.EVENT:
         this._emit("event", { kind: msg.k, data: msg.d });
         return;
       case MsgType.ERROR:
-        this.lastServerError = { code: msg.c, message: msg.m };
+        this.lastServerError = msg.url ? { code: msg.c, message: msg.m, url: msg.url } : { code: msg.c, message: msg.m };
         this.opts.log.warn(`gameclient: server ERROR ${msg.c}: ${msg.m}`);
         this._emit("servererror", { code: msg.c, message: msg.m });
         return;
@@ -454,7 +475,9 @@ export class GameClient {
     if (!sameSession) {
       this.seq = 0;
       this.acks.reset();
+      this.pendingInputs = [];
     }
+    this.hops = [];
     this._resume = { token: w.resume, until: Number.POSITIVE_INFINITY, grace: w.resume_grace };
     if (this.attempt > 0) this.stats.reconnects += 1;
     this.attempt = 0;
@@ -462,6 +485,32 @@ export class GameClient {
     this._setStatus("connected", sameSession ? "resumed" : "joined");
     this.ping(); // first RTT sample once the server has processed the join
     this._emit("welcome", { welcome: w, resumed: sameSession });
+    if (this._moved && sameSession) this._resendPending();
+    this._moved = false;
+  }
+
+  _dropAcked(s) {
+    const p = this.pendingInputs;
+    let n = 0;
+    while (n < p.length && p[n].seq <= s) n++;
+    if (n) p.splice(0, n);
+  }
+
+  /** After a 4014 move: the inputs the old node had not acknowledged, oldest first. */
+  _resendPending() {
+    for (const { seq, data, rt } of this.pendingInputs) {
+      this._sendRaw(encodeInput(seq, data, rt)); // the tick it was rendering when first sent
+      this.stats.inputsResent += 1;
+    }
+  }
+
+  /** 4013 / 4014: the URL to follow (the ERROR's url, else a ws:// close reason), or null. */
+  _redirectUrl(reason) {
+    const err = this.lastServerError;
+    for (const u of [err && (err.code === 4013 || err.code === 4014) ? err.url : null, reason]) {
+      if (typeof u === "string" && /^wss?:\/\//.test(u)) return u;
+    }
+    return null;
   }
 
   _onDelta(d) {
@@ -515,6 +564,29 @@ export class GameClient {
     }
     const err = this.lastServerError;
     const explained = reason || (err ? err.message : "") || CLOSE_REASONS[code] || `code ${code}`;
+    if (code === CloseCode.REDIRECT || code === CloseCode.MOVED) {
+      const url = this._redirectUrl(reason);
+      if (url !== null && this.hops.length < MAX_HOPS) {
+        this.hops.push(url);
+        this.url = url;
+        if (code === CloseCode.MOVED) this._moved = true;
+        this.lastServerError = null;
+        this.stats.redirects += 1;
+        this.opts.log.info(`gameclient: ${CLOSE_REASONS[code]}, following to ${url}`);
+        this._emit("close", { code, reason: explained, willReconnect: true });
+        this._emit("redirect", { code, url });
+        this._open(); // at once: the room (or token) is already there
+        return;
+      }
+      const message = url === null
+        ? `server closed with ${code} but gave no ws:// URL to follow`
+        : `redirect loop: sent on ${this.hops.length + 1} times without a WELCOME (${[...this.hops, url].join(" -> ")})`;
+      this._fatal = { kind: "redirect", message };
+      this._setStatus("error", message);
+      this._emit("fatal", { kind: "redirect", code, message });
+      this._emit("close", { code, reason: explained, willReconnect: false });
+      return;
+    }
     if (code === CloseCode.RESUME_INVALID && this._resume) {
       // The session is gone (grace expired, server restarted): join again as a new player.
       this.opts.log.info(`gameclient: resume refused (${explained}), joining as a new player`);

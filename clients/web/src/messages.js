@@ -45,6 +45,8 @@ export const CloseCode = Object.freeze({
   SESSION_REPLACED: 4011,
   HELLO_TIMEOUT: 4012,
   SPECTATORS_FULL: 4025,
+  REDIRECT: 4013,
+  MOVED: 4014,
 });
 
 /** ERROR message codes (non-fatal unless followed by a close). */
@@ -79,6 +81,8 @@ export const CLOSE_REASONS = Object.freeze({
   4010: "the room's game crashed",
   4011: "session taken over by another connection",
   4012: "no HELLO in time",
+  4013: "redirected to another node",
+  4014: "room moved to another node",
 });
 
 /** Protocol version spoken by this client. */
@@ -424,8 +428,13 @@ function control(type, body) {
       checkDepth(d, LIMITS.eventDepth, 'EVENT "d"');
       return { type, k: str(body, "k", LIMITS.str, "EVENT"), d: unboxDeep(d) };
     }
-    case MsgType.ERROR:
-      return { type, c: uint(body, "c", U32, "ERROR"), m: str(body, "m", LIMITS.errorMessage, "ERROR") };
+    case MsgType.ERROR: {
+      const err = { type, c: uint(body, "c", U32, "ERROR"), m: str(body, "m", LIMITS.errorMessage, "ERROR") };
+      // cluster (SPEC 7): 4013 REDIRECT / 4014 MOVED name the node to dial instead
+      const url = optStr(body, "url", LIMITS.token, "ERROR");
+      if (url !== null) err.url = url;
+      return err;
+    }
     case MsgType.PONG:
       return { type, t: num(body, "t", "PONG"), st: uint(body, "st", U63, "PONG") };
     default:

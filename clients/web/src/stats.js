@@ -20,6 +20,8 @@ export class Stats {
     /** @type {number | null} */ this.lastTick = null;
     /** @type {number | null} */ this.lastDeltaAt = null;
     this.reconnects = 0;
+    this.redirects = 0; // 4013 / 4014 followed
+    this.inputsResent = 0; // unacknowledged inputs re-sent after a 4014 move
     /** @type {number[]} the last 8 RTT samples (ms) */
     this._rtts = [];
     // Ring of (time, bytes) samples over the rate window; bounded by `_cap` entries.
