@@ -35,7 +35,7 @@ from typing import Any
 
 from gameserver.config import ConfigError, ServerConfig, load_auth_hook, load_game_class
 
-__all__ = ["build_config", "configure_logging", "main", "parse_args"]
+__all__ = ["build_config", "configure_logging", "main", "parse_args", "parse_workers"]
 
 DEFAULT_GAME = "examples.arena:Arena"
 
@@ -74,6 +74,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="default INFO")
     p.add_argument("--log-format", default="text", choices=("text", "json"),
                    help="key=value text (default) or JSON lines")
+    p.add_argument("--workers", default="1", metavar="N",
+                   help="worker processes behind the one port (default 1: a single process; "
+                        "'auto': one per core); see README 'The server'")
+    p.add_argument("--worker-process", default=None, help=argparse.SUPPRESS)  # internal
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -154,15 +158,48 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
         logging.getLogger("protocol").setLevel(logging.WARNING)
 
 
+def parse_workers(value: str) -> int:
+    """``--workers``: a count >= 1, or ``auto`` (``os.cpu_count()``); ConfigError otherwise."""
+    import os
+
+    if value == "auto":
+        return max(1, os.cpu_count() or 1)
+    try:
+        n = int(value)
+    except ValueError:
+        raise ConfigError(f"--workers must be a number or 'auto', got {value!r}") from None
+    if not 1 <= n <= 256:
+        raise ConfigError(f"--workers must be in 1..256, got {n}")
+    return n
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gameserver`` console script; returns the exit status."""
-    ns = parse_args(sys.argv[1:] if argv is None else argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    ns = parse_args(args)
     configure_logging(ns.log_level, ns.log_format)
     try:
         config = build_config(ns)
+        workers = parse_workers(ns.workers)
+        if workers > 1 and config.tls_cert is not None and ns.worker_process is None:
+            # A TLS session cannot be handed to another process mid-stream (see README).
+            raise ConfigError("--workers > 1 does not terminate TLS: put a TLS proxy in "
+                              "front, or use --workers 1 with --tls-cert")
     except ConfigError as exc:
         print(f"gameserver: error: {exc}", file=sys.stderr)
         return 2
+    if ns.worker_process is not None:
+        from gameserver.worker import run_worker
+
+        try:
+            return run_worker(config, ns.worker_process)
+        except ConfigError as exc:
+            print(f"gameserver: error: {exc}", file=sys.stderr)
+            return 2
+    if workers > 1:
+        from gameserver.supervisor import run_supervisor
+
+        return run_supervisor(config, args, workers)
     from gameserver.server import run_server
 
     return run_server(config)

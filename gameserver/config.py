@@ -65,6 +65,8 @@ class ServerConfig:
     seed: int | None = None               # base RNG seed for rooms (None: random)
     room_config: Mapping[str, Any] = field(default_factory=dict)  # on_create(config) of rooms
     ping_interval: float | None = 20.0    # WebSocket keepalive ping period (s)
+    # --workers N (gameserver.supervisor): set in each worker process, None when single
+    worker_id: int | None = None          # tags room ids (game-w<i>-<n>) and resume tokens
 
     def check(self) -> ServerConfig:
         """Raise :class:`ConfigError` naming the bad setting; return ``self`` when valid."""

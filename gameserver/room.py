@@ -260,7 +260,7 @@ class Room:
             self.crash(exc)
             raise JoinError(ErrorCode.REJECTED, "the game crashed while joining") from None
         entity = getattr(sp, "entity", None)
-        p = Player(pid, name, self, secrets.token_urlsafe(18),
+        p = Player(pid, name, self, self.manager.new_token(),
                    entity=int(entity) if entity else None, ws=ws)
         self.players[pid] = p
         self.manager.remember(p)
@@ -537,6 +537,16 @@ class RoomManager:
         self._room_seq = itertools.count(1)
         base = config.seed if config.seed is not None else secrets.randbits(32)
         self._seeds = itertools.count(base)
+        # --workers N: room ids and resume tokens name their worker (gameserver.machine).
+        wid = config.worker_id
+        self._worker_tag = "" if wid is None else f"w{wid}-"
+        self._token_tag = "" if wid is None else f"w{wid}."
+        if wid is not None:  # distinct rooms' RNG streams across workers with the same --seed
+            self._seeds = itertools.count(base + (wid << 20))
+
+    def new_token(self) -> str:
+        """A fresh resume token (``w<worker>.`` + 24 URL-safe characters under --workers)."""
+        return self._token_tag + secrets.token_urlsafe(18)
 
     def new_player_id(self) -> int:
         """A process-unique player id (uint32, never 0)."""
@@ -555,7 +565,7 @@ class RoomManager:
             raise JoinError(ErrorCode.UNKNOWN_ROOM, f"unknown game {game!r}")
         if len(self.rooms) >= self.config.max_rooms:
             raise JoinError(ErrorCode.ROOM_FULL, "server is at its room limit")
-        room_id = f"{game}-{next(self._room_seq)}"
+        room_id = f"{game}-{self._worker_tag}{next(self._room_seq)}"
         try:
             room = Room(self, room_id, game, cls, seed=next(self._seeds) & 0xFFFFFFFF)
         except Exception as exc:

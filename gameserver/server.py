@@ -22,6 +22,7 @@ import signal
 import socket
 import ssl
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from gameserver.config import ServerConfig
@@ -60,11 +61,14 @@ class GameServer:
     """One process's game server (see the module docstring).
 
     ``ssl_context`` overrides ``config.tls_cert``/``tls_key`` (tests pass a trustme context).
+    ``listen=False`` (a ``--workers`` worker): no listening socket; connections arrive
+    through :meth:`adopt`.
     """
 
     def __init__(self, config: ServerConfig, *, ssl_context: ssl.SSLContext | None = None,
-                 metrics: ServerMetrics | None = None) -> None:
+                 metrics: ServerMetrics | None = None, listen: bool = True) -> None:
         self.config = config.check()
+        self._listen = listen
         self.metrics = metrics or ServerMetrics()
         if ssl_context is None and config.tls_cert is not None and config.tls_key is not None:
             ssl_context = tls_context(config.tls_cert, config.tls_key)
@@ -115,11 +119,25 @@ class GameServer:
             max_message_size=4 * cfg.max_message_size,
             ping_interval=cfg.ping_interval, ping_timeout=cfg.ping_interval,
             write_limit=cfg.high_water, max_queue=32, read_limit=16 * cfg.max_message_size,
-            close_timeout=2.0, process_request=self._process_request,
+            close_timeout=2.0, process_request=self._process_request, listen=self._listen,
         )
         self.accepting = True
+        if not self._listen:
+            return
         log.info("listening url=%s ws=%s games=%s", self.url, self.ws_url,
                  ",".join(cfg.games))
+
+    async def adopt(self, sock: socket.socket, initial: bytes, *, upgraded: bool = True,
+                    on_lost: Callable[[], None] | None = None) -> bool:
+        """Serve a connection accepted (and read up to its first game message) elsewhere:
+        see :meth:`protocol.aio.Server.adopt`. False if the server is stopping."""
+        if self._server is None or not self.accepting:
+            sock.close()
+            if on_lost is not None:
+                on_lost()
+            return False
+        ok: bool = await self._server.adopt(sock, initial, upgraded=upgraded, on_lost=on_lost)
+        return ok
 
     def _process_request(self, req: Request) -> Response | None:
         reply = self.router.route(req.method, req.target, upgrade=is_upgrade(req))

@@ -64,6 +64,7 @@ class CloseCode(IntEnum):
     HELLO_TIMEOUT = 4012
     REDIRECT = 4013
     MOVED = 4014
+    WORKER_RESTARTED = 4015
 
 
 class ErrorCode(IntEnum):
