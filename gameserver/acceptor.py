@@ -86,8 +86,10 @@ class Pending:
     # ------------------------------------------------------------------------- reading
 
     def _readable(self) -> None:
+        # Never more than MAX_INITIAL + 1 bytes in all: the handoff message stays bounded.
+        want = _READ if self._closing else max(1, min(_READ, MAX_INITIAL + 1 - len(self.raw)))
         try:
-            data = self.sock.recv(_READ)
+            data = self.sock.recv(want)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:

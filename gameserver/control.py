@@ -17,9 +17,10 @@ Control messages (``"t"`` is the type):
 t           direction  body
 ==========  =========  =====================================================================
 ready       W -> S     ``pid``: the worker is serving (sent once, after start)
-rooms       W -> S     ``r``: list of ``{"id","game","players","capacity","tick"}``; sent when
-                       it changed (checked every :data:`REPORT_INTERVAL` s) and at least
-                       every :data:`REPORT_MAX_AGE` s
+rooms       W -> S     ``r``: list of ``{"id","game","players","capacity","tick"}``; ``a``: every
+                       handoff with an id <= a has had its HELLO / RESUME processed (so the
+                       list counts its seat); sent when either changed (checked every
+                       :data:`REPORT_INTERVAL` s) and at least every :data:`REPORT_MAX_AGE` s
 closed      W -> S     ``c``: ids of handed-over connections that ended (the supervisor drops
                        its copy of their sockets)
 stats       S -> W     ``id``: request for the worker's metrics and rooms

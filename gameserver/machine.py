@@ -11,10 +11,12 @@ Routing rules (the contract between :mod:`gameserver.room` ids and the acceptor)
   (:meth:`MachineView.choose_for_game`).
 
 Each worker reports its rooms over the control channel when they change (checked every 50 ms)
-and at least every second; between two reports the view counts the seats it handed out
-itself (optimistically), so a burst of joins fills a room instead of spreading one player per
-worker. The view can be stale by a report interval: the worker's own matchmaking has the last
-word (a player sent to a room that just filled gets a new room on that worker).
+and at least every second. The view also counts the seats it handed out itself
+(optimistically, keyed by the connection id of the handoff), so a burst of joins fills a room
+instead of spreading one player per worker; each report says up to which handoff id the
+worker has processed its joins (``applied``), and the seats handed out after that are
+counted again on top of the report. The worker's own matchmaking has the last word (a player
+sent to a room that just filled gets a new room on that worker).
 
 :func:`merge_metrics` merges the workers' Prometheus texts into one exposition where every
 sample carries a ``worker="i"`` label (one HELP/TYPE per metric family).
@@ -66,6 +68,8 @@ class RoomEntry:
 class _Worker:
     up: bool = False
     rooms: list[RoomEntry] = field(default_factory=list)
+    #: seats handed out by game name and not yet in a report: (handoff id, game)
+    optimistic: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def players(self) -> int:
@@ -84,13 +88,16 @@ class MachineView:
         w.up = up
         if not up:
             w.rooms = []  # a dead worker's rooms are gone
+            w.optimistic = []
 
     def is_up(self, worker: int | None) -> bool:
         return worker is not None and 0 <= worker < len(self.workers) and \
             self.workers[worker].up
 
-    def report(self, worker: int, rooms: Sequence[Any]) -> None:
-        """Replace ``worker``'s rooms with its report (malformed entries skipped)."""
+    def report(self, worker: int, rooms: Sequence[Any], applied: int | None = None) -> None:
+        """Replace ``worker``'s rooms with its report (malformed entries skipped); the seats
+        we handed out with a handoff id above ``applied`` are counted again on top of it
+        (``None``: the report reflects them all)."""
         entries: list[RoomEntry] = []
         for r in rooms:
             if not isinstance(r, dict):
@@ -100,7 +107,11 @@ class MachineView:
                                          int(r["capacity"]), int(r.get("tick", 0))))
             except (KeyError, TypeError, ValueError):
                 continue
-        self.workers[worker].rooms = entries
+        w = self.workers[worker]
+        w.rooms = entries
+        w.optimistic = [] if applied is None else [o for o in w.optimistic if o[0] > applied]
+        for _, game in w.optimistic:
+            self._seat(w, game)
 
     def least_loaded(self) -> int | None:
         """The live worker with the fewest players (then rooms, then index), or ``None``."""
@@ -112,21 +123,36 @@ class MachineView:
                     best = key
         return best[2] if best is not None else None
 
-    def choose_for_game(self, game: str) -> int | None:
-        """Where a join by game name goes (see the module docstring); counts the seat."""
+    def _free_room(self, w: _Worker, game: str) -> RoomEntry | None:
+        for r in w.rooms:
+            if r.game == game and r.players < r.capacity:
+                return r
+        return None
+
+    def _seat(self, w: _Worker, game: str) -> None:
+        """Count one seat of ``game`` on ``w``: a free one, else in an announced new room."""
+        r = self._free_room(w, game)
+        if r is not None:
+            r.players += 1
+        else:
+            w.rooms.append(RoomEntry(f"?{game}", game, 1, self.capacities.get(game, 16),
+                                     virtual=True))
+
+    def choose_for_game(self, game: str, handoff: int = 0) -> int | None:
+        """Where a join by game name goes (see the module docstring); counts the seat under
+        the handoff id ``handoff`` until a report covers it."""
+        target: int | None = None
         for i, w in enumerate(self.workers):
-            if not w.up:
-                continue
-            for r in w.rooms:
-                if r.game == game and r.players < r.capacity:
-                    r.players += 1
-                    return i
-        i_best = self.least_loaded()
-        if i_best is not None:
-            cap = self.capacities.get(game, 16)
-            self.workers[i_best].rooms.append(
-                RoomEntry(f"?{game}", game, 1, cap, virtual=True))
-        return i_best
+            if w.up and self._free_room(w, game) is not None:
+                target = i
+                break
+        if target is None:
+            target = self.least_loaded()
+        if target is not None:
+            w = self.workers[target]
+            self._seat(w, game)
+            w.optimistic.append((handoff, game))
+        return target
 
     def rooms(self) -> list[dict[str, object]]:
         """Every reported room with its worker (virtual entries left out)."""

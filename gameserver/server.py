@@ -128,16 +128,17 @@ class GameServer:
                  ",".join(cfg.games))
 
     async def adopt(self, sock: socket.socket, initial: bytes, *, upgraded: bool = True,
-                    on_lost: Callable[[], None] | None = None) -> bool:
+                    on_lost: Callable[[], None] | None = None) -> WebSocket | None:
         """Serve a connection accepted (and read up to its first game message) elsewhere:
-        see :meth:`protocol.aio.Server.adopt`. False if the server is stopping."""
+        see :meth:`protocol.aio.Server.adopt`. None if the server is stopping."""
         if self._server is None or not self.accepting:
             sock.close()
             if on_lost is not None:
                 on_lost()
-            return False
-        ok: bool = await self._server.adopt(sock, initial, upgraded=upgraded, on_lost=on_lost)
-        return ok
+            return None
+        ws: WebSocket | None = await self._server.adopt(sock, initial, upgraded=upgraded,
+                                                        on_lost=on_lost)
+        return ws
 
     def _process_request(self, req: Request) -> Response | None:
         reply = self.router.route(req.method, req.target, upgrade=is_upgrade(req))

@@ -110,6 +110,8 @@ class Supervisor:
         self.view = MachineView(workers, caps)
         self.default_game = next(iter(config.games))
         self.stopping = False
+        self._stop_evt = asyncio.Event()
+        self._start_failed = asyncio.Event()
         self.acceptor: Acceptor | None = None
         self._sock: socket.socket | None = None
         self._conn_ids = itertools.count(1)
@@ -134,11 +136,17 @@ class Supervisor:
         self.port = int(self._sock.getsockname()[1])
         for w in self.workers:
             self._spawn(w)
-        try:
-            await asyncio.wait_for(asyncio.gather(*(w.ready_evt.wait() for w in self.workers)),
-                                   START_TIMEOUT)
-        except TimeoutError:
-            raise RuntimeError("workers did not start in time") from None
+        ready: asyncio.Future[Any] = asyncio.ensure_future(
+            asyncio.gather(*(w.ready_evt.wait() for w in self.workers)))
+        failed: asyncio.Future[Any] = asyncio.ensure_future(self._start_failed.wait())
+        done, _ = await asyncio.wait([ready, failed], timeout=START_TIMEOUT,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        failed.cancel()
+        if ready not in done:
+            why = "a worker exited while starting" if failed in done else \
+                f"workers did not start within {START_TIMEOUT:.0f} s"
+            raise RuntimeError(why)
         loop = asyncio.get_running_loop()
         self.acceptor = Acceptor(
             loop, self._sock, on_http=self._http, on_route=self._route, ws_path=cfg.ws_path,
@@ -154,8 +162,10 @@ class Supervisor:
         spec = f"{w.index},{ctl_b.fileno()},{ho_b.fileno()}"
         cmd = [sys.executable, "-m", "gameserver", *self.argv, "--worker-process", spec]
         try:
+            # A session of its own: a terminal's Ctrl-C reaches the supervisor only, which
+            # then stops the workers in order (a worker never restarts because of it).
             w.proc = subprocess.Popen(cmd, pass_fds=(ctl_b.fileno(), ho_b.fileno()),
-                                      stdin=subprocess.DEVNULL)
+                                      stdin=subprocess.DEVNULL, start_new_session=True)
         finally:
             ctl_b.close()
             ho_b.close()
@@ -182,7 +192,9 @@ class Supervisor:
     def _on_message(self, w: Worker, msg: dict[str, Any]) -> None:
         t = msg.get("t")
         if t == "rooms":
-            self.view.report(w.index, msg.get("r") or [])
+            applied = msg.get("a")
+            self.view.report(w.index, msg.get("r") or [],
+                             applied if isinstance(applied, int) else None)
         elif t == "closed":
             for cid in msg.get("c") or ():
                 s = w.held.pop(cid, None)
@@ -226,6 +238,11 @@ class Supervisor:
                 self._close_client(s, b"")
         if self.stopping:
             return
+        if not w.ready_evt.is_set() and self.acceptor is None:
+            # It died before its first "ready", while we start: a broken setup, not a crash
+            # to ride out (start() reports it and exits 1).
+            self._start_failed.set()
+            return
         uptime = time.monotonic() - w.started
         if uptime > STABLE_AFTER:
             w.failures = 0
@@ -233,7 +250,8 @@ class Supervisor:
         w.failures += 1
         w.restarts += 1
         log.info("restarting worker=%d in=%.1fs restarts=%d", w.index, delay, w.restarts)
-        await asyncio.sleep(delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_evt.wait(), delay)  # a stop cuts the wait
         if not self.stopping:
             try:
                 self._spawn(w)
@@ -297,6 +315,7 @@ class Supervisor:
         if self.stopping:
             return
         self.stopping = True
+        self._stop_evt.set()
         if self.acceptor is not None:
             self.acceptor.close()
         elif self._sock is not None:
@@ -322,6 +341,7 @@ class Supervisor:
     def _route(self, p: Pending, msg: Any) -> None:
         """Decide where a connection goes (see :mod:`gameserver.machine`) and hand it over."""
         view = self.view
+        cid = next(self._conn_ids)
         target: int | None
         if isinstance(msg, M.Hello):
             if msg.room is not None:
@@ -333,7 +353,7 @@ class Supervisor:
                     target = view.least_loaded()  # it answers 4003 like a single process
             else:
                 game = msg.game or self.default_game
-                target = (view.choose_for_game(game) if game in self.config.games
+                target = (view.choose_for_game(game, cid) if game in self.config.games
                           else view.least_loaded())
         elif isinstance(msg, M.Resume):
             target = worker_of_token(msg.token)
@@ -348,14 +368,13 @@ class Supervisor:
             p.refuse(1013 if not self.stopping else CloseCode.GOING_AWAY,
                      "no worker available, try again later")
             return
-        self._handoff(self.workers[target], p)
+        self._handoff(self.workers[target], p, cid)
 
-    def _handoff(self, w: Worker, p: Pending) -> None:
+    def _handoff(self, w: Worker, p: Pending, cid: int) -> None:
         if len(w.queue) >= MAX_QUEUED_HANDOFFS or w.handoff is None:
             p.refuse(1013, "server busy, try again later")
             return
         sock, initial = p.detach()
-        cid = next(self._conn_ids)
         w.held[cid] = sock
         w.handoffs += 1
         w.queue.append((cid, initial))
@@ -372,6 +391,12 @@ class Supervisor:
                 continue
             try:
                 send_handoff(hs, cid, initial, sock.fileno())
+            except ValueError:  # over MAX_HANDOFF: cannot happen (the acceptor bounds it)
+                log.error("handoff too large, dropping connection bytes=%d", len(initial))
+                w.queue.popleft()
+                w.held.pop(cid, None)
+                sock.close()
+                continue
             except BlockingIOError:
                 if not w.writer:
                     w.writer = True

@@ -36,10 +36,14 @@ from gameserver.control import (
     recv_handoffs,
 )
 from gameserver.server import GameServer
+from protocol.aio import WebSocket
 
 __all__ = ["parse_worker_spec", "run_worker"]
 
 log = logging.getLogger("gameserver.worker")
+
+#: Seconds after which a handed-over connection that has not joined counts as processed.
+PENDING_MAX = 2.0
 
 
 def parse_worker_spec(spec: str) -> tuple[int, int, int]:
@@ -79,6 +83,9 @@ class WorkerProcess:
         self._closed: list[int] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_rooms: Any = None
+        #: handoffs whose HELLO / RESUME is not processed yet: id -> (connection, loop time)
+        self._pending: dict[int, tuple[WebSocket | None, float]] = {}
+        self._received = 0  # highest handoff id received
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -123,8 +130,11 @@ class WorkerProcess:
             return
         except OSError:
             items, eof = [], True
+        now = asyncio.get_running_loop().time()
         for cid, initial, fd in items:
             sock = socket.socket(fileno=fd)
+            self._pending[cid] = (None, now)
+            self._received = max(self._received, cid)
             task = asyncio.get_running_loop().create_task(self._adopt(cid, sock, initial))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -132,8 +142,26 @@ class WorkerProcess:
             self.stop.set()
 
     async def _adopt(self, cid: int, sock: socket.socket, initial: bytes) -> None:
-        await self.server.adopt(sock, initial, upgraded=True,
-                                on_lost=lambda: self._lost(cid))
+        ws = await self.server.adopt(sock, initial, upgraded=True,
+                                     on_lost=lambda: self._lost(cid))
+        if ws is None:
+            self._pending.pop(cid, None)
+        elif cid in self._pending:
+            self._pending[cid] = (ws, self._pending[cid][1])
+
+    def _applied(self) -> int:
+        """Every handoff id <= this one has had its first message processed (joined,
+        refused or closed; one that takes over PENDING_MAX s counts as processed)."""
+        pending = self._pending
+        if pending:
+            now = asyncio.get_running_loop().time()
+            by_ws = {s.ws: s for s in self.server.sessions}
+            for cid, (ws, t0) in list(pending.items()):
+                s = by_ws.get(ws) if ws is not None else None
+                if (now - t0 > PENDING_MAX or (ws is not None and ws.closed)
+                        or (s is not None and s.player is not None)):
+                    del pending[cid]
+        return min(pending) - 1 if pending else self._received
 
     def _lost(self, cid: int) -> None:
         if not self._closed:
@@ -174,13 +202,14 @@ class WorkerProcess:
         while True:
             await asyncio.sleep(REPORT_INTERVAL)
             rooms = self.server.rooms
-            sig = tuple((r.id, len(r.players)) for r in rooms.rooms.values()) \
-                if rooms is not None else ()
+            applied = self._applied()
+            sig = (applied, tuple((r.id, len(r.players)) for r in rooms.rooms.values())
+                   if rooms is not None else ())
             now = loop.time()
             if sig != self._last_rooms or now - last_sent >= REPORT_MAX_AGE:
                 self._last_rooms = sig
                 last_sent = now
-                self._send({"t": "rooms", "r": self._rooms()})
+                self._send({"t": "rooms", "r": self._rooms(), "a": applied})
 
 
 def run_worker(config: ServerConfig, spec: str) -> int:

@@ -297,17 +297,18 @@ class Server:
             self._server.close()
 
     async def adopt(self, sock: socket.socket, initial: bytes = b"", *, upgraded: bool = False,
-                    on_lost: Callable[[], None] | None = None) -> bool:
+                    on_lost: Callable[[], None] | None = None) -> ServerProtocol | None:
         """Serve an already accepted TCP socket as if this server had accepted it.
 
         ``initial``: the bytes already read from it (request head first); ``upgraded``: the
         101 response was already written; ``on_lost()`` runs once when the connection is
-        gone. Returns False (the socket closed) when the server is closing. Plain TCP only.
+        gone. Returns the connection, or None (the socket closed) when the server is closing.
+        Plain TCP only.
         """
         cfg = self._cfg
         if cfg is None or self._closing:
             sock.close()
-            return False
+            return None
         loop = asyncio.get_running_loop()
 
         def factory() -> ServerProtocol:
@@ -319,14 +320,14 @@ class Server:
 
         sock.setblocking(False)
         try:
-            await loop.connect_accepted_socket(factory, sock)
+            _, proto = await loop.connect_accepted_socket(factory, sock)
         except OSError as exc:  # the peer is already gone
             log.info("ws adopt failed: %s", exc)
             sock.close()
             if on_lost is not None:
                 on_lost()
-            return False
-        return True
+            return None
+        return proto
 
     async def shutdown(self, code: int = 1001, reason: str = "", timeout: float = 5.0) -> None:
         """Stop accepting, close every connection with ``code`` and wait (at most ``timeout``

@@ -292,7 +292,7 @@ def test_acceptor_hands_hello_to_an_adopting_server(kit: Any) -> None:
                                          hello_timeout=1.0), listen=False)
         await server.start()
         routed: list[Any] = []
-        adopting: set[asyncio.Task[bool]] = set()
+        adopting: set[asyncio.Task[Any]] = set()
         loop = asyncio.get_running_loop()
         lsock = socket.create_server(("127.0.0.1", 0))
 
@@ -340,11 +340,17 @@ def test_machine_view_and_metrics_merge() -> None:
     v.set_up(0, True)
     v.set_up(1, True)
     # Burst of joins before any report: fill the announced room, then the other worker.
-    assert [v.choose_for_game("walker") for _ in range(5)] == [0, 0, 1, 1, 0]
+    assert [v.choose_for_game("walker", i) for i in range(1, 6)] == [0, 0, 1, 1, 0]
+    # A report that predates handoffs 2 and 5 (applied=1): they are counted on top of it,
+    # so worker 0's room is full (1 reported + 1) and handoff 5's new room stays announced.
+    v.report(0, [{"id": "walker-w0-1", "game": "walker", "players": 1, "capacity": 2}], 1)
+    assert [(r["id"], r["players"]) for r in v.rooms() if r["worker"] == 0] == \
+        [("walker-w0-1", 2)]
+    assert v.workers[0].players == 3
     v.report(0, [{"id": "walker-w0-1", "game": "walker", "players": 1, "capacity": 2}])
     v.report(1, [])
-    assert v.choose_for_game("walker") == 0        # the free seat first
-    assert v.choose_for_game("walker") == 1        # then the least loaded worker
+    assert v.choose_for_game("walker", 6) == 0        # the free seat first
+    assert v.choose_for_game("walker", 7) == 1        # then the least loaded worker
     v.set_up(0, False)
     assert v.least_loaded() == 1 and v.rooms() == []
     text = merge_metrics([
