@@ -11,7 +11,8 @@ Options: ``--host`` (default 127.0.0.1), ``--port`` (default 8000; 0 = ephemeral
 the Origin allow-list; a refused browser gets HTTP 403), ``--auth MODULE:function`` (the
 authentication hook, given the HELLO token), ``--resume-grace S``,
 ``--empty-room-ttl S``, ``--hello-timeout S``, ``--seed N``, ``--room-config JSON``,
-``--log-level LEVEL``, ``--log-format {text,json}``.
+``--log-level LEVEL``, ``--log-format {text,json}``, ``--workers N|auto`` (N worker
+processes behind the one port: :mod:`gameserver.supervisor`; not with TLS).
 
 On start it prints one line to stdout, e.g.
 ``gameserver: serving arena at http://127.0.0.1:8000/ (ws at ws://127.0.0.1:8000/ws)``,

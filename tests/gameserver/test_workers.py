@@ -368,3 +368,41 @@ def test_parse_workers(value: str, expected: int) -> None:
     from gameserver.cli import parse_workers
 
     assert parse_workers(value) == expected
+
+
+def test_supervisor_answers_bad_input_like_a_single_process(kit: Any, tmp_path: Path) -> None:
+    """Malformed handshakes get their HTTP status from the supervisor; a text message or a
+    garbage game message before HELLO reaches a worker, which answers ERROR as usual."""
+    with cluster(tmp_path) as cl:
+        port = int(cl.http.rsplit(":", 1)[1].strip("/"))
+
+        def raw(data: bytes) -> bytes:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall(data)
+                out = b""
+                while chunk := s.recv(4096):
+                    out += chunk
+                return out
+        assert raw(b"NONSENSE\r\n\r\n").startswith(b"HTTP/1.1 400")
+        assert raw(b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 426")
+        assert raw(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade"
+                   b"\r\nSec-WebSocket-Version: 13\r\n\r\n").startswith(b"HTTP/1.1 400")
+        assert raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").endswith(b"ok workers_up=2/2\n")
+
+        async def main() -> None:
+            c = kit.Client(await connect(cl.ws_url))
+            c.start()
+            await c.ws.send("hello as text")
+            await c.until(lambda: len(c.errors) == 1)
+            assert c.errors[0].code == 1
+            await c.ws.send(b"\xc1garbage")
+            await c.until(lambda: len(c.errors) == 2)
+            w = await c.hello(game="walker", name="after")  # still served by that worker
+            assert worker_of_room(w.room) in (0, 1)
+            await c.close()
+            # A peer that closes before HELLO gets its close echoed by the supervisor.
+            q = await connect(cl.ws_url)
+            await asyncio.wait_for(q.close(), 5)
+            assert q.close_code == 1000
+        run(main())
+        assert "Traceback" not in cl.text()
