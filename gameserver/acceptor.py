@@ -129,7 +129,9 @@ class Pending:
             task.add_done_callback(acc.tasks.discard)
             return
         try:
-            out, negotiated = accept(req, origins=acc.origins)
+            # The same settings as the workers' GameServer.start() (change them together):
+            # the worker re-runs accept() on these bytes and must negotiate the same.
+            out, negotiated = accept(req, subprotocols=acc.subprotocols, origins=acc.origins)
         except HandshakeError as exc:
             log.info("ws handshake refused status=%d reason=%r peer=%s",
                      exc.status, exc.message, self.peer)
@@ -318,7 +320,8 @@ class Acceptor:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, *,
                  on_http: OnHttp, on_route: OnRoute, ws_path: str = "/ws",
-                 origins: Any = None, max_message_size: int = 4 * 4096,
+                 origins: Any = None, subprotocols: tuple[str, ...] = (),
+                 max_message_size: int = 4 * 4096,
                  hello_timeout: float = 10.0, handshake_timeout: float = 10.0,
                  max_request_size: int = 16384, max_pending: int = 4096) -> None:
         self.loop = loop
@@ -327,6 +330,7 @@ class Acceptor:
         self.on_route = on_route
         self.ws_path = ws_path
         self.origins = origins
+        self.subprotocols = subprotocols
         self.max_message_size = max_message_size
         self.hello_timeout = hello_timeout
         self.handshake_timeout = handshake_timeout

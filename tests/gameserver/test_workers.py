@@ -103,6 +103,14 @@ def cluster(tmp_path: Path, *extra: str, workers: str = "2") -> Iterator[Cluster
                 os.kill(pid, signal.SIGKILL)
 
 
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie (an orphan's zombie waits for init)."""
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
 def until(pred: Any, timeout: float = 10.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not pred():
@@ -253,16 +261,8 @@ def test_sigterm_stops_every_worker_no_orphans(kit: Any, tmp_path: Path) -> None
         assert text.count("reason=shutdown") == 5, text  # every walker player's on_leave
         assert "Traceback" not in text
 
-        def gone() -> bool:
-            alive = 0
-            for pid in children:
-                try:
-                    os.kill(pid, 0)
-                    alive += 1
-                except ProcessLookupError:
-                    pass
-            return alive == 0
-        until(gone, 10, "worker processes to exit")
+        until(lambda: not any(alive(pid) for pid in children), 10,
+              "worker processes to exit")
 
 
 def test_workers_refuse_tls_and_bad_counts(tmp_path: Path) -> None:
@@ -406,3 +406,21 @@ def test_supervisor_answers_bad_input_like_a_single_process(kit: Any, tmp_path: 
             assert q.close_code == 1000
         run(main())
         assert "Traceback" not in cl.text()
+
+
+def test_workers_stop_when_the_supervisor_is_killed(kit: Any, tmp_path: Path) -> None:
+    """SIGKILL to the supervisor: its workers see the control channel end, close their
+    clients with 1001 and exit by themselves (no orphan keeps the rooms or the sockets)."""
+    with cluster(tmp_path) as cl:
+        children = cl.children()
+        assert len(children) == 2
+
+        async def main() -> int | None:
+            c = await join(kit, cl.ws_url, game="walker", name="orphan?")
+            cl.proc.kill()
+            return await c.closed(10)
+        assert run(main()) == 1001
+        cl.proc.wait(10)
+
+        until(lambda: not any(alive(pid) for pid in children), 15,
+              "workers to exit after the supervisor died")
