@@ -184,7 +184,7 @@ class Supervisor:
                 if msg is None:
                     break
                 self._on_message(w, msg)
-        except (ChannelError, ValueError) as exc:
+        except (ChannelError, ValueError, TypeError, KeyError) as exc:  # our bug: restart it
             log.error("control channel broken worker=%d: %s", w.index, exc)
         finally:
             await self._worker_gone(w)
@@ -294,8 +294,11 @@ class Supervisor:
 
         def readable() -> None:
             try:
-                while s.recv(65536):
-                    pass
+                for _ in range(16):  # bounded per wakeup; the 2 s timer bounds the rest
+                    if not s.recv(65536):
+                        break
+                else:
+                    return
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:

@@ -196,6 +196,20 @@ def test_spread_route_resume_and_aggregate(kit: Any, tmp_path: Path) -> None:
             assert (status, body) == (200, b"ok workers_up=2/2\n")
             status, _ = await asyncio.to_thread(cl.get, "/nope")
             assert status == 404
+            # A worker that does not answer (stopped) is reported down, within the bound.
+            pid1 = cl.pids()[1]
+            os.kill(pid1, signal.SIGSTOP)
+            try:
+                t0 = time.monotonic()
+                status, body = await asyncio.to_thread(cl.get, "/metrics")
+                assert time.monotonic() - t0 < 5
+                vals = parse_text(body.decode())
+                assert vals['gameserver_worker_up{worker="1"}'] == 0
+                assert vals['gameserver_worker_up{worker="0"}'] == 1
+                assert 'gameserver_players{worker="1"}' not in vals
+                assert {r["worker"] for r in await asyncio.to_thread(cl.rooms)} == {0}
+            finally:
+                os.kill(pid1, signal.SIGCONT)
             for c in [*clients, back]:
                 await c.close()
         run(main())
