@@ -1,382 +1,68 @@
-"""Cluster benchmarks (issue 10), one section per part: ``--part workers`` (this file's first
-part; the Redis directory and the handover parts are added as further ``--part`` values).
+"""Cluster benchmarks (issue 10), one section per part (``--part NAME``); each part lives in its
+own module and registers in :data:`PARTS`, so parts written on different branches merge by
+adding one entry.
 
-``--part workers``: ``gameserver --workers 1`` vs ``--workers 2`` on this 2-core machine,
-side by side in one run (the two configurations interleaved, ``--rounds`` times):
+``--part workers`` (``benchmarks/cluster_workers.py``): ``gameserver --workers 1`` vs
+``--workers 2`` on this 2-core machine, side by side in one run: aggregate clients held at
+30 Hz with 1,000 moving entities per room (a ramp), the server CPU per client, join latency
+and the per-message round trip. Run::
 
-1. **Capacity**: aggregate clients held at 30 Hz. Rooms of the bench game ``Drift``
-   (``bench_server.py``) with 1,000 entities, ALL moving every tick, ``--room-size`` players
-   each (joins by game name fill rooms; new rooms go to the least loaded worker). One bot
-   process (the lean raw clients of ``bench_server.py``: frame headers and the tick number
-   only, one INPUT per second each) adds ``--step`` clients at a time; after each step it
-   settles, then records a ``--window``. A step **holds** when every client received >= 99%
-   of the nominal send ticks in the window and at most 1% of all rooms' ticks overran
-   (``gameserver_tick_overruns_total`` summed over the workers). The ramp stops after two
-   failing steps; the result is the largest held client count. Nothing is pinned: server
-   processes and the bot process share both cores (the bots' CPU is reported; it is what
-   keeps 2 workers from having 2 whole cores). Server-side cost is reported too: CPU of the
-   server processes (supervisor + workers) per held client.
-2. **Join latency**: connect + HELLO -> WELCOME + first full snapshot, sequential joins,
-   p50 / p99 (the supervisor's extra work: one pre-read and one ``sendmsg`` per connection).
-3. **Per-message cost**: PING -> PONG round trip of a joined client, p50 / p99 (the data path
-   after the handoff: the same as a single process, there is no proxy hop).
+    python benchmarks/bench_cluster.py --part workers                 # ~2-3 min
+    python benchmarks/bench_cluster.py --part workers --rounds 2 --nice -5
 
-Usage::
-
-    python benchmarks/bench_cluster.py --part workers            # ~3 min
-    python benchmarks/bench_cluster.py --part workers --rounds 1 --step 40
-
-Prints a Markdown table per section and writes ``benchmarks/results-cluster-workers.json``.
+Results: printed, and written as JSON to ``benchmarks/results-cluster-<part>.json``
+(``--out`` to change); the recorded run is in ``benchmarks/RESULTS-cluster.md``.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import os
-import re
-import signal
-import statistics
-import subprocess
+import platform
 import sys
 import time
-import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cluster_workers import part_workers
+
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(HERE))
 
-RATE = 30
-NICE = 0
-
-
-def _nice() -> None:
-    if NICE:
-        try:
-            os.nice(NICE)  # negative needs root: approximates a quieter machine
-        except OSError:
-            pass
-
-
-# --------------------------------------------------------------------------- servers
-
-def start_server(workers: int, room_size: int, entities: int) -> tuple[subprocess.Popen[str], int]:
-    env = dict(os.environ, PYTHONPATH=f"{HERE}{os.pathsep}{ROOT}")
-    cmd = [sys.executable, "-m", "gameserver", "serve", "bench_server:Drift", "--port", "0",
-           "--workers", str(workers), "--tick-rate", str(RATE), "--send-rate", str(RATE),
-           "--max-players", str(room_size), "--log-level", "WARNING",
-           "--empty-room-ttl", "120",
-           "--room-config", json.dumps({"entities": entities, "moving": 1.0})]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, cwd=ROOT, preexec_fn=_nice)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    m = re.search(r":(\d+)/", line)
-    if not m:
-        proc.kill()
-        err = proc.stderr.read() if proc.stderr else ""
-        raise RuntimeError(f"server did not start: {line!r} {err}")
-    return proc, int(m.group(1))
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def scrape(port: int) -> dict[str, float]:
-    from gameserver.metrics import parse_text
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-        return parse_text(r.read().decode())
-
-
-def total(m: dict[str, float], name: str) -> float:
-    """Sum of a metric over its worker labels (or the unlabelled single-process value)."""
-    return sum(v for k, v in m.items() if k == name or k.startswith(name + "{"))
-
-
-def cpu_of(pids: list[Any]) -> float:
-    s = 0.0
-    for p in pids:
-        try:
-            t = p.cpu_times()
-            s += t.user + t.system
-        except Exception:  # a process that just exited
-            pass
-    return s
-
-
-# --------------------------------------------------------------------------- ramp bots
-
-async def ramp_bots(args: argparse.Namespace) -> None:
-    """Bot process: add ``step`` clients, settle, record a window, report, wait for "go"."""
-    from bench_server import Bot
-
-    loop = asyncio.get_running_loop()
-    bots: list[Bot] = []
-    sem = asyncio.Semaphore(32)
-
-    async def one() -> None:
-        async with sem:
-            bot = Bot("ours", "/ws", f"127.0.0.1:{args.port}", False, "drift")
-            await loop.create_connection(lambda: bot, "127.0.0.1", args.port)
-            await asyncio.wait_for(bot.opened, 30)
-            bots.append(bot)
-
-    async def inputs() -> None:
-        k = 0
-        while True:
-            await asyncio.sleep(1.0 / max(1, len(bots)))
-            if bots:
-                bots[k % len(bots)].input()
-            k += 1
-
-    feeder = loop.create_task(inputs())
-    while len(bots) < args.max_clients:
-        n = args.start if not bots else args.step
-        try:
-            await asyncio.gather(*(one() for _ in range(n)))
-        except (OSError, ConnectionError, TimeoutError) as exc:
-            print("result " + json.dumps({"clients": len(bots), "error": str(exc)}), flush=True)
-            break
-        await asyncio.sleep(args.settle)
-        for b in bots:
-            b.ticks = []
-        print(f"window-start {len(bots)}", flush=True)
-        for b in bots:
-            b.recording = True
-        w0 = time.monotonic()
-        await asyncio.sleep(args.window)
-        for b in bots:
-            b.recording = False
-        wall = time.monotonic() - w0
-        expected = max(1, round(RATE * wall) - 1)
-        shares = [min(1.0, len(set(b.ticks)) / expected) for b in bots]
-        print("result " + json.dumps({
-            "clients": len(bots), "wall": wall, "closed": sum(b.closed for b in bots),
-            "share_min": min(shares), "share_mean": statistics.mean(shares)}), flush=True)
-        if (await loop.run_in_executor(None, sys.stdin.readline)).strip() != "go":
-            break
-    feeder.cancel()
-    for b in bots:
-        if b.transport is not None:
-            b.transport.abort()
-
-
-def capacity(workers: int, args: argparse.Namespace) -> dict[str, Any]:
-    import psutil
-
-    server, port = start_server(workers, args.room_size, args.entities)
-    env = dict(os.environ, PYTHONPATH=f"{HERE}{os.pathsep}{ROOT}")
-    bots = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--ramp-bot", "--port", str(port),
-         "--step", str(args.step), "--start", str(args.start),
-         "--max-clients", str(args.max_clients),
-         "--settle", str(args.settle), "--window", str(args.window)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT,
-        preexec_fn=_nice)
-    assert bots.stdout is not None and bots.stdin is not None
-    sproc = psutil.Process(server.pid)
-    bproc = psutil.Process(bots.pid)
-    steps: list[dict[str, Any]] = []
-    fails = sfails = 0
-    m0: dict[str, float] = {}
-    c0 = b0 = w0 = 0.0
-    try:
-        for ln in bots.stdout:
-            if ln.startswith("window-start"):
-                procs = [sproc, *sproc.children(recursive=True)]
-                m0 = scrape(port)
-                c0, b0, w0 = cpu_of(procs), cpu_of([bproc]), time.monotonic()
-            elif ln.startswith("result "):
-                r = json.loads(ln[7:])
-                if "error" in r:
-                    steps.append(r)
-                    break
-                procs = [sproc, *sproc.children(recursive=True)]
-                wall = time.monotonic() - w0
-                m1 = scrape(port)
-                ticks = total(m1, "gameserver_ticks_total") - total(m0, "gameserver_ticks_total")
-                over = (total(m1, "gameserver_tick_overruns_total")
-                        - total(m0, "gameserver_tick_overruns_total"))
-                r["rooms"] = int(total(m1, "gameserver_rooms"))
-                r["overrun_share"] = over / max(1.0, ticks)
-                r["skips"] = int(total(m1, "gameserver_slow_client_skips_total")
-                                 - total(m0, "gameserver_slow_client_skips_total"))
-                r["server_ok"] = bool(r["overrun_share"] <= 0.01 and r["skips"] == 0
-                                      and not r["closed"])
-                r["server_cpu"] = (cpu_of(procs) - c0) / wall
-                r["bot_cpu"] = (cpu_of([bproc]) - b0) / wall
-                r["holds"] = bool(r["share_min"] >= 0.99 and r["overrun_share"] <= 0.01
-                                  and not r["closed"])
-                steps.append(r)
-                print(f"  workers={workers} clients={r['clients']:5} rooms={r['rooms']:3} "
-                      f"ticks min {r['share_min'] * 100:5.1f}% overruns "
-                      f"{r['overrun_share'] * 100:4.1f}% skips {r['skips']} server CPU "
-                      f"{r['server_cpu']:.2f} bots CPU {r['bot_cpu']:.2f} "
-                      f"{'holds' if r['holds'] else 'FAILS'} "
-                      f"(server side {'ok' if r['server_ok'] else 'FAILS'})", flush=True)
-                fails = 0 if r["holds"] else fails + 1
-                sfails = 0 if r["server_ok"] else sfails + 1
-                go = fails < 3 and sfails < 2 and r["clients"] + args.step <= args.max_clients
-                bots.stdin.write("go\n" if go else "stop\n")
-                bots.stdin.flush()
-                if not go:
-                    break
-    finally:
-        with_bots = bots.poll() is None
-        if with_bots:
-            bots.stdin.close()
-            try:
-                bots.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                bots.kill()
-                bots.wait()
-        stop(server)
-    held = [s for s in steps if s.get("holds")]
-    best = max(held, key=lambda s: s["clients"]) if held else None
-    ok = [s for s in steps if s.get("server_ok")]
-    top = max(ok, key=lambda s: s["clients"]) if ok else None
-    # Server-side model: CPU per client (all server processes, supervisor included) at the
-    # largest load the server kept up with; capacity if every worker had a whole core.
-    cost = top["server_cpu"] / top["clients"] if top else None
-    return {"workers": workers, "steps": steps, "held": best["clients"] if best else 0,
-            "server_cpu_at_held": best["server_cpu"] if best else None,
-            "bot_cpu_at_held": best["bot_cpu"] if best else None,
-            "server_ok_clients": top["clients"] if top else 0,
-            "cpu_per_client": cost,
-            "model_capacity": workers / cost if cost else None}
-
-
-# --------------------------------------------------------------------------- latency
-
-async def latencies(port: int, joins: int, pings: int) -> dict[str, float]:
-    from protocol import messages as M
-    from protocol.aio import connect
-
-    url = f"ws://127.0.0.1:{port}/ws"
-    join_ms: list[float] = []
-    socks = []
-    for i in range(joins):
-        t0 = time.perf_counter()
-        ws = await connect(url)
-        await ws.send(M.encode(M.Hello(game="drift", name=f"lat{i}")))
-        w = M.decode_server(await ws.recv())  # WELCOME
-        assert isinstance(w, M.Welcome), w
-        await ws.recv()  # the full snapshot
-        join_ms.append((time.perf_counter() - t0) * 1e3)
-        socks.append(ws)
-    ws = socks[0]
-    rtt: list[float] = []
-    for _ in range(pings):
-        t0 = time.perf_counter()
-        await ws.send(M.encode(M.Ping(t0)))
-        while True:
-            msg = M.decode_server(await ws.recv())
-            if isinstance(msg, M.Pong):
-                break
-        rtt.append((time.perf_counter() - t0) * 1e3)
-    for s in socks:
-        await s.close()
-    q = statistics.quantiles
-    return {"join_p50_ms": statistics.median(join_ms), "join_p99_ms": q(join_ms, n=100)[98],
-            "ping_p50_ms": statistics.median(rtt), "ping_p99_ms": q(rtt, n=100)[98]}
-
-
-def latency(workers: int, args: argparse.Namespace) -> dict[str, Any]:
-    from protocol.aio.loop import run
-
-    server, port = start_server(workers, 8, args.entities)
-    try:
-        out: dict[str, Any] = run(latencies(port, args.joins, args.pings))
-    finally:
-        stop(server)
-    out["workers"] = workers
-    return out
-
-
-# --------------------------------------------------------------------------- parts
-
-def part_workers(args: argparse.Namespace) -> dict[str, Any]:
-    print(f"machine: {os.cpu_count()} cores, shared with other work; load average "
-          f"{os.getloadavg()[0]:.1f}. Nothing pinned: server processes and the bot process "
-          f"share both cores. Rooms: {args.entities:,} entities all moving, "
-          f"{args.room_size} players each, {RATE} Hz; nice {args.nice}.", flush=True)
-    caps: list[dict[str, Any]] = []
-    for rnd in range(args.rounds):
-        for w in (1, 2):
-            print(f"capacity round {rnd + 1}, --workers {w}:", flush=True)
-            caps.append(capacity(w, args) | {"round": rnd + 1})
-    lats = []
-    for rnd in range(args.rounds):
-        for w in (1, 2):
-            lats.append(latency(w, args) | {"round": rnd + 1})
-    print("\n| round | workers | clients held at 30 Hz (bots saw >= 99% of ticks) | ratio "
-          "| server CPU (cores) there | bots CPU (cores) there | largest load the server kept "
-          "up with (no overrun, no skip) | server CPU per client (ms/s) | model: clients if "
-          "each worker had a core | model ratio |\n"
-          "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    nan = float("nan")
-    for rnd in range(1, args.rounds + 1):
-        one = next(c for c in caps if c["round"] == rnd and c["workers"] == 1)
-        for c in (x for x in caps if x["round"] == rnd):
-            ratio = c["held"] / one["held"] if one["held"] else nan
-            mratio = (c["model_capacity"] / one["model_capacity"]
-                      if c["model_capacity"] and one["model_capacity"] else nan)
-            print(f"| {rnd} | {c['workers']} | {c['held']:,} | {ratio:.2f} | "
-                  f"{c['server_cpu_at_held'] or 0:.2f} | {c['bot_cpu_at_held'] or 0:.2f} | "
-                  f"{c['server_ok_clients']:,} | {(c['cpu_per_client'] or nan) * 1e3:.2f} | "
-                  f"{c['model_capacity'] or nan:,.0f} | {mratio:.2f} |")
-    print("\n| round | workers | join p50 ms | join p99 ms | ping RTT p50 ms | ping RTT p99 ms |"
-          "\n|---:|---:|---:|---:|---:|---:|")
-    for r in lats:
-        print(f"| {r['round']} | {r['workers']} | {r['join_p50_ms']:.2f} | "
-              f"{r['join_p99_ms']:.2f} | {r['ping_p50_ms']:.3f} | {r['ping_p99_ms']:.3f} |")
-    return {"capacity": caps, "latency": lats}
-
-
-PARTS = {"workers": part_workers}
+PARTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "workers": part_workers,
+}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description="cluster benchmarks (see the module docstring)")
     p.add_argument("--part", choices=sorted(PARTS), default="workers")
-    p.add_argument("--rounds", type=int, default=1)
-    p.add_argument("--room-size", type=int, default=8, help="players per room")
-    p.add_argument("--entities", type=int, default=1000, help="entities per room (all move)")
+    p.add_argument("--joins", type=int, default=100, help="joins per variant")
+    p.add_argument("--window", type=float, default=5.0,
+                   help="seconds of each measured window")
+    # workers
+    p.add_argument("--rounds", type=int, default=1, help="interleaved rounds (workers)")
+    p.add_argument("--room-size", type=int, default=8, help="players per room (workers)")
+    p.add_argument("--entities", type=int, default=1000,
+                   help="entities per room, all moving (workers)")
     p.add_argument("--start", type=int, default=96, help="clients of the first ramp step")
     p.add_argument("--step", type=int, default=48, help="clients added per ramp step")
     p.add_argument("--max-clients", type=int, default=1600)
-    p.add_argument("--settle", type=float, default=2.0)
-    p.add_argument("--window", type=float, default=5.0)
-    p.add_argument("--joins", type=int, default=100)
-    p.add_argument("--pings", type=int, default=300)
-    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--settle", type=float, default=2.0, help="s after a ramp step")
+    p.add_argument("--pings", type=int, default=100, help="PING round trips (workers)")
     p.add_argument("--nice", type=int, default=0,
-                   help="nice increment for server and bots (e.g. -5 on a busy shared box)")
-    p.add_argument("--ramp-bot", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+                   help="nice increment for servers and bots (workers; e.g. -5 on a busy box)")
+    p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
-    if args.ramp_bot:
-        from protocol.aio.loop import run
-
-        run(ramp_bots(args))
-        return
-    global NICE
-    NICE = args.nice
+    t0 = time.time()
     results = PARTS[args.part](args)
     out = args.out or HERE / f"results-cluster-{args.part}.json"
-    out.write_text(json.dumps(results, indent=1))
+    meta = {"part": args.part, "python": platform.python_version(), "started": t0,
+            "seconds": round(time.time() - t0, 1)}
+    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
