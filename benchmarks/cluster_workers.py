@@ -122,12 +122,14 @@ async def ramp_bots(args: argparse.Namespace) -> None:
 
     loop = asyncio.get_running_loop()
     bots: list[Bot] = []
+    ports = [int(x) for x in str(args.port).split(",")]
     sem = asyncio.Semaphore(32)
 
     async def one() -> None:
         async with sem:
-            bot = Bot("ours", "/ws", f"127.0.0.1:{args.port}", False, "drift")
-            await loop.create_connection(lambda: bot, "127.0.0.1", args.port)
+            port = ports[len(bots) % len(ports)]  # separate servers: clients alternate
+            bot = Bot("ours", "/ws", f"127.0.0.1:{port}", False, "drift")
+            await loop.create_connection(lambda: bot, "127.0.0.1", port)
             await asyncio.wait_for(bot.opened, 30)
             bots.append(bot)
 
@@ -171,22 +173,41 @@ async def ramp_bots(args: argparse.Namespace) -> None:
             b.transport.abort()
 
 
-def capacity(workers: int, args: argparse.Namespace) -> dict[str, Any]:
+def scrape_all(ports: list[int]) -> dict[str, float]:
+    """Metrics of several separate servers, keys prefixed so ``total()`` sums them."""
+    out: dict[str, float] = {}
+    for i, port in enumerate(ports):
+        for k, v in scrape(port).items():
+            name, brace, rest = k.partition("{")
+            out[f'{name}{{server="{i}"{"," if brace and rest != "}" else ""}'
+                f'{rest if brace else "}"}'] = v
+    return out
+
+
+def capacity(workers: int, args: argparse.Namespace, separate: int = 1) -> dict[str, Any]:
+    """One ramp against ``--workers workers``, or (``separate`` > 1) against that many
+    independent single-process servers on their own ports (the control: what two busy
+    processes cost on this machine without any supervisor or handoff)."""
     import psutil
 
     t_start = time.monotonic()
-    server, port = start_server(workers, args.room_size, args.entities)
+    servers = [start_server(workers, args.room_size, args.entities) for _ in range(separate)]
+    ports = [p for _, p in servers]
     env = dict(os.environ, PYTHONPATH=f"{HERE}{os.pathsep}{ROOT}")
     bots = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--ramp-bot", "--port", str(port),
+        [sys.executable, str(Path(__file__).resolve()), "--ramp-bot", "--port",
+         ",".join(map(str, ports)),
          "--step", str(args.step), "--start", str(args.start),
          "--max-clients", str(args.max_clients),
          "--settle", str(args.settle), "--window", str(args.window)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT,
         preexec_fn=_nice)
     assert bots.stdout is not None and bots.stdin is not None
-    sproc = psutil.Process(server.pid)
+    sprocs = [psutil.Process(s.pid) for s, _ in servers]
     bproc = psutil.Process(bots.pid)
+
+    def server_procs() -> list[Any]:
+        return [x for sp in sprocs for x in (sp, *sp.children(recursive=True))]
     steps: list[dict[str, Any]] = []
     fails = sfails = 0
     m0: dict[str, float] = {}
@@ -194,17 +215,17 @@ def capacity(workers: int, args: argparse.Namespace) -> dict[str, Any]:
     try:
         for ln in bots.stdout:
             if ln.startswith("window-start"):
-                procs = [sproc, *sproc.children(recursive=True)]
-                m0 = scrape(port)
+                procs = server_procs()
+                m0 = scrape_all(ports)
                 c0, b0, w0 = cpu_of(procs), cpu_of([bproc]), time.monotonic()
             elif ln.startswith("result "):
                 r = json.loads(ln[7:])
                 if "error" in r:
                     steps.append(r)
                     break
-                procs = [sproc, *sproc.children(recursive=True)]
+                procs = server_procs()
                 wall = time.monotonic() - w0
-                m1 = scrape(port)
+                m1 = scrape_all(ports)
                 ticks = total(m1, "gameserver_ticks_total") - total(m0, "gameserver_ticks_total")
                 over = (total(m1, "gameserver_tick_overruns_total")
                         - total(m0, "gameserver_tick_overruns_total"))
@@ -215,6 +236,10 @@ def capacity(workers: int, args: argparse.Namespace) -> dict[str, Any]:
                 r["server_ok"] = bool(r["overrun_share"] <= 0.01 and r["skips"] == 0
                                       and not r["closed"])
                 r["server_cpu"] = (cpu_of(procs) - c0) / wall
+                q = [v for k, v in m1.items()
+                     if k.startswith("gameserver_tick_cpu_recent_seconds")
+                     and 'quantile="0.5"' in k]
+                r["room_tick_cpu_p50_ms"] = statistics.mean(q) * 1e3 if q else None
                 r["bot_cpu"] = (cpu_of([bproc]) - b0) / wall
                 r["holds"] = bool(r["share_min"] >= 0.99 and r["overrun_share"] <= 0.01
                                   and not r["closed"])
@@ -242,21 +267,18 @@ def capacity(workers: int, args: argparse.Namespace) -> dict[str, Any]:
             except subprocess.TimeoutExpired:
                 bots.kill()
                 bots.wait()
-        stop(server)
+        for s, _ in servers:
+            stop(s)
     print(f"  [{time.monotonic() - t_start:5.1f}s] done", flush=True)
     held = [s for s in steps if s.get("holds")]
     best = max(held, key=lambda s: s["clients"]) if held else None
     ok = [s for s in steps if s.get("server_ok")]
     top = max(ok, key=lambda s: s["clients"]) if ok else None
-    # Server-side model: CPU per client (all server processes, supervisor included) at the
-    # largest load the server kept up with; capacity if every worker had a whole core.
-    cost = top["server_cpu"] / top["clients"] if top else None
-    return {"workers": workers, "steps": steps, "held": best["clients"] if best else 0,
+    return {"workers": workers, "separate": separate, "steps": steps,
+            "held": best["clients"] if best else 0,
             "server_cpu_at_held": best["server_cpu"] if best else None,
             "bot_cpu_at_held": best["bot_cpu"] if best else None,
-            "server_ok_clients": top["clients"] if top else 0,
-            "cpu_per_client": cost,
-            "model_capacity": workers / cost if cost else None}
+            "server_ok_clients": top["clients"] if top else 0}
 
 
 # --------------------------------------------------------------------------- latency
@@ -325,6 +347,10 @@ DEFAULTS: dict[str, Any] = {"rounds": 1, "room_size": 8, "entities": 1000, "star
                             "joins": 100, "pings": 100, "nice": 0}
 
 
+CONFIGS: tuple[tuple[str, int, int], ...] = (
+    ("--workers 1", 1, 1), ("--workers 2", 2, 1), ("2 separate single processes", 1, 2))
+
+
 def part_workers(args: argparse.Namespace) -> dict[str, Any]:
     """``--part workers`` (see the module docstring)."""
     global NICE
@@ -338,43 +364,66 @@ def part_workers(args: argparse.Namespace) -> dict[str, Any]:
           f"{args.room_size} players each, {RATE} Hz; nice {args.nice}.", flush=True)
     caps: list[dict[str, Any]] = []
     for rnd in range(args.rounds):
-        for w in (1, 2):
-            print(f"capacity round {rnd + 1}, --workers {w}:", flush=True)
-            caps.append(capacity(w, args) | {"round": rnd + 1})
+        for label, w, sep in CONFIGS:
+            print(f"capacity round {rnd + 1}, {label}:", flush=True)
+            caps.append(capacity(w, args, sep) | {"round": rnd + 1, "config": label})
     lats = []
     for rnd in range(args.rounds):
         for w in (1, 2):
             lats.append(latency(w, args) | {"round": rnd + 1})
-    print("\n| round | workers | clients held at 30 Hz (bots saw >= 99% of ticks) | ratio "
-          "| server CPU (cores) there | bots CPU (cores) there | largest load the server kept "
-          "up with (no overrun, no skip) | server CPU per client (ms/s) | model: clients if "
-          "each worker had a core | model ratio |\n"
-          "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     nan = float("nan")
+    print("\n| round | configuration | clients held at 30 Hz (bots saw >= 99% of ticks) | "
+          "ratio to --workers 1 | server CPU (cores) there | bots CPU (cores) there | "
+          "largest load the server kept up with (no overrun, no skip) |\n"
+          "|---:|---|---:|---:|---:|---:|---:|")
     for rnd in range(1, args.rounds + 1):
-        one = next(c for c in caps if c["round"] == rnd and c["workers"] == 1)
+        one = next(c for c in caps if c["round"] == rnd and c["config"] == CONFIGS[0][0])
         for c in (x for x in caps if x["round"] == rnd):
             ratio = c["held"] / one["held"] if one["held"] else nan
-            mratio = (c["model_capacity"] / one["model_capacity"]
-                      if c["model_capacity"] and one["model_capacity"] else nan)
-            print(f"| {rnd} | {c['workers']} | {c['held']:,} | {ratio:.2f} | "
+            print(f"| {rnd} | {c['config']} | {c['held']:,} | {ratio:.2f} | "
                   f"{c['server_cpu_at_held'] or 0:.2f} | {c['bot_cpu_at_held'] or 0:.2f} | "
-                  f"{c['server_ok_clients']:,} | {(c['cpu_per_client'] or nan) * 1e3:.2f} | "
-                  f"{c['model_capacity'] or nan:,.0f} | {mratio:.2f} |")
+                  f"{c['server_ok_clients']:,} |")
+    # Server-side cost at EQUAL loads: server CPU (all its processes) per client, at every
+    # step all configurations kept up with (no overrun, no skipped client).
+    print("\n| round | clients | server CPU per client (ms/s): --workers 1 | --workers 2 | "
+          "2 separate | cost ratio workers 2 / 1 | separate / 1 | room tick CPU p50 (ms): "
+          "--workers 1 | --workers 2 | 2 separate |\n"
+          "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    ratios: list[float] = []
+    control: list[float] = []
+    for rnd in range(1, args.rounds + 1):
+        runs = [next(c for c in caps if c["round"] == rnd and c["config"] == label)
+                for label, _, _ in CONFIGS]
+        oks = [{s["clients"]: s for s in r["steps"] if s.get("server_ok")} for r in runs]
+        for n in sorted(set(oks[0]) & set(oks[1]) & set(oks[2])):
+            s1, s2, s3 = (o[n] for o in oks)
+            c1, c2, c3 = (s["server_cpu"] / n for s in (s1, s2, s3))
+            ratios.append(c2 / c1)
+            control.append(c3 / c1)
+            print(f"| {rnd} | {n:,} | {c1 * 1e3:.2f} | {c2 * 1e3:.2f} | {c3 * 1e3:.2f} | "
+                  f"{c2 / c1:.2f} | {c3 / c1:.2f} | "
+                  + " | ".join(f"{s.get('room_tick_cpu_p50_ms') or nan:.2f}"
+                               for s in (s1, s2, s3)) + " |")
+    model = 2 / statistics.median(ratios) if ratios else nan
+    print(f"\nmodel (each worker given a whole core): 2 workers hold {model:.2f}x the clients "
+          f"of 1 (2 / median cost ratio over {len(ratios)} equal-load steps); two separate "
+          f"single processes: cost ratio median "
+          f"{statistics.median(control) if control else nan:.2f}")
     print("\n| round | workers | connect -> WELCOME p50 ms | p99 ms | -> first snapshot p50 ms "
           "| p99 ms | PING RTT p50 ms | p99 ms |\n|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in lats:
         print(f"| {r['round']} | {r['workers']} | {r['welcome_p50_ms']:.2f} | "
               f"{r['welcome_p99_ms']:.2f} | {r['join_p50_ms']:.2f} | "
               f"{r['join_p99_ms']:.2f} | {r['ping_p50_ms']:.3f} | {r['ping_p99_ms']:.3f} |")
-    return {"capacity": caps, "latency": lats}
+    return {"capacity": caps, "latency": lats, "cost_ratios": ratios,
+            "control_ratios": control, "model_ratio": model}
 
 
 def main() -> None:
     """The ramp's bot process (internal): ``cluster_workers.py --ramp-bot --port P ...``."""
     p = argparse.ArgumentParser(description=argparse.SUPPRESS)
     p.add_argument("--ramp-bot", action="store_true")
-    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--port", required=True, help="port[,port...]")
     p.add_argument("--start", type=int, default=96)
     p.add_argument("--step", type=int, default=48)
     p.add_argument("--max-clients", type=int, default=1600)
