@@ -76,6 +76,7 @@ class Pending:
         self._head: bytearray | None = bytearray()  # parse buffer until the head is complete
         self.request: Request | None = None
         self.conn: Connection | None = None  # after the 101: finds the first message
+        self.response = b""                  # the 101 we wrote (the worker checks it)
         self._closing = False
         self._done = False
         loop = acceptor.loop
@@ -144,6 +145,7 @@ class Pending:
         if sent != len(out):  # a fresh socket takes ~200 bytes at once; else it is broken
             self._finish()
             return
+        self.response = out
         self.conn = Connection(Side.SERVER, max_message_size=acc.max_message_size,
                                deflate=negotiated.deflate)
         self._rearm(acc.hello_timeout)

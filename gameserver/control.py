@@ -7,7 +7,8 @@ Two Unix socket pairs per worker, created by the supervisor and inherited by the
   bug (both ends are this code) and ends the channel.
 * the **handoff socket** (``SOCK_SEQPACKET``, supervisor -> worker): one message per handed-over
   client connection: the client's TCP socket as ``SCM_RIGHTS`` ancillary data (Linux
-  ``unix(7)``) and a msgpack map ``{"c": connection id, "i": bytes already read from it}``
+  ``unix(7)``) and a msgpack map ``{"c": connection id, "i": bytes already read from it,
+  "r": the 101 response the supervisor wrote}``
   (:func:`send_handoff`, :func:`recv_handoffs`). SEQPACKET keeps each message and its fd
   together; a message is at most :data:`MAX_HANDOFF` bytes.
 
@@ -110,26 +111,30 @@ class Channel:
         self._writer.close()
 
 
-def send_handoff(sock: socket.socket, conn_id: int, initial: bytes, fd: int) -> None:
+def send_handoff(sock: socket.socket, conn_id: int, initial: bytes, fd: int,
+                 response: bytes = b"") -> None:
     """Hand one client socket (``fd``) and the bytes already read from it to a worker.
 
     ``sock`` is the non-blocking SEQPACKET end; raises ``BlockingIOError`` when the worker's
     queue is full (the caller retries when writable) and ``OSError`` if the worker is gone.
     """
-    payload = msgpack.packb({"c": conn_id, "i": initial}, use_bin_type=True)
+    payload = msgpack.packb({"c": conn_id, "i": initial, "r": response}, use_bin_type=True)
     if len(payload) > MAX_HANDOFF:
         raise ValueError(f"handoff of {len(payload)} bytes over {MAX_HANDOFF}")
     socket.send_fds(sock, [payload], [fd])
 
 
-def recv_handoffs(sock: socket.socket, limit: int = 64) -> tuple[list[tuple[int, bytes, int]],
-                                                                  bool]:
+Handoff = tuple[int, bytes, int, bytes]  # (connection id, initial bytes, fd, 101 written)
+
+
+def recv_handoffs(sock: socket.socket, limit: int = 64) -> tuple[list[Handoff], bool]:
     """Read up to ``limit`` handoffs from the non-blocking SEQPACKET end.
 
-    Returns ``(handoffs, eof)``: each handoff is ``(conn_id, initial bytes, fd)`` and the
-    caller owns ``fd``; ``eof`` is True when the supervisor closed its end.
+    Returns ``(handoffs, eof)``: each handoff is ``(conn_id, initial bytes, fd, the 101
+    response written)`` and the caller owns ``fd``; ``eof`` is True when the supervisor
+    closed its end.
     """
-    out: list[tuple[int, bytes, int]] = []
+    out: list[Handoff] = []
     for _ in range(limit):
         try:
             data, fds, flags, _ = socket.recv_fds(sock, MAX_HANDOFF, 4)
@@ -143,9 +148,10 @@ def recv_handoffs(sock: socket.socket, limit: int = 64) -> tuple[list[tuple[int,
         except ValueError:
             msg = None
         if not isinstance(msg, dict) or not isinstance(msg.get("c"), int) \
-                or not isinstance(msg.get("i"), bytes):
+                or not isinstance(msg.get("i"), bytes) \
+                or not isinstance(msg.get("r", b""), bytes):
             for fd in fds:  # our own bug: never leak the descriptor
                 socket.close(fd)
             raise ChannelError("malformed handoff message")
-        out.append((msg["c"], msg["i"], fds[0]))
+        out.append((msg["c"], msg["i"], fds[0], msg.get("r", b"")))
     return out, False

@@ -127,7 +127,8 @@ class GameServer:
         log.info("listening url=%s ws=%s games=%s", self.url, self.ws_url,
                  ",".join(cfg.games))
 
-    async def adopt(self, sock: socket.socket, initial: bytes, *, upgraded: bool = True,
+    async def adopt(self, sock: socket.socket, initial: bytes, *,
+                    upgraded: bool | bytes = True,
                     on_lost: Callable[[], None] | None = None) -> WebSocket | None:
         """Serve a connection accepted (and read up to its first game message) elsewhere:
         see :meth:`protocol.aio.Server.adopt`. None if the server is stopping."""

@@ -91,7 +91,7 @@ class Worker:
         self.handoffs = 0
         #: our reference to every socket handed to it and not yet reported closed
         self.held: dict[int, socket.socket] = {}
-        self.queue: deque[tuple[int, bytes]] = deque()
+        self.queue: deque[tuple[int, bytes, bytes]] = deque()
         self.writer = False
         self.reader: asyncio.Task[None] | None = None
         self.ready_evt = asyncio.Event()
@@ -377,23 +377,24 @@ class Supervisor:
         if len(w.queue) >= MAX_QUEUED_HANDOFFS or w.handoff is None:
             p.refuse(1013, "server busy, try again later")
             return
+        response = p.response
         sock, initial = p.detach()
         w.held[cid] = sock
         w.handoffs += 1
-        w.queue.append((cid, initial))
+        w.queue.append((cid, initial, response))
         self._flush_handoffs(w)
 
     def _flush_handoffs(self, w: Worker) -> None:
         hs = w.handoff
         loop = asyncio.get_running_loop()
         while w.queue and hs is not None:
-            cid, initial = w.queue[0]
+            cid, initial, response = w.queue[0]
             sock = w.held.get(cid)
             if sock is None:
                 w.queue.popleft()
                 continue
             try:
-                send_handoff(hs, cid, initial, sock.fileno())
+                send_handoff(hs, cid, initial, sock.fileno(), response)
             except ValueError:  # over MAX_HANDOFF: cannot happen (the acceptor bounds it)
                 log.error("handoff too large, dropping connection bytes=%d", len(initial))
                 w.queue.popleft()

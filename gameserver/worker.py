@@ -131,18 +131,20 @@ class WorkerProcess:
         except OSError:
             items, eof = [], True
         now = asyncio.get_running_loop().time()
-        for cid, initial, fd in items:
+        for cid, initial, fd, response in items:
             sock = socket.socket(fileno=fd)
             self._pending[cid] = (None, now)
             self._received = max(self._received, cid)
-            task = asyncio.get_running_loop().create_task(self._adopt(cid, sock, initial))
+            task = asyncio.get_running_loop().create_task(
+                self._adopt(cid, sock, initial, response))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         if eof:
             self.stop.set()
 
-    async def _adopt(self, cid: int, sock: socket.socket, initial: bytes) -> None:
-        ws = await self.server.adopt(sock, initial, upgraded=True,
+    async def _adopt(self, cid: int, sock: socket.socket, initial: bytes,
+                     response: bytes) -> None:
+        ws = await self.server.adopt(sock, initial, upgraded=response or True,
                                      on_lost=lambda: self._lost(cid))
         if ws is None:
             self._pending.pop(cid, None)

@@ -55,6 +55,7 @@ from .websocket import WebSocket
 __all__ = ["ProcessRequest", "Server", "ServerProtocol", "serve"]
 
 log = logging.getLogger("protocol.aio")
+_MISMATCH_LOGGED = False  # Server.adopt: one log line per process, not per connection
 
 Handler = Callable[[WebSocket], Awaitable[None]]
 ProcessRequest = Callable[[Request], "Response | Awaitable[Response | None] | None"]
@@ -102,7 +103,7 @@ class ServerProtocol(WebSocket):
         # Set by Server.adopt(): bytes already read by another process, whether it wrote
         # the 101 already, and who to tell when the connection is gone.
         self._initial = b""
-        self._preupgraded = False
+        self._preupgraded: bool | bytes = False
         self._on_lost: Callable[[], None] | None = None
 
     # -------------------------------------------------------------- opening handshake
@@ -195,8 +196,19 @@ class ServerProtocol(WebSocket):
         )
         self.subprotocol = negotiated.subprotocol
         self._open = True
-        if not self._preupgraded:  # adopted after the accepting process wrote the 101
+        pre = self._preupgraded
+        if not pre:
             self._transport.write(out)
+        elif isinstance(pre, bytes) and pre != out:
+            # The accepting process negotiated differently (its settings differ from ours:
+            # our deployment bug); the peer would be spoken to in terms it never agreed to.
+            global _MISMATCH_LOGGED
+            if not _MISMATCH_LOGGED:
+                _MISMATCH_LOGGED = True
+                log.error("adopted connection: the accepting process sent a different 101 "
+                          "(handshake settings differ), dropping such connections")
+            self._transport.abort()
+            return
         server = cfg.server
         server._handshaking.discard(self)
         server.connections.add(self)
@@ -296,12 +308,15 @@ class Server:
         if self._server is not None:
             self._server.close()
 
-    async def adopt(self, sock: socket.socket, initial: bytes = b"", *, upgraded: bool = False,
+    async def adopt(self, sock: socket.socket, initial: bytes = b"", *,
+                    upgraded: bool | bytes = False,
                     on_lost: Callable[[], None] | None = None) -> ServerProtocol | None:
         """Serve an already accepted TCP socket as if this server had accepted it.
 
         ``initial``: the bytes already read from it (request head first); ``upgraded``: the
-        101 response was already written; ``on_lost()`` runs once when the connection is
+        101 response was already written (True, or the exact bytes written: then they must
+        equal what this server would answer, else the connection is dropped and an error
+        logged once: the two processes' settings differ); ``on_lost()`` runs once when it is
         gone. Returns the connection, or None (the socket closed) when the server is closing.
         Plain TCP only.
         """

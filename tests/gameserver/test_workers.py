@@ -313,10 +313,14 @@ def test_acceptor_hands_hello_to_an_adopting_server(kit: Any) -> None:
         async def http(req: Any) -> bytes:
             return b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
 
+        tamper: list[bool] = [False]
+
         def route(p: Pending, msg: Any) -> None:
             routed.append(msg)
+            response = b"HTTP/1.1 101 Other\r\n\r\n" if tamper[0] else p.response
+            assert response.startswith(b"HTTP/1.1 101")
             sock, initial = p.detach()
-            task = loop.create_task(server.adopt(sock, initial, upgraded=True))
+            task = loop.create_task(server.adopt(sock, initial, upgraded=response))
             adopting.add(task)
             task.add_done_callback(adopting.discard)
 
@@ -340,6 +344,12 @@ def test_acceptor_hands_hello_to_an_adopting_server(kit: Any) -> None:
             silent = kit.Client(await connect(url))
             silent.start()
             assert await silent.closed(5) == 4012
+            # Settings that differ between acceptor and server (a different 101): dropped.
+            tamper[0] = True
+            odd = kit.Client(await connect(url))
+            odd.start()
+            await odd.send(M.Hello(game="walker", name="odd"))
+            assert await odd.closed(5) == 1006 and odd.welcome is None
             await r.close()
         finally:
             acc.close()
