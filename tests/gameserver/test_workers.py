@@ -448,3 +448,23 @@ def test_workers_stop_when_the_supervisor_is_killed(kit: Any, tmp_path: Path) ->
 
         until(lambda: not any(alive(pid) for pid in children), 15,
               "workers to exit after the supervisor died")
+
+
+def test_sdk_bots_play_across_two_workers(tmp_path: Path) -> None:
+    """The real SDK (``python -m clients.bots``: GameClient, inputs, acks) against
+    ``--workers 2``: every bot joins, streams and sends inputs; both workers hold rooms."""
+    with cluster(tmp_path) as cl:
+        out = tmp_path / "bots.json"
+        env = dict(os.environ, PYTHONPATH=str(HERE.parent.parent))
+        res = subprocess.run(
+            [sys.executable, "-m", "clients.bots", cl.ws_url, "--game", "walker", "--count",
+             "10", "--duration", "3", "--behavior", "random", "--input-every", "1",
+             "--quiet", "--json", str(out)],
+            env=env, capture_output=True, text=True, timeout=90)
+        assert res.returncode == 0, res.stderr
+        report = json.loads(out.read_text())
+        assert report["bots"] == 10 and report["connects"] == 10 and report["failures"] == 0
+        assert report["ticks_received"] > 10 * 20 and report["inputs"] > 0
+        handed = parse_text(cl.get("/metrics")[1].decode())
+        assert handed['gameserver_handoffs_total{worker="0"}'] >= 4
+        assert handed['gameserver_handoffs_total{worker="1"}'] >= 4  # 10 players, rooms of 4
