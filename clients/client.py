@@ -157,6 +157,9 @@ class GameClient(Joiner):
         """Inputs sent and not yet acknowledged: ``(seq, fields, sent_at)``, oldest first."""
         self.acks = AckTracker()
         self.acked_seq = 0
+        self.send_render_tick = True
+        """Send INPUT ``rt`` (:attr:`render_tick`, lag compensation) with every input."""
+        self._interps: list[InterpolationBuffer] = []
 
         # measurements: stats, rtt, srtt, min_rtt, bytes_in_per_s, bytes_out_per_s
         self._init_meter()
@@ -224,6 +227,7 @@ class GameClient(Joiner):
                      now=update.received_at)
 
         self._on_tick.append(feed)
+        self._interps.append(buf)
         if self.world is not None and self.world.ready and self.tick_rate > 0:
             buf.fields = self.world.float_fields
             buf.push(self.world.tick / self.tick_rate, self.world.ids, self.world.values())
@@ -301,8 +305,30 @@ class GameClient(Joiner):
         self._runner = asyncio.get_running_loop().create_task(self._run(ws))
         return self
 
+    @property
+    def render_tick(self) -> int | None:
+        """The server tick on screen now (INPUT ``rt``, SPEC.md section 2); None before join.
+
+        With an :meth:`interpolation` buffer that was sampled: the tick nearest to the render
+        time of its last ``sample()`` (what was drawn), never above the latest tick received.
+        Otherwise (no interpolation in use): the latest tick received.
+        """
+        world = self.world
+        if world is None:
+            return None
+        latest = int(world.tick)
+        if self.tick_rate > 0:
+            for buf in self._interps:
+                t = buf.last_render_time
+                if t is not None:
+                    return max(0, min(latest, round(t * self.tick_rate)))
+        return latest
+
     def send_input(self, **fields: Any) -> int:
         """Send one INPUT with the next seq (1, 2, 3...) and return that seq.
+
+        The INPUT carries ``rt`` = :attr:`render_tick` (the tick being shown, for the server's
+        lag compensation) unless :attr:`send_render_tick` is False.
 
         The input is kept in :attr:`pending_inputs` until an INPUT_ACK covers it. While
         reconnecting the input cannot be sent: it is dropped (counted in
@@ -317,7 +343,8 @@ class GameClient(Joiner):
         if ws is None or not ws.open or self.world is None:
             self.stats.inputs_dropped += 1
             return seq
-        data = M.encode(M.Input(seq, fields))
+        rt = self.render_tick if self.send_render_tick else None
+        data = M.encode(M.Input(seq, fields, rt=rt))
         try:
             ws.send_nowait(data)
         except (ConnectionClosed, WebSocketError):

@@ -222,6 +222,11 @@ class InterpolationBuffer:
             return None
         return (self.clock() if now is None else now) - off
 
+    @property
+    def last_render_time(self) -> float | None:
+        """The render time (server seconds) of the last :meth:`sample`: what is on screen."""
+        return self._last_render
+
     def render_time(self, now: float | None = None) -> float | None:
         """``server_time(now) - delay``, never decreasing between calls; None while empty."""
         st = self.server_time(now)

@@ -33,8 +33,10 @@ async def open_websocket(
 ) -> WebSocket:
     """:func:`protocol.aio.connect` without the WebSocket keepalive (the game PING/PONG and
     the stall detector cover liveness) and without its own open timeout (the caller bounds
-    the whole join). Raises HandshakeError, OSError / ConnectionError, ValueError."""
+    the whole join). Offers the ``gameserver.v1`` subprotocol (a server that selects
+    none is accepted too). Raises HandshakeError, OSError / ConnectionError, ValueError."""
     return await connect(url, ssl=ssl, open_timeout=None, max_message_size=max_message_size,
+                         subprotocols=(M.SUBPROTOCOL,),
                          ping_interval=None, ping_timeout=None, close_timeout=close_timeout)
 
 

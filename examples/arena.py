@@ -9,6 +9,16 @@ drain its hp on contact; at 0 hp the player gets a ``"died"`` event, loses half 
 and respawns. Scores live in the ``score`` field of each player's entity and a
 ``"scoreboard"`` event goes to everyone every two seconds when it changed.
 
+Attack (lag compensated): an input with ``fire`` true and the aim point ``ax``, ``ay`` (world
+units: what is under the player's crosshair) zaps the critter or hunter nearest to that point
+within ``ZAP_RADIUS``, judged against the world *as the player saw it*: the tick of the
+input's ``rt`` (``inputs.render_tick``), through ``self.world.history.hits``. A zapped critter
+loses ``ZAP_DAMAGE`` hp (at 0 it is caught: +5 points); a zapped hunter is driven off (it
+reappears elsewhere). One zap per player every ``ZAP_COOLDOWN`` seconds, aimed at most
+``ZAP_RANGE`` from the player. ``fire``, ``ax`` and ``ay`` are optional (default: no zap), so
+clients that only move keep working. A ``"zaps"`` event tells everyone ``[[player id, ax, ay,
+hit entity id or 0], ...]`` (one event per tick with zaps).
+
 Everything per entity is vectorized with numpy; the only Python loops run over the few
 players (events, scoreboard), never over entities.
 
@@ -67,6 +77,10 @@ TOUCH: Final = 1.5  # contact distance (catch a critter, collect an orb, get bit
 CATCH_DAMAGE: Final = 10  # critter hp lost per tick of contact
 BITE_DAMAGE: Final = 1  # player hp lost per tick of contact with a hunter
 SWAP_FRACTION: Final = 0.01  # of moving critters stop (as many resting start) per tick
+ZAP_RADIUS: Final = 1.0  # a zap hits an entity within this distance of the aim point
+ZAP_RANGE: Final = 40.0  # aim at most this far from the player
+ZAP_DAMAGE: Final = 50  # critter hp lost per zap (two zaps catch a fresh critter)
+ZAP_COOLDOWN: Final = 0.25  # seconds between two zaps of one player
 
 F32 = npt.NDArray[np.float32]
 IDX = npt.NDArray[np.intp]
@@ -100,7 +114,12 @@ class Arena(Game):
         "owner": F.player(),
         "score": F.uint16(),
     }
-    inputs = InputSchema({"dx": I.float32(-1, 1), "dy": I.float32(-1, 1), "boost": I.bool_()})
+    inputs = InputSchema({
+        "dx": I.float32(-1, 1), "dy": I.float32(-1, 1), "boost": I.bool_(),
+        # the attack: optional, so movement-only clients need not send them
+        "fire": I.bool_(default=False),
+        "ax": I.float32(0, MAX_SIZE, default=0.0), "ay": I.float32(0, MAX_SIZE, default=0.0),
+    })
     max_players = 32
     tick_rate = 30
     send_rate = 15
@@ -118,6 +137,7 @@ class Arena(Game):
         self._pids = np.zeros(0, np.uint32)
         self._pents = np.zeros(0, np.uint32)
         self._held = np.zeros((0, 3), np.float32)  # dx, dy, boost (0/1)
+        self._ready = np.zeros(0, np.int64)  # per player: first tick it may zap again
         self._scores_dirty = False
         n_moving = round(self.n_critters * self.moving)
         state = np.zeros(self.n_critters, np.uint8)
@@ -146,6 +166,7 @@ class Arena(Game):
         self._pids = np.insert(self._pids, i, player.id)
         self._pents = np.insert(self._pents, i, player.entity)
         self._held = np.insert(self._held, i, 0.0, axis=0)
+        self._ready = np.insert(self._ready, i, 0)
         self.send("arena", {"size": self.size, "kinds": KINDS}, to=player)
         self.send("joined", {"player": player.id, "name": player.name})
         self._scores_dirty = True
@@ -154,6 +175,7 @@ class Arena(Game):
         super().on_leave(player, reason)  # despawns the avatar
         keep = self._pids != player.id
         self._pids, self._pents, self._held = self._pids[keep], self._pents[keep], self._held[keep]
+        self._ready = self._ready[keep]
         self.send("left", {"player": player.id, "name": player.name})
         self._scores_dirty = True
 
@@ -172,6 +194,7 @@ class Arena(Game):
         self._critters(slots[kind == CRITTER], px, py, psl, dt)
         self._hunters(slots[kind == HUNTER], px, py, psl, dt)
         self._orbs(slots[kind == ORB], px, py, psl)
+        self._zaps(inputs, tick)
         if self._scores_dirty and tick % max(1, round(2.0 / dt)) == 0:  # every ~2 seconds
             self._scoreboard()
 
@@ -336,6 +359,60 @@ class Arena(Game):
         self._score(psl[j], 1, "orb")
         w.despawn(w.id_of(os_[rows]))
         self._spawn(ORB, len(rows))
+
+    def _zaps(self, inputs: InputBatch, tick: int) -> None:
+        """Lag-compensated hitscan: each firing player's last ``fire`` input this tick zaps
+        the critter or hunter nearest its aim point *at the tick the player was seeing*."""
+        w = self.world
+        if not len(inputs) or w.history is None or not inputs["fire"].any():
+            return
+        fired = inputs.take(inputs["fire"])
+        shots = fired.latest()  # one shot per player per tick, sorted by player id
+        i = np.minimum(np.searchsorted(self._pids, shots.player), len(self._pids) - 1)
+        ok = (self._pids[i] == shots.player) & (self._ready[i] <= tick)
+        psl = w.slots_of(self._pents[i])
+        ok &= psl >= 0
+        aim = np.stack([shots["ax"], shots["ay"]], axis=1).astype(np.float32)
+        reach = np.hypot(aim[:, 0] - w["x"][np.maximum(psl, 0)],
+                         aim[:, 1] - w["y"][np.maximum(psl, 0)])
+        ok &= reach <= ZAP_RANGE
+        if not ok.any():
+            return
+        i, aim, rt = i[ok], aim[ok], shots.render_tick[ok]
+        self._ready[i] = tick + max(1, round(ZAP_COOLDOWN / self.dt))
+        hits = w.history.hits(
+            aim, rt, ZAP_RADIUS, exclude=self._pents[i],
+            where=lambda past: (past["kind"] == CRITTER) | (past["kind"] == HUNTER),
+        )
+        victim = hits.nearest(len(i))
+        vsl = w.slots_of(victim)  # -1 for a miss, or a victim gone since the shooter saw it
+        live = vsl >= 0
+        live[live] &= w["hp"][vsl[live]] > 0  # not already caught this tick
+        vk = w["kind"][np.maximum(vsl, 0)]
+        crit = live & (vk == CRITTER)
+        if crit.any():
+            c = vsl[crit]
+            hp = w["hp"][c].astype(np.int16) - ZAP_DAMAGE
+            w["hp"][c] = np.maximum(hp, 0)
+            dead = hp <= 0
+            if dead.any():
+                shooters = w.slots_of(self._pents[i[crit][dead]])
+                self._score(shooters, 5, "critter")
+                w.despawn(w.id_of(c[dead]))
+                n = int(dead.sum())
+                st = np.where(self.rng.random(n) < self.moving, MOVING, RESTING).astype(np.uint8)
+                self._spawn(CRITTER, n, state=st)
+        hunt = live & (vk == HUNTER)
+        if hunt.any():  # driven off: the hunter reappears elsewhere
+            h = vsl[hunt]
+            w["x"][h] = self.rng.uniform(0.0, self.size, len(h)).astype(np.float32)
+            w["y"][h] = self.rng.uniform(0.0, self.size, len(h)).astype(np.float32)
+        hit_ids = np.where(live, victim, 0)
+        self.send("zaps", [
+            [pid, round(ax, 2), round(ay, 2), hid]  # a loop over the firing players only
+            for pid, ax, ay, hid in zip(self._pids[i].tolist(), aim[:, 0].tolist(),
+                                        aim[:, 1].tolist(), hit_ids.tolist())
+        ])
 
     def _score(self, psl: IDX, points: int, what: str) -> None:
         """Add ``points`` for each scoring player slot in ``psl`` and tell each scorer."""

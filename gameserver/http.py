@@ -4,14 +4,23 @@ The WebSocket server (:func:`protocol.aio.serve`) calls our ``process_request`` 
 request; :class:`Router` answers it with an :class:`HttpReply` or ``None`` (``None`` = "this is
 the WebSocket endpoint: go on with the upgrade").
 
-Routes (all ``GET``; ``HEAD`` is answered like ``GET`` without a body):
+Routes (all ``GET``; ``HEAD`` is answered like ``GET``: the same head, ``Content-Length``
+included, never a body; the body is dropped by :mod:`protocol.aio.server` for every HEAD):
 
 * ``/ws``       the game WebSocket endpoint; a non-upgrade request gets 426 Upgrade Required.
-* ``/healthz``  ``200 ok`` (text) while the server is accepting players.
+* ``/healthz``  liveness: ``200 ok`` (text) whenever the event loop answers (also while
+  draining: a blocked loop fails the probe by its timeout).
+* ``/readyz``   readiness: ``200 ready`` while the server accepts players; ``503`` while
+  draining / shutting down or at ``max_connections``.
 * ``/metrics``  Prometheus text format 0.0.4 (see :mod:`gameserver.metrics`).
 * ``/rooms``    JSON ``[{"id", "game", "players", "capacity"}, ...]``.
 * anything else: a static file under the web client folder (``/`` -> ``index.html``);
   404 when missing.
+
+With a path prefix (``--path-prefix /game``) every route lives under it (``/game/ws``,
+``/game/healthz``, ``/game/`` the demo; ``/game`` redirects to ``/game/``); other paths get
+404, except bare ``/healthz`` and ``/readyz``, kept for probes that talk to the process
+directly (a container's HEALTHCHECK).
 
 Any other method gets 405 with ``Allow: GET, HEAD``. The static file resolver refuses
 directory traversal: the percent-decoded path may not contain ``..`` segments, backslashes or
@@ -104,14 +113,15 @@ class StaticFiles:
             return None  # no traversal (not even a harmless-looking one), no dotfiles
         candidate = self.root.joinpath(*parts) if parts else self.root
         try:
+            # Every component resolved (symlinks followed), then checked against the root:
+            # a link to a file or a directory outside the root is refused, and so is a
+            # directory's index.html that is itself such a link.
             real = candidate.resolve(strict=True)
+            if real.is_dir():
+                real = (real / "index.html").resolve(strict=True)
         except (OSError, RuntimeError):
             return None
-        if real.is_dir():
-            real = real / "index.html"
-            if not real.is_file():
-                return None
-        if real != self.root and self.root not in real.parents:
+        if not real.is_relative_to(self.root):
             return None  # a symlink pointing outside the root
         return real if real.is_file() else None
 
@@ -123,15 +133,23 @@ class StaticFiles:
         if real is None:
             return None
         try:
-            st = real.stat()
-            if st.st_size > MAX_STATIC_BYTES:
-                log.info("static file too large, not served path=%s size=%d", real, st.st_size)
-                return None
-            cached = self._cache.get(real)
-            if cached is not None and cached[0] == st.st_mtime and cached[1] == st.st_size:
-                data = cached[2]
-            else:
-                data = real.read_bytes()
+            # O_NOFOLLOW: the checked real path is what we open, even if its last component
+            # was swapped for a symlink since (no time-of-check / time-of-use gap there).
+            fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            with os.fdopen(fd, "rb") as f:
+                st = os.fstat(f.fileno())
+                if st.st_size > MAX_STATIC_BYTES:
+                    log.info("static file too large, not served path=%s size=%d",
+                             real, st.st_size)
+                    return None
+                cached = self._cache.get(real)
+                if (cached is not None and cached[0] == st.st_mtime
+                        and cached[1] == st.st_size):
+                    return cached[2], CONTENT_TYPES.get(real.suffix.lower(),
+                                                        DEFAULT_CONTENT_TYPE)
+                data = f.read(MAX_STATIC_BYTES + 1)
+                if len(data) > MAX_STATIC_BYTES:
+                    return None
                 if len(self._cache) >= MAX_CACHED_FILES:
                     self._cache.pop(next(iter(self._cache)))
                 self._cache[real] = (st.st_mtime, st.st_size, data)
@@ -144,22 +162,36 @@ class StaticFiles:
 class Router:
     """Dispatches plain HTTP requests; see the module docstring for the routes.
 
-    ``metrics`` returns the Prometheus text, ``rooms`` the JSON-able room list and
-    ``healthy`` whether the server accepts players (503 otherwise, e.g. while shutting down).
+    ``metrics`` returns the Prometheus text, ``rooms`` the JSON-able room list,
+    ``healthy`` whether the process is alive (``/healthz``; 503 otherwise) and ``ready``
+    whether it accepts players (``/readyz``; 503 otherwise; default: ``healthy``).
+    ``prefix`` is the path prefix ("" or e.g. "/game", no trailing slash).
     """
 
     def __init__(self, *, static_root: Path | str | None, metrics: Callable[[], str],
                  rooms: Callable[[], Sequence[dict[str, object]]],
-                 healthy: Callable[[], bool] = lambda: True, ws_path: str = "/ws") -> None:
+                 healthy: Callable[[], bool] = lambda: True, ws_path: str = "/ws",
+                 ready: Callable[[], bool] | None = None, prefix: str = "") -> None:
         self.static = StaticFiles(static_root)
         self._metrics = metrics
         self._rooms = rooms
         self._healthy = healthy
         self.ws_path = ws_path
+        self._ready = ready if ready is not None else healthy
+        self.prefix = prefix.rstrip("/")
 
     def route(self, method: str, target: str, *, upgrade: bool) -> HttpReply | None:
         """Answer one request, or ``None`` to let the WebSocket upgrade proceed on ``/ws``."""
         path = target.split("?", 1)[0].split("#", 1)[0] or "/"
+        if self.prefix:
+            stripped = self._strip_prefix(path)
+            if stripped is None:
+                if path == self.prefix and method in ("GET", "HEAD"):
+                    return HttpReply(308, b"", headers=(("Location", self.prefix + "/"),))
+                if path not in ("/healthz", "/readyz"):
+                    return HttpReply(404) if method == "HEAD" else _text(404, "not found")
+            else:
+                path = stripped
         if path == self.ws_path:
             if upgrade and method == "GET":
                 return None
@@ -168,14 +200,22 @@ class Router:
                                       ("Sec-WebSocket-Version", "13")))
         if method not in ("GET", "HEAD"):
             return HttpReply(405, b"method not allowed\n", headers=(("Allow", "GET, HEAD"),))
-        reply = self._get(path)
-        if method == "HEAD":
-            return HttpReply(reply.status, b"", reply.content_type, reply.headers)
-        return reply
+        # HEAD gets the GET reply: the WebSocket layer sends its head only (no body, the
+        # GET's Content-Length), on every route including /ws's 426 and the 404s.
+        return self._get(path)
+
+    def _strip_prefix(self, path: str) -> str | None:
+        """``/game/x`` -> ``/x`` under prefix ``/game``; ``None`` if outside the prefix."""
+        if path.startswith(self.prefix + "/"):
+            return path[len(self.prefix):]
+        return None
 
     def _get(self, path: str) -> HttpReply:
         if path == "/healthz":
-            return _text(200, "ok") if self._healthy() else _text(503, "shutting down")
+            return _text(200, "ok") if self._healthy() else _text(503, "unhealthy")
+        if path == "/readyz":
+            return (_text(200, "ready") if self._ready()
+                    else HttpReply(503, b"not ready\n", headers=(("Retry-After", "5"),)))
         if path == "/metrics":
             from gameserver.metrics import CONTENT_TYPE
 

@@ -12,8 +12,9 @@ A game declares what one INPUT message may carry::
     })
 
 Every message is validated against the schema *before* game code can see it
-(:meth:`InputSchema.validate`): the body must be a map holding exactly the declared fields,
-each of the right type and inside its declared bounds, with no NaN or infinity. A violation
+(:meth:`InputSchema.validate`): the body must be a map holding exactly the declared fields
+(a field declared with ``default=`` may be left out: it takes that value), each of the right
+type and inside its declared bounds, with no NaN or infinity. A violation
 raises :class:`InputError` whose message names the field; that is the client's fault (the
 server answers ERROR code 3, "invalid input") and the input never reaches the game.
 
@@ -30,7 +31,8 @@ array with one map per field, in declaration order::
 
 ``t`` uses protocol/SPEC.md's wire dtype names (``"f32"``, ``"u8"``, ``"i8"``, ``"u16"``,
 ``"i16"``, ``"u32"``, ``"i32"``) or ``"bool"``; ``lo``/``hi`` are the inclusive bounds (floats
-for ``f32``, ints for integer types, absent for ``bool``).
+for ``f32``, ints for integer types, absent for ``bool``); ``def`` (only for a field declared
+with a default) is the value an INPUT that leaves the field out gets.
 """
 
 from __future__ import annotations
@@ -82,12 +84,15 @@ class InputField:
 
     Build these with the :data:`I` helpers rather than directly. ``type`` is one of
     ``"float32"``, ``"bool"`` or an integer dtype name (``"int8"`` ... ``"uint32"``);
-    ``min``/``max`` are the inclusive bounds (``None`` for ``bool``).
+    ``min``/``max`` are the inclusive bounds (``None`` for ``bool``); ``default`` (``None``:
+    the field is required) is the value an INPUT that leaves the field out gets (it must pass
+    the field's own check).
     """
 
     type: str
     min: float | int | None = None
     max: float | int | None = None
+    default: bool | int | float | None = None
 
     def __post_init__(self) -> None:
         if self.type == "bool":
@@ -112,6 +117,12 @@ class InputField:
                 raise ValueError(f"{self.type} input bounds [{lo}, {hi}] outside [{rlo}, {rhi}]")
         else:
             raise ValueError(f"unknown input field type {self.type!r}")
+        if self.default is not None:
+            try:
+                value = self.check("default", self.default)
+            except InputError as exc:
+                raise ValueError(f"bad input field default: {exc}") from None
+            object.__setattr__(self, "default", value)
 
     @property
     def dtype(self) -> np.dtype[Any]:
@@ -163,6 +174,8 @@ class InputField:
         elif self.type != "bool":
             out["lo"] = self.min
             out["hi"] = self.max
+        if self.default is not None:
+            out["def"] = self.default
         return out
 
 
@@ -174,44 +187,59 @@ class I:  # noqa: E742 - short on purpose, mirrors schema.F
     """Constructors for input fields: ``I.float32(-1, 1)``, ``I.bool_()``, ``I.uint8(max=3)``."""
 
     @staticmethod
-    def float32(min: float, max: float) -> InputField:
-        """A float in ``[min, max]`` (inclusive, finite); NaN and infinities are refused."""
-        return InputField("float32", min, max)
+    def float32(min: float, max: float, *, default: float | None = None) -> InputField:
+        """A float in ``[min, max]`` (inclusive, finite); NaN and infinities are refused.
+
+        Every constructor takes ``default=``: the field becomes optional in INPUT.
+        """
+        return InputField("float32", min, max, default)
 
     @staticmethod
-    def bool_() -> InputField:
+    def bool_(*, default: bool | None = None) -> InputField:
         """A button: ``True``/``False`` (0 and 1 are accepted too)."""
-        return InputField("bool")
+        return InputField("bool", default=default)
 
     @staticmethod
-    def int8(min: int = -(2**7), max: int = 2**7 - 1) -> InputField:
+    def int8(
+        min: int = -(2**7), max: int = 2**7 - 1, *, default: int | None = None
+    ) -> InputField:
         """An integer in ``[min, max]`` stored as int8."""
-        return InputField("int8", min, max)
+        return InputField("int8", min, max, default)
 
     @staticmethod
-    def uint8(min: int = 0, max: int = 2**8 - 1) -> InputField:
+    def uint8(
+        min: int = 0, max: int = 2**8 - 1, *, default: int | None = None
+    ) -> InputField:
         """An integer in ``[min, max]`` stored as uint8 (e.g. ``I.uint8(max=3)`` for 0..3)."""
-        return InputField("uint8", min, max)
+        return InputField("uint8", min, max, default)
 
     @staticmethod
-    def int16(min: int = -(2**15), max: int = 2**15 - 1) -> InputField:
+    def int16(
+        min: int = -(2**15), max: int = 2**15 - 1, *, default: int | None = None
+    ) -> InputField:
         """An integer in ``[min, max]`` stored as int16."""
-        return InputField("int16", min, max)
+        return InputField("int16", min, max, default)
 
     @staticmethod
-    def uint16(min: int = 0, max: int = 2**16 - 1) -> InputField:
+    def uint16(
+        min: int = 0, max: int = 2**16 - 1, *, default: int | None = None
+    ) -> InputField:
         """An integer in ``[min, max]`` stored as uint16."""
-        return InputField("uint16", min, max)
+        return InputField("uint16", min, max, default)
 
     @staticmethod
-    def int32(min: int = -(2**31), max: int = 2**31 - 1) -> InputField:
+    def int32(
+        min: int = -(2**31), max: int = 2**31 - 1, *, default: int | None = None
+    ) -> InputField:
         """An integer in ``[min, max]`` stored as int32."""
-        return InputField("int32", min, max)
+        return InputField("int32", min, max, default)
 
     @staticmethod
-    def uint32(min: int = 0, max: int = 2**32 - 1) -> InputField:
+    def uint32(
+        min: int = 0, max: int = 2**32 - 1, *, default: int | None = None
+    ) -> InputField:
         """An integer in ``[min, max]`` stored as uint32."""
-        return InputField("uint32", min, max)
+        return InputField("uint32", min, max, default)
 
 
 MAX_INPUT_FIELDS: Final[int] = 64
@@ -274,8 +302,14 @@ class InputSchema:
                     raise InputError(
                         f"unknown input field {key!r}", key if isinstance(key, str) else repr(key)
                     )
-            missing = [n for n in self._fields if n not in data]
-            raise InputError(f"missing input field {missing[0]!r}", missing[0])
+            fields = self._fields
+            for n, spec in fields.items():
+                if n not in data and spec.default is None:
+                    raise InputError(f"missing input field {n!r}", n)
+            # only optional fields are missing: they take their declared defaults
+            return tuple(spec.check(name, data[name]) if name in data
+                         else spec.default  # type: ignore[misc]
+                         for name, spec in fields.items())
         return tuple(spec.check(name, data[name]) for name, spec in self._fields.items())
 
     def to_wire(self) -> list[dict[str, Any]]:
@@ -300,7 +334,8 @@ class InputSchema:
             kind = _FROM_WIRE.get(str(entry.get("t")))
             if kind is None:
                 raise ValueError(f"unknown input type in {entry!r}")
-            fields[entry["n"]] = InputField(kind, entry.get("lo"), entry.get("hi"))
+            fields[entry["n"]] = InputField(kind, entry.get("lo"), entry.get("hi"),
+                                            entry.get("def"))
         return cls(fields)
 
 
@@ -315,21 +350,34 @@ class InputBatch:
     ``len(batch)``; row ``i`` is the i-th input to arrive. A player may appear several times
     (several inputs per tick) or not at all (no input this tick: keep its last state).
     The arrays belong to the batch; treat them as read-only.
+
+    ``batch.render_tick`` (int64, one per row) is the server tick the player was rendering
+    when it produced the input (INPUT ``rt``, lag compensation), already clamped into the
+    room's history window; an input without ``rt`` (or a room without history) gets the
+    latest committed tick, ``tick - 1`` inside ``on_tick(tick)``: the current world, i.e. no
+    compensation. Use it with ``world.at(t)`` / ``world.history.hits(...)``. A batch built
+    without it (``render_tick=None``) holds zeros.
     """
 
-    __slots__ = ("_columns", "player", "seq")
+    __slots__ = ("_columns", "player", "render_tick", "seq")
 
     def __init__(
         self,
         player: npt.NDArray[np.uint32],
         seq: npt.NDArray[np.uint32],
         columns: Mapping[str, npt.NDArray[Any]],
+        render_tick: npt.NDArray[np.int64] | None = None,
     ) -> None:
         n = len(player)
         if len(seq) != n or any(len(c) != n for c in columns.values()):
             raise ValueError("InputBatch columns must all have the same length")
+        if render_tick is None:
+            render_tick = np.zeros(n, np.int64)
+        elif len(render_tick) != n:
+            raise ValueError("InputBatch render_tick must have one entry per input")
         self.player = player
         self.seq = seq
+        self.render_tick = render_tick
         self._columns = dict(columns)
 
     @classmethod
@@ -364,7 +412,8 @@ class InputBatch:
     def take(self, rows: npt.NDArray[Any]) -> InputBatch:
         """A new batch holding ``rows`` (an index array or a boolean mask) of this one."""
         return InputBatch(
-            self.player[rows], self.seq[rows], {k: v[rows] for k, v in self._columns.items()}
+            self.player[rows], self.seq[rows], {k: v[rows] for k, v in self._columns.items()},
+            self.render_tick[rows],
         )
 
     def players(self) -> npt.NDArray[np.uint32]:

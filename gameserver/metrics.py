@@ -36,6 +36,10 @@ gameserver_event_backlog_overflows_total  counter    players removed: events hel
                                                      outgrew the backlog bound
 gameserver_room_crashes_total             counter    rooms closed because game code raised
 gameserver_protocol_violations_total      counter    bad messages / floods, by ``kind`` label
+gameserver_ip_limit_refusals_total        counter    per-IP refusals by ``kind``: connections
+                                                     (HTTP 429), joins (4020), table_full
+gameserver_render_tick_clamped_total      counter    INPUT ``rt`` render ticks outside the room's
+                                                     history window (future or too old), clamped
 ========================================  =========  ==============================================
 """
 
@@ -313,14 +317,26 @@ class ServerMetrics:
                                     "Rooms closed because their game code raised.")
         self.violations = Counter("gameserver_protocol_violations_total",
                                   "Client protocol violations by kind.", ("kind",))
+        self.ip_limit_refusals = Counter(
+            "gameserver_ip_limit_refusals_total",
+            "Connections (HTTP 429) and joins (close 4020) refused by the per-IP limits.",
+            ("kind",))
+        self.render_tick_clamped = Counter(
+            "gameserver_render_tick_clamped_total",
+            "INPUT render ticks (rt) from the future or older than the room's world history, "
+            "clamped into the history window (lag compensation).")
         for m in (self.tick_work, self.tick_recent, self.tick_cpu_recent, self.send_work,
                   self.send_recent,
                   self.overruns, self.ticks, self.send_ticks, self.encodes, self.rooms,
                   self.players, self.connections, self.bytes_in, self.bytes_out,
                   self.messages_in, self.messages_out, self.inputs_dropped, self.slow_skips,
                   self.slow_evictions, self.event_backlog_overflows, self.room_crashes,
-                  self.violations):
+                  self.violations, self.ip_limit_refusals, self.render_tick_clamped):
             r(m)
+        self.connections_shed = Counter(
+            "gameserver_connections_shed_total",
+            "Connections without a player closed to stay within the file descriptor budget.")
+        r(self.connections_shed)
 
     def render(self) -> str:
         return self.registry.render()

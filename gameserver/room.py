@@ -46,10 +46,12 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from gameserver.config import ServerConfig
 from gameserver.metrics import ServerMetrics
+from gameserver.replay.recorder import Recorder, replay_path
 from gameserver.rules import Reject
 from gameserver.simulation import GameError, RoomFull, Simulation
 from gameserver.ticker import TickClock
@@ -144,7 +146,7 @@ class Room:
             game_cls = type(game_cls.__name__, (game_cls,), {"max_players": self.capacity,
                                                               "__module__": game_cls.__module__})
         self.sim = Simulation(game_cls, seed=seed, config=dict(cfg.room_config),
-                              tick_rate=self.tick_rate)
+                              tick_rate=self.tick_rate, history=cfg.history)
         #: player id -> (last applied input seq, tick it was applied in)
         self.acks: dict[int, tuple[int, int]] = {}
         self.send_rate = min(self.send_rate, self.tick_rate)
@@ -159,6 +161,10 @@ class Room:
         self._tasks = manager.tasks
         self.wire_schema: WireSchema = self.sim.world.schema.wire
         self.input_schema: Any = game_cls.inputs.to_wire()
+        #: the replay recording of this room (``--record DIR``), else None
+        self.recorder: Recorder | None = None
+        if cfg.record_dir is not None:
+            self.recorder = _start_recording(self, game_cls)
 
     # ----------------------------------------------------------------------------- info
 
@@ -195,8 +201,10 @@ class Room:
             log.info("room disposed (empty) room=%s game=%s", self.id, self.game)
             self._stop()
 
-    def _stop(self) -> None:
+    def _stop(self, reason: str = "closed") -> None:
         self.closed = True
+        if self.recorder is not None:
+            self.recorder.close(reason)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -221,7 +229,7 @@ class Room:
             if p.ws is not None:
                 _close_soon(self._tasks, p.ws, code, reason)
             self._leave_sim(p, "shutdown")
-        self._stop()
+        self._stop("shutdown")
         self.players.clear()
         self.metrics.players.set(self.manager.player_count())
 
@@ -237,7 +245,7 @@ class Room:
             if p.ws is not None and p.ws.open:
                 send_small(p.ws, err, self.metrics, 1 << 62)
                 _close_soon(self._tasks, p.ws, CloseCode.GAME_CRASHED, "game crashed")
-        self._stop()
+        self._stop("crash")
         self.players.clear()
         self.metrics.players.set(self.manager.player_count())
 
@@ -320,10 +328,17 @@ class Room:
             if not self.closed:
                 self.crash(exc)
 
-    def queue_input(self, p: Player, seq: int, data: Any) -> bool:
+    def queue_input(self, p: Player, seq: int, data: Any, rt: int | None = None) -> bool:
         """Queue one input for the next tick: True if queued, False if dropped (stale or the
-        queue is full); raises :class:`gameserver.inputs.InputError` for an invalid one."""
-        return self.sim.queue_input(p.player_id, seq, data)
+        queue is full); raises :class:`gameserver.inputs.InputError` for an invalid one.
+        ``rt`` is the INPUT's render tick: clamped into the history window by the
+        simulation, each clamp counted in ``gameserver_render_tick_clamped_total``."""
+        sim = self.sim
+        clamped = sim.clamped_render_ticks
+        queued = sim.queue_input(p.player_id, seq, data, rt)
+        if sim.clamped_render_ticks != clamped:
+            self.metrics.render_tick_clamped.inc()
+        return queued
 
     # -------------------------------------------------------------------------- ticking
 
@@ -343,6 +358,8 @@ class Room:
             c0 = time.thread_time()
             try:
                 res = self.sim.step()
+                if self.recorder is not None:
+                    self.recorder.after_tick()  # never raises
                 if res.acks:
                     acks = self.acks
                     rt = res.tick
@@ -522,8 +539,39 @@ class Room:
             _close_soon(self._tasks, ws, CloseCode.TOO_SLOW, "too slow")
 
 
+def _start_recording(room: Room, game_cls: type[Any]) -> Recorder | None:
+    """Open the room's replay file (``--record``); on failure log once and record nothing."""
+    cfg = room.config
+    assert cfg.record_dir is not None
+    try:
+        for attempt in range(100):  # another process (--workers) may take the same name
+            path = replay_path(Path(cfg.record_dir), room.id)
+            try:
+                rec = Recorder(room.sim, game_cls, path, send_rate=room.send_rate,
+                               keyframe_seconds=cfg.record_keyframe,
+                               extra={"room": room.id,
+                                      # lag compensation's window (replay must clamp alike)
+                                      "history": getattr(cfg, "history", None)})
+                break
+            except FileExistsError:
+                if attempt == 99:
+                    raise
+    except Exception as exc:  # a full disk must not keep the room from running
+        log.error("cannot record room=%s dir=%s error=%r", room.id, cfg.record_dir, exc)
+        return None
+    log.info("recording room=%s path=%s", room.id, path)
+    return rec
+
+
 class RoomManager:
-    """Every room of the process, the game registry and the resume-token index."""
+    """Every room of the process, the game registry and the resume-token index.
+
+    ``room_class`` is the class :meth:`create_room` instantiates, unless the game class names
+    its own ``room_class`` (the replay server's playback game does:
+    :mod:`gameserver.replay.serve`).
+    """
+
+    room_class: type[Room] = Room
 
     def __init__(self, config: ServerConfig, metrics: ServerMetrics) -> None:
         self.config = config
@@ -567,7 +615,8 @@ class RoomManager:
             raise JoinError(ErrorCode.ROOM_FULL, "server is at its room limit")
         room_id = f"{game}-{self._worker_tag}{next(self._room_seq)}"
         try:
-            room = Room(self, room_id, game, cls, seed=next(self._seeds) & 0xFFFFFFFF)
+            factory = getattr(cls, "room_class", None) or self.room_class
+            room = factory(self, room_id, game, cls, seed=next(self._seeds) & 0xFFFFFFFF)
         except Exception as exc:
             log.error("room creation failed: game code raised game=%s", game, exc_info=exc)
             self.metrics.room_crashes.inc()

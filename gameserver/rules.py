@@ -126,12 +126,18 @@ class Game:
     Class attributes a game sets:
 
     * ``name``: the game name clients ask for in HELLO (matchmaking key).
+    * ``version``: the rules' version string (default ``"0"``), written into replay files;
+      bump it whenever a change makes old recordings replay differently, and a replay of
+      another version refuses to load (docs/REPLAY.md).
     * ``fields``: entity schema, ``{"x": F.float32(quant=0.01), ...}`` (gameserver.schema).
     * ``inputs``: the :class:`InputSchema` of one INPUT message.
     * ``max_players``: room capacity (joins beyond it are refused with close 4002).
     * ``tick_rate`` / ``send_rate``: default simulation and delta rates in Hz (the server may
       override them); ``1 <= send_rate <= tick_rate <= 240``.
     * ``capacity``: initial entity capacity of the world (it grows as needed).
+    * ``history``: seconds of past world states kept for lag compensation (default 1.0;
+      0 turns it off; at most 10): ``self.world.at(tick)`` and ``self.world.history.hits()``
+      (gameserver.history), with ``inputs.render_tick`` telling which tick a player saw.
 
     Attributes set by the simulation before ``on_create`` (read them, do not rebind them):
     ``world`` (the room's World), ``rng`` (``numpy.random.Generator`` seeded per room),
@@ -142,12 +148,14 @@ class Game:
     """
 
     name: ClassVar[str] = "game"
+    version: ClassVar[str] = "0"
     fields: ClassVar[Mapping[str, Any]] = {}
     inputs: ClassVar[InputSchema] = InputSchema({})
     max_players: ClassVar[int] = 16
     tick_rate: ClassVar[int] = 20
     send_rate: ClassVar[int] = 20
     capacity: ClassVar[int] = 64
+    history: ClassVar[float] = 1.0
 
     world: Any  # gameserver.world.World (typed Any to keep this module import-light)
     rng: np.random.Generator
@@ -231,6 +239,9 @@ def check_game_class(game_cls: type[Game]) -> None:
     where = game_cls.__qualname__
     if not isinstance(game_cls.name, str) or not game_cls.name or len(game_cls.name) > 64:
         raise ValueError(f"{where}.name must be a non-empty str (<= 64 chars)")
+    ver = getattr(game_cls, "version", "0")
+    if not isinstance(ver, str) or not 0 < len(ver) <= 64:
+        raise ValueError(f"{where}.version must be a non-empty str (<= 64 chars), got {ver!r}")
     if not isinstance(game_cls.fields, Mapping):
         raise TypeError(f"{where}.fields must be a dict of field name -> F.<type>(...)")
     if not isinstance(game_cls.inputs, InputSchema):
@@ -239,6 +250,9 @@ def check_game_class(game_cls: type[Game]) -> None:
         v = getattr(game_cls, attr)
         if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
             raise ValueError(f"{where}.{attr} must be an int in {lo}..{hi}, got {v!r}")
+    hist = game_cls.history
+    if isinstance(hist, bool) or not isinstance(hist, int | float) or not 0 <= hist <= 10:
+        raise ValueError(f"{where}.history must be a number of seconds in 0..10, got {hist!r}")
     sr = game_cls.send_rate
     if isinstance(sr, bool) or not isinstance(sr, int) or not 1 <= sr <= game_cls.tick_rate:
         raise ValueError(f"{where}.send_rate must be an int in 1..tick_rate, got {sr!r}")

@@ -17,6 +17,7 @@ seconds) and returns the process exit status (0 on a clean stop).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
@@ -26,12 +27,21 @@ from collections.abc import Callable
 from typing import Any
 
 from gameserver.config import ServerConfig
+from gameserver.fdlimit import (
+    AcceptErrorLog,
+    connection_budget,
+    nofile_limits,
+    raise_nofile_limit,
+)
 from gameserver.http import HttpReply, Router, default_static_root
+from gameserver.iplimits import IpLimiter
 from gameserver.metrics import ServerMetrics
+from gameserver.proxy import IPAddress, TrustedProxies
 from gameserver.room import RoomManager
 from gameserver.session import Session
 from protocol.aio import WebSocket, serve
 from protocol.handshake import Headers, Request, Response, is_upgrade
+from protocol.messages import SUBPROTOCOL
 
 __all__ = ["SHUTDOWN_TIMEOUT", "GameServer", "run_server"]
 
@@ -41,7 +51,10 @@ log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT = 3.0
 #: Reason phrases for the statuses our routes use.
 _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-            405: "Method Not Allowed", 426: "Upgrade Required", 503: "Service Unavailable"}
+            405: "Method Not Allowed", 426: "Upgrade Required", 503: "Service Unavailable",
+            308: "Permanent Redirect", 429: "Too Many Requests"}
+#: Seconds a client refused by a per-IP limit or while draining is told to wait (Retry-After).
+RETRY_AFTER = 5
 
 
 def _to_response(reply: HttpReply) -> Response:
@@ -78,10 +91,24 @@ class GameServer:
         self.sessions: set[Session] = set()
         self._server: Any = None
         self._stopped = False
+        self._accept_log: AcceptErrorLog | None = None
         static = config.static_root if config.static_root is not None else default_static_root()
+        #: Set by :meth:`drain` (or an orchestration hook): /readyz answers 503, new game
+        #: connections get 503, players already in keep playing.
+        self.draining = False
+        self.proxies = TrustedProxies(config.trusted_proxies)
+        self.ip_limits = IpLimiter(
+            max_connections=config.max_connections_per_ip,
+            join_rate=config.join_rate_per_ip, join_burst=config.join_burst_per_ip,
+            exempt=config.ip_limit_exempt, max_tracked=config.max_tracked_ips,
+            log_interval=config.ip_limit_log_interval,
+            on_refuse=lambda kind: self.metrics.ip_limit_refusals.labels(kind).inc())
+        #: Client address of each game connection holding an ip_limits slot.
+        self._client_ips: dict[WebSocket, IPAddress | None] = {}
         self.router = Router(static_root=static, metrics=self.metrics.render,
-                             rooms=self._list_rooms, healthy=lambda: self.accepting,
-                             ws_path=config.ws_path)
+                             rooms=self._list_rooms, healthy=lambda: not self._stopped,
+                             ws_path=config.ws_path, ready=lambda: self.ready,
+                             prefix=config.path_prefix)
 
     # ----------------------------------------------------------------------- properties
 
@@ -92,16 +119,30 @@ class GameServer:
     @property
     def url(self) -> str:
         """``http(s)://host:port/`` of the browser page."""
-        return f"{self.config.scheme}://{self._host_for_url()}:{self.port}/"
+        return (f"{self.config.scheme}://{self._host_for_url()}:{self.port}"
+                f"{self.config.path_prefix}/")
 
     @property
     def ws_url(self) -> str:
         scheme = "wss" if self.ssl is not None else "ws"
-        return f"{scheme}://{self._host_for_url()}:{self.port}{self.config.ws_path}"
+        return (f"{scheme}://{self._host_for_url()}:{self.port}"
+                f"{self.config.path_prefix}{self.config.ws_path}")
 
     def _host_for_url(self) -> str:
         host = self.config.host
         return f"[{host}]" if ":" in host else host
+
+    @property
+    def ready(self) -> bool:
+        """Accepting players: started, not draining or stopping, below max_connections."""
+        return (self.accepting and not self.draining
+                and len(self.sessions) < self.config.max_connections)
+
+    def drain(self) -> None:
+        """Stop taking new players (readiness 503); players already in keep playing."""
+        if not self.draining:
+            self.draining = True
+            log.info("draining: new game connections refused players=%d", len(self.sessions))
 
     def _list_rooms(self) -> list[dict[str, object]]:
         return self.rooms.list_rooms() if self.rooms is not None else []
@@ -114,18 +155,35 @@ class GameServer:
         self.rooms = RoomManager(cfg, self.metrics)
         self._server = await serve(
             self._handle, cfg.host, cfg.port, ssl=self.ssl, origins=cfg.origins,
+            # selected when offered; a client offering none (or only others) is accepted
+            # without one (RFC 6455 section 4.2.2)
+            subprotocols=(SUBPROTOCOL,),
             # Above 4x the game limit the WebSocket layer closes 1009; between the two the
             # session answers ERROR 5 (SPEC.md section 1).
             max_message_size=4 * cfg.max_message_size,
-            ping_interval=cfg.ping_interval, ping_timeout=cfg.ping_interval,
+            ping_interval=cfg.ping_interval, ping_timeout=cfg.ping_timeout,
+            frame_timeout=cfg.frame_timeout,
             write_limit=cfg.high_water, max_queue=32, read_limit=16 * cfg.max_message_size,
-            close_timeout=2.0, process_request=self._process_request, listen=self._listen,
+            close_timeout=cfg.close_timeout, process_request=self._process_request,
+            pass_connection=True, listen=self._listen,
         )
+        # File descriptors: hold at most (soft limit - open now - reserve) sockets, shedding
+        # the oldest without a player first (gameserver.fdlimit, SPEC.md section 7).
+        budget = connection_budget(cfg.fd_reserve)
+        self._server.max_open = budget
+        self._server.on_shed = self.metrics.connections_shed.inc
+        if self._accept_log is None:
+            self._accept_log = AcceptErrorLog()
+            self._accept_log.install(asyncio.get_running_loop())
         self.accepting = True
         if not self._listen:
             return
         log.info("listening url=%s ws=%s games=%s", self.url, self.ws_url,
                  ",".join(cfg.games))
+        lim = nofile_limits()
+        if lim is not None:
+            log.info("file descriptors soft_limit=%d socket_budget=%s reserve=%d",
+                     lim[0], budget, cfg.fd_reserve)
 
     async def adopt(self, sock: socket.socket, initial: bytes, *,
                     upgraded: bool | bytes = True,
@@ -141,16 +199,43 @@ class GameServer:
                                                         on_lost=on_lost)
         return ws
 
-    def _process_request(self, req: Request) -> Response | None:
+    def _process_request(self, req: Request, ws: WebSocket) -> Response | None:
         reply = self.router.route(req.method, req.target, upgrade=is_upgrade(req))
-        return None if reply is None else _to_response(reply)
+        if reply is not None:
+            return _to_response(reply)
+        # A game upgrade: per-IP connection limit and draining answer before any WebSocket.
+        if self.draining:
+            return _to_response(HttpReply(503, b"server draining: try another node\n",
+                                          headers=(("Retry-After", str(RETRY_AFTER)),)))
+        peer = ws.remote_address
+        ip = self.proxies.client_ip(peer[0] if isinstance(peer, tuple) else None, req.headers)
+        refused = self.ip_limits.acquire(ip)
+        if refused is not None:
+            return _to_response(HttpReply(
+                429, b"too many connections from your address\n",
+                headers=(("Retry-After", str(RETRY_AFTER)),)))
+        self._client_ips[ws] = ip
+        # The upgrade runs right after this hook returns; if it is refused (bad key, Origin)
+        # no handler will release the slot, so check once the handshake step is over.
+        asyncio.get_running_loop().call_soon(self._release_if_not_upgraded, ws)
+        return None
+
+    def _release_if_not_upgraded(self, ws: WebSocket) -> None:
+        if not ws.open:
+            self._release_ip(ws)
+
+    def _release_ip(self, ws: WebSocket) -> None:
+        if ws in self._client_ips:
+            self.ip_limits.release(self._client_ips.pop(ws))
 
     async def _handle(self, ws: WebSocket) -> None:
         assert self.rooms is not None
         if not self.accepting:
+            self._release_ip(ws)
             await ws.close(1001, "server shutting down")
             return
         if len(self.sessions) >= self.config.max_connections:
+            self._release_ip(ws)
             await ws.close(1013, "server full")  # RFC 6455 7.4.1 "try again later"
             return
         if self.config.send_buffer is not None:
@@ -159,12 +244,17 @@ class GameServer:
                 # Bounds the kernel's share of a slow client's backlog, so our high-water
                 # mark (userspace) is what limits it and slow clients are detected sooner.
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.send_buffer)
-        session = Session(ws, self.rooms)
+        ip = self._client_ips.get(ws)
+        server = self._server
+        session = Session(ws, self.rooms, peer=str(ip) if ip is not None else None,
+                          join_gate=lambda: self.ip_limits.allow_join(ip),
+                          on_identified=lambda: server.identified(ws))
         self.sessions.add(session)
         try:
             await session.run()
         finally:
             self.sessions.discard(session)
+            self._release_ip(ws)
 
     async def stop(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:
         """Stop accepting, close every client with 1001, run on_leave hooks, close sockets."""
@@ -206,6 +296,9 @@ def run_server(config: ServerConfig) -> int:
                 loop.add_signal_handler(sig, stop.set)
             except (NotImplementedError, RuntimeError):  # pragma: no cover - non-POSIX
                 signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+        raised = raise_nofile_limit()
+        if raised is not None and raised[1] > raised[0]:
+            log.info("raised the file descriptor limit soft=%d->%d", raised[0], raised[1])
         server = GameServer(config)
         try:
             await server.start()
@@ -217,6 +310,11 @@ def run_server(config: ServerConfig) -> int:
         print(f"gameserver: serving {games} at {server.url} (ws at {server.ws_url})",
               flush=True)
         await stop.wait()
+        if config.drain_seconds > 0:  # readiness 503 first, so balancers move new players
+            server.drain()
+            stop.clear()
+            with contextlib.suppress(TimeoutError):  # a second signal ends the drain early
+                await asyncio.wait_for(stop.wait(), config.drain_seconds)
         log.info("signal received, shutting down")
         await server.stop()
         return 0

@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from gameserver.config import ServerConfig
@@ -89,8 +90,13 @@ class _Close(Exception):
 class Session:
     """Drives one accepted game WebSocket (see the module docstring)."""
 
-    def __init__(self, ws: WebSocket, manager: RoomManager, *, accepting: bool = True) -> None:
+    def __init__(self, ws: WebSocket, manager: RoomManager, *, accepting: bool = True,
+                 peer: str | None = None, join_gate: Callable[[], bool] | None = None,
+                 on_identified: Callable[[], None] | None = None) -> None:
         self.ws = ws
+        #: called once the connection holds a player (HELLO or RESUME accepted): from then
+        #: on it is never shed for file descriptors (gameserver.fdlimit)
+        self._on_identified = on_identified
         self.manager = manager
         self.config: ServerConfig = manager.config
         self.metrics: ServerMetrics = manager.metrics
@@ -104,6 +110,10 @@ class Session:
         self._bad = TokenBucket(self.config.bad_message_strikes, 0.5, now)
         self._pre_join = TokenBucket(20, 10, now)  # before HELLO: no tick rate known yet
         self.accepting = accepting
+        #: The client's address for logs (behind a trusted proxy: the forwarded one).
+        self.peer: Any = peer if peer is not None else ws.remote_address
+        #: Per-IP join-rate check (gameserver.iplimits): False -> ERROR + close 4020.
+        self.join_gate = join_gate
 
     # ------------------------------------------------------------------------- running
 
@@ -116,7 +126,7 @@ class Session:
         except _Close as c:
             log.log(logging.DEBUG if c.code == CloseCode.NORMAL else logging.INFO,
                     "closing client code=%d reason=%r peer=%s player=%s",
-                    c.code, c.reason, ws.remote_address,
+                    c.code, c.reason, self.peer,
                     self.player.player_id if self.player else None)
             if c.code in (CloseCode.PROTOCOL_MISUSE, CloseCode.INPUT_FLOOD) and self.player:
                 self.left = True  # kicked: no resume, on_leave runs now
@@ -205,7 +215,7 @@ class Session:
 
     def _bad_message(self, code: int, message: str) -> None:
         self.metrics.violations.labels("bad_message").inc()
-        log.debug("bad message code=%d msg=%r peer=%s", code, message, self.ws.remote_address)
+        log.debug("bad message code=%d msg=%r peer=%s", code, message, self.peer)
         self._error(code, message)
         if not self._bad.take(self._loop.time()):
             self.metrics.violations.labels("protocol_misuse_close").inc()
@@ -232,6 +242,9 @@ class Session:
     async def _hello(self, msg: Any) -> None:
         if not self.accepting:
             raise _Close(CloseCode.GOING_AWAY, "server shutting down")
+        if self.join_gate is not None and not self.join_gate():
+            raise self._refuse(JoinError(ErrorCode.JOIN_RATE_LIMITED,
+                                         "too many joins from your address: retry later"))
         if msg.v != PROTOCOL_VERSION:
             raise self._refuse(JoinError(ErrorCode.VERSION_MISMATCH,
                                          f"server speaks protocol v{PROTOCOL_VERSION}"))
@@ -273,6 +286,8 @@ class Session:
     def _joined(self, p: Player) -> None:
         room = p.room
         self.player = p
+        if self._on_identified is not None:
+            self._on_identified()
         self._rate = TokenBucket(self.config.input_burst_factor * room.tick_rate,
                                  self.config.input_rate_factor * room.tick_rate,
                                  self._loop.time())
@@ -299,7 +314,7 @@ class Session:
             self.metrics.inputs_dropped.inc()
             return  # SPEC: the server ignores an s not greater than the last accepted
         try:
-            queued = p.room.queue_input(p, seq, msg.data)
+            queued = p.room.queue_input(p, seq, msg.data, msg.rt)
         except InputError as exc:
             self.metrics.inputs_dropped.inc()
             self._bad_message(ErrorCode.INVALID_INPUT, str(exc))

@@ -34,6 +34,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from gameserver.history import WorldHistory, history_length
 from gameserver.inputs import InputBatch, InputError
 from gameserver.rules import Game, GameEvent, Player, Reject, check_game_class
 from gameserver.schema import WorldSchema
@@ -95,7 +96,8 @@ class LogEntry:
     ``tick`` is the tick the call precedes (it happened after tick ``tick - 1`` completed);
     ``kind`` is ``"join"`` (``data`` = ``(name, hello)``, hello without its ``"token"``),
     ``"leave"`` (``data`` = reason) or ``"input"`` (``seq`` and ``data`` = the validated
-    input dict).
+    input dict, ``render_tick`` = the render tick the game saw for it: the client's INPUT
+    ``rt`` after clamping, or the default; always set for inputs, ``None`` otherwise).
     """
 
     tick: int
@@ -103,6 +105,7 @@ class LogEntry:
     player: int
     seq: int = 0
     data: Any = None
+    render_tick: int | None = None
 
 
 class Simulation:
@@ -118,7 +121,14 @@ class Simulation:
     capacity; ``max_queued`` / ``max_queued_per_player``
     bound the input queue (module docstring); ``record`` keeps the last ``record`` calls in
     :attr:`input_log` (0: off; replay needs the log from the start, see ``log_complete``);
-    ``clock`` measures work time only.
+    ``clock`` measures work time only; ``history`` overrides the game's ``Game.history``
+    (seconds of past world states kept for lag compensation, 0..10; 0: off).
+
+    Render ticks (lag compensation): :meth:`queue_input` takes the client's INPUT ``rt``
+    (the tick it was rendering) and clamps it into the history window ``world.history.oldest
+    .. tick`` (a client cannot claim the far past or the future); clamps are counted in
+    ``clamped_render_ticks``. Without ``rt``, or without history, the render tick is
+    ``tick`` (the latest committed state: no compensation).
 
     Misuse by the caller (unknown player, duplicate join, bad ids) raises ``KeyError`` /
     ``ValueError``; a client's bad input raises :class:`~gameserver.inputs.InputError`; the
@@ -139,6 +149,7 @@ class Simulation:
         max_queued_per_player: int = 32,
         record: int = 0,
         clock: Callable[[], float] = time.perf_counter,
+        history: float | None = None,
     ) -> None:
         check_game_class(game_cls)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -153,6 +164,7 @@ class Simulation:
             raise ValueError("input queue bounds must be >= 1")
         if record < 0:
             raise ValueError("record must be >= 0")
+        hist_len = history_length(game_cls.history if history is None else history, rate)
         self.game_cls = game_cls
         self.seed = seed
         self.config: dict[str, Any] = dict(config or {})
@@ -165,6 +177,7 @@ class Simulation:
         self.dropped_inputs = 0
         self.stale_inputs = 0
         self.invalid_inputs = 0
+        self.clamped_render_ticks = 0
         self._clock = clock
         self._dead: GameError | None = None
         self._dropped_since = 0
@@ -176,16 +189,24 @@ class Simulation:
         self._per_player = max_queued_per_player
         self._q_player = np.zeros(max_queued, np.uint32)
         self._q_seq = np.zeros(max_queued, np.uint32)
+        self._q_rt = np.zeros(max_queued, np.int64)
         self._q_cols = [np.zeros(max_queued, spec.dtype) for spec in self._schema.fields.values()]
         self._n = 0
         self._queued_by: dict[int, int] = {}
         self._last_seq: dict[int, int] = {}
 
-        self._record = record
+        self._record: int | bool = record  # truthy: calls are logged (deque and/or sink)
+        self._keep = record  # how many entries input_log keeps
+        self._sink: Callable[[LogEntry], None] | None = None
         self.input_log: deque[LogEntry] = deque(maxlen=record or 1)
         self._logged = 0
 
         self.world = World(WorldSchema(game_cls.fields), capacity=game_cls.capacity)
+        #: The world's history ring (None when history is off); ``world.history`` is the same.
+        self.history: WorldHistory | None = (
+            WorldHistory(self.world, hist_len) if hist_len else None
+        )
+        self.world.history = self.history
         game = game_cls()
         game.world = self.world
         game.rng = np.random.default_rng(seed)
@@ -196,6 +217,8 @@ class Simulation:
         self.players: dict[int, Player] = game.players
         self._call("on_create", game.on_create, dict(self.config))
         self.world.commit()
+        if self.history is not None:
+            self.history.record(0)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -218,14 +241,29 @@ class Simulation:
             raise self._dead
 
     def _log(self, entry: LogEntry) -> None:
-        if self._record:
+        sink = self._sink
+        if sink is not None:
+            sink(entry)
+        if self._keep:
             self.input_log.append(entry)
             self._logged += 1
+
+    def set_log_sink(self, sink: Callable[[LogEntry], None] | None) -> None:
+        """Hand every further logged call (join, leave, accepted input) to ``sink`` too.
+
+        The sink is called synchronously, in call order, before the call takes effect (a
+        join's entry comes before ``on_join``); it must not raise and must not call back
+        into the simulation. This is how a recording streams a complete log to disk with
+        bounded memory (:mod:`gameserver.replay.recorder`), independent of ``record``.
+        ``None`` removes it.
+        """
+        self._sink = sink
+        self._record = bool(self._keep) or sink is not None
 
     @property
     def log_complete(self) -> bool:
         """True if recording is on and :attr:`input_log` still holds every call since creation."""
-        return bool(self._record) and self._logged == len(self.input_log)
+        return bool(self._keep) and self._logged == len(self.input_log)
 
     @property
     def queued(self) -> int:
@@ -285,6 +323,7 @@ class Simulation:
             k = len(keep)
             self._q_player[:k] = self._q_player[keep]
             self._q_seq[:k] = self._q_seq[keep]
+            self._q_rt[:k] = self._q_rt[keep]
             for col in self._q_cols:
                 col[:k] = col[keep]
             self._n = k
@@ -296,8 +335,15 @@ class Simulation:
 
     # -- inputs ----------------------------------------------------------------------------
 
-    def queue_input(self, player_id: int, seq: int, data: object) -> bool:
+    def queue_input(
+        self, player_id: int, seq: int, data: object, render_tick: int | None = None
+    ) -> bool:
         """Validate one INPUT and queue it for the next tick; ``True`` if queued.
+
+        ``render_tick`` is the INPUT's ``rt`` (the tick the client was rendering) or ``None``;
+        it is clamped into the history window (class docstring) and reaches the game as
+        ``inputs.render_tick``. A clamp is not an error (the input is queued): it is counted
+        in ``clamped_render_ticks``.
 
         Raises :class:`~gameserver.inputs.InputError` (the client's fault: ERROR 3) if ``seq``
         is not a uint32 >= 1 or ``data`` does not fit the game's input schema; such an input
@@ -325,8 +371,15 @@ class Simulation:
             self.dropped_inputs += 1
             self._dropped_since += 1
             return False
+        rt = self.tick
+        if render_tick is not None and self.history is not None:
+            # The window the next on_tick can rewind to: oldest recorded .. latest committed.
+            rt = min(max(int(render_tick), self.history.oldest), self.tick)
+            if rt != render_tick:
+                self.clamped_render_ticks += 1
         self._q_player[n] = player_id
         self._q_seq[n] = seq
+        self._q_rt[n] = rt
         for col, v in zip(self._q_cols, values):
             col[n] = v
         self._n = n + 1
@@ -334,7 +387,7 @@ class Simulation:
         self._last_seq[player_id] = seq
         if self._record:
             self._log(LogEntry(self.tick + 1, "input", player_id, seq,
-                               dict(zip(self._names, values))))
+                               dict(zip(self._names, values)), rt))
         return True
 
     def _take_batch(self) -> InputBatch:
@@ -343,6 +396,7 @@ class Simulation:
             self._q_player[:n].copy(),
             self._q_seq[:n].copy(),
             {name: col[:n].copy() for name, col in zip(self._names, self._q_cols)},
+            self._q_rt[:n].copy(),
         )
         self._n = 0
         self._queued_by.clear()
@@ -361,6 +415,8 @@ class Simulation:
         game.tick = tick
         self._call("on_tick", game.on_tick, tick, self.dt, batch)
         self.world.commit()
+        if self.history is not None:
+            self.history.record(tick)
         acks: dict[int, int] = {}
         if len(batch):
             rows = batch.last_rows()
@@ -392,6 +448,7 @@ class Simulation:
             "dropped_inputs": self.dropped_inputs,
             "stale_inputs": self.stale_inputs,
             "invalid_inputs": self.invalid_inputs,
+            "clamped_render_ticks": self.clamped_render_ticks,
         }
 
     def wire_schema(self) -> Any:
@@ -416,14 +473,17 @@ def replay(
     config: Mapping[str, Any] | None = None,
     tick_rate: int | None = None,
     until: int | None = None,
+    history: float | None = None,
 ) -> Iterator[tuple[Simulation, TickResult]]:
     """Re-run a recorded room in a fresh :class:`Simulation`, yielding after every tick.
 
     ``log`` is a complete :attr:`Simulation.input_log` (``log_complete``); calls are re-issued
     before the tick they preceded. Runs through the last logged tick, or up to ``until``.
-    Rejected joins are re-rejected (the same way) and skipped.
+    Rejected joins are re-rejected (the same way) and skipped. ``history`` must be the
+    recorded room's (``Simulation(history=...)`` / ``ServerConfig.history``; ``None``: the
+    game's default): the logged render ticks are re-clamped into that window.
     """
-    sim = Simulation(game_cls, seed=seed, config=config, tick_rate=tick_rate)
+    sim = Simulation(game_cls, seed=seed, config=config, tick_rate=tick_rate, history=history)
     last = 0
     for entry in log:
         while sim.tick < entry.tick - 1:
@@ -437,7 +497,7 @@ def replay(
         elif entry.kind == "leave":
             sim.leave(entry.player, entry.data)
         elif entry.kind == "input":
-            sim.queue_input(entry.player, entry.seq, entry.data)
+            sim.queue_input(entry.player, entry.seq, entry.data, entry.render_tick)
         else:
             raise ValueError(f"unknown log entry kind {entry.kind!r}")
         last = entry.tick

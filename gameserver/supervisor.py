@@ -56,6 +56,7 @@ from protocol import messages as M
 from protocol.codes import CloseCode, ErrorCode
 from protocol.frames import CLOSE, encode_close_payload, encode_frame
 from protocol.handshake import Request, http_response, is_upgrade
+from protocol.messages import SUBPROTOCOL
 
 __all__ = ["STATS_TIMEOUT", "Supervisor", "Worker", "run_supervisor"]
 
@@ -123,7 +124,9 @@ class Supervisor:
         static = config.static_root if config.static_root is not None else default_static_root()
         self.router = Router(static_root=static, metrics=lambda: self._snapshot[0],
                              rooms=lambda: self._snapshot[1], healthy=lambda: True,
-                             ws_path=config.ws_path)
+                             ws_path=config.ws_path, prefix=config.path_prefix,
+                             ready=lambda: not self.stopping and any(
+                                 w.ready for w in self.workers))
         self.port = 0
 
     # ------------------------------------------------------------------------ lifecycle
@@ -149,8 +152,10 @@ class Supervisor:
             raise RuntimeError(why)
         loop = asyncio.get_running_loop()
         self.acceptor = Acceptor(
-            loop, self._sock, on_http=self._http, on_route=self._route, ws_path=cfg.ws_path,
-            origins=cfg.origins, max_message_size=4 * cfg.max_message_size,
+            loop, self._sock, on_http=self._http, on_route=self._route,
+            ws_path=cfg.path_prefix + cfg.ws_path, origins=cfg.origins,
+            # as GameServer.start(): the worker checks our 101 equals its own
+            subprotocols=(SUBPROTOCOL,), max_message_size=4 * cfg.max_message_size,
             hello_timeout=cfg.hello_timeout, max_pending=min(4096, cfg.max_connections))
         self.acceptor.start()
         log.info("listening port=%d workers=%d games=%s", self.port, len(self.workers),
@@ -468,6 +473,9 @@ class Supervisor:
 
     async def _http(self, req: Request) -> bytes:
         path = req.target.split("?", 1)[0]
+        prefix = self.config.path_prefix
+        if prefix and path.startswith(prefix + "/"):
+            path = path[len(prefix):]
         if path == "/healthz" and req.method in ("GET", "HEAD"):
             up = sum(1 for w in self.workers if w.ready)
             n = len(self.workers)

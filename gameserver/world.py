@@ -30,6 +30,7 @@ import numpy as np
 
 from protocol.wireschema import Snapshot
 
+from .history import HistoryError, PastWorld, WorldHistory
 from .schema import WorldSchema
 
 __all__ = ["GEN_BITS", "MAX_CAPACITY", "World", "WorldFull"]
@@ -66,6 +67,9 @@ class World:
         self._spawned: list[np.ndarray] = []
         self._despawned: list[np.ndarray] = []
         self._alive_slots: np.ndarray | None = np.zeros(0, np.intp)
+        #: The room's :class:`~gameserver.history.WorldHistory` (lag compensation), set by the
+        #: Simulation when the game keeps history (``Game.history`` seconds > 0), else None.
+        self.history: WorldHistory | None = None
 
     # ------------------------------------------------------------------ properties
     @property
@@ -89,6 +93,13 @@ class World:
     def ids(self) -> np.ndarray:
         """Ids of the committed alive entities, ascending (uint32, order of ``alive_slots``)."""
         return self.id_of(self.alive_slots())
+
+    @property
+    def generation(self) -> np.ndarray:
+        """Read-only uint32 generation per slot (of its current occupant; 0: never used)."""
+        view = self._gen.view()
+        view.flags.writeable = False
+        return view
 
     @property
     def pending(self) -> int:
@@ -230,6 +241,19 @@ class World:
         self._cap = cap
 
     # ------------------------------------------------------------------ reading
+    def at(self, tick: int) -> PastWorld:
+        """The committed state of a recent ``tick``, read-only (lag compensation).
+
+        ``world.at(t)["x"]`` is the full-capacity column at tick ``t`` (``writeable=False``),
+        with ``.ids`` / ``.alive`` / ``.slots`` / ``.slots_of()`` of that tick; see
+        :class:`gameserver.history.PastWorld`. Raises :class:`~gameserver.history.HistoryError`
+        when the game keeps no history or ``tick`` is outside it (``world.history.oldest ..
+        world.history.newest``; inside ``on_tick(T)`` the newest is ``T - 1``).
+        """
+        if self.history is None:
+            raise HistoryError("this world keeps no history (set Game.history > 0 seconds)")
+        return self.history.at(tick)
+
     def alive_slots(self) -> np.ndarray:
         """Slots of committed alive entities, ascending (intp; cached until the next commit).
 

@@ -65,6 +65,7 @@ class CloseCode(IntEnum):
     REDIRECT = 4013
     MOVED = 4014
     WORKER_RESTARTED = 4015
+    JOIN_RATE_LIMITED = 4020
 
 
 class ErrorCode(IntEnum):
@@ -84,6 +85,7 @@ class ErrorCode(IntEnum):
     REJECTED = 4006
     REDIRECT = 4013
     MOVED = 4014
+    JOIN_RATE_LIMITED = 4020
 
 
 class MessageError(Exception):

@@ -136,6 +136,12 @@ class Connection:
 
     # --- receiving ---------------------------------------------------------------------------
 
+    @property
+    def receiving_partial(self) -> bool:
+        """True while the peer is in the middle of a frame or of a fragmented message."""
+        p = self._parser  # inlined FrameParser.in_progress: this runs per received chunk
+        return bool(self._msg_opcode or p._buf or p._remaining or p._msg_opcode)
+
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
         """Process bytes from the peer; return the events they complete. Never raises for them.
 

@@ -127,6 +127,12 @@ class FrameParser:
         """Bytes received but not parsed yet (bounded by the header size plus one chunk)."""
         return len(self._buf)
 
+    @property
+    def in_progress(self) -> bool:
+        """True while a frame is incomplete (part of a header or payload received) or a
+        fragmented message awaits its final fragment: what a frame deadline bounds."""
+        return bool(self._buf) or self._remaining > 0 or self._msg_opcode != 0
+
     def feed(self, data: bytes | bytearray | memoryview) -> list[ParsedFrame]:
         """Parse ``data`` (appended to what is buffered); return the frames / pieces completed."""
         out: list[ParsedFrame] = []

@@ -40,6 +40,7 @@ __all__ = [
     "MAX_CLIENT_MESSAGE",
     "PROTOCOL_VERSION",
     "SERVER_TYPES",
+    "SUBPROTOCOL",
     "CloseCode",
     "ControlMessage",
     "Delta",
@@ -66,6 +67,9 @@ __all__ = [
 
 #: The protocol version this module speaks (HELLO/RESUME/WELCOME ``"v"``).
 PROTOCOL_VERSION = 1
+#: The WebSocket subprotocol (``Sec-WebSocket-Protocol``) naming this protocol version: a
+#: client offers it, the server selects it when offered (SPEC.md section 1).
+SUBPROTOCOL = "gameserver.v1"
 _U32 = 0xFFFFFFFF
 _U63 = 2**63 - 1
 _MAX_STR = 256
@@ -100,11 +104,16 @@ class Resume:
 
 @dataclass(frozen=True, slots=True)
 class Input:
-    """INPUT (3): ``seq`` (uint32, 1, 2, 3...) and ``data`` (input field -> scalar / flat list)."""
+    """INPUT (3): ``seq`` (uint32, 1, 2, 3...) and ``data`` (input field -> scalar / flat list).
+
+    ``rt`` (optional uint < 2**63, SPEC.md section 2): the server tick the client was
+    rendering when it produced the input (lag compensation); ``None`` when not sent.
+    """
 
     TYPE: ClassVar[MsgType] = MsgType.INPUT
     seq: int
     data: dict[str, Any] = field(default_factory=dict)
+    rt: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +216,9 @@ def _body(msg: Any) -> dict[str, Any]:
     if isinstance(msg, Resume):
         return {"v": msg.v, "token": msg.token}
     if isinstance(msg, Input):
-        return {"s": msg.seq, "d": msg.data}
+        if msg.rt is None:
+            return {"s": msg.seq, "d": msg.data}
+        return {"s": msg.seq, "d": msg.data, "rt": msg.rt}
     if isinstance(msg, Ping):
         return {"t": msg.t}
     if isinstance(msg, Leave):
@@ -349,7 +360,8 @@ def _control(t: MsgType, body: dict[str, Any]) -> Message:
         seq = _uint(body, "s", what=w)
         if seq == 0:
             raise _bad("INPUT: 's' starts at 1")
-        return Input(seq=seq, data=_input_data(body.get("d")))
+        rt = None if body.get("rt") is None else _uint(body, "rt", _U63, what=w)
+        return Input(seq=seq, data=_input_data(body.get("d")), rt=rt)
     if t is MsgType.PING:
         return Ping(t=_num(body, "t", what=w))
     if t is MsgType.LEAVE:

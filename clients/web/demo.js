@@ -41,6 +41,11 @@ const ui = {
   msgText: $("message-text"),
   msgAction: $("message-action"),
   joystick: $("joystick"),
+  playback: $("playback"),
+  pbPlay: $("pb-play"),
+  pbSpeed: $("pb-speed"),
+  pbSeek: $("pb-seek"),
+  pbTick: $("pb-tick"),
   knob: document.querySelector("#joystick .knob"),
   fire: $("fire"),
 };
@@ -88,10 +93,13 @@ let scoreboard = []; // [[pid, name, score], ...] from the last "scoreboard" eve
 const toasts = []; // floating texts: {text, color, x, y, born}
 const feed = []; // {text, born}
 const camera = { x: 50, y: 50, ready: false };
-const view = { cx: 50, cy: 50 }; // the clamped view centre actually drawn
+const view = { cx: 50, cy: 50, s: 1, ox: 0, oy: 0 }; // the view drawn (centre, device px transform)
+const zaps = []; // {x, y, hit, mine, born}: recent zaps, drawn as fading rings
+const ZAP_RADIUS = 1.0; // examples/arena.py
 const meDisplay = { x: 0, y: 0, ready: false };
 
-const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+// Relative to the page, so the demo also works under a path prefix (/game/ -> /game/ws).
+const wsUrl = new URL("ws", location.href).href.replace(/^http/, "ws");
 
 /** Input step for prediction: examples/arena.py's _move_players for one tick. */
 function makeStep(tickRate) {
@@ -122,10 +130,16 @@ const client = PREVIEW
 window.gameDemo = {
   client,
   scene: null,
+  /** The last "replay" status (replay server only). */
+  replay: null,
   names,
   /** Simulate a network cut (the client resumes the same player). */
   drop: () => client?.dropConnection(),
   input: null,
+  view,
+  /** our zaps as the server judged them: {x, y, hit: entity id or 0} (last 16) */
+  myZaps: [],
+  lastZap: null,
 };
 
 // ------------------------------------------------------------------ client events
@@ -137,6 +151,7 @@ if (client) {
     names.set(welcome.player, myName);
     client.opts.step = makeStep(welcome.tick_rate);
     startInputLoop(welcome.tick_rate);
+    showPlayback(welcome.game === "replay");
     outage = null;
     pushFeed(resumed ? "reconnected: same player, same score" : `joined room ${welcome.room} as ${myName}`);
     meDisplay.ready = false;
@@ -156,6 +171,9 @@ if (client) {
 
 function onGameEvent(kind, data) {
   switch (kind) {
+    case "replay":
+      if (data && typeof data.tick === "number") updatePlayback(data);
+      break;
     case "arena":
       if (data && typeof data.size === "number") arenaSize = data.size;
       break;
@@ -177,6 +195,19 @@ function onGameEvent(kind, data) {
     case "pickup":
       if (data) toast(`+${data.points}`, data.what === "critter" ? COLORS.critterFlee : COLORS.orb);
       break;
+    case "zaps":
+      // [[player id, ax, ay, hit entity id or 0], ...]: judged against what the shooter saw
+      if (Array.isArray(data)) {
+        for (const z of data) {
+          if (!Array.isArray(z) || z.length < 4) continue;
+          const zap = { x: z[1], y: z[2], hit: z[3] !== 0, mine: z[0] === client?.playerId, born: performance.now() };
+          zaps.push(zap);
+          if (zap.mine) window.gameDemo.myZaps.push({ x: zap.x, y: zap.y, hit: z[3] });
+        }
+        if (window.gameDemo.myZaps.length > 16) window.gameDemo.myZaps.splice(0, 1);
+        if (zaps.length > 64) zaps.splice(0, zaps.length - 64);
+      }
+      break;
     case "died":
       toast("caught! score halved", COLORS.hunter, 1.6);
       pushFeed("a hunter got you: score halved, respawned");
@@ -185,6 +216,38 @@ function onGameEvent(kind, data) {
       break;
   }
 }
+
+// ------------------------------------------------------------------ replay playback
+// `gameserver replay FILE --serve`: the controls are INPUTs of the playback schema
+// {cmd: 1 play, 2 pause, 3 seek, 4 speed; speed; tick} (docs/REPLAY.md section 6); the room
+// reports its state in "replay" events.
+const playback = { paused: false, seeking: false, dragging: false };
+function showPlayback(on) {
+  ui.playback.classList.toggle("hidden", !on);
+  document.body.classList.toggle("replay", on);
+}
+function sendPlayback(cmd, extra = {}) {
+  if (!client || !client.joined) return;
+  client.sendInput({ cmd, speed: Number(ui.pbSpeed.value) || 1, tick: 0, ...extra });
+}
+function updatePlayback(s) {
+  playback.paused = !!s.paused;
+  ui.pbPlay.textContent = s.paused ? "▶" : "❚❚";
+  ui.pbPlay.setAttribute("aria-label", s.paused ? "play" : "pause");
+  ui.pbSeek.max = String(s.end);
+  if (!playback.dragging) ui.pbSeek.value = String(s.tick);
+  const secs = (t) => (t / (s.tick_rate || 30)).toFixed(1);
+  ui.pbTick.textContent = `${secs(s.tick)} / ${secs(s.end)} s${s.seeking ? " …" : ""}`;
+  ui.pbTick.dataset.tick = String(s.tick);
+  window.gameDemo.replay = s;
+}
+ui.pbPlay.addEventListener("click", () => sendPlayback(playback.paused ? 1 : 2));
+ui.pbSpeed.addEventListener("change", () => sendPlayback(4));
+ui.pbSeek.addEventListener("input", () => (playback.dragging = true));
+ui.pbSeek.addEventListener("change", () => {
+  playback.dragging = false;
+  sendPlayback(3, { tick: Number(ui.pbSeek.value) });
+});
 
 function toast(text, color, life = 1.0) {
   toasts.push({ text, color, born: performance.now(), life, x: meDisplay.x, y: meDisplay.y });
@@ -434,6 +497,24 @@ ui.fire.addEventListener("pointerdown", (e) => {
 ui.fire.addEventListener("pointerup", () => (touchBoost = false));
 ui.fire.addEventListener("pointercancel", () => (touchBoost = false));
 
+// mouse: click to zap what is under the pointer (examples/arena.py's lag-compensated attack:
+// the client sends its render tick with the input, so the server judges the shot against
+// the world as drawn here)
+canvas.addEventListener("pointerdown", (e) => {
+  if (e.pointerType !== "mouse" || e.button !== 0 || !client || !client.joined) return;
+  const accepted = new Set((client.welcome.inputs ?? []).map((f) => f.n));
+  if (!accepted.has("fire")) return;
+  const r = canvas.getBoundingClientRect();
+  const wx = ((e.clientX - r.left) * dpr - view.ox) / view.s;
+  const wy = ((e.clientY - r.top) * dpr - view.oy) / view.s;
+  const size = arenaSize;
+  const held = currentInput();
+  const inp = { fire: true, ax: Math.min(Math.max(wx, 0), size), ay: Math.min(Math.max(wy, 0), size) };
+  for (const k of Object.keys(held)) if (accepted.has(k)) inp[k] = held[k];
+  client.sendInput(inp);
+  window.gameDemo.lastZap = inp;
+});
+
 // ------------------------------------------------------------------ canvas sizing
 let cssW = 0;
 let cssH = 0;
@@ -670,6 +751,9 @@ function draw(scene, dt, now) {
   const vy1 = cy + hh + 2;
   view.cx = cx;
   view.cy = cy;
+  view.s = s;
+  view.ox = ox;
+  view.oy = oy;
   const visible = (i) => x[i] >= vx0 && x[i] <= vx1 && y[i] >= vy0 && y[i] <= vy1;
 
   // orbs: one glow path and one core path for all of them
@@ -791,6 +875,24 @@ function draw(scene, dt, now) {
       ctx.fillRect(sx - w / 2, sy + rpx + 6, (w * hp[i]) / 100, 3);
     }
   }
+
+  // zaps: a ring where each one was aimed (bright: it hit)
+  ctx.lineWidth = 2;
+  for (let k = zaps.length - 1; k >= 0; k--) {
+    const z = zaps[k];
+    const age = (now - z.born) / 1000;
+    if (age > 0.4) {
+      zaps.splice(k, 1);
+      continue;
+    }
+    const [sx, sy] = toScreen(z.x, z.y);
+    ctx.globalAlpha = 1 - age / 0.4;
+    ctx.strokeStyle = z.hit ? (z.mine ? COLORS.me : COLORS.text) : COLORS.muted;
+    ctx.beginPath();
+    ctx.arc(sx, sy, ZAP_RADIUS * scale * (1 + age), 0, Math.PI * 2);
+    ctx.stroke();
+  }
+  ctx.globalAlpha = 1;
 
   // floating pickup texts
   ctx.font = "800 15px ui-sans-serif, system-ui, sans-serif";

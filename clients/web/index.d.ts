@@ -17,6 +17,8 @@ export declare const CloseCode: Readonly<Record<string, number>>;
 export declare const ErrorCode: Readonly<Record<string, number>>;
 export declare const CLOSE_REASONS: Readonly<Record<number, string>>;
 export declare const PROTOCOL_VERSION: 1;
+/** WebSocket subprotocol the client offers ("gameserver.v1"). */
+export declare const SUBPROTOCOL: "gameserver.v1";
 /** Close code the client sends when the server sent malformed data. */
 export declare const CLIENT_PROTOCOL_CLOSE: 4000;
 
@@ -52,7 +54,7 @@ export type ServerMessage =
 export type ClientMessage =
   | { type: 1; v: number; game: string | null; room: string | null; token: string | null; name: string | null }
   | { type: 2; v: number; token: string }
-  | { type: 3; s: number; d: Record<string, InputValue> }
+  | { type: 3; s: number; d: Record<string, InputValue>; rt: number | null }
   | { type: 4; t: number }
   | { type: 5 };
 export type Message = ServerMessage | ClientMessage;
@@ -71,7 +73,7 @@ export declare function unpack(bytes: Uint8Array): unknown;
 export declare function encodeMessage(type: number, body?: Record<string, unknown>): Uint8Array;
 export declare function encodeHello(opts?: { game?: string; room?: string; token?: string; name?: string }): Uint8Array;
 export declare function encodeResume(token: string): Uint8Array;
-export declare function encodeInput(seq: number, data: Record<string, InputValue>): Uint8Array;
+export declare function encodeInput(seq: number, data: Record<string, InputValue>, rt?: number | null): Uint8Array;
 export declare function encodePing(t: number): Uint8Array;
 export declare function encodeLeave(): Uint8Array;
 
@@ -150,6 +152,8 @@ export declare class InterpolationBuffer {
   pushTick(tick: number, ids: ArrayLike<number>, columns: Record<string, TypedColumn>, now?: number): void;
   serverTime(now?: number): number | null;
   renderTime(now?: number): number | null;
+  /** render time (server seconds) of the last sample(), null before the first */
+  readonly lastRenderTime: number | null;
   sample(now?: number): Frame | null;
 }
 
@@ -217,6 +221,8 @@ export interface ClientOptions {
   /** seconds behind the estimated server time (default 0.1) */
   interpolationDelay?: number;
   angles?: string[];
+  /** send INPUT "rt" = renderTick with every input (lag compensation; default true) */
+  sendRenderTick?: boolean;
   /** prediction: the server's one-input rule, and how to read our entity's state from a row */
   step?: ((state: any, inputs: Record<string, InputValue>) => any) | null;
   stateOf?: ((world: Replica, row: number) => any) | null;
@@ -260,8 +266,10 @@ export declare class GameClient {
   on<K extends keyof ClientEvents>(type: K, fn: (e: ClientEvents[K]) => void): () => void;
   connect(): void;
   close(): void;
-  /** returns the seq used, or 0 when not joined */
+  /** returns the seq used, or 0 when not joined; the INPUT carries rt = renderTick */
   sendInput(data: Record<string, InputValue>): number;
+  /** the server tick on screen (last frame()'s interpolation time, else the latest tick) */
+  readonly renderTick: number | null;
   ping(): void;
   /** test hook: drop the socket as a network cut would (the client resumes) */
   dropConnection(): void;

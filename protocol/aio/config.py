@@ -20,6 +20,7 @@ class Config:
 
     __slots__ = (
         "close_timeout",
+        "frame_timeout",
         "keepalive",
         "max_message_size",
         "max_queue",
@@ -41,6 +42,7 @@ class Config:
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         close_timeout: float = 5.0,
+        frame_timeout: float | None = None,
     ) -> None:
         if max_queue < 1 or read_limit < 1 or write_limit < 1:
             raise ValueError("max_queue, read_limit and write_limit must be >= 1")
@@ -53,39 +55,52 @@ class Config:
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
+        #: Seconds a frame (or a fragmented message) may stay incomplete; None: no deadline.
+        self.frame_timeout = frame_timeout
         #: Shared keepalive sweep for the connections using this config (None: no pings).
         self.keepalive: Keepalive | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Bind to ``loop`` (creates the keepalive sweep if pings are enabled)."""
-        if self.ping_interval is not None:
-            self.keepalive = Keepalive(loop, self.ping_interval, self.ping_timeout)
+        """Bind to ``loop`` (creates the keepalive sweep if pings or the frame deadline are
+        enabled)."""
+        if self.ping_interval is not None or self.frame_timeout is not None:
+            self.keepalive = Keepalive(loop, self.ping_interval, self.ping_timeout,
+                                       self.frame_timeout)
 
 
 class Keepalive:
-    """One periodic timer pinging every connection of a server (instead of one timer each).
+    """One periodic timer watching every connection of a server (instead of one timer each).
 
     Each member has ``_ka_at``, the loop time of its next keepalive action: send a ping (every
     ``interval`` seconds after the previous pong) or, when a ping is unanswered, fail the
-    connection with 1011 once ``timeout`` seconds passed. The sweep runs every
-    ``tick = clamp(min(interval, timeout) / 8, 20 ms, 1 s)`` seconds while there are members,
-    so deadlines are honoured within one tick. Cost: one comparison per connection per tick.
+    connection with 1011 once ``timeout`` seconds passed; or, when a frame (or a fragmented
+    message) has stayed incomplete for ``frame_timeout`` seconds, fail it with 1008. The sweep
+    runs every ``tick = clamp(min(interval, timeout, frame_timeout) / 8, 20 ms, 1 s)`` seconds
+    while there are members, so deadlines are honoured within one tick. Worst cases: a peer
+    that never answers pings is cut ``interval + timeout + tick`` seconds after its last pong
+    (or its upgrade); one stalled mid-frame ``frame_timeout + tick`` seconds after the frame's
+    first byte. Cost: one comparison per connection per tick.
     """
 
-    __slots__ = ("_handle", "_loop", "interval", "members", "tick", "timeout")
+    __slots__ = ("_handle", "_loop", "frame_timeout", "interval", "members", "tick", "timeout")
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, interval: float, timeout: float | None
+        self, loop: asyncio.AbstractEventLoop, interval: float | None, timeout: float | None,
+        frame_timeout: float | None = None,
     ) -> None:
         self._loop = loop
         self.interval = interval
         self.timeout = timeout
-        self.tick = min(1.0, max(0.02, min(interval, timeout or interval) / 8))
+        self.frame_timeout = frame_timeout
+        periods = [t for t in (interval, timeout, frame_timeout) if t is not None and t > 0]
+        self.tick = min(1.0, max(0.02, min(periods, default=1.0) / 8))
         self.members: set[WebSocket] = set()
         self._handle: asyncio.TimerHandle | None = None
 
     def add(self, ws: WebSocket) -> None:
-        ws._ka_at = self._loop.time() + self.interval
+        now = self._loop.time()
+        ws._ping_at = now + self.interval if self.interval is not None else float("inf")
+        ws._ka_at = ws._ping_at
         self.members.add(ws)
         if self._handle is None:
             self._handle = self._loop.call_later(self.tick, self._sweep)

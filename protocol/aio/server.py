@@ -35,6 +35,7 @@ import inspect
 import logging
 import socket
 import ssl as ssl_module
+import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
@@ -58,7 +59,8 @@ log = logging.getLogger("protocol.aio")
 _MISMATCH_LOGGED = False  # Server.adopt: one log line per process, not per connection
 
 Handler = Callable[[WebSocket], Awaitable[None]]
-ProcessRequest = Callable[[Request], "Response | Awaitable[Response | None] | None"]
+# (request) -> ..., or (request, ws) -> ... with serve(pass_connection=True).
+ProcessRequest = Callable[..., "Response | Awaitable[Response | None] | None"]
 
 def _response_bytes(resp: Response) -> bytes:
     """Serialize a ``process_request`` answer; we never keep the connection alive."""
@@ -76,6 +78,7 @@ class _ServerConfig(Config):
         "handshake_timeout",
         "max_request_size",
         "origins",
+        "pass_connection",
         "process_request",
         "server",
         "subprotocols",
@@ -87,6 +90,7 @@ class _ServerConfig(Config):
     max_request_size: int
     origins: Collection[str] | None
     process_request: ProcessRequest | None
+    pass_connection: bool
     subprotocols: tuple[str, ...]
     deflate: bool | None
 
@@ -111,9 +115,11 @@ class ServerProtocol(WebSocket):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         cfg: _ServerConfig = self._cfg  # type: ignore[assignment]
-        cfg.server._handshaking.add(self)
+        cfg.server._handshaking[self] = None
         self._hs_buf = bytearray()
         self._timer = self._loop.call_later(cfg.handshake_timeout, self._handshake_expired)
+        if cfg.server.max_open is not None:
+            cfg.server._admit(self)
         initial, self._initial = self._initial, b""
         if initial:  # adopted: replay what the accepting process read, before any new byte
             self.data_received(initial)
@@ -148,7 +154,9 @@ class ServerProtocol(WebSocket):
             self._upgrade(req)
             return
         try:
-            result = pr(req)
+            # pass_connection: the hook also gets this (not yet upgraded) connection, e.g.
+            # for its remote_address.
+            result = pr(req, self) if cfg.pass_connection else pr(req)
         except Exception:
             log.exception("process_request raised path=%s", req.path)
             self._reply(http_response(500, b"internal server error\n"))
@@ -210,8 +218,9 @@ class ServerProtocol(WebSocket):
             self._transport.abort()
             return
         server = cfg.server
-        server._handshaking.discard(self)
+        server._handshaking.pop(self, None)
         server.connections.add(self)
+        server._unidentified[self] = None
         self._start_keepalive()
         task = self._task = self._loop.create_task(self._run_handler(cfg.handler))
         server._tasks.add(task)  # _run_handler removes it when done
@@ -229,8 +238,17 @@ class ServerProtocol(WebSocket):
         self._reply(error_response(exc))
 
     def _reply(self, data: bytes) -> None:
-        """Send a plain HTTP response and close the connection (no keep-alive)."""
+        """Send a plain HTTP response and close the connection (no keep-alive).
+
+        The answer to a ``HEAD`` request never carries a body (RFC 9110 section 9.3.2),
+        whatever produced it (``process_request``, a refused upgrade, 404): the head goes
+        out unchanged, ``Content-Length`` included (the length a GET would get)."""
         self._hs_buf = None
+        req = self.request
+        if req is not None and req.method == "HEAD":
+            end = data.find(b"\r\n\r\n")
+            if end >= 0:
+                data = data[: end + 4]
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -270,8 +288,9 @@ class ServerProtocol(WebSocket):
         super().connection_lost(exc)
         self._hs_buf = None
         server = self._cfg.server  # type: ignore[attr-defined]
-        server._handshaking.discard(self)
+        server._handshaking.pop(self, None)
         server.connections.discard(self)
+        server._unidentified.pop(self, None)
         if self._conn is None and self._task is not None:
             self._task.cancel()  # process_request still running for a gone peer
         on_lost, self._on_lost = self._on_lost, None
@@ -287,10 +306,69 @@ class Server:
         self._port = 0
         #: Connections past the opening handshake (open or closing).
         self.connections: set[WebSocket] = set()
-        self._handshaking: set[ServerProtocol] = set()
+        # insertion-ordered (oldest first): the shedding order
+        self._handshaking: dict[ServerProtocol, None] = {}
+        self._unidentified: dict[ServerProtocol, None] = {}  # upgraded, not identified()
         self._tasks: set[asyncio.Task[None]] = set()  # running handlers
         self._cfg: _ServerConfig | None = None
         self._closing = False
+        #: Most sockets held at once (handshaking + upgraded); None: no bound. See _admit.
+        self.max_open: int | None = None
+        #: Connections shed to stay within ``max_open`` (total).
+        self.shed_total = 0
+        #: Called with the number of connections each shedding closed (e.g. a metric).
+        self.on_shed: Callable[[int], None] | None = None
+        self.shed_log_interval = 10.0
+        self._shed_logged_at = -float("inf")
+        self._shed_since_log = 0
+
+    def identified(self, ws: WebSocket) -> None:
+        """The application knows who ``ws`` is (e.g. a player joined): never shed it."""
+        self._unidentified.pop(ws, None)  # type: ignore[call-overload]
+
+    def _admit(self, new: ServerProtocol) -> None:
+        """A connection arrived: keep at most ``max_open`` sockets by shedding the oldest
+        ones nobody identified yet: first those still in the opening handshake (or a plain
+        HTTP request), then upgraded ones the application did not call :meth:`identified`
+        for; if every other socket is identified, the newcomer itself is dropped. Shed
+        sockets are aborted (their descriptor is freed at once). One WARNING line per
+        ``shed_log_interval`` seconds, never one per connection."""
+        assert self.max_open is not None
+        excess = len(self._handshaking) + len(self.connections) - self.max_open
+        shed = 0
+        while excess > 0:
+            victim: ServerProtocol | None = None
+            for p in self._handshaking:
+                if p is not new:
+                    victim = p
+                    break
+            if victim is None:
+                victim = next(iter(self._unidentified), None)
+            if victim is None:
+                victim = new
+            self._handshaking.pop(victim, None)
+            self._unidentified.pop(victim, None)
+            self.connections.discard(victim)
+            if not victim._lost:
+                victim._transport.abort()
+            shed += 1
+            excess -= 1
+            if victim is new:
+                break
+        if shed:
+            self.shed_total += shed
+            if self.on_shed is not None:
+                self.on_shed(shed)
+            self._shed_since_log += shed
+            now = time.monotonic()
+            if now - self._shed_logged_at >= self.shed_log_interval:
+                log.warning(
+                    "connection limit reached (max_open=%d, file descriptors): shed %d "
+                    "connections without a player in the last %.0f s (total %d)",
+                    self.max_open, self._shed_since_log, self.shed_log_interval,
+                    self.shed_total)
+                self._shed_logged_at = now
+                self._shed_since_log = 0
 
     @property
     def sockets(self) -> tuple[Any, ...]:
@@ -378,7 +456,7 @@ class Server:
             ws = next(iter(self.connections or self._handshaking))
             await ws.wait_closed()
             self.connections.discard(ws)
-            self._handshaking.discard(ws)
+            self._handshaking.pop(ws, None)  # type: ignore[call-overload]
 
     async def __aenter__(self) -> Server:
         return self
@@ -408,6 +486,9 @@ async def serve(
     max_request_size: int = 16384,
     backlog: int = 1024,
     listen: bool = True,
+    pass_connection: bool = False,
+    frame_timeout: float | None = None,
+    max_open: int | None = None,
 ) -> Server:
     """Listen on ``host:port`` and run ``handler(ws)`` for every accepted WebSocket.
 
@@ -415,6 +496,14 @@ async def serve(
     ``ping_interval=None`` disables keepalive pings. ``max_queue`` / ``read_limit`` bound the
     received-but-unread messages (count / bytes) before reading pauses. ``listen=False``:
     no listening socket (``host`` / ``port`` unused); connections come from :meth:`Server.adopt`.
+    received-but-unread messages (count / bytes) before reading pauses.
+    ``pass_connection=True`` calls ``process_request(request, ws)`` with the connection (not
+    yet upgraded: its ``remote_address``, ``open`` and ``closed`` are usable).
+    ``frame_timeout``: seconds a frame, or a fragmented message, may stay incomplete before
+    the connection is failed with 1008 (None: no deadline; then only the keepalive bounds a
+    peer stalled mid-frame).
+    ``max_open``: most sockets held at once (see :meth:`Server._admit`: the oldest
+    connections not :meth:`Server.identified` are shed first); None: no bound.
     """
     loop = asyncio.get_running_loop()
     cfg = _ServerConfig(
@@ -425,15 +514,18 @@ async def serve(
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
         close_timeout=close_timeout,
+        frame_timeout=frame_timeout,
     )
     cfg.start(loop)
     server = Server()
+    server.max_open = max_open
     cfg.server = server
     cfg.handler = handler
     cfg.handshake_timeout = handshake_timeout
     cfg.max_request_size = max_request_size
     cfg.origins = origins
     cfg.process_request = process_request
+    cfg.pass_connection = pass_connection
     cfg.subprotocols = tuple(subprotocols)
     cfg.deflate = True if deflate else None
     server._cfg = cfg

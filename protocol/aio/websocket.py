@@ -103,6 +103,8 @@ class WebSocket(asyncio.Protocol):
         "_lost",
         "_on_close",
         "_open",
+        "_partial_at",
+        "_ping_at",
         "_pings",
         "_qbytes",
         "_queue",
@@ -141,7 +143,9 @@ class WebSocket(asyncio.Protocol):
         self._closed_fut: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._ka_payload: bytes | None = None  # keepalive ping waiting for its pong
-        self._ka_at = 0.0  # loop time of the next keepalive action (ping, or pong deadline)
+        self._ka_at = 0.0  # loop time of the next keepalive action (min of the two below)
+        self._ping_at = 0.0  # loop time to send the next ping, or the pong deadline
+        self._partial_at = 0.0  # loop time an incomplete frame / message began (0: none)
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] | None = None
         self._close_code: int | None = None
         self._close_reason = ""
@@ -568,23 +572,44 @@ class WebSocket(asyncio.Protocol):
         if not self._open or conn is None:
             return
         cfg = self._cfg
-        if self._ka_payload is not None:  # the pong is overdue
-            log.info("ws keepalive timeout, closing 1011 peer=%s", self.remote_address)
-            self._fail(1011, "keepalive ping timeout")
+        ft = cfg.frame_timeout
+        if self._partial_at and ft is not None and now >= self._partial_at + ft:
+            # A peer that stops in the middle of a frame (or of a fragmented message) would
+            # otherwise hold its partial message until the keepalive notices.
+            log.info("ws frame timeout, closing 1008 peer=%s", self.remote_address)
+            self._fail(1008, "frame timeout")
             return
-        payload = os.urandom(4)
-        conn.send_ping(payload)
-        self._transport.write(conn.data_to_send())
-        if cfg.ping_timeout is None:  # never time out: just ping every interval
-            self._ka_at = now + (cfg.ping_interval or 0.0)
-        else:
-            self._ka_payload = payload
-            self._ka_at = now + cfg.ping_timeout
+        if now >= self._ping_at:
+            if self._ka_payload is not None:  # the pong is overdue
+                log.info("ws keepalive timeout, closing 1011 peer=%s", self.remote_address)
+                self._fail(1011, "keepalive ping timeout")
+                return
+            if cfg.ping_interval is None:
+                self._ping_at = float("inf")
+            else:
+                payload = os.urandom(4)
+                conn.send_ping(payload)
+                self._transport.write(conn.data_to_send())
+                if cfg.ping_timeout is None:  # never time out: just ping every interval
+                    self._ping_at = now + cfg.ping_interval
+                else:
+                    self._ka_payload = payload
+                    self._ping_at = now + cfg.ping_timeout
+        self._rearm_keepalive()
+
+    def _rearm_keepalive(self) -> None:
+        """``_ka_at``: the earlier of the ping action and the frame deadline."""
+        at = self._ping_at
+        ft = self._cfg.frame_timeout
+        if self._partial_at and ft is not None and self._partial_at + ft < at:
+            at = self._partial_at + ft
+        self._ka_at = at
 
     def _on_pong(self, payload: bytes) -> None:
         if self._ka_payload is not None and payload == self._ka_payload:
             self._ka_payload = None
-            self._ka_at = self._loop.time() + (self._cfg.ping_interval or 0.0)
+            self._ping_at = self._loop.time() + (self._cfg.ping_interval or 0.0)
+            self._rearm_keepalive()
         pings = self._pings
         if pings:
             entry = pings.pop(payload, None)
@@ -613,6 +638,14 @@ class WebSocket(asyncio.Protocol):
             self._unflushed = 0
             if not self._lost:
                 self._transport.write(out)
+        if self._cfg.frame_timeout is not None and self._open:
+            # start or stop the frame deadline (inline: this runs per received chunk)
+            if conn.receiving_partial:
+                if not self._partial_at:
+                    self._partial_at = self._loop.time()
+                    self._rearm_keepalive()
+            elif self._partial_at:
+                self._partial_at = 0.0  # _ka_at may now be early: the sweep re-arms it
         if conn.should_close_transport():
             self._close_transport()
 

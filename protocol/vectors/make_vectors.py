@@ -17,6 +17,11 @@ Files:
   ``columns`` of wire values, and ``values``: real values, ``wire * q`` for quantized fields).
 - ``deltas_invalid.json``: a base state and DELTA bytes that must NOT apply (the replica must
   stay exactly as it was), with the reason.
+- ``messages_lenient.json``: bytes an encoder would not produce (another msgpack width, a
+  float32, an unknown key, a trailing element) that every receiver must accept: ``hex``,
+  ``value`` (the msgpack value as JSON) and ``description``.
+- ``inputs.json``: INPUT ``d`` maps checked against a WELCOME ``inputs`` schema: accepted
+  (``accepted`` true, ``normalized``: the values the game sees) or refused with ERROR 3.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from protocol.messages import (
     Pong,
     Resume,
     Welcome,
+    decode,
     encode,
 )
 from protocol.replica import Replica
@@ -358,6 +364,35 @@ def delta_vectors() -> list[dict[str, Any]]:
             ),
         )
     )
+    out.append(
+        _delta_case(
+            "trailing_elements",
+            "Hand-built: an extra element after the 7 of the DELTA, after a GROUP's 3, after an "
+            "IDLIST's 3 and after a COL's 2: all ignored (SPEC.md section 1, rule 3). The COL "
+            "list itself is not such an array: it holds exactly one COL per mask bit.",
+            POS,
+            w0,
+            10,
+            _raw(11, 10, 5, None, None,
+                 [[3, [0, "u8", b"\x02", "later"],
+                   [["d8", b"\x03\xf4", "later"], ["d8", b"\xfc\x09"]], "later"]],
+                 "later"),
+        )
+    )
+    out.append(
+        _delta_case(
+            "trailing_elements_spawn",
+            "Hand-built: spawned = [IDLIST, COLS, extra] with an extra element in the IDLIST "
+            "and in a COL too: ignored. COLS holds exactly one COL per schema field.",
+            POS,
+            w0,
+            10,
+            _raw(12, 10, 6, None,
+                 [[1025, "u8", b"", 0], [["i8", b"\x07", 0], ["i8", b"\x08"], ["u8", b"\x09"],
+                                         ["u8", b"\x00"]], "later"],
+                 []),
+        )
+    )
     return out
 
 
@@ -445,6 +480,22 @@ def invalid_delta_vectors() -> list[dict[str, Any]]:
             _raw(11, 10, 5, None, None, [[4, [0, "u8", b""], [["x8", b"\x01"]]]]),
         ),
         (
+            "extra_group_column",
+            "3 COLs in a group whose mask has 2 bits (the COL list is exact, not growable)",
+            _raw(11, 10, 5, None, None,
+                 [[3, [0, "u8", b""], [["d8", b"\x01"], ["d8", b"\x01"], ["d8", b"\x01"]]]]),
+        ),
+        (
+            "extra_spawned_column",
+            "5 spawned COLs for a schema of 4 fields",
+            _raw(11, 10, 6, None, [[1025, "u8", b""], [["u8", b"\x00"]] * 5], []),
+        ),
+        (
+            "missing_spawned_column",
+            "3 spawned COLs for a schema of 4 fields",
+            _raw(11, 10, 6, None, [[1025, "u8", b""], [["u8", b"\x00"]] * 3], []),
+        ),
+        (
             "float_code_on_int",
             "an f32 column for the i32 field x",
             _raw(11, 10, 5, None, None, [[1, [0, "u8", b""], [["f32", b"\0\0\0\0"]]]]),
@@ -478,6 +529,8 @@ def message_vectors() -> list[dict[str, Any]]:
         ("hello_minimal", Hello()),
         ("resume", Resume("r-123")),
         ("input", Input(7, {"dx": -1.0, "dy": 0.5, "fire": True})),
+        ("input_render_tick", Input(8, {"fire": True}, rt=1234)),
+        ("input_render_tick_big", Input(9, {}, rt=2**40 + 5)),
         ("ping", Ping(1234.5)),
         ("leave", Leave()),
         (
@@ -500,11 +553,91 @@ def message_vectors() -> list[dict[str, Any]]:
         ("event", Event("hit", {"by": 257, "dmg": 10, "at": [1.5, -2.0]})),
         ("error", Error(ErrorCode.INVALID_INPUT, "dx out of range")),
         ("pong", Pong(1234.5, 101)),
+        # SPEC.md section 2 clarifications
+        ("ping_int", Ping(1234)),
+        ("input_ints_for_float_and_bool", Input(1, {"dx": 1, "fire": 1})),
+        ("input_seq_max", Input(2**32 - 1, {"dx": 0.5})),
+        ("input_flat_array", Input(3, {"path": [1, 2.5, True, None, "a"]})),
+        ("hello_name_256_code_points", Hello(game="arena", name="\U0001F600" * 256)),
+        ("event_depth_32", Event("deep", _nested(32))),
     ]
     return [
         {"name": name, "hex": encode(m).hex(), "value": msgpack.unpackb(encode(m))}
         for name, m in msgs
     ]
+
+
+def _nested(depth: int) -> Any:
+    """``depth`` arrays nested in each other around the int 1 (``[[1]]`` is depth 2)."""
+    v: Any = 1
+    for _ in range(depth):
+        v = [v]
+    return v
+
+
+def lenient_message_vectors() -> list[dict[str, Any]]:
+    """Valid bytes an encoder would not produce; every receiver must accept them."""
+    hello = bytes.fromhex("92") + b"\x01"
+    cases = [
+        ("ping_float32", "PING t as a msgpack float 32 (0xca): any float width is accepted",
+         bytes.fromhex("9204" "81" "a174" "ca3fc00000")),
+        ("hello_wide_int", "HELLO v as a uint32 (0xce 00000001): any int width that holds it",
+         hello + bytes.fromhex("81" "a176" "ce00000001")),
+        ("hello_map16_str8", "HELLO body as a map16 and name as a str8: any map / str width",
+         hello + bytes.fromhex("de0002" "a176" "01" "a46e616d65" "d903626f62")),
+        ("hello_unknown_key", "HELLO with a key the server does not know: ignored",
+         msgpack.packb([1, {"v": 1, "name": "bob", "later": [1, 2]}])),
+        ("hello_trailing_element", "[type, body, extra]: trailing array elements are ignored",
+         msgpack.packb([1, {"v": 1}, "later", 2])),
+        ("hello_nil_room", "HELLO room nil: the same as absent (the server picks a room)",
+         msgpack.packb([1, {"v": 1, "game": "arena", "room": None}])),
+        ("input_ack_uint64_tick", "INPUT_ACK with t as a uint64 (0xcf)",
+         bytes.fromhex("9212" "82" "a173" "07" "a174" "cf0000000000000065")),
+    ]
+    out = []
+    for name, why, data in cases:
+        decode(data)  # must be accepted
+        out.append({"name": name, "description": why, "hex": data.hex(),
+                    "value": msgpack.unpackb(data)})
+    return out
+
+
+def input_vectors() -> list[dict[str, Any]]:
+    """INPUT ``d`` maps against one schema: accepted (with the values the game sees) or not."""
+    from gameserver.inputs import I, InputError, InputSchema
+
+    schema = InputSchema({"dx": I.float32(-1, 1), "fire": I.bool_(), "slot": I.uint8(0, 9)})
+    wire = schema.to_wire()
+    cases: list[tuple[str, str, dict[str, Any]]] = [
+        ("all_fields", "every field once, each of its type", {"dx": -0.5, "fire": True,
+                                                               "slot": 3}),
+        ("int_for_f32", "an int is accepted for an f32 field (converted)", {"dx": 1, "fire":
+                                                                            False, "slot": 0}),
+        ("zero_one_for_bool", "0 and 1 are accepted for a bool field", {"dx": 0.0, "fire": 1,
+                                                                        "slot": 9}),
+        ("bounds_inclusive", "lo and hi are inclusive", {"dx": -1.0, "fire": 0, "slot": 9}),
+        ("f32_out_of_range", "1.5 is outside [-1, 1]", {"dx": 1.5, "fire": True, "slot": 0}),
+        ("bool_for_f32", "a bool is not a number", {"dx": True, "fire": True, "slot": 0}),
+        ("float_for_int", "an integer field takes ints only, not 2.0",
+         {"dx": 0.0, "fire": True, "slot": 2.0}),
+        ("two_for_bool", "a bool field takes true/false/0/1 only", {"dx": 0.0, "fire": 2,
+                                                                    "slot": 0}),
+        ("missing_field", "every field of the schema is required", {"dx": 0.0, "fire": True}),
+        ("unknown_field", "a key the schema does not declare",
+         {"dx": 0.0, "fire": True, "slot": 0, "jump": True}),
+        ("string_value", "a str for a number field", {"dx": "0.5", "fire": True, "slot": 0}),
+    ]
+    out: list[dict[str, Any]] = []
+    for name, why, d in cases:
+        vec: dict[str, Any] = {"name": name, "description": why, "inputs": wire, "d": d}
+        try:
+            values = schema.validate(d)
+        except InputError:
+            vec.update(accepted=False, error_code=int(ErrorCode.INVALID_INPUT))
+        else:
+            vec.update(accepted=True, normalized=dict(zip(schema, values)))
+        out.append(vec)
+    return out
 
 
 def invalid_message_vectors() -> list[dict[str, Any]]:
@@ -521,7 +654,32 @@ def invalid_message_vectors() -> list[dict[str, Any]]:
         ("hello_no_version", "HELLO without v", p(1, {"name": "x"}), 1),
         ("input_seq_zero", "INPUT seq starts at 1", p(3, {"s": 0, "d": {}}), 1),
         ("input_nested", "INPUT value nested two levels", p(3, {"s": 1, "d": {"a": {"b": 1}}}), 1),
+        ("input_rt_negative", "INPUT rt is a uint", p(3, {"s": 1, "d": {}, "rt": -1}), 1),
+        ("input_rt_float", "INPUT rt is not a float", p(3, {"s": 1, "d": {}, "rt": 5.0}), 1),
+        ("input_rt_str", "INPUT rt is a uint, not a str", p(3, {"s": 1, "d": {}, "rt": "5"}), 1),
+        ("input_rt_bool", "INPUT rt is a uint, not a bool", p(3, {"s": 1, "d": {}, "rt": True}), 1),
         ("unknown_type", "type 9 does not exist", p(9, {}), 2),
+        # SPEC.md section 2 clarifications
+        ("input_seq_too_big", "INPUT s 2**32 is not a uint32", p(3, {"s": 2**32, "d": {}}), 1),
+        ("input_seq_negative", "INPUT s -1", p(3, {"s": -1, "d": {}}), 1),
+        ("input_seq_float", "INPUT s 1.0: an integral float is not an int",
+         p(3, {"s": 1.0, "d": {}}), 1),
+        ("input_array_nested", "INPUT array value holding an array",
+         p(3, {"s": 1, "d": {"a": [[1]]}}), 1),
+        ("input_str_257_code_points", "INPUT str value of 257 code points",
+         p(3, {"s": 1, "d": {"a": "x" * 257}}), 1),
+        ("input_65_keys", "INPUT d with 65 keys", p(3, {"s": 1, "d": {f"k{i}": 0 for i in
+                                                                      range(65)}}), 1),
+        ("hello_name_257_code_points", "HELLO name of 257 code points (514 UTF-8 bytes)",
+         p(1, {"v": 1, "name": "\u00e9" * 257}), 1),
+        ("hello_name_257_astral", "HELLO name of 257 code points outside the BMP (1028 "
+         "UTF-8 bytes, 514 UTF-16 units): counted as 257", p(1, {"v": 1, "name":
+                                                                  "\U0001F600" * 257}), 1),
+        ("event_depth_33", "EVENT d nested 33 containers deep", p(19, {"k": "deep",
+                                                                       "d": _nested(33)}), 1),
+        ("ping_t_not_a_number", "PING t a str", p(4, {"t": "now"}), 1),
+        ("invalid_utf8", "a str holding invalid UTF-8 (0xff)",
+         bytes.fromhex("9201" "82" "a176" "01" "a46e616d65" "a1ff"), 1),
     ]
     return [{"name": n, "description": d, "hex": b.hex(), "error_code": c} for n, d, b, c in cases]
 
@@ -554,6 +712,14 @@ def build() -> dict[str, str]:
         "deltas_invalid.json": (
             "DELTA messages that must not apply; the replica must stay unchanged.",
             invalid_delta_vectors(),
+        ),
+        "messages_lenient.json": (
+            "Valid bytes an encoder would not produce: every receiver must accept them.",
+            lenient_message_vectors(),
+        ),
+        "inputs.json": (
+            "INPUT d maps against a WELCOME inputs schema: accepted or ERROR 3.",
+            input_vectors(),
         ),
     }
     return {

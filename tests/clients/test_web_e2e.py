@@ -206,6 +206,8 @@ def test_demo_plays_over_wss(server: Server, browser: Any) -> None:
         a.open("alice")
         assert a.page.url.startswith("https://")
         assert a.eval("() => window.gameDemo.client.url").startswith("wss://")
+        # the browser offered the subprotocol and the server selected it (SPEC.md section 1)
+        assert a.eval("() => window.gameDemo.client._ws.protocol") == "gameserver.v1"
         # the page shows the connected status and the arena name
         assert a.page.locator("#status").get_attribute("data-state") == "connected"
         assert a.page.locator("#game-name").inner_text().lower() == "arena"
@@ -412,3 +414,52 @@ def test_malformed_server_data_closes_with_console_error(server: Server, browser
                       " || window.gameDemo.client.status === 'error'")
     finally:
         p.close()
+
+
+def test_demo_click_zaps_a_moving_critter_lag_compensated(server: Server, browser: Any) -> None:
+    """A mouse click on a moving critter as drawn zaps it: the INPUT carries the page's
+    render tick (the interpolation time), so the server judges it against that world."""
+    a = Page(browser, server.url)
+    try:
+        a.open("zapper")
+        a.wait("() => window.gameDemo.scene && window.gameDemo.client.renderTick !== null")
+        # the camera glides to the player after joining: click once the view stands still
+        view_js = "() => [window.gameDemo.view.ox, window.gameDemo.view.oy]"
+        before = a.eval(view_js)
+        for _ in range(40):
+            a.page.wait_for_timeout(150)
+            now = a.eval(view_js)
+            if abs(now[0] - before[0]) + abs(now[1] - before[1]) < 0.5:
+                break
+            before = now
+        hits = 0
+        for _ in range(3):
+            # a moving critter on screen, within zap range, in the last drawn frame
+            target = a.eval("""() => {
+                const g = window.gameDemo, s = g.scene, c = g.client, w = c.world;
+                const r = w.rowOf(c.entityId), mx = w.values('x')[r], my = w.values('y')[r];
+                const cv = document.getElementById('view').getBoundingClientRect();
+                const dpr = window.devicePixelRatio || 1;
+                for (let i = 0; i < s.count; i++) {
+                    if (s.kind[i] !== 1 || s.state[i] === 0) continue;
+                    if (Math.hypot(s.x[i] - mx, s.y[i] - my) > 25) continue;
+                    const sx = (s.x[i] * g.view.s + g.view.ox) / dpr + cv.left;
+                    const sy = (s.y[i] * g.view.s + g.view.oy) / dpr + cv.top;
+                    if (sx < cv.left + 20 || sy < cv.top + 20 || sx > cv.right - 20
+                        || sy > cv.bottom - 20) continue;
+                    return {sx, sy, rt: c.renderTick, tick: w.tick};
+                }
+                return null; }""")
+            assert target is not None, "no moving critter on screen near the player"
+            assert 0 < target["rt"] <= target["tick"]  # the tick on screen, sent as INPUT rt
+            n = a.eval("() => window.gameDemo.myZaps.length")
+            a.page.mouse.click(target["sx"], target["sy"])
+            a.wait("(n) => window.gameDemo.myZaps.length > n", n)
+            zap = a.eval("() => window.gameDemo.myZaps.at(-1)")
+            assert a.eval("() => window.gameDemo.lastZap.fire") is True
+            hits += zap["hit"] != 0
+            a.page.wait_for_timeout(300)  # the zap cooldown is 0.25 s
+        assert hits >= 2, "clicks on drawn critters should hit (lag compensation)"
+        assert not a.errors, a.errors
+    finally:
+        a.close()

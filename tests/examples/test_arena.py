@@ -238,3 +238,83 @@ def test_different_seed_diverges() -> None:
     _, a, _, _ = _play(seed=1, ticks=20)
     _, b, _, _ = _play(seed=2, ticks=20)
     assert a[-1].columns["x"].tobytes() != b[-1].columns["x"].tobytes()
+
+
+def _zap_setup(seed: int = 3) -> tuple[Simulation, int, int]:
+    """One fleeing critter in the middle of the arena, one player 5 units east of it."""
+    sim = Simulation(Arena, seed=seed,
+                     config={"critters": 1, "moving": 1.0, "orbs": 0, "hunters": 0})
+    p = sim.join(1, "ann")
+    sim.step()
+    w = sim.world
+    (crit,) = w.ids[w["kind"][w.alive_slots()] == CRITTER].tolist()
+    cs, ps = _slot(sim, crit), _slot(sim, p.entity)
+    w["x"][cs], w["y"][cs] = 50.0, 50.0
+    w["x"][ps], w["y"][ps] = 55.0, 50.0
+    return sim, crit, _slot(sim, p.entity)
+
+
+@pytest.mark.parametrize("compensated", [True, False])
+def test_zap_hits_the_fleeing_critter_seen_150ms_ago(compensated: bool) -> None:
+    """The player's screen shows the world of 5 ticks (167 ms at 30 Hz: interpolation delay
+    plus latency) ago; it aims at the critter drawn there. Judged at that tick (``rt``) the zap
+    hits; judged against the present (no ``rt``) the fleeing critter is long gone."""
+    sim, crit, _ = _zap_setup()
+    w = sim.world
+    seen_at: dict[int, tuple[float, float]] = {}
+    for _ in range(10):
+        sim.step()
+        cs = _slot(sim, crit)
+        seen_at[sim.tick] = (float(w["x"][cs]), float(w["y"][cs]))
+    seen = sim.tick - 5
+    ax, ay = seen_at[seen]
+    now = seen_at[sim.tick]
+    assert np.hypot(now[0] - ax, now[1] - ay) > 1.3  # it fled well beyond ZAP_RADIUS (1.0)
+    sim.drain_events()
+    shot = {**STILL, "fire": True, "ax": ax, "ay": ay}
+    assert sim.queue_input(1, 1, shot, render_tick=seen if compensated else None)
+    sim.step()
+    zaps = [e.data for e in sim.drain_events() if e.kind == "zaps"]
+    assert len(zaps) == 1 and len(zaps[0]) == 1
+    pid, zx, zy, hit = zaps[0][0]
+    assert pid == 1 and (zx, zy) == (round(ax, 2), round(ay, 2))
+    hp = int(w["hp"][_slot(sim, crit)])
+    if compensated:
+        assert hit == crit and hp == 50
+    else:
+        assert hit == 0 and hp == 100
+    assert sim.clamped_render_ticks == 0
+
+
+def test_zap_cooldown_range_and_catch() -> None:
+    sim, crit, ps = _zap_setup(seed=4)
+    w = sim.world
+    seq = 0
+
+    def fire(ax: float, ay: float) -> list[Any]:
+        nonlocal seq
+        seq += 1
+        cs = _slot(sim, crit)
+        w["x"][cs], w["y"][cs], w["angle"][cs] = 50.0, 50.0, 0.0
+        sim.step()  # the critter moves a little; aim where the latest tick shows it
+        cs = _slot(sim, crit)
+        assert sim.queue_input(1, seq, {**STILL, "fire": True, "ax": ax or float(w["x"][cs]),
+                                        "ay": ay or float(w["y"][cs])})
+        sim.drain_events()
+        sim.step()
+        return [e.data for e in sim.drain_events() if e.kind == "zaps"]
+
+    assert fire(0, 0)[0][0][3] == crit  # hit: 50 hp
+    assert fire(0, 0) == []  # cooldown (0.25 s = 8 ticks at 30 Hz): no zap at all
+    for _ in range(8):
+        sim.step()
+    w["x"][ps] = 99.0  # 49 units away: out of ZAP_RANGE (40)
+    assert fire(0, 0) == []
+    w["x"][ps] = 55.0
+    score0 = int(w["score"][ps])
+    zaps = fire(0, 0)
+    assert zaps[0][0][3] == crit  # second hit: caught
+    assert int(w["score"][ps]) == score0 + 5
+    sim.step()
+    assert not w.is_alive([crit])[0]
+    assert _kinds(sim)[CRITTER] == 1  # a new critter appeared

@@ -31,11 +31,11 @@ def test_load_game_class_errors() -> None:
 
 
 def test_auth_hook_option() -> None:
-    ns = parse_args(["serve", "collections:OrderedDict", "--auth", "os.path:isabs"])
+    ns = parse_args(["serve", "examples.arena:Arena", "--auth", "os.path:isabs"])
     cfg = build_config(ns)
     assert cfg.auth is not None and cfg.auth("/x") and not cfg.auth("x")
     with pytest.raises(ConfigError):
-        build_config(parse_args(["serve", "collections:OrderedDict", "--auth", "collections:abc"]))
+        build_config(parse_args(["serve", "examples.arena:Arena", "--auth", "collections:abc"]))
 
 
 def test_config_check() -> None:
@@ -51,3 +51,11 @@ def test_config_check() -> None:
 def test_main_bad_config_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "no_such_module_xyz:Game"]) == 2
     assert "cannot import" in capsys.readouterr().err
+
+
+def test_history_option() -> None:
+    assert build_config(parse_args(["serve", "examples.arena:Arena"])).history is None
+    cfg = build_config(parse_args(["serve", "examples.arena:Arena", "--history", "0.5"]))
+    assert cfg.history == 0.5
+    with pytest.raises(ConfigError, match="history"):
+        build_config(parse_args(["serve", "examples.arena:Arena", "--history", "11"]))

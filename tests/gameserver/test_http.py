@@ -39,8 +39,8 @@ def test_routes(router: Router) -> None:
     assert r is not None and json.loads(r.body)[0]["capacity"] == 8
     r = router.route("POST", "/healthz", upgrade=False)
     assert r is not None and r.status == 405 and ("Allow", "GET, HEAD") in r.headers
-    r = router.route("HEAD", "/", upgrade=False)
-    assert r is not None and r.status == 200 and r.body == b""
+    r = router.route("HEAD", "/", upgrade=False)  # the wire drops the body (test_static_head)
+    assert r is not None and r == router.route("GET", "/", upgrade=False)
 
 
 def test_static_content_types(router: Router) -> None:

@@ -183,3 +183,28 @@ def test_validate_never_lets_a_bad_value_through(data: dict[str, object]) -> Non
     assert type(aim) is int and -180 <= aim <= 180
     # Whatever passes fits its batch dtype without wrapping.
     assert np.array([weapon], np.uint8)[0] == weapon
+
+
+def test_optional_fields_take_their_default() -> None:
+    schema = InputSchema({"dx": I.float32(-1, 1), "fire": I.bool_(default=False),
+                          "ax": I.float32(0, 100, default=0), "w": I.uint8(max=3, default=2)})
+    assert schema.validate({"dx": 0.5}) == (0.5, False, 0.0, 2)
+    assert schema.validate({"dx": 0.5, "fire": 1, "w": 3}) == (0.5, True, 0.0, 3)
+    assert isinstance(schema.validate({"dx": 0})[2], float)  # the default was normalized
+    with pytest.raises(InputError, match="missing input field 'dx'") as info:
+        schema.validate({"fire": True})
+    assert info.value.field == "dx"
+    with pytest.raises(InputError, match="unknown input field 'zz'"):
+        schema.validate({"dx": 0.0, "zz": 1})
+    with pytest.raises(InputError, match="outside"):
+        schema.validate({"dx": 0.0, "w": 4})
+    wire = schema.to_wire()
+    assert wire[1] == {"n": "fire", "t": "bool", "def": False}
+    assert wire[3] == {"n": "w", "t": "u8", "lo": 0, "hi": 3, "def": 2}
+    assert "def" not in wire[0]
+    again = InputSchema.from_wire(wire)
+    assert again.validate({"dx": 1}) == (1.0, False, 0.0, 2)
+    for bad in (lambda: I.uint8(max=3, default=4), lambda: I.bool_(default=2),  # type: ignore
+                lambda: I.float32(0, 1, default=float("nan"))):
+        with pytest.raises(ValueError, match="default"):
+            bad()

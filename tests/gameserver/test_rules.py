@@ -138,7 +138,7 @@ def _doc_blocks() -> list[str]:
 
 def test_rules_md_worked_example_runs() -> None:
     blocks = _doc_blocks()
-    assert len(blocks) == 2
+    assert len(blocks) == 3  # the Orbs game, driving it, the lag compensation example
     ns: dict[str, Any] = {"__name__": "rules_md_example"}
     exec(compile(blocks[0], "docs/RULES.md#1", "exec"), ns)
     exec(compile(blocks[1], "docs/RULES.md#2", "exec"), ns)  # has its own asserts
@@ -160,3 +160,14 @@ def test_rules_md_worked_example_runs() -> None:
     assert game.held == {1: (1.0, 0.0)}
     with pytest.raises(Reject, match="name"):
         sim.join(2, "")
+
+
+def test_rules_md_lag_compensation_example_runs() -> None:
+    """docs/RULES.md section 11: the hitscan example, with its own asserts (hit with rt,
+    miss without)."""
+    (block,) = [b for b in _doc_blocks() if "class Duel" in b]
+    ns: dict[str, Any] = {"__name__": "rules_md_duel"}
+    exec(compile(block, "docs/RULES.md#duel", "exec"), ns)
+    sim = ns["sim"]
+    assert sim.tick == 22 and sim.clamped_render_ticks == 0
+    assert sim.world["hp"][sim.world.slots_of([ns["runner"].entity])[0]] == 2

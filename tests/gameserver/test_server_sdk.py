@@ -34,8 +34,11 @@ def test_game_client_against_server(kit: Any) -> None:
                 old = p.ws
                 assert old is not None
                 old._transport.abort()
-                for _ in range(250):  # the SDK backs off (jitter) before it resumes
-                    if p.ws is not None and p.ws is not old and p.last_sent is not None:
+                for _ in range(500):  # the SDK backs off (jitter) before it resumes
+                    # the server writes the snapshot before the client has read its WELCOME:
+                    # wait for both sides (a busy box separates them by a few ms)
+                    if (p.ws is not None and p.ws is not old and p.last_sent is not None
+                            and c.stats.reconnects >= 1):
                         break
                     await asyncio.sleep(0.02)
                 assert p.ws is not None and p.ws is not old and p.ws.open

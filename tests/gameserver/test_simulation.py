@@ -166,7 +166,8 @@ def test_stale_and_dropped_inputs() -> None:
     assert not sim.queue_input(2, 3, ok)  # room bound
     assert sim.dropped_inputs == 2
     assert sim.counters() == {"tick": 0, "players": 2, "entities": 0, "queued_inputs": 5,
-                              "dropped_inputs": 2, "stale_inputs": 2, "invalid_inputs": 0}
+                              "dropped_inputs": 2, "stale_inputs": 2, "invalid_inputs": 0,
+                              "clamped_render_ticks": 0}
     r = sim.step()
     assert r.inputs == 5 and r.dropped == 2
     assert r.acks == {1: 7, 2: 2}

@@ -324,11 +324,15 @@ def test_acceptor_hands_hello_to_an_adopting_server(kit: Any) -> None:
             adopting.add(task)
             task.add_done_callback(adopting.discard)
 
-        acc = Acceptor(loop, lsock, on_http=http, on_route=route, hello_timeout=1.0)
+        from protocol.messages import SUBPROTOCOL
+
+        acc = Acceptor(loop, lsock, on_http=http, on_route=route, hello_timeout=1.0,
+                       subprotocols=(SUBPROTOCOL,))
         acc.start()
         url = f"ws://127.0.0.1:{lsock.getsockname()[1]}/ws"
         try:
-            c = kit.Client(await connect(url))
+            c = kit.Client(await connect(url, subprotocols=[SUBPROTOCOL]))
+            assert c.ws.subprotocol == SUBPROTOCOL
             c.start()
             await c.send(M.Ping(7))
             w = await c.hello(game="walker", name="adopted")

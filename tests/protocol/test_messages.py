@@ -39,6 +39,8 @@ MESSAGES = [
     Resume("tok"),
     Input(1, {}),
     Input(2**32 - 1, {"dx": -1.5, "fire": True, "aim": [1, 2.5, None], "say": "hi", "n": None}),
+    Input(3, {"fire": True}, rt=0),
+    Input(4, {}, rt=2**63 - 1),
     Ping(0),
     Ping(123.25),
     Leave(),
@@ -263,3 +265,17 @@ def test_mutated_valid_messages(msg: object, data: st.DataObject) -> None:
         decode(bytes(raw))
     except MessageError:
         pass
+
+
+def test_input_render_tick_optional_and_checked() -> None:
+    def raw(body: dict[str, object]) -> bytes:
+        return msgpack.packb([3, body])
+
+    assert decode(raw({"s": 1, "d": {}})).rt is None  # type: ignore[union-attr]
+    assert decode(raw({"s": 1, "d": {}, "rt": None})).rt is None  # type: ignore[union-attr]
+    assert decode(raw({"s": 1, "d": {}, "rt": 77})).rt == 77  # type: ignore[union-attr]
+    assert b"rt" not in encode(Input(1, {}))  # not sent when not given
+    for bad in (-1, 2**63, 1.0, "1", True, [1], {}):
+        with pytest.raises(MessageError) as info:
+            decode(raw({"s": 1, "d": {}, "rt": bad}))
+        assert info.value.code == ErrorCode.MALFORMED and "'rt'" in str(info.value)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from protocol.delta import WireSchema, decode_delta
-from protocol.messages import DeltaError, MessageError, decode, encode
+from protocol.messages import DeltaError, Input, MessageError, decode, encode
 from protocol.replica import Replica
 
 VECTORS = Path(__file__).resolve().parents[2] / "protocol" / "vectors"
@@ -109,6 +109,38 @@ def test_invalid_message_vector(vec: dict[str, Any]) -> None:
     with pytest.raises(MessageError) as info:
         decode(bytes.fromhex(vec["hex"]))
     assert info.value.code == vec["error_code"]
+
+
+@pytest.mark.parametrize("vec", _load("messages_lenient.json"), ids=lambda v: v["name"])
+def test_lenient_message_vector(vec: dict[str, Any]) -> None:
+    """Bytes our encoder would not write (other widths, float32, extra keys / elements) are
+    accepted, and mean what their msgpack value says."""
+    data = bytes.fromhex(vec["hex"])
+    assert msgpack.unpackb(data) == vec["value"]
+    msg = decode(data)
+    body = vec["value"][1]
+    canonical = decode(encode(msg))  # type: ignore[arg-type]
+    assert canonical == msg
+    assert encode(msg) != data  # not what an encoder writes (else it belongs in messages.json)
+    for key, attr in (("t", "t"), ("v", "v"), ("name", "name"), ("room", "room"), ("s", "seq")):
+        if key in body and hasattr(msg, attr) and type(msg).__name__ != "InputAck":
+            assert getattr(msg, attr) == body[key], key
+
+
+@pytest.mark.parametrize("vec", _load("inputs.json"), ids=lambda v: v["name"])
+def test_input_vector(vec: dict[str, Any]) -> None:
+    """INPUT d maps against a WELCOME inputs schema (SPEC.md section 2, INPUT)."""
+    from gameserver.inputs import InputError, InputSchema
+
+    schema = InputSchema.from_wire(vec["inputs"])
+    if vec["accepted"]:
+        values = schema.validate(vec["d"])
+        assert dict(zip(schema, values)) == vec["normalized"]
+        assert [type(v) for v in values] == [type(v) for v in vec["normalized"].values()]
+    else:
+        assert vec["error_code"] == 3
+        with pytest.raises(InputError):
+            schema.validate(vec["d"])
 
 
 def _leading_hex(line: str) -> str:
@@ -205,14 +237,15 @@ def _spec_apply(schema: dict[str, Any], state: dict[str, Any] | None, data: byte
     if len(order) != count:
         raise _Bad("count")
     out = {f["n"]: [rows[i][f["n"]] for i in order] for f in fields}
-    for mask, rowlist, gcols in groups:
+    for group in groups:
+        mask, rowlist, gcols = group[:3]  # extra trailing elements are ignored (rule 3)
         if mask == 0 or mask >> len(fields):
             raise _Bad("mask")
         rs = _spec_idlist(rowlist)
         bits = [b for b in range(len(fields)) if mask >> b & 1]
         if len(bits) != len(gcols):
             raise _Bad("columns")
-        for b, (code, raw) in zip(bits, gcols):
+        for b, (code, raw, *_later) in zip(bits, gcols):
             f = fields[b]
             vals = _unpack_bin(code, raw)
             if len(vals) != len(rs) or any(r >= count for r in rs):
@@ -246,3 +279,13 @@ def test_independent_decoder_agrees(vec: dict[str, Any]) -> None:
 def test_independent_decoder_refuses(vec: dict[str, Any]) -> None:
     with pytest.raises((_Bad, ValueError)):  # msgpack.ExtraData is a ValueError
         _spec_apply(vec["schema"], vec["base"], bytes.fromhex(vec["hex"]))
+
+
+def test_spec_input_render_tick_example_matches_vector() -> None:
+    """SPEC.md section 2 quotes the INPUT-with-rt vector's bytes; they must not drift."""
+    spec = (Path(__file__).resolve().parents[2] / "protocol" / "SPEC.md").read_text()
+    (vec,) = [v for v in _load("messages.json") if v["name"] == "input_render_tick"]
+    spaced = " ".join(vec["hex"][i:i + 2] for i in range(0, len(vec["hex"]), 2))
+    assert f"`{spaced}`" in spec
+    msg = decode(bytes.fromhex(vec["hex"]))
+    assert isinstance(msg, Input) and msg.rt == 1234 and msg.seq == 8

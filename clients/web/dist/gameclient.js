@@ -1983,6 +1983,7 @@ var CLOSE_REASONS = Object.freeze({
   4012: "no HELLO in time"
 });
 var PROTOCOL_VERSION = 1;
+var SUBPROTOCOL = "gameserver.v1";
 function encodeMessage(type, body) {
   return encode([type, body ?? {}]);
 }
@@ -1996,8 +1997,9 @@ function encodeHello(opts = {}) {
 function encodeResume(token) {
   return encodeMessage(MsgType.RESUME, { v: PROTOCOL_VERSION, token });
 }
-function encodeInput(seq, data) {
-  return encodeMessage(MsgType.INPUT, { s: seq >>> 0, d: data });
+function encodeInput(seq, data, rt) {
+  if (rt === null || rt === void 0) return encodeMessage(MsgType.INPUT, { s: seq >>> 0, d: data });
+  return encodeMessage(MsgType.INPUT, { s: seq >>> 0, d: data, rt: Math.max(0, Math.floor(rt)) });
 }
 function encodePing(t) {
   return encodeMessage(MsgType.PING, { t });
@@ -2043,7 +2045,26 @@ var StrictDecoder = class extends Decoder {
     this.boxed = true;
     return new Number(v);
   }
+  /** SPEC 8: a str must be valid UTF-8 (TextDecoder would silently put U+FFFD in). */
+  decodeUtf8String(byteLength, headerOffset) {
+    const start = this.pos + headerOffset;
+    const end = start + byteLength;
+    const bytes = this.bytes;
+    if (end <= bytes.byteLength) {
+      let i = start;
+      while (i < end && bytes[i] < 128) i++;
+      if (i < end) {
+        try {
+          fatalUtf8.decode(bytes.subarray(i, end));
+        } catch {
+          throw new ProtocolError("invalid UTF-8 in a msgpack str", ErrorCode.MALFORMED);
+        }
+      }
+    }
+    return super.decodeUtf8String(byteLength, headerOffset);
+  }
 };
+var fatalUtf8 = new TextDecoder("utf-8", { fatal: true });
 var decoder = new StrictDecoder();
 function unpackBoxed(bytes) {
   decoder.boxed = false;
@@ -2170,7 +2191,8 @@ function control(type, body) {
     case MsgType.INPUT: {
       const s = uint(body, "s", U32, "INPUT");
       if (s === 0) throw bad('INPUT: "s" starts at 1');
-      return { type, s, d: unboxDeep(inputData(body.d)) };
+      const rt = body.rt === void 0 || body.rt === null ? null : uint(body, "rt", U63, "INPUT");
+      return { type, s, d: unboxDeep(inputData(body.d)), rt };
     }
     case MsgType.PING:
       return { type, t: num(body, "t", "PING") };
@@ -2442,6 +2464,10 @@ var InterpolationBuffer = class {
     const off = this.clockOffset;
     if (off === null) return null;
     return (now === void 0 ? this.clock() : now) - off;
+  }
+  /** The render time (server seconds) of the last sample(): what is on screen; null before. */
+  get lastRenderTime() {
+    return this._lastRender;
   }
   /** serverTime(now) - delay, never decreasing between sample() calls; null while empty. */
   renderTime(now) {
@@ -2761,6 +2787,7 @@ var GameClient = class {
       stallTimeout: opts.stallTimeout ?? 5e3,
       interpolationDelay: opts.interpolationDelay ?? 0.1,
       angles: opts.angles ?? [],
+      sendRenderTick: opts.sendRenderTick ?? true,
       step: opts.step ?? null,
       stateOf: opts.stateOf ?? null,
       WebSocket: opts.WebSocket ?? globalThis.WebSocket,
@@ -2859,7 +2886,7 @@ var GameClient = class {
     if (this._userClosed) throw new Error("GameClient.sendInput after close()");
     if (!this.joined) return 0;
     this.seq = this.seq + 1 >>> 0 || 1;
-    this._sendRaw(encodeInput(this.seq, data));
+    this._sendRaw(encodeInput(this.seq, data, this.opts.sendRenderTick ? this.renderTick : null));
     if (this.predictor) this.predictor.record(this.seq, data);
     return this.seq;
   }
@@ -2892,6 +2919,21 @@ var GameClient = class {
     }
     return null;
   }
+  /**
+   * The server tick on screen now, sent as INPUT "rt" for the server's lag compensation
+   * (SPEC.md section 2): the tick nearest to the render time of the last frame() (the
+   * interpolation time), never above the latest tick received; the latest tick when frame()
+   * was never called (no interpolation in use); null before the first snapshot.
+   * @returns {number | null}
+   */
+  get renderTick() {
+    const w = this.world;
+    if (w === null || w.tick === null) return null;
+    const shown = this.interpolation.lastRenderTime;
+    const rate = this.interpolation.tickRate;
+    if (shown === null || !rate) return w.tick;
+    return Math.max(0, Math.min(w.tick, Math.round(shown * rate)));
+  }
   /** The interpolated frame to draw now (null before the first snapshot). */
   frame(now) {
     return this.interpolation.sample(now);
@@ -2906,7 +2948,7 @@ var GameClient = class {
     );
     let ws;
     try {
-      ws = new this.opts.WebSocket(this.url);
+      ws = new this.opts.WebSocket(this.url, [SUBPROTOCOL]);
     } catch (e) {
       this._fail(`cannot open ${this.url}: ${e instanceof Error ? e.message : e}`);
       return;
@@ -3153,6 +3195,7 @@ export {
   Predictor,
   ProtocolError,
   Replica,
+  SUBPROTOCOL,
   Stats,
   WireField,
   WireSchema,

@@ -23,6 +23,7 @@ import {
   ErrorCode,
   MsgType,
   ProtocolError,
+  SUBPROTOCOL,
   decodeMessage,
   encodeHello,
   encodeInput,
@@ -88,6 +89,7 @@ export class GameClient {
       stallTimeout: opts.stallTimeout ?? 5000,
       interpolationDelay: opts.interpolationDelay ?? 0.1,
       angles: opts.angles ?? [],
+      sendRenderTick: opts.sendRenderTick ?? true,
       step: opts.step ?? null,
       stateOf: opts.stateOf ?? null,
       WebSocket: opts.WebSocket ?? globalThis.WebSocket,
@@ -205,7 +207,7 @@ export class GameClient {
     if (this._userClosed) throw new Error("GameClient.sendInput after close()");
     if (!this.joined) return 0;
     this.seq = (this.seq + 1) >>> 0 || 1;
-    this._sendRaw(encodeInput(this.seq, data));
+    this._sendRaw(encodeInput(this.seq, data, this.opts.sendRenderTick ? this.renderTick : null));
     if (this.predictor) this.predictor.record(this.seq, data);
     return this.seq;
   }
@@ -242,6 +244,22 @@ export class GameClient {
     return null;
   }
 
+  /**
+   * The server tick on screen now, sent as INPUT "rt" for the server's lag compensation
+   * (SPEC.md section 2): the tick nearest to the render time of the last frame() (the
+   * interpolation time), never above the latest tick received; the latest tick when frame()
+   * was never called (no interpolation in use); null before the first snapshot.
+   * @returns {number | null}
+   */
+  get renderTick() {
+    const w = this.world;
+    if (w === null || w.tick === null) return null;
+    const shown = this.interpolation.lastRenderTime;
+    const rate = this.interpolation.tickRate;
+    if (shown === null || !rate) return w.tick;
+    return Math.max(0, Math.min(w.tick, Math.round(shown * rate)));
+  }
+
   /** The interpolated frame to draw now (null before the first snapshot). */
   frame(now) {
     return this.interpolation.sample(now);
@@ -256,7 +274,8 @@ export class GameClient {
       this.attempt === 0 ? `connecting to ${this.url}` : `reconnecting (attempt ${this.attempt})`);
     let ws;
     try {
-      ws = new this.opts.WebSocket(this.url);
+      // Offer the subprotocol: the server selects it (a server that selects none is fine).
+      ws = new this.opts.WebSocket(this.url, [SUBPROTOCOL]);
     } catch (e) {
       this._fail(`cannot open ${this.url}: ${e instanceof Error ? e.message : e}`);
       return;

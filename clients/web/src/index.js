@@ -6,6 +6,7 @@ export {
   ErrorCode,
   CLOSE_REASONS,
   PROTOCOL_VERSION,
+  SUBPROTOCOL,
   ProtocolError,
   decodeMessage,
   encodeMessage,

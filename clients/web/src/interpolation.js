@@ -261,6 +261,11 @@ export class InterpolationBuffer {
     return (now === undefined ? this.clock() : now) - off;
   }
 
+  /** The render time (server seconds) of the last sample(): what is on screen; null before. */
+  get lastRenderTime() {
+    return this._lastRender;
+  }
+
   /** serverTime(now) - delay, never decreasing between sample() calls; null while empty. */
   renderTime(now) {
     const st = this.serverTime(now);

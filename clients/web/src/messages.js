@@ -79,6 +79,9 @@ export const CLOSE_REASONS = Object.freeze({
 /** Protocol version spoken by this client. */
 export const PROTOCOL_VERSION = 1;
 
+/** WebSocket subprotocol offered by this client; the server selects it (SPEC.md section 1). */
+export const SUBPROTOCOL = "gameserver.v1";
+
 /** Encode a [type, body] control message to bytes. @returns {Uint8Array} */
 export function encodeMessage(type, body) {
   return mpEncode([type, body ?? {}]);
@@ -102,9 +105,14 @@ export function encodeResume(token) {
   return encodeMessage(MsgType.RESUME, { v: PROTOCOL_VERSION, token });
 }
 
-/** INPUT. @param {number} seq uint32, 1, 2, 3... @param {Record<string, number|boolean>} data */
-export function encodeInput(seq, data) {
-  return encodeMessage(MsgType.INPUT, { s: seq >>> 0, d: data });
+/**
+ * INPUT. @param {number} seq uint32, 1, 2, 3... @param {Record<string, number|boolean>} data
+ * @param {number|null} [rt] the server tick being rendered when the input was produced
+ *   (lag compensation, SPEC.md section 2); omitted when null/undefined.
+ */
+export function encodeInput(seq, data, rt) {
+  if (rt === null || rt === undefined) return encodeMessage(MsgType.INPUT, { s: seq >>> 0, d: data });
+  return encodeMessage(MsgType.INPUT, { s: seq >>> 0, d: data, rt: Math.max(0, Math.floor(rt)) });
 }
 
 /** PING with a client timestamp (ms, any number). @param {number} t */
@@ -170,7 +178,28 @@ class StrictDecoder extends Decoder {
     this.boxed = true;
     return new Number(v);
   }
+
+  /** SPEC 8: a str must be valid UTF-8 (TextDecoder would silently put U+FFFD in). */
+  decodeUtf8String(byteLength, headerOffset) {
+    const start = this.pos + headerOffset;
+    const end = start + byteLength;
+    const bytes = this.bytes;
+    if (end <= bytes.byteLength) {
+      let i = start;
+      while (i < end && bytes[i] < 0x80) i++;
+      if (i < end) {
+        try {
+          fatalUtf8.decode(bytes.subarray(i, end));
+        } catch {
+          throw new ProtocolError("invalid UTF-8 in a msgpack str", ErrorCode.MALFORMED);
+        }
+      }
+    }
+    return super.decodeUtf8String(byteLength, headerOffset);
+  }
 }
+
+const fatalUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 const decoder = new StrictDecoder();
 
@@ -322,7 +351,8 @@ function control(type, body) {
     case MsgType.INPUT: {
       const s = uint(body, "s", U32, "INPUT");
       if (s === 0) throw bad('INPUT: "s" starts at 1');
-      return { type, s, d: unboxDeep(inputData(body.d)) };
+      const rt = body.rt === undefined || body.rt === null ? null : uint(body, "rt", U63, "INPUT");
+      return { type, s, d: unboxDeep(inputData(body.d)), rt };
     }
     case MsgType.PING:
       return { type, t: num(body, "t", "PING") };

@@ -3,14 +3,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { encode, decode } from "@msgpack/msgpack";
-import { GameClient } from "../src/index.js";
+import { GameClient, SUBPROTOCOL } from "../src/index.js";
 
 const SCHEMA = { fields: [{ n: "x", t: "i32", q: 0.01 }, { n: "y", t: "i32", q: 0.01 }, { n: "owner", t: "u32", k: "player" }] };
 
 class FakeWS {
   static all = [];
-  constructor(url) {
+  constructor(url, protocols) {
     this.url = url;
+    this.protocols = protocols;
     this.readyState = 0;
     this.sent = [];
     this.closed = null;
@@ -78,7 +79,8 @@ test("join, deltas, inputs with auto seq, acks drive reconciliation", () => {
   assert.deepEqual(c.predictor.state, { x: 5 });
   assert.equal(c.sendInput({ dx: 1 }), 1);
   assert.equal(c.sendInput({ dx: 1 }), 2);
-  assert.deepEqual(ws.sent.slice(-2), [[3, { s: 1, d: { dx: 1 } }], [3, { s: 2, d: { dx: 1 } }]]);
+  // rt: the tick on screen; frame() was never called, so the latest tick (11)
+  assert.deepEqual(ws.sent.slice(-2), [[3, { s: 1, d: { dx: 1 }, rt: 11 }], [3, { s: 2, d: { dx: 1 }, rt: 11 }]]);
   assert.deepEqual(c.predictor.state, { x: 7 });
   // the server applied seq 1 in tick 12; the delta of tick 12 moved us by 1 unit (100 wire)
   ws.deliver([18, { s: 1, t: 12 }]);
@@ -204,5 +206,42 @@ test("stall: no message for stallTimeout ms is a drop", async () => {
   ws.deliver(welcome());
   await new Promise((r) => setTimeout(r, 60));
   assert.ok(FakeWS.all.length >= 2, "reconnected after the stall");
+  c.close();
+});
+
+test("inputs carry rt: the interpolation (render) tick once frames are drawn", () => {
+  const c = makeClient({ interpolationDelay: 0.1 });
+  c.connect();
+  const ws = FakeWS.all[0];
+  ws.open();
+  ws.deliver(welcome());
+  assert.equal(c.renderTick, null, "no snapshot yet");
+  ws.deliver(full(11));
+  for (let t = 12; t <= 20; t++) ws.deliver(moveMe(t, t - 1, 1));
+  assert.equal(c.renderTick, 20, "no frame drawn yet: the latest tick");
+  const f = c.frame(); // server time ~ 20/30 s; 0.1 s (3 ticks at 30 Hz) behind: tick 17
+  assert.ok(f !== null);
+  assert.equal(c.renderTick, 17);
+  c.sendInput({ dx: 1 });
+  assert.deepEqual(ws.sent.at(-1), [3, { s: 1, d: { dx: 1 }, rt: 17 }]);
+  c.close();
+  const quietRt = makeClient({ sendRenderTick: false });
+  quietRt.connect();
+  const ws2 = FakeWS.all[0];
+  ws2.open();
+  ws2.deliver(welcome());
+  ws2.deliver(full(11));
+  quietRt.sendInput({ dx: 1 });
+  assert.deepEqual(ws2.sent.at(-1), [3, { s: 1, d: { dx: 1 } }], "sendRenderTick: false sends no rt");
+  quietRt.close();
+});
+
+test("the client offers the gameserver.v1 subprotocol", () => {
+  const c = makeClient();
+  c.connect();
+  const ws = FakeWS.all[0];
+  assert.ok(ws, "a WebSocket was opened");
+  assert.equal(SUBPROTOCOL, "gameserver.v1");
+  assert.deepEqual(ws.protocols, ["gameserver.v1"]);
   c.close();
 });
