@@ -37,7 +37,14 @@ from protocol.codes import CloseCode, MessageError
 from protocol.connection import Connection, Side
 from protocol.errors import HandshakeError
 from protocol.events import BinaryMessage, CloseReceived, Ping, Pong, ProtocolFailure
-from protocol.handshake import Request, accept, error_response, is_upgrade, parse_request
+from protocol.handshake import (
+    Request,
+    accept,
+    error_response,
+    http_response,
+    is_upgrade,
+    parse_request,
+)
 
 __all__ = ["MAX_INITIAL", "Acceptor", "Pending"]
 
@@ -128,6 +135,10 @@ class Pending:
             task = acc.loop.create_task(self._answer_http(req))
             acc.tasks.add(task)
             task.add_done_callback(acc.tasks.discard)
+            return
+        if not acc.accepting():
+            self._http(http_response(503, b"draining: try another server\n",
+                                     headers=[("Retry-After", "5")]))
             return
         try:
             # The same settings as the workers' GameServer.start() (change them together):
@@ -270,8 +281,6 @@ class Pending:
             data = await acc.on_http(req)
         except Exception:  # our bug: a 500, never a hang
             log.exception("http route raised path=%s", req.path)
-            from protocol.handshake import http_response
-
             data = http_response(500, b"internal server error\n")
         if self._done:
             return
@@ -325,7 +334,8 @@ class Acceptor:
                  origins: Any = None, subprotocols: tuple[str, ...] = (),
                  max_message_size: int = 4 * 4096,
                  hello_timeout: float = 10.0, handshake_timeout: float = 10.0,
-                 max_request_size: int = 16384, max_pending: int = 4096) -> None:
+                 max_request_size: int = 16384, max_pending: int = 4096,
+                 accepting: Callable[[], bool] = lambda: True) -> None:
         self.loop = loop
         self.sock = sock
         self.on_http = on_http
@@ -338,6 +348,7 @@ class Acceptor:
         self.handshake_timeout = handshake_timeout
         self.max_request_size = max_request_size
         self.max_pending = max_pending
+        self.accepting = accepting  # False (draining): game upgrades get 503 + Retry-After
         self.pending: set[Pending] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.accepted = 0

@@ -49,6 +49,7 @@ from typing import Any
 from gameserver.acceptor import Acceptor, Pending
 from gameserver.config import ServerConfig
 from gameserver.control import Channel, ChannelError, send_handoff
+from gameserver.fdlimit import raise_nofile_limit
 from gameserver.http import Router, default_static_root
 from gameserver.machine import MachineView, merge_metrics, worker_of_room, worker_of_token
 from gameserver.server import SHUTDOWN_TIMEOUT
@@ -111,6 +112,7 @@ class Supervisor:
         self.view = MachineView(workers, caps)
         self.default_game = next(iter(config.games))
         self.stopping = False
+        self.draining = False  # --drain-seconds after SIGTERM: /readyz 503, upgrades 503
         self._stop_evt = asyncio.Event()
         self._start_failed = asyncio.Event()
         self.acceptor: Acceptor | None = None
@@ -125,8 +127,8 @@ class Supervisor:
         self.router = Router(static_root=static, metrics=lambda: self._snapshot[0],
                              rooms=lambda: self._snapshot[1], healthy=lambda: True,
                              ws_path=config.ws_path, prefix=config.path_prefix,
-                             ready=lambda: not self.stopping and any(
-                                 w.ready for w in self.workers))
+                             ready=lambda: not self.stopping and not self.draining
+                             and any(w.ready for w in self.workers))
         self.port = 0
 
     # ------------------------------------------------------------------------ lifecycle
@@ -156,6 +158,7 @@ class Supervisor:
             ws_path=cfg.path_prefix + cfg.ws_path, origins=cfg.origins,
             # as GameServer.start(): the worker checks our 101 equals its own
             subprotocols=(SUBPROTOCOL,), max_message_size=4 * cfg.max_message_size,
+            accepting=lambda: not self.draining,
             hello_timeout=cfg.hello_timeout, max_pending=min(4096, cfg.max_connections))
         self.acceptor.start()
         log.info("listening port=%d workers=%d games=%s", self.port, len(self.workers),
@@ -516,6 +519,9 @@ def run_supervisor(config: ServerConfig, argv: Sequence[str], workers: int) -> i
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        raised = raise_nofile_limit()  # inherited by the workers; we hold a fd per client too
+        if raised is not None and raised[1] > raised[0]:
+            log.info("raised the file descriptor limit soft=%d->%d", raised[0], raised[1])
         sup = Supervisor(config, argv, workers)
         try:
             await sup.start()
@@ -529,9 +535,17 @@ def run_supervisor(config: ServerConfig, argv: Sequence[str], workers: int) -> i
             return 1
         host = f"[{config.host}]" if ":" in config.host else config.host
         games = ", ".join(config.games)
-        print(f"gameserver: serving {games} at http://{host}:{sup.port}/ "
-              f"(ws at ws://{host}:{sup.port}{config.ws_path}) workers={workers}", flush=True)
+        pre = config.path_prefix
+        print(f"gameserver: serving {games} at http://{host}:{sup.port}{pre}/ "
+              f"(ws at ws://{host}:{sup.port}{pre}{config.ws_path}) workers={workers}",
+              flush=True)
         await stop.wait()
+        if config.drain_seconds > 0:  # as run_server: readiness 503 first, new players refused
+            sup.draining = True
+            log.info("draining: new game connections refused")
+            stop.clear()
+            with contextlib.suppress(TimeoutError):  # a second signal ends the drain early
+                await asyncio.wait_for(stop.wait(), config.drain_seconds)
         log.info("signal received, shutting down")
         await sup.stop()
         return 0

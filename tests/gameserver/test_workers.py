@@ -472,3 +472,35 @@ def test_sdk_bots_play_across_two_workers(tmp_path: Path) -> None:
         handed = parse_text(cl.get("/metrics")[1].decode())
         assert handed['gameserver_handoffs_total{worker="0"}'] >= 4
         assert handed['gameserver_handoffs_total{worker="1"}'] >= 4  # 10 players, rooms of 4
+
+
+def test_prefix_and_drain_under_workers(kit: Any, tmp_path: Path) -> None:
+    """``--path-prefix`` and ``--drain-seconds`` hold with workers: the game lives under the
+    prefix; after SIGTERM /readyz and new game upgrades answer 503 during the drain while
+    joined players keep streaming, then they get 1001 and the process exits 0."""
+    with cluster(tmp_path, "--path-prefix", "/game", "--drain-seconds", "2") as cl:
+        assert cl.ws_url.endswith("/game/ws") and cl.http.endswith("/game/")
+        port = int(cl.http.split(":")[2].split("/")[0])
+        root = f"http://127.0.0.1:{port}"
+
+        def status(url: str) -> int:
+            try:
+                with urllib.request.urlopen(url, timeout=10) as r:
+                    return int(r.status)
+            except urllib.error.HTTPError as e:
+                return int(e.code)
+
+        async def main() -> None:
+            c = await join(kit, cl.ws_url, game="walker", name="pre")
+            assert await asyncio.to_thread(status, root + "/game/rooms") == 200
+            assert await asyncio.to_thread(status, root + "/readyz") == 200
+            cl.proc.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(until, lambda: status(root + "/readyz") == 503, 5,
+                                    "/readyz 503 while draining")
+            with pytest.raises(Exception, match="503"):
+                await connect(cl.ws_url)
+            n = c.deltas
+            await c.until(lambda: c.deltas >= n + 5)  # still streaming during the drain
+            assert await c.closed(10) == 1001
+        run(main())
+        assert cl.proc.wait(15) == 0
