@@ -2,6 +2,13 @@
 own module and registers in :data:`PARTS`, so parts written on different branches merge by
 adding one entry.
 
+``--part directory`` (``benchmarks/cluster_directory.py``): the cost of the Redis directory:
+Redis round trips and commands per join and per second per room, and the latency a join adds
+in cluster mode vs a single node, side by side in one run. Run::
+
+    python benchmarks/bench_cluster.py --part directory               # ~1 min
+    python benchmarks/bench_cluster.py --part directory --joins 50 --window 3
+
 ``--part workers`` (``benchmarks/cluster_workers.py``): ``gameserver --workers 1`` vs
 ``--workers 2`` on this 2-core machine, side by side in one run: aggregate clients held at
 30 Hz with 1,000 moving entities per room (a ramp), the server CPU per client, join latency
@@ -11,7 +18,7 @@ and the per-message round trip. Run::
     python benchmarks/bench_cluster.py --part workers --rounds 2 --nice -5
 
 Results: printed, and written as JSON to ``benchmarks/results-cluster-<part>.json``
-(``--out`` to change); the recorded run is in ``benchmarks/RESULTS-cluster.md``.
+(``--out`` to change); the recorded runs are in ``benchmarks/RESULTS-cluster.md``.
 """
 
 from __future__ import annotations
@@ -27,21 +34,23 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from cluster_directory import part_directory
 from cluster_workers import part_workers
 
 HERE = Path(__file__).resolve().parent
 
 PARTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "directory": part_directory,
     "workers": part_workers,
 }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description="cluster benchmarks (see the module docstring)")
-    p.add_argument("--part", choices=sorted(PARTS), default="workers")
+    p.add_argument("--part", choices=sorted(PARTS), default="directory")
     p.add_argument("--joins", type=int, default=100, help="joins per variant")
     p.add_argument("--window", type=float, default=5.0,
-                   help="seconds of each measured window")
+                   help="seconds of each steady-state / measured window")
     # workers
     p.add_argument("--rounds", type=int, default=1, help="interleaved rounds (workers)")
     p.add_argument("--room-size", type=int, default=8, help="players per room (workers)")

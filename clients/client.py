@@ -80,7 +80,11 @@ class GameClient(Joiner):
 
     Parameters (times in seconds): ``url`` ``ws://host:port/ws`` or ``wss://``; ``game`` /
     ``room`` what to join (a room id wins; neither: the server's default game); ``token``
-    for the server's auth hook; ``name`` display name; ``ssl`` / ``cafile`` TLS trust for
+    for the server's auth hook; ``name`` display name; ``interest`` offer the ``"interest"``
+    extension (VIEW messages: only what the player sees; :attr:`world` is then their union,
+    with ``world.entered`` / ``left_view`` / ``despawned``); ``spectate`` join as a spectator
+    (no entity, no inputs; :meth:`camera`), ``follow`` its first followed player id;
+    ``ssl`` / ``cafile`` TLS trust for
     ``wss://``; ``connect_timeout`` per attempt (TCP + TLS + upgrade + WELCOME + snapshot);
     ``stall_timeout`` silence that counts as a dead connection; ``ping_interval`` PING period
     (also the bandwidth-rate refresh); ``reconnect`` and ``backoff`` (max attempts, delays);
@@ -97,6 +101,9 @@ class GameClient(Joiner):
         room: str | None = None,
         token: str | None = None,
         name: str | None = None,
+        interest: bool = True,
+        spectate: bool = False,
+        follow: int | None = None,
         ssl: ssl_module.SSLContext | None = None,
         cafile: str | None = None,
         connect_timeout: float = 10.0,
@@ -120,6 +127,9 @@ class GameClient(Joiner):
         self.room_id = room
         self.token = token
         self.name = name
+        self.interest = interest
+        self.spectate = spectate
+        self.follow = follow
         self._ssl = ssl_context(ssl, cafile)
         self.connect_timeout = connect_timeout
         self.stall_timeout = stall_timeout
@@ -323,6 +333,22 @@ class GameClient(Joiner):
                 if t is not None:
                     return max(0, min(latest, round(t * self.tick_rate)))
         return latest
+    def camera(self, x: float, y: float, w: float | None = None, h: float | None = None,
+               *, follow: int | None = None) -> bool:
+        """Spectators: move the free camera to centre (x, y), size (w, h) in world units
+        (the server clamps it to the game's maximum view), or ``follow`` a player id.
+        Returns False when it could not be sent (not connected)."""
+        ws = self._ws
+        if ws is None or not ws.open:
+            return False
+        data = M.encode(M.Camera(x=x, y=y, w=w, h=h, follow=follow))
+        try:
+            ws.send_nowait(data)
+        except (ConnectionClosed, WebSocketError):
+            return False
+        self.stats.messages_out += 1
+        self.stats.bytes_out += len(data)
+        return True
 
     def send_input(self, **fields: Any) -> int:
         """Send one INPUT with the next seq (1, 2, 3...) and return that seq.

@@ -60,6 +60,9 @@ class Joiner(Receiver):
     room_id: str | None
     token: str | None
     name: str | None
+    interest: bool
+    spectate: bool
+    follow: int | None
     connect_timeout: float
     close_timeout: float
     welcome: Any
@@ -97,7 +100,9 @@ class Joiner(Receiver):
                 else:
                     hello = M.encode(M.Hello(game=self.game,
                                              room=self.room_id, token=self.token,
-                                             name=self.name))
+                                             name=self.name,
+                                             ext=("interest",) if self.interest else (),
+                                             spectate=self.spectate, follow=self.follow))
                 self._send(ws, hello)
                 early_events: list[Any] = []
                 welcome = None
@@ -107,6 +112,15 @@ class Joiner(Receiver):
                     if isinstance(msg, M.Welcome):
                         welcome = msg
                         self._on_welcome(msg)
+                    elif isinstance(msg, M.View):
+                        if welcome is None or self.world is None or not self.world.is_view:
+                            raise Drop(ServerProtocolError(
+                                "server sent a VIEW it did not negotiate"), retry=False)
+                        if msg.raw[2] is not None:
+                            raise Drop(ServerProtocolError(
+                                "the first VIEW after WELCOME is not a reset"), retry=False)
+                        self._apply_view(msg, self.clock())
+                        break
                     elif isinstance(msg, Delta):
                         if welcome is None:
                             raise Drop(ServerProtocolError(
@@ -156,8 +170,9 @@ class Joiner(Receiver):
         self.send_rate = float(w.send_rate)
         self.resume_token = w.resume
         self.server_tick = int(w.tick)
-        if self.world is None or self.world.schema != w.schema:
-            self.world = WorldView(w.schema)
+        view = "interest" in w.ext
+        if self.world is None or self.world.schema != w.schema or self.world.is_view != view:
+            self.world = WorldView(w.schema, view=view)
 
     def _apply_first(self, delta: Delta) -> None:
         if delta.base_tick is not None:

@@ -111,6 +111,8 @@ class Receiver(Meter):
     def _dispatch(self, msg: Any, now: float) -> None:
         if type(msg) is Delta:
             self._apply(msg, now)
+        elif type(msg) is M.View:
+            self._apply_view(msg, now)
         elif type(msg) is M.InputAck:
             self._ack(int(msg.seq), int(msg.tick))
         elif type(msg) is M.Pong:
@@ -153,6 +155,19 @@ class Receiver(Meter):
         except DeltaError as exc:
             raise self._delta_failed(exc) from None
         self._applied(prev, delta.base_tick is None, now)
+
+    def _apply_view(self, msg: M.View, now: float) -> None:
+        """A VIEW (interest management, SPEC.md section 11): same bookkeeping as a delta."""
+        world = self.world
+        if world is None or not world.is_view:
+            raise Drop(ServerProtocolError("server sent a VIEW it did not negotiate"),
+                       retry=False)
+        prev = world.tick if world.ready else None
+        try:
+            full = world.apply_view(msg.raw)
+        except DeltaError as exc:
+            raise self._delta_failed(exc) from None
+        self._applied(prev, full, now)
 
     def _delta_failed(self, exc: DeltaError) -> Drop:
         self._resync_streak += 1

@@ -26,6 +26,7 @@ import numpy as np
 from protocol.codes import DEFAULT_MAX_SIZE, unpack
 from protocol.delta import Delta, WireSchema
 from protocol.replica import Replica
+from protocol.view import ViewReplica
 
 __all__ = ["WorldView"]
 
@@ -33,11 +34,13 @@ __all__ = ["WorldView"]
 class WorldView:
     """Replicated entity state of one room, updated atomically by :meth:`apply`."""
 
-    __slots__ = ("_cache", "float_fields", "names", "replica", "schema")
+    __slots__ = ("_cache", "float_fields", "names", "replica", "schema", "view")
 
-    def __init__(self, schema: WireSchema) -> None:
+    def __init__(self, schema: WireSchema, *, view: bool = False) -> None:
         self.schema = schema
         self.replica = Replica(schema)
+        #: interest management negotiated: the state is the union of a ViewReplica's channels
+        self.view: ViewReplica | None = ViewReplica(schema) if view else None
         self.names: tuple[str, ...] = schema.names
         self.float_fields: frozenset[str] = frozenset(
             f.name for f in schema.fields if f.quant is not None or f.is_float
@@ -54,6 +57,37 @@ class WorldView:
         """The tick of the current state (0 before the first snapshot)."""
         t = self.replica.tick
         return 0 if t is None else t
+
+    @property
+    def is_view(self) -> bool:
+        """True when the server streams VIEW messages (the ``"interest"`` extension)."""
+        return self.view is not None
+
+    @property
+    def entered(self) -> np.ndarray:
+        """Ids that came into view (with full state) in the last update (VIEW streams)."""
+        return self.view.entered if self.view is not None else self.replica.ids[:0]
+
+    @property
+    def left_view(self) -> np.ndarray:
+        """Ids that left the view (still in the world, elsewhere) in the last update."""
+        return self.view.left_view if self.view is not None else self.replica.ids[:0]
+
+    @property
+    def despawned(self) -> np.ndarray:
+        """Ids destroyed in the world (while in view) in the last update (VIEW streams)."""
+        return self.view.despawned if self.view is not None else self.replica.ids[:0]
+
+    def apply_view(self, obj: Any) -> bool:
+        """Apply one unpacked VIEW atomically (``DeltaError`` on failure); True for a reset.
+        The world's arrays then show the union of the visible channels."""
+        assert self.view is not None, "VIEW without the interest extension"
+        reset = self.view.apply_unpacked(obj)
+        r = self.replica
+        r.ids, r.columns, r.tick = self.view.ids, self.view.columns, self.view.tick
+        if self._cache:
+            self._cache = {}
+        return reset
 
     @property
     def ids(self) -> np.ndarray:

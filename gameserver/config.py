@@ -89,6 +89,8 @@ class ServerConfig:
     close_timeout: float = 2.0            # s to wait for the peer's close frame, then abort
     # File descriptors (gameserver.fdlimit): kept free for /healthz, accepting and the process
     fd_reserve: int = 64
+    # Interest management and spectators (gameserver/interest.py, viewstream.py)
+    max_spectators: int | None = None     # per room; None: the game class's own
     # --workers N (gameserver.supervisor): set in each worker process, None when single
     worker_id: int | None = None          # tags room ids (game-w<i>-<n>) and resume tokens
 

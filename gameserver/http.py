@@ -13,7 +13,11 @@ included, never a body; the body is dropped by :mod:`protocol.aio.server` for ev
 * ``/readyz``   readiness: ``200 ready`` while the server accepts players; ``503`` while
   draining / shutting down or at ``max_connections``.
 * ``/metrics``  Prometheus text format 0.0.4 (see :mod:`gameserver.metrics`).
-* ``/rooms``    JSON ``[{"id", "game", "players", "capacity"}, ...]``.
+* ``/rooms``    JSON ``[{"id", "game", "players", "capacity"}, ...]``;
+  ``/rooms?scope=cluster`` (with ``--redis``): every live room of the cluster, each with its
+  ``node``, ``url``, ``worker`` and ``reserved`` seats (503 while Redis is unavailable).
+* ``/matchmake?game=NAME``  JSON ``{url, room, game, node, reservation, expires_in}``: a seat
+  reservation (see :mod:`gameserver.cluster.seats`); GET only (it changes state).
 * anything else: a static file under the web client folder (``/`` -> ``index.html``);
   404 when missing.
 
@@ -35,7 +39,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
@@ -179,6 +183,27 @@ class Router:
         self.ws_path = ws_path
         self._ready = ready if ready is not None else healthy
         self.prefix = prefix.rstrip("/")
+        #: routes that wait on the cluster; set by the server (None: not served)
+        self.matchmake: Callable[[str], Awaitable[HttpReply]] | None = None
+        self.cluster_rooms: Callable[[], Awaitable[HttpReply]] | None = None
+
+    def route_async(self, method: str, target: str) -> Awaitable[HttpReply] | None:
+        """The GET routes that may wait on Redis (``/matchmake``, ``/rooms?scope=cluster``):
+        an awaitable reply, or ``None`` for every other request (then :meth:`route`)."""
+        if method != "GET":
+            return None
+        path, _, query = target.split("#", 1)[0].partition("?")
+        if self.prefix:  # under --path-prefix these live at /prefix/matchmake, /prefix/rooms
+            stripped = self._strip_prefix(path)
+            if stripped is None:
+                return None
+            path = stripped
+        if path == "/matchmake" and self.matchmake is not None:
+            return self.matchmake(target)
+        if path == "/rooms" and "scope=cluster" in query.split("&") \
+                and self.cluster_rooms is not None:
+            return self.cluster_rooms()
+        return None
 
     def route(self, method: str, target: str, *, upgrade: bool) -> HttpReply | None:
         """Answer one request, or ``None`` to let the WebSocket upgrade proceed on ``/ws``."""
@@ -220,6 +245,8 @@ class Router:
             from gameserver.metrics import CONTENT_TYPE
 
             return HttpReply(200, self._metrics().encode(), CONTENT_TYPE)
+        if path == "/matchmake":  # HEAD (GET goes through route_async): it would reserve
+            return HttpReply(405, b"GET only\n", headers=(("Allow", "GET"),))
         if path == "/rooms":
             body = json.dumps(list(self._rooms()), separators=(",", ":")).encode()
             return HttpReply(200, body, "application/json",

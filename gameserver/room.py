@@ -47,7 +47,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gameserver.config import ServerConfig
 from gameserver.metrics import ServerMetrics
@@ -55,6 +55,7 @@ from gameserver.replay.recorder import Recorder, replay_path
 from gameserver.rules import Reject
 from gameserver.simulation import GameError, RoomFull, Simulation
 from gameserver.ticker import TickClock
+from gameserver.viewstream import ViewStream
 from protocol import messages as M
 from protocol.aio import WebSocket
 from protocol.codes import CloseCode, ErrorCode
@@ -62,7 +63,11 @@ from protocol.delta import encode_delta
 from protocol.frames import prepare_message
 from protocol.wireschema import WireSchema
 
-__all__ = ["JoinError", "Player", "Room", "RoomManager"]
+if TYPE_CHECKING:
+    from gameserver.cluster.seats import SeatBook
+    from gameserver.cluster.service import Cluster
+
+__all__ = ["JoinError", "Player", "Room", "RoomListener", "RoomManager"]
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +109,22 @@ class Player:
     backlog: deque[bytes] = field(default_factory=deque, repr=False)
     backlog_bytes: int = 0
     evicting: bool = False  # its backlog overflowed: it leaves at the next loop turn
+    # interest management and spectators (gameserver.viewstream)
+    sim: Any = field(default=None, repr=False)   # the game's rules.Player (None: spectator)
+    spectator: bool = False
+    interest: bool = False          # negotiated the "interest" extension (VIEW messages)
+    camera: tuple[float, float, float, float] | None = None  # spectator: x, y, w, h
+    follow: int | None = None       # spectator: player id whose entity the camera follows
+    vrect: int = field(default=-1, repr=False)   # visible cells (Grid.code), -1: none
+    vchans: tuple[int, ...] | None = field(default=None, repr=False)
+    legacy_sent: Any = field(default=None, repr=False)
+    legacy_tick: int | None = None
+    legacy_chans: tuple[int, ...] | None = field(default=None, repr=False)
+    extra_sent: Any = field(default=None, repr=False)
+
+    @property
+    def team(self) -> int:
+        return int(getattr(self.sim, "team", 0) or 0)
 
 
 def _close_soon(tasks: set[asyncio.Task[None]], ws: WebSocket, code: int, reason: str) -> None:
@@ -127,6 +148,10 @@ def send_small(ws: WebSocket, data: bytes, metrics: ServerMetrics, high_water: i
 
 class Room:
     """One game instance; see the module docstring for the tick and streaming contract."""
+
+    #: Seats promised to matchmaker reservations not yet claimed (cluster/matchmake.py keeps
+    #: it): a join without a reservation sees the room full at ``players + held``.
+    held: int = 0
 
     def __init__(self, manager: RoomManager, room_id: str, game: str, game_cls: type[Any],
                  *, seed: int) -> None:
@@ -165,6 +190,14 @@ class Room:
         self.recorder: Recorder | None = None
         if cfg.record_dir is not None:
             self.recorder = _start_recording(self, game_cls)
+        #: interest management (None: every client gets the whole world, the default path)
+        self.view_stream: ViewStream | None = None
+        if getattr(game_cls, "interest", None) is not None:
+            self.view_stream = ViewStream(self, game_cls.interest, self.wire_schema)
+        ms = cfg.max_spectators
+        self.max_spectators = int(ms if ms is not None
+                                  else getattr(game_cls, "max_spectators", 0) or 0)
+        self.spectators = 0
 
     # ----------------------------------------------------------------------------- info
 
@@ -174,12 +207,16 @@ class Room:
 
     @property
     def full(self) -> bool:
-        return len(self.players) >= self.capacity
+        return len(self.players) - self.spectators >= self.capacity
 
     def info(self) -> dict[str, object]:
-        """The ``/rooms`` entry: id, game, players, capacity, tick."""
-        return {"id": self.id, "game": self.game, "players": len(self.players),
-                "capacity": self.capacity, "tick": self.tick}
+        """The ``/rooms`` entry: id, game, players, capacity, tick (and spectators, if any)."""
+        out: dict[str, object] = {"id": self.id, "game": self.game,
+                                  "players": len(self.players) - self.spectators,
+                                  "capacity": self.capacity, "tick": self.tick}
+        if self.spectators:
+            out["spectators"] = self.spectators
+        return out
 
     # ------------------------------------------------------------------------ lifecycle
 
@@ -228,7 +265,8 @@ class Room:
             p.gone = True
             if p.ws is not None:
                 _close_soon(self._tasks, p.ws, code, reason)
-            self._leave_sim(p, "shutdown")
+            if not p.spectator:
+                self._leave_sim(p, "shutdown")
         self._stop("shutdown")
         self.players.clear()
         self.metrics.players.set(self.manager.player_count())
@@ -251,7 +289,7 @@ class Room:
 
     # ------------------------------------------------------------------------ players
 
-    def join(self, ws: WebSocket, hello: Any, name: str) -> Player:
+    def join(self, ws: WebSocket, hello: Any, name: str, *, interest: bool = False) -> Player:
         """Seat a new player (on_join runs); raise :class:`JoinError` 4002/4006."""
         if self.closed:
             raise JoinError(ErrorCode.UNKNOWN_ROOM, f"room {self.id} is closed")
@@ -270,12 +308,47 @@ class Room:
         entity = getattr(sp, "entity", None)
         p = Player(pid, name, self, self.manager.new_token(),
                    entity=int(entity) if entity else None, ws=ws)
+        p.sim = sp
+        p.interest = bool(interest)
         self.players[pid] = p
         self.manager.remember(p)
         self._schedule_dispose()
         self.metrics.players.set(self.manager.player_count())
         log.debug("player joined room=%s player=%d", self.id, pid)
         return p
+
+    def join_spectator(self, ws: WebSocket, name: str, *, interest: bool = False,
+                       follow: int | None = None) -> Player:
+        """Seat a spectator: no entity, no game hooks, not counted in ``max_players``;
+        :class:`JoinError` 4025 when the room has ``max_spectators`` already (or none)."""
+        if self.closed:
+            raise JoinError(ErrorCode.UNKNOWN_ROOM, f"room {self.id} is closed")
+        if self.spectators >= self.max_spectators:
+            raise JoinError(ErrorCode.SPECTATORS_FULL,
+                            f"room {self.id} admits no more spectators ({self.max_spectators})")
+        pid = self.manager.new_player_id()
+        p = Player(pid, name, self, self.manager.new_token(), ws=ws)
+        p.spectator = True
+        p.interest = bool(interest)
+        p.follow = follow
+        if self.view_stream is not None and follow is None:
+            g = self.view_stream.grid  # start at the centre of the world
+            p.camera = ((g.x0 + g.x1) / 2, (g.y0 + g.y1) / 2, g.view[0], g.view[1])
+        self.players[pid] = p
+        self.spectators += 1
+        self.manager.remember(p)
+        self._schedule_dispose()
+        log.debug("spectator joined room=%s player=%d", self.id, pid)
+        return p
+
+    def set_camera(self, p: Player, x: float, y: float, w: float | None, h: float | None,
+                   follow: int | None) -> None:
+        """A spectator's CAMERA: free camera at (x, y) of size (w, h), or follow a player.
+        Sizes and positions are clamped to the game's maximum view when streamed."""
+        p.follow = follow if follow else None
+        cw = w if w is not None else (p.camera[2] if p.camera else float("nan"))
+        ch = h if h is not None else (p.camera[3] if p.camera else float("nan"))
+        p.camera = (float(x), float(y), float(cw), float(ch))
 
     def attach(self, p: Player, ws: WebSocket) -> WebSocket | None:
         """Bind ``p`` to a new socket (RESUME); returns the replaced socket, if any."""
@@ -285,6 +358,7 @@ class Room:
             p.grace = None
         p.ws = ws
         p.last_sent = None  # a full snapshot: the new socket has no state
+        p.vchans = None     # and a reset VIEW
         p.skipped_since = None
         p.acked_seq = 0
         return old if old is not None and old is not ws else None
@@ -316,7 +390,9 @@ class Room:
         self.players.pop(p.player_id, None)
         self.acks.pop(p.player_id, None)
         self.manager.forget(p)
-        if not self.closed:
+        if p.spectator:
+            self.spectators -= 1
+        elif not self.closed:
             self._leave_sim(p, reason)
         self.metrics.players.set(self.manager.player_count())
         self._schedule_dispose()
@@ -453,6 +529,12 @@ class Room:
                 g.append(p)
         out_bytes = small_bytes
         out_msgs = sent_small
+        if self.view_stream is not None:
+            viewers = [p for members in groups.values() for p in members]
+            vb, vm = self.view_stream.send(tick, snap, viewers)
+            out_bytes += vb
+            out_msgs += vm
+            groups = {}
         for base_tick, members in groups.items():
             base = ring[base_tick] if base_tick is not None else None
             payload = encode_delta(base, snap, tick=tick,
@@ -561,6 +643,17 @@ def _start_recording(room: Room, game_cls: type[Any]) -> Recorder | None:
         return None
     log.info("recording room=%s path=%s", room.id, path)
     return rec
+class RoomListener(Protocol):
+    """Told by :class:`RoomManager` about rooms and seats (the cluster directory implements
+    it). Called synchronously on the loop: implementations must not block or await."""
+
+    def room_added(self, room: Room) -> None: ...
+
+    def room_removed(self, room: Room) -> None: ...
+
+    def player_seated(self, p: Player) -> None: ...
+
+    def player_left(self, p: Player) -> None: ...
 
 
 class RoomManager:
@@ -581,6 +674,12 @@ class RoomManager:
         self.rooms: dict[str, Room] = {}
         self.tokens: dict[str, Player] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        #: Cluster mode (gameserver/cluster): told about rooms and seated players; room ids get
+        #: ``room_prefix`` (the node id + "-") so they are unique across the cluster.
+        self.listener: RoomListener | None = None
+        self.room_prefix = ""
+        self.cluster: Cluster | None = None  # with --redis (set by the server)
+        self.seats: SeatBook | None = None  # /matchmake reservations (set by the server)
         self._pids = itertools.count(1)
         self._room_seq = itertools.count(1)
         base = config.seed if config.seed is not None else secrets.randbits(32)
@@ -606,14 +705,20 @@ class RoomManager:
     def list_rooms(self) -> list[dict[str, object]]:
         return [r.info() for r in self.rooms.values()]
 
-    def create_room(self, game: str) -> Room:
-        """A new started room of ``game`` (JoinError 4003 if unknown or at the room bound)."""
+    def create_room(self, game: str, room_id: str | None = None) -> Room:
+        """A new started room of ``game`` (JoinError 4003 if unknown or at the room bound).
+
+        ``room_id``: a given id (a matchmaker-allocated room, created when its first reserved
+        player arrives); by default ``<game>-<room_prefix><n>``."""
         cls = self.games.get(game)
         if cls is None:
             raise JoinError(ErrorCode.UNKNOWN_ROOM, f"unknown game {game!r}")
         if len(self.rooms) >= self.config.max_rooms:
             raise JoinError(ErrorCode.ROOM_FULL, "server is at its room limit")
-        room_id = f"{game}-{self._worker_tag}{next(self._room_seq)}"
+        if room_id is None:
+            room_id = f"{game}-{self.room_prefix}{self._worker_tag}{next(self._room_seq)}"
+        elif room_id in self.rooms:
+            raise JoinError(ErrorCode.ROOM_FULL, f"room {room_id!r} exists already")
         try:
             factory = getattr(cls, "room_class", None) or self.room_class
             room = factory(self, room_id, game, cls, seed=next(self._seeds) & 0xFFFFFFFF)
@@ -622,14 +727,18 @@ class RoomManager:
             self.metrics.room_crashes.inc()
             raise JoinError(ErrorCode.REJECTED, f"game {game!r} failed to start") from None
         self.rooms[room_id] = room
+        if self.listener is not None:
+            self.listener.room_added(room)
         room.start()
         self.metrics.rooms.set(len(self.rooms))
         log.info("room created room=%s game=%s tick_rate=%d send_rate=%d capacity=%d",
                  room_id, game, room.tick_rate, room.send_rate, room.capacity)
         return room
 
-    def find_room(self, room_id: str | None, game: str | None) -> Room:
-        """Matchmaking: the named room, else the first open room of the game, else a new one."""
+    def find_room(self, room_id: str | None, game: str | None, *, spectate: bool = False
+                  ) -> Room:
+        """Matchmaking: the named room, else the first open room of the game, else a new one.
+        A spectator (``spectate``) may enter a full room, and prefers one with players."""
         if room_id is not None:
             room = self.rooms.get(room_id)
             if room is None or room.closed:
@@ -637,22 +746,30 @@ class RoomManager:
             if game is not None and room.game != game:
                 raise JoinError(ErrorCode.UNKNOWN_ROOM,
                                 f"room {room_id!r} plays {room.game!r}, not {game!r}")
-            if room.full:
+            if not spectate and (room.full or len(room.players) + room.held >= room.capacity):
                 raise JoinError(ErrorCode.ROOM_FULL, f"room {room_id!r} is full")
             return room
         game = game or self.default_game
         if game not in self.games:
             raise JoinError(ErrorCode.UNKNOWN_ROOM, f"unknown game {game!r}")
+        if spectate:
+            for room in self.rooms.values():
+                if room.game == game and not room.closed and room.players:
+                    return room
         for room in self.rooms.values():
-            if room.game == game and not room.full and not room.closed:
+            if (room.game == game and not room.full and not room.closed
+                    and len(room.players) + room.held < room.capacity):
                 return room
         return self.create_room(game)
 
     def remember(self, p: Player) -> None:
         self.tokens[p.resume_token] = p
+        if self.listener is not None:
+            self.listener.player_seated(p)
 
     def forget(self, p: Player) -> None:
-        self.tokens.pop(p.resume_token, None)
+        if self.tokens.pop(p.resume_token, None) is not None and self.listener is not None:
+            self.listener.player_left(p)
 
     def resume(self, token: str) -> Player:
         """The player holding ``token`` (JoinError 4005 if unknown or expired)."""
@@ -664,6 +781,8 @@ class RoomManager:
     def remove_room(self, room: Room) -> None:
         if self.rooms.get(room.id) is room:
             del self.rooms[room.id]
+            if self.listener is not None:
+                self.listener.room_removed(room)
         self.metrics.rooms.set(len(self.rooms))
 
     def shutdown(self) -> None:

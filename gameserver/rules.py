@@ -94,6 +94,9 @@ class Player:
     HELLO; ``entity`` the avatar's entity id, set by the game (``None`` if it has none: then
     WELCOME carries no ``entity``); ``data`` is free per-player storage for the game.
     ``joined_tick`` is the simulation tick at which the player joined.
+    Interest management (``Game.interest``): ``team`` (0: none) makes every entity whose team
+    field equals it visible to the player; ``view`` ``(width, height)`` in world units
+    overrides ``Interest.view`` (clamped to ``Interest.max_view``).
     """
 
     id: int
@@ -101,6 +104,8 @@ class Player:
     entity: int | None = None
     data: dict[str, Any] = field(default_factory=dict)
     joined_tick: int = 0
+    team: int = 0
+    view: tuple[float, float] | None = None
 
     def __repr__(self) -> str:
         return f"Player(id={self.id}, name={self.name!r}, entity={self.entity})"
@@ -138,6 +143,10 @@ class Game:
     * ``history``: seconds of past world states kept for lag compensation (default 1.0;
       0 turns it off; at most 10): ``self.world.at(tick)`` and ``self.world.history.hits()``
       (gameserver.history), with ``inputs.render_tick`` telling which tick a player saw.
+    * ``interest``: ``None`` (everyone sees the whole world) or a
+      :class:`gameserver.interest.Interest` (each client gets only what it can see).
+    * ``max_spectators``: spectators (HELLO ``"spectate": true``, no entity, no inputs) a
+      room admits besides its ``max_players``; 0 refuses them (close 4025).
 
     Attributes set by the simulation before ``on_create`` (read them, do not rebind them):
     ``world`` (the room's World), ``rng`` (``numpy.random.Generator`` seeded per room),
@@ -156,6 +165,8 @@ class Game:
     send_rate: ClassVar[int] = 20
     capacity: ClassVar[int] = 64
     history: ClassVar[float] = 1.0
+    interest: ClassVar[Any] = None  # gameserver.interest.Interest | None
+    max_spectators: ClassVar[int] = 16
 
     world: Any  # gameserver.world.World (typed Any to keep this module import-light)
     rng: np.random.Generator
@@ -187,6 +198,15 @@ class Game:
 
     def on_tick(self, tick: int, dt: float, inputs: InputBatch) -> None:
         """Advance the game by one fixed tick of ``dt`` seconds, applying ``inputs``."""
+
+    def interest_extra(self, player: Player) -> Any:
+        """Interest hook: entity ids (or a bool mask in ``world.snapshot()`` order) that
+        ``player`` sees besides its grid, team and global channels; ``None`` for none.
+
+        Called once per send tick per player, only if the game overrides it and declares
+        ``interest``; its entities are encoded per player (use it for the rare cases).
+        """
+        return None
 
     # -- events ----------------------------------------------------------------------------
 
@@ -256,5 +276,13 @@ def check_game_class(game_cls: type[Game]) -> None:
     sr = game_cls.send_rate
     if isinstance(sr, bool) or not isinstance(sr, int) or not 1 <= sr <= game_cls.tick_rate:
         raise ValueError(f"{where}.send_rate must be an int in 1..tick_rate, got {sr!r}")
+    ms = game_cls.max_spectators
+    if isinstance(ms, bool) or not isinstance(ms, int) or not 0 <= ms <= 65535:
+        raise ValueError(f"{where}.max_spectators must be an int in 0..65535, got {ms!r}")
+    if game_cls.interest is not None:
+        from gameserver.interest import Interest
+        if not isinstance(game_cls.interest, Interest):
+            raise TypeError(f"{where}.interest must be a gameserver.interest.Interest")
+        game_cls.interest.check(game_cls.fields)
     if "__init__" in vars(game_cls):
         raise TypeError(f"{where} overrides __init__: set up state in on_create instead")

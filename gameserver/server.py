@@ -23,7 +23,7 @@ import signal
 import socket
 import ssl
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gameserver.config import ServerConfig
@@ -87,6 +87,7 @@ class GameServer:
             ssl_context = tls_context(config.tls_cert, config.tls_key)
         self.ssl = ssl_context
         self.rooms: RoomManager | None = None
+        self.cluster: Any = None  # gameserver.cluster.service.Cluster with --redis
         self.accepting = False
         self.sessions: set[Session] = set()
         self._server: Any = None
@@ -175,6 +176,7 @@ class GameServer:
         if self._accept_log is None:
             self._accept_log = AcceptErrorLog()
             self._accept_log.install(asyncio.get_running_loop())
+        self._start_cluster()
         self.accepting = True
         if not self._listen:
             return
@@ -199,7 +201,33 @@ class GameServer:
                                                         on_lost=on_lost)
         return ws
 
-    def _process_request(self, req: Request, ws: WebSocket) -> Response | None:
+    def _start_cluster(self) -> None:
+        """Cluster mode (``--redis``): join the directory; else the local seat book only."""
+        from gameserver.cluster.matchmake import matchmake_reply, rooms_reply
+
+        assert self.rooms is not None
+        cfg = self.config
+        if cfg.redis_url is not None:
+            from gameserver.cluster.service import Cluster
+
+            self.cluster = Cluster(cfg, self.metrics, self.rooms, url=self.ws_url,
+                                   worker=int(cfg.worker_id or 0))
+            self.cluster.start()
+            cluster = self.cluster
+            self.router.cluster_rooms = lambda: rooms_reply(cluster.cluster_rooms)
+        else:
+            from gameserver.cluster.seats import LocalSeats
+
+            self.rooms.seats = LocalSeats(self.rooms, cfg.public_url or self.ws_url)
+        seats = self.rooms.seats
+        assert seats is not None
+        self.router.matchmake = lambda target: matchmake_reply(seats, target)
+
+    def _process_request(self, req: Request, ws: WebSocket,
+                         ) -> Response | Awaitable[Response | None] | None:
+        pending = self.router.route_async(req.method, req.target)
+        if pending is not None:
+            return self._later(pending)
         reply = self.router.route(req.method, req.target, upgrade=is_upgrade(req))
         if reply is not None:
             return _to_response(reply)
@@ -227,6 +255,9 @@ class GameServer:
     def _release_ip(self, ws: WebSocket) -> None:
         if ws in self._client_ips:
             self.ip_limits.release(self._client_ips.pop(ws))
+
+    async def _later(self, pending: Awaitable[HttpReply]) -> Response:
+        return _to_response(await pending)
 
     async def _handle(self, ws: WebSocket) -> None:
         assert self.rooms is not None
@@ -267,6 +298,8 @@ class GameServer:
         server = self._server
         if server is not None:
             server.close()
+        if self.cluster is not None:
+            await self.cluster.close()  # leave the directory first: no one is sent here now
         if self.rooms is not None:
             self.rooms.shutdown()  # on_leave for every player; their sockets get 1001
         if server is not None:

@@ -4,7 +4,8 @@ State machine of a connection (``Session.run``)::
 
     CONNECTED --HELLO ok--> JOINED --LEAVE / close--> done
         |  \\--RESUME ok--> JOINED (same player, new socket; the old one gets 4011)
-        |--HELLO/RESUME refused--> ERROR <code> + close <code> (4001-4006)
+        |--HELLO/RESUME refused--> ERROR <code> + close <code> (4001-4006, 4017, 4018)
+        |--room / token / reservation of another node--> ERROR 4013 {url} + close 4013
         `--no HELLO within hello_timeout--> close 4012
 
 After WELCOME the room streams a full snapshot then deltas (see :mod:`gameserver.room`).
@@ -39,10 +40,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from gameserver.cluster.errors import ClusterUnavailable, Redirect, SeatError
 from gameserver.config import ServerConfig
 from gameserver.inputs import InputError
 from gameserver.metrics import ServerMetrics
-from gameserver.room import JoinError, Player, RoomManager, send_small
+from gameserver.room import JoinError, Player, Room, RoomManager, send_small
 from gameserver.simulation import GameError
 from protocol import messages as M
 from protocol.aio import WebSocket
@@ -54,6 +56,8 @@ __all__ = ["PROTOCOL_VERSION", "Session", "TokenBucket"]
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
+#: The optional extension name for interest-managed VIEW messages (SPEC.md section 11).
+INTEREST_EXT = "interest"
 
 
 class TokenBucket:
@@ -124,7 +128,8 @@ class Session:
         try:
             await self._serve()
         except _Close as c:
-            log.log(logging.DEBUG if c.code == CloseCode.NORMAL else logging.INFO,
+            log.log(logging.DEBUG if c.code in (CloseCode.NORMAL, CloseCode.REDIRECT)
+                    else logging.INFO,
                     "closing client code=%d reason=%r peer=%s player=%s",
                     c.code, c.reason, self.peer,
                     self.player.player_id if self.player else None)
@@ -160,7 +165,7 @@ class Session:
             if isinstance(msg, M.Hello):
                 await self._hello(msg)
             elif isinstance(msg, M.Resume):
-                self._resume(msg)
+                await self._resume(msg)
             elif isinstance(msg, M.Ping):
                 self._pong(msg)
             else:
@@ -178,6 +183,8 @@ class Session:
                 continue
             if isinstance(msg, M.Input):
                 self._input(msg)
+            elif isinstance(msg, M.Camera):
+                self._camera(msg)
             elif isinstance(msg, M.Ping):
                 self._pong(msg)
             elif isinstance(msg, M.Leave):
@@ -260,21 +267,102 @@ class Session:
             if not ok:
                 raise self._refuse(JoinError(ErrorCode.UNAUTHORIZED, "unauthorized"))
         try:
-            room = self.manager.find_room(msg.room, msg.game)
-            hello_body = {k: getattr(msg, k) for k in ("v", "game", "room", "token", "name")}
-            p = room.join(self.ws, hello_body, msg.name or "")
+            if msg.reservation is not None:
+                room = await self._reserved_room(msg)
+            else:
+                room = await self._find_room(msg)
+            interest = INTEREST_EXT in msg.ext
+            if msg.spectate:
+                p = room.join_spectator(self.ws, msg.name or "", interest=interest,
+                                        follow=msg.follow or None)
+            else:
+                hello_body = {k: getattr(msg, k) for k in ("v", "game", "room", "token",
+                                                            "name")}
+                if msg.ext:
+                    hello_body["ext"] = list(msg.ext)
+                p = room.join(self.ws, hello_body, msg.name or "", interest=interest)
         except JoinError as err:
             raise self._refuse(err) from None
+        except Redirect as r:
+            raise self._redirect(r.url, "the room is on another node") from None
         self._joined(p)
 
-    def _resume(self, msg: Any) -> None:
+    # Cluster routing (gameserver/cluster): a room or resume token that is not local may be
+    # on another live node (ERROR 4013 + close 4013 with its url, SPEC.md section 7); these
+    # are the only awaits on Redis in a session, bounded by the link's timeout.
+
+    async def _find_room(self, msg: Any) -> Room:
+        try:
+            return self.manager.find_room(msg.room, msg.game, spectate=msg.spectate)
+        except JoinError as err:
+            cluster = self.manager.cluster
+            if cluster is None or err.code != ErrorCode.UNKNOWN_ROOM or msg.room is None:
+                raise
+            url = await self._ask(cluster.locate_room(msg.room))
+            if url is not None:
+                raise Redirect(url) from None
+            # it may have arrived meanwhile
+            return self.manager.find_room(msg.room, msg.game, spectate=msg.spectate)
+
+    async def _reserved_room(self, msg: Any) -> Room:
+        """The room a seat reservation (HELLO ``reservation``) holds a seat in; consumes it."""
+        seats = self.manager.seats
+        if seats is None:
+            raise JoinError(ErrorCode.RESERVATION_INVALID, "this server takes no reservations")
+        try:
+            seat = await self._ask(seats.take(msg.reservation))
+        except SeatError as exc:
+            raise JoinError(exc.code, exc.message) from None
+        if (msg.room is not None and msg.room != seat.room) or (
+                msg.game is not None and msg.game != seat.game):
+            raise JoinError(ErrorCode.RESERVATION_INVALID,
+                            f"the reservation is for room {seat.room!r} ({seat.game})")
+        room = self.manager.rooms.get(seat.room)
+        if room is None:  # allocated by the matchmaker: its first player creates it
+            room = self.manager.create_room(seat.game, seat.room)
+            room.held = seats.held(seat.room)
+        else:
+            room.held = max(0, room.held - 1)
+        return room
+
+    async def _ask(self, call: Any) -> Any:
+        """Await one cluster lookup; Redis trouble refuses the join with 4018."""
+        try:
+            return await call
+        except ClusterUnavailable:
+            raise JoinError(ErrorCode.CLUSTER_UNAVAILABLE,
+                            "cluster directory unavailable: try again shortly") from None
+
+    async def _resume_elsewhere(self, token: str, err: JoinError) -> Player:
+        """A token not held here: redirect to its live node, else refuse with ``err``."""
+        cluster = self.manager.cluster
+        if cluster is None:
+            raise self._refuse(err)
+        try:
+            url = await self._ask(cluster.locate_token(token))
+        except JoinError as unavailable:
+            raise self._refuse(unavailable) from None
+        if url is not None:
+            raise self._redirect(url, "the resume token belongs to another node")
+        try:
+            return self.manager.resume(token)  # re-seated here meanwhile (a handover)
+        except JoinError:
+            raise self._refuse(err) from None
+
+    def _redirect(self, url: str, why: str) -> _Close:
+        send_small(self.ws, M.encode(M.Error(int(ErrorCode.REDIRECT), why, url=url)),
+                   self.metrics, self.config.high_water)
+        # SPEC.md section 7: the close reason is the url when it fits in 123 bytes
+        return _Close(CloseCode.REDIRECT, url if len(url.encode()) <= 123 else "redirect")
+
+    async def _resume(self, msg: Any) -> None:
         if msg.v != PROTOCOL_VERSION:
             raise self._refuse(JoinError(ErrorCode.VERSION_MISMATCH,
                                          f"server speaks protocol v{PROTOCOL_VERSION}"))
         try:
             p = self.manager.resume(msg.token)
         except JoinError as err:
-            raise self._refuse(err) from None
+            p = await self._resume_elsewhere(msg.token, err)
         old = p.room.attach(p, self.ws)
         if old is not None and not old.closed:
             log.debug("session replaced player=%d", p.player_id)
@@ -296,6 +384,9 @@ class Session:
             game=room.game, tick=room.tick, tick_rate=room.tick_rate,
             send_rate=room.send_rate, schema=room.wire_schema, inputs=room.input_schema,
             resume=p.resume_token, resume_grace=self.config.resume_grace,
+            ext=(INTEREST_EXT,) if p.interest and room.view_stream is not None else (),
+            spectator=p.spectator,
+            view=room.view_stream.grid.info() if room.view_stream is not None else None,
         )
         data = M.encode(welcome)
         self.ws.send_nowait(data)
@@ -304,9 +395,20 @@ class Session:
 
     # -------------------------------------------------------------------------- inputs
 
+    def _camera(self, msg: Any) -> None:
+        p = self.player
+        assert p is not None
+        if not p.spectator:
+            self._bad_message(ErrorCode.NOT_SPECTATING, "CAMERA is for spectators")
+            return
+        p.room.set_camera(p, msg.x, msg.y, msg.w, msg.h, msg.follow)
+
     def _input(self, msg: Any) -> None:
         p = self.player
         assert p is not None
+        if p.spectator:
+            self._bad_message(ErrorCode.SPECTATOR_INPUT, "a spectator sends no game inputs")
+            return
         if p.gone or p.room.closed:
             return  # the room is shutting down or crashed: this socket is being closed
         seq = int(msg.seq)

@@ -37,12 +37,14 @@ class MsgType(IntEnum):
     INPUT = 3
     PING = 4
     LEAVE = 5
+    CAMERA = 6
     WELCOME = 16
     DELTA = 17
     INPUT_ACK = 18
     EVENT = 19
     ERROR = 20
     PONG = 21
+    VIEW = 22
 
 
 class CloseCode(IntEnum):
@@ -65,7 +67,10 @@ class CloseCode(IntEnum):
     REDIRECT = 4013
     MOVED = 4014
     WORKER_RESTARTED = 4015
+    RESERVATION_INVALID = 4017
+    CLUSTER_UNAVAILABLE = 4018
     JOIN_RATE_LIMITED = 4020
+    SPECTATORS_FULL = 4025
 
 
 class ErrorCode(IntEnum):
@@ -77,6 +82,8 @@ class ErrorCode(IntEnum):
     RATE_LIMITED = 4
     TOO_LARGE = 5
     BAD_STATE = 6
+    SPECTATOR_INPUT = 7
+    NOT_SPECTATING = 8
     UNAUTHORIZED = 4001
     ROOM_FULL = 4002
     UNKNOWN_ROOM = 4003
@@ -85,7 +92,10 @@ class ErrorCode(IntEnum):
     REJECTED = 4006
     REDIRECT = 4013
     MOVED = 4014
+    RESERVATION_INVALID = 4017
+    CLUSTER_UNAVAILABLE = 4018
     JOIN_RATE_LIMITED = 4020
+    SPECTATORS_FULL = 4025
 
 
 class MessageError(Exception):

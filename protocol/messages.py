@@ -41,6 +41,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "SERVER_TYPES",
     "SUBPROTOCOL",
+    "Camera",
     "CloseCode",
     "ControlMessage",
     "Delta",
@@ -58,6 +59,7 @@ __all__ = [
     "Ping",
     "Pong",
     "Resume",
+    "View",
     "Welcome",
     "decode",
     "decode_client",
@@ -91,6 +93,14 @@ class Hello:
     room: str | None = None
     token: str | None = None
     name: str | None = None
+    #: a seat reservation from ``GET /matchmake`` (cluster / matchmaking; SPEC.md section 2)
+    reservation: str | None = None
+    #: optional extensions the client speaks (SPEC.md section 11: "interest")
+    ext: tuple[str, ...] = ()
+    #: join as a spectator (no entity, no inputs; camera by CAMERA)
+    spectate: bool = False
+    #: spectator: player id whose entity the camera follows (0 / None: free camera)
+    follow: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +141,19 @@ class Leave:
     TYPE: ClassVar[MsgType] = MsgType.LEAVE
 
 
+@dataclass(frozen=True, slots=True)
+class Camera:
+    """CAMERA (6): a spectator's view: centre ``x``, ``y``, optional size ``w``, ``h`` (world
+    units, clamped by the server), or ``follow`` a player id (0 / None: free camera)."""
+
+    TYPE: ClassVar[MsgType] = MsgType.CAMERA
+    x: int | float = 0
+    y: int | float = 0
+    w: int | float | None = None
+    h: int | float | None = None
+    follow: int | None = None
+
+
 # ---------------------------------------------------------------------------- S -> C
 @dataclass(frozen=True, slots=True)
 class Welcome:
@@ -149,6 +172,12 @@ class Welcome:
     resume_grace: float = 0.0
     entity: int | None = None
     v: int = PROTOCOL_VERSION
+    #: extensions the server agreed to (SPEC.md section 11); () when none
+    ext: tuple[str, ...] = ()
+    #: True when this client is a spectator
+    spectator: bool = False
+    #: interest grid description (``Grid.info()``) when the room has interest management
+    view: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,11 +200,13 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Error:
-    """ERROR (20): ``code`` (:class:`ErrorCode`) and a human-readable ``message``."""
+    """ERROR (20): ``code`` (:class:`ErrorCode`) and a human-readable ``message``; ``url``
+    (cluster: 4013 REDIRECT / 4014 MOVED, SPEC.md section 7) the node to dial instead."""
 
     TYPE: ClassVar[MsgType] = MsgType.ERROR
     code: int
     message: str = ""
+    url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,11 +218,22 @@ class Pong:
     st: int
 
 
-ControlMessage = Hello | Resume | Input | Ping | Leave | Welcome | InputAck | Event | Error | Pong
-Message = ControlMessage | Delta
+@dataclass(frozen=True, slots=True)
+class View:
+    """VIEW (22): an interest-managed state update (SPEC.md section 11), still unpacked:
+    ``raw`` is the msgpack array; :class:`protocol.view.ViewReplica` validates and applies it."""
+
+    TYPE: ClassVar[MsgType] = MsgType.VIEW
+    tick: int
+    raw: list[Any]
+
+
+ControlMessage = (Hello | Resume | Input | Ping | Leave | Camera | Welcome | InputAck | Event
+                  | Error | Pong)
+Message = ControlMessage | Delta | View
 
 CLIENT_TYPES = frozenset(
-    {MsgType.HELLO, MsgType.RESUME, MsgType.INPUT, MsgType.PING, MsgType.LEAVE}
+    {MsgType.HELLO, MsgType.RESUME, MsgType.INPUT, MsgType.PING, MsgType.LEAVE, MsgType.CAMERA}
 )
 SERVER_TYPES = frozenset(
     {
@@ -201,6 +243,7 @@ SERVER_TYPES = frozenset(
         MsgType.EVENT,
         MsgType.ERROR,
         MsgType.PONG,
+        MsgType.VIEW,
     }
 )
 
@@ -209,9 +252,15 @@ SERVER_TYPES = frozenset(
 def _body(msg: Any) -> dict[str, Any]:
     if isinstance(msg, Hello):
         body: dict[str, Any] = {"v": msg.v}
-        for k in ("game", "room", "token", "name"):
+        for k in ("game", "room", "token", "name", "reservation"):
             if getattr(msg, k) is not None:
                 body[k] = getattr(msg, k)
+        if msg.ext:
+            body["ext"] = list(msg.ext)
+        if msg.spectate:
+            body["spectate"] = True
+        if msg.follow:
+            body["follow"] = msg.follow
         return body
     if isinstance(msg, Resume):
         return {"v": msg.v, "token": msg.token}
@@ -223,6 +272,12 @@ def _body(msg: Any) -> dict[str, Any]:
         return {"t": msg.t}
     if isinstance(msg, Leave):
         return {}
+    if isinstance(msg, Camera):
+        cam: dict[str, Any] = {"x": msg.x, "y": msg.y}
+        for k in ("w", "h", "follow"):
+            if getattr(msg, k) is not None:
+                cam[k] = getattr(msg, k)
+        return cam
     if isinstance(msg, Welcome):
         body = {"v": msg.v, "player": msg.player}
         if msg.entity is not None:
@@ -238,12 +293,20 @@ def _body(msg: Any) -> dict[str, Any]:
             resume=msg.resume,
             resume_grace=msg.resume_grace,
         )
+        if msg.ext:
+            body["ext"] = list(msg.ext)
+        if msg.spectator:
+            body["spectator"] = True
+        if msg.view is not None:
+            body["view"] = msg.view
         return body
     if isinstance(msg, InputAck):
         return {"s": msg.seq, "t": msg.tick}
     if isinstance(msg, Event):
         return {"k": msg.kind, "d": msg.data}
     if isinstance(msg, Error):
+        if msg.url is not None:
+            return {"c": int(msg.code), "m": msg.message, "url": msg.url}
         return {"c": int(msg.code), "m": msg.message}
     if isinstance(msg, Pong):
         return {"t": msg.t, "st": msg.st}
@@ -288,6 +351,23 @@ def _opt_str(body: dict[str, Any], key: str, limit: int = _MAX_STR, *, what: str
     if body.get(key) is None:
         return None
     return _str(body, key, limit, what=what)
+
+
+def _opt_uint(body: dict[str, Any], key: str, *, what: str) -> int | None:
+    if body.get(key) is None:
+        return None
+    return _uint(body, key, what=what)
+
+
+def _ext(body: dict[str, Any], what: str) -> tuple[str, ...]:
+    """The optional ``"ext"`` array of extension names (<= 16 short str; else malformed)."""
+    v = body.get("ext")
+    if v is None:
+        return ()
+    if not isinstance(v, list) or len(v) > 16 or not all(
+            isinstance(x, str) and len(x) <= 64 for x in v):
+        raise _bad(f"{what}: 'ext' must be an array of at most 16 short str")
+    return tuple(v)
 
 
 def _short(v: Any) -> str:
@@ -353,6 +433,10 @@ def _control(t: MsgType, body: dict[str, Any]) -> Message:
             room=_opt_str(body, "room", what=w),
             token=_opt_str(body, "token", _MAX_TOKEN, what=w),
             name=_opt_str(body, "name", what=w),
+            reservation=_opt_str(body, "reservation", what=w),
+            ext=_ext(body, w),
+            spectate=body.get("spectate") is True,
+            follow=_opt_uint(body, "follow", what=w),
         )
     if t is MsgType.RESUME:
         return Resume(token=_str(body, "token", _MAX_TOKEN, what=w), v=_uint(body, "v", what=w))
@@ -366,6 +450,10 @@ def _control(t: MsgType, body: dict[str, Any]) -> Message:
         return Ping(t=_num(body, "t", what=w))
     if t is MsgType.LEAVE:
         return Leave()
+    if t is MsgType.CAMERA:
+        size = [None if body.get(k) is None else _num(body, k, what=w) for k in ("w", "h")]
+        return Camera(x=_num(body, "x", what=w), y=_num(body, "y", what=w), w=size[0],
+                      h=size[1], follow=_opt_uint(body, "follow", what=w))
     if t is MsgType.WELCOME:
         entity = body.get("entity")
         if entity is not None:
@@ -386,6 +474,9 @@ def _control(t: MsgType, body: dict[str, Any]) -> Message:
             resume_grace=rates[2],
             entity=entity,
             v=_uint(body, "v", what=w),
+            ext=_ext(body, w),
+            spectator=body.get("spectator") is True,
+            view=body.get("view") if isinstance(body.get("view"), dict) else None,
         )
     if t is MsgType.INPUT_ACK:
         return InputAck(seq=_uint(body, "s", what=w), tick=_uint(body, "t", _U63, what=w))
@@ -394,7 +485,8 @@ def _control(t: MsgType, body: dict[str, Any]) -> Message:
         _check_depth(data, _MAX_EVENT_DEPTH, "EVENT 'd'")
         return Event(kind=_str(body, "k", what=w), data=data)
     if t is MsgType.ERROR:
-        return Error(code=_uint(body, "c", what=w), message=_str(body, "m", 4096, what=w))
+        return Error(code=_uint(body, "c", what=w), message=_str(body, "m", 4096, what=w),
+                     url=_opt_str(body, "url", 2048, what=w))
     if t is MsgType.PONG:
         return Pong(t=_num(body, "t", what=w), st=_uint(body, "st", _U63, what=w))
     raise MessageError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {int(t)}")  # unreachable
@@ -417,6 +509,11 @@ def _decode(data: Any, max_size: int, allowed: frozenset[MsgType] | None) -> Mes
         raise MessageError(ErrorCode.UNKNOWN_TYPE, f"{t.name} is not sent in this direction")
     if t is MsgType.DELTA:
         return parse_delta(obj)
+    if t is MsgType.VIEW:
+        if len(obj) < 4 or not isinstance(obj[1], int) or isinstance(obj[1], bool) \
+                or not 0 <= obj[1] <= _U63:
+            raise _bad("VIEW must be [22, tick, base_tick, left, PIECE...]")
+        return View(obj[1], obj)
     if len(obj) < 2 or not isinstance(obj[1], dict):
         raise _bad(f"{t.name}: body must be a msgpack map")
     return _control(t, obj[1])

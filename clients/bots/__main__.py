@@ -53,6 +53,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                    help="player names are TEXT + bot index (default: bot-<random tag>-, "
                         "different for every run, so several swarms can share a room)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--no-interest", dest="interest", action="store_false",
+                   help="do not offer the interest extension (get plain DELTAs of the view)")
     return p.parse_args(list(argv))
 
 
@@ -67,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         procs=ns.procs, game=ns.game, room=ns.room, ramp=ns.ramp, input_every=ns.input_every,
         max_connecting=ns.max_connecting,
         connect_timeout=ns.connect_timeout, stall_timeout=ns.stall_timeout,
-        cafile=ns.cafile, seed=ns.seed,
+        cafile=ns.cafile, seed=ns.seed, interest=ns.interest,
         **({} if ns.name_prefix is None else {"name_prefix": ns.name_prefix}),
     )
     try:

@@ -76,6 +76,8 @@ class SwarmConfig:
     #: ("bot-k3f9-17"), so several swarms (processes, machines) can share one room in games
     #: that refuse duplicate names, as the arena does
     name_prefix: str = field(default_factory=lambda: _random_prefix())
+    #: offer the "interest" extension (VIEW streams: each bot decodes only what it sees)
+    interest: bool = True
 
     def share(self, proc: int) -> tuple[int, int]:
         """(first bot index, bot count) of process ``proc``."""
@@ -126,6 +128,7 @@ class BotRunner:
             game=config.game,
             room=config.room,
             name=f"{config.name_prefix}{index}",
+            interest=config.interest,
             cafile=config.cafile,
             connect_timeout=config.connect_timeout,
             stall_timeout=config.stall_timeout,

@@ -8,7 +8,9 @@
 // the server sent malformed data (the client closes; see the console).
 //
 // URL parameters: ?name=NAME (display name), ?room=ID, ?preview (draw a canned scene
-// without connecting: for screenshots of the page design).
+// without connecting: for screenshots of the page design), ?spectate (watch without an
+// entity: WASD / arrows fly a free camera, sent to the server as CAMERA so an interest-managed
+// game streams what it shows), ?spectate&follow=PLAYER_ID (the camera follows that player).
 //
 // window.gameDemo exposes the client and the drawn scene for debugging and browser tests.
 
@@ -16,6 +18,10 @@ import { GameClient, CLOSE_REASONS } from "./dist/gameclient.js";
 
 const params = new URLSearchParams(location.search);
 const PREVIEW = params.has("preview");
+const SPECTATE = params.has("spectate");
+const FOLLOW = Number(params.get("follow")) || null;
+const SPECTATOR_SPEED = 40; // free camera, world units per second
+const spectator = { x: 50, y: 50, sentAt: 0 };
 
 // ------------------------------------------------------------------ game constants (arena)
 const KIND = { player: 0, critter: 1, orb: 2, hunter: 3 };
@@ -122,6 +128,8 @@ const client = PREVIEW
   : new GameClient(wsUrl, {
       name: myName,
       room: params.get("room") ?? undefined,
+      spectate: SPECTATE,
+      follow: FOLLOW,
       angles: ["angle"],
       step: makeStep(30),
       stateOf: (world, row) => ({ x: world.values("x")[row], y: world.values("y")[row] }),
@@ -439,6 +447,18 @@ function startInputLoop(tickRate) {
     const inp = {};
     for (const k of Object.keys(all)) if (accepted.has(k)) inp[k] = all[k];
     window.gameDemo.input = inp;
+    if (SPECTATE) {
+      // a spectator sends no inputs (the server answers ERROR 7): it moves its camera
+      if (FOLLOW) return;
+      spectator.x = Math.min(Math.max(spectator.x + all.dx * SPECTATOR_SPEED / tickRate, 0), arenaSize);
+      spectator.y = Math.min(Math.max(spectator.y + all.dy * SPECTATOR_SPEED / tickRate, 0), arenaSize);
+      const t = performance.now();
+      if ((all.dx || all.dy || !spectator.sentAt) && t - spectator.sentAt > 100) {
+        client.camera(spectator.x, spectator.y);
+        spectator.sentAt = t;
+      }
+      return;
+    }
     if (!Object.keys(inp).length) return;
     const idle = !inp.dx && !inp.dy && !inp.boost;
     const same = lastSent && lastSent.dx === inp.dx && lastSent.dy === inp.dy && lastSent.boost === inp.boost;
@@ -544,7 +564,10 @@ function buildScene() {
   if (!need.every((k) => k in c)) return null;
   const n = f.ids.length;
   const zeros = new Uint8Array(n);
-  const meId = client.entityId;
+  // a spectator following a player centres on that player's entity (the "owner" field)
+  const owner = c.owner;
+  const meId = FOLLOW && owner ? (() => { const r = owner.indexOf(FOLLOW); return r >= 0 ? f.ids[r] : null; })()
+    : client.entityId;
   let me = null;
   if (meId !== null) {
     // rows are sorted by id: binary search
@@ -681,8 +704,9 @@ function draw(scene, dt, now) {
     }
   }
   // camera follows the player (or shows the arena centre)
-  const tx = meDisplay.ready ? meDisplay.x : size / 2;
-  const ty = meDisplay.ready ? meDisplay.y : size / 2;
+  const free = SPECTATE && !FOLLOW;
+  const tx = free ? spectator.x : meDisplay.ready ? meDisplay.x : size / 2;
+  const ty = free ? spectator.y : meDisplay.ready ? meDisplay.y : size / 2;
   if (!camera.ready) {
     camera.x = tx;
     camera.y = ty;

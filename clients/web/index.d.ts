@@ -10,8 +10,8 @@ export type WireDtype = "u8" | "i8" | "u16" | "i16" | "u32" | "i32" | "f32" | "f
 export type InputValue = number | boolean | string | null | Array<number | boolean | string | null>;
 
 export declare const MsgType: Readonly<{
-  HELLO: 1; RESUME: 2; INPUT: 3; PING: 4; LEAVE: 5;
-  WELCOME: 16; DELTA: 17; INPUT_ACK: 18; EVENT: 19; ERROR: 20; PONG: 21;
+  HELLO: 1; RESUME: 2; INPUT: 3; PING: 4; LEAVE: 5; CAMERA: 6;
+  WELCOME: 16; DELTA: 17; INPUT_ACK: 18; EVENT: 19; ERROR: 20; PONG: 21; VIEW: 22;
 }>;
 export declare const CloseCode: Readonly<Record<string, number>>;
 export declare const ErrorCode: Readonly<Record<string, number>>;
@@ -36,7 +36,14 @@ export interface Welcome {
   tick: number; tick_rate: number; send_rate: number; schema: WireSchema;
   inputs: { n: string; t: string; lo?: number; hi?: number }[];
   resume: string; resume_grace: number; raw: Record<string, unknown>;
+  /** extensions the server agreed to (SPEC section 11: "interest") */
+  ext: string[];
+  spectator: boolean;
+  /** the interest grid (cell, grid, bounds, view, max_view, margin) when the room has one */
+  view: Record<string, unknown> | null;
 }
+/** VIEW (22), validated and applied by ViewReplica.apply */
+export interface View { type: 22; tick: number; raw: unknown[] }
 export interface DecodedCol { code: string; diff: boolean; values: ArrayLike<number> }
 export interface Delta {
   type: 17; tick: number; baseTick: number | null; count: number;
@@ -47,6 +54,7 @@ export interface Delta {
 export type ServerMessage =
   | Welcome
   | Delta
+  | View
   | { type: 18; s: number; t: number }
   | { type: 19; k: string; d: unknown }
   | { type: 20; c: number; m: string }
@@ -56,7 +64,8 @@ export type ClientMessage =
   | { type: 2; v: number; token: string }
   | { type: 3; s: number; d: Record<string, InputValue>; rt: number | null }
   | { type: 4; t: number }
-  | { type: 5 };
+  | { type: 5 }
+  | { type: 6; x: number; y: number; w?: number; h?: number; follow?: number };
 export type Message = ServerMessage | ClientMessage;
 
 export declare const LIMITS: Readonly<{
@@ -120,6 +129,32 @@ export declare class Replica {
   /** Atomic: throws DeltaError and leaves the replica unchanged if the delta does not apply. */
   apply(delta: Delta): void;
 }
+
+/**
+ * Interest management (SPEC section 11): one Replica per visible channel, read as their
+ * union (the same read API as Replica). After each VIEW: entered / leftView / despawned.
+ */
+export declare class ViewReplica {
+  constructor(schema: WireSchema);
+  readonly schema: WireSchema;
+  readonly tick: number | null;
+  readonly count: number;
+  readonly ids: Uint32Array;
+  readonly columns: Record<string, TypedColumn>;
+  readonly channels: Map<number, Replica>;
+  readonly entered: Uint32Array;
+  readonly leftView: Uint32Array;
+  readonly despawned: Uint32Array;
+  column(name: string): TypedColumn;
+  values(name: string): TypedColumn;
+  allValues(): Record<string, TypedColumn>;
+  rowOf(id: number): number;
+  reset(): void;
+  /** apply one VIEW's msgpack array; true for a reset. Throws DeltaError: resynchronize. */
+  apply(raw: unknown[]): boolean;
+}
+export declare function encodeCamera(x: number, y: number, w?: number | null, h?: number | null,
+  follow?: number | null): Uint8Array;
 
 export interface Frame {
   /** server seconds */
@@ -208,6 +243,10 @@ export type ClientStatus =
 
 export interface ClientOptions {
   name?: string; game?: string; room?: string; token?: string;
+  /** offer the "interest" extension: VIEW messages, world = a ViewReplica (default true) */
+  interest?: boolean;
+  /** join as a spectator (no entity, no inputs; camera()); follow a player id */
+  spectate?: boolean; follow?: number | null;
   /** reconnect after an unexpected drop (default true) */
   reconnect?: boolean;
   /**
@@ -233,7 +272,8 @@ export interface ClientOptions {
 export interface ClientEvents {
   status: { status: ClientStatus; detail: string };
   welcome: { welcome: Welcome; resumed: boolean };
-  delta: { tick: number; world: Replica };
+  delta: { tick: number; world: Replica | ViewReplica };
+  view: { tick: number; entered: Uint32Array; leftView: Uint32Array; despawned: Uint32Array };
   event: { kind: string; data: unknown };
   servererror: { code: number; message: string };
   ack: { type: 18; s: number; t: number };
@@ -250,7 +290,7 @@ export declare class GameClient {
   readonly playerId: number | null;
   readonly schema: WireSchema | null;
   /** authoritative replica (newest DELTA applied) */
-  readonly world: Replica | null;
+  readonly world: Replica | ViewReplica | null;
   readonly interpolation: InterpolationBuffer;
   readonly acks: AckTracker;
   readonly predictor: Predictor<any> | null;
@@ -271,6 +311,8 @@ export declare class GameClient {
   /** the server tick on screen (last frame()'s interpolation time, else the latest tick) */
   readonly renderTick: number | null;
   ping(): void;
+  /** spectators: free camera (clamped by the server) or follow a player; false if not joined */
+  camera(x: number, y: number, w?: number | null, h?: number | null, follow?: number | null): boolean;
   /** test hook: drop the socket as a network cut would (the client resumes) */
   dropConnection(): void;
   frame(now?: number): Frame | null;

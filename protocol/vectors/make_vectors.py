@@ -48,6 +48,7 @@ from protocol.delta import (
     encode_delta,
 )
 from protocol.messages import (
+    Camera,
     ControlMessage,
     Error,
     ErrorCode,
@@ -63,7 +64,9 @@ from protocol.messages import (
     decode,
     encode,
 )
+from protocol.pieces import PieceEncoder, view_message
 from protocol.replica import Replica
+from protocol.view import ViewReplica
 
 HERE = Path(__file__).resolve().parent
 FORMAT = 1
@@ -560,6 +563,18 @@ def message_vectors() -> list[dict[str, Any]]:
         ("input_flat_array", Input(3, {"path": [1, 2.5, True, None, "a"]})),
         ("hello_name_256_code_points", Hello(game="arena", name="\U0001F600" * 256)),
         ("event_depth_32", Event("deep", _nested(32))),
+        ("hello_reservation", Hello(name="bob", reservation="q2V3Jx0aLrW9fTnA8mKc4sYd")),
+        ("error_redirect", Error(ErrorCode.REDIRECT, "the room is on another node",
+                                 url="ws://10.0.0.7:8000/ws")),
+        ("hello_interest", Hello(game="world", name="ann", ext=("interest",))),
+        ("hello_spectator", Hello(game="world", spectate=True, follow=42, ext=("interest",))),
+        ("camera", Camera(x=5000.0, y=2500.5, w=2000, h=1500)),
+        ("camera_follow", Camera(x=0, y=0, follow=42)),
+        (
+            "welcome_interest",
+            Welcome(43, "r1", "world", 100, 30, 30, POS, [], "tok", 10.0, ext=("interest",),
+                    spectator=True, view={"cell": 1000.0, "grid": [10, 10]}),
+        ),
     ]
     return [
         {"name": name, "hex": encode(m).hex(), "value": msgpack.unpackb(encode(m))}
@@ -652,6 +667,8 @@ def invalid_message_vectors() -> list[dict[str, Any]]:
         ("int_key", "map with an integer key", b"\x92\x04\x81\x01\x02", 1),
         ("ext_type", "an ext value", b"\x92\x04\x81\xa1t\xd4\x05\x00", 1),
         ("hello_no_version", "HELLO without v", p(1, {"name": "x"}), 1),
+        ("hello_reservation_not_str", "HELLO reservation must be a str",
+         p(1, {"v": 1, "reservation": 5}), 1),
         ("input_seq_zero", "INPUT seq starts at 1", p(3, {"s": 0, "d": {}}), 1),
         ("input_nested", "INPUT value nested two levels", p(3, {"s": 1, "d": {"a": {"b": 1}}}), 1),
         ("input_rt_negative", "INPUT rt is a uint", p(3, {"s": 1, "d": {}, "rt": -1}), 1),
@@ -680,8 +697,92 @@ def invalid_message_vectors() -> list[dict[str, Any]]:
         ("ping_t_not_a_number", "PING t a str", p(4, {"t": "now"}), 1),
         ("invalid_utf8", "a str holding invalid UTF-8 (0xff)",
          bytes.fromhex("9201" "82" "a176" "01" "a46e616d65" "a1ff"), 1),
+        ("camera_not_number", "CAMERA x must be a number", p(6, {"x": "left", "y": 0}), 1),
     ]
     return [{"name": n, "description": d, "hex": b.hex(), "error_code": c} for n, d, b, c in cases]
+
+
+def _view_state(v: ViewReplica) -> dict[str, Any]:
+    return {
+        "tick": v.tick,
+        "ids": v.ids.tolist(),
+        "columns": {k: c.tolist() for k, c in v.columns.items()},
+        "channels": sorted(v.channels),
+        "entered": v.entered.tolist(),
+        "left_view": v.left_view.tolist(),
+        "despawned": v.despawned.tolist(),
+    }
+
+
+def view_vectors() -> list[dict[str, Any]]:
+    """One sequence: reset, steady deltas, a cell entered and one left, an entity moving
+    between visible cells, one leaving the view, one despawned; then bad messages."""
+    schema = POS
+    enc = PieceEncoder(schema)
+    view = ViewReplica(schema)
+    a, b, c, d, e = _ids([1, 2, 3, 4, 5])
+    steps: list[dict[str, Any]] = []
+
+    def world(tick: int, rows: list[tuple[int, int, int, int]], chans: list[int],
+              want: list[int], reset: bool, left: list[int], desc: str,
+              base: int | None) -> None:
+        rows = sorted(rows)
+        ids = [r[0] for r in rows]
+        snap = _snap(schema, ids, x=[r[1] for r in rows], y=[r[2] for r in rows],
+                     hp=[r[3] for r in rows], owner=[0] * len(rows), t=[0] * len(rows))
+        order = {i: k for k, i in enumerate(ids)}
+        pcs = enc.step(tick, snap, np.array([order[r[0]] for r in rows]),
+                       np.array(chans, np.int64))
+        parts = []
+        for ch in want:
+            piece = pcs.full(ch) if reset or ch in fresh else pcs.delta(ch)
+            if piece is not None:
+                parts.append(piece)
+        data = view_message(tick, None if reset else base, left, parts)
+        view.apply(data)
+        steps.append({"description": desc, "hex": data.hex(), "expected": _view_state(view)})
+
+    fresh: set[int] = set()
+    # tick 10: reset; channels 0 and 1 visible, channel 2 not
+    world(10, [(a, 100, 100, 50), (b, 900, 100, 60), (c, 1500, 100, 70), (d, 2500, 0, 80)],
+          [0, 0, 1, 2], [0, 1], True, [], "reset: full pieces of channels 0 and 1", None)
+    # tick 11: a moves (delta), b moves from channel 0 to 1 (stays in view), c moves to
+    # channel 2 (left view), d unchanged
+    world(11, [(a, 103, 96, 50), (b, 1100, 100, 60), (c, 2100, 100, 70), (d, 2500, 0, 80)],
+          [0, 1, 2, 2], [0, 1], False, [], "moves: within, between visible, out of view", 10)
+    # tick 12: b despawns (in view: "despawned"); channel 2 enters the view (full piece: c
+    # and d enter), channel 0 leaves it (a: "left view")
+    fresh.add(2)
+    world(12, [(a, 103, 96, 50), (c, 2100, 100, 70), (d, 2500, 0, 80)],
+          [0, 2, 2], [1, 2], False, [0], "despawn, a channel entered and one left", 11)
+    fresh.clear()
+    # tick 13: only moves (c and d in channel 2): the compact MOVES piece
+    world(13, [(a, 103, 96, 50), (c, 2110, 95, 70), (d, 2497, 3, 80)],
+          [0, 2, 2], [1, 2], False, [], "moves only: a MOVES piece", 12)
+    out = [{"name": "view_sequence", "description": view_vectors.__doc__,
+            "schema": schema.to_wire(), "steps": steps}]
+    # invalid: each must raise and leave the view as after the sequence above
+    bad_base = view_message(14, 12, None, [])
+    moves_unheld = msgpack.packb([22, 14, 13, None, [7, 3, 0, b"", b"\x88\x01\x01"]],
+                                 use_bin_type=True)
+    moves_short = msgpack.packb([22, 14, 13, None, [2, 3, 0, b"\x01", b"\x88\x01\x01"]],
+                                use_bin_type=True)
+    bad_piece = msgpack.packb([22, 14, 13, None, [2, [17, 15, 13, 2, None, None, []], None]])
+    not_view = msgpack.packb([17, 14, 13, 0, None, None, []])
+    unknown_despawn = msgpack.packb(
+        [22, 14, 13, None, [2, [17, 14, 13, 1, [e, "u8", b""], None, []], None]],
+        use_bin_type=True)
+    out.append({"name": "view_invalid", "description":
+                "after view_sequence, each of these must fail and leave the view unchanged",
+                "schema": schema.to_wire(),
+                "steps": [{"description": dsc, "hex": h.hex(), "error": True} for dsc, h in (
+                    ("base_tick does not match the view's tick", bad_base),
+                    ("a piece's DELTA tick is not the VIEW's tick", bad_piece),
+                    ("not a VIEW", not_view),
+                    ("despawns an id the channel does not hold", unknown_despawn),
+                    ("MOVES for a channel the view does not hold", moves_unheld),
+                    ("MOVES values shorter than 2 rows x 2 d8 columns", moves_short))]})
+    return out
 
 
 def _unmerged(base: Snapshot, cur: Snapshot, *, tick: int, base_tick: int) -> bytes:
@@ -708,6 +809,10 @@ def build() -> dict[str, str]:
         "deltas.json": (
             "DELTA messages: schema, base state, bytes, decoded form, state after.",
             delta_vectors(),
+        ),
+        "views.json": (
+            "VIEW message sequences (SPEC.md section 11): apply each step in order to one view.",
+            view_vectors(),
         ),
         "deltas_invalid.json": (
             "DELTA messages that must not apply; the replica must stay unchanged.",

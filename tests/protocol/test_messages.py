@@ -58,7 +58,7 @@ MESSAGES = [
 
 
 def test_numbers_are_frozen() -> None:
-    assert [int(t) for t in MsgType] == [1, 2, 3, 4, 5, 16, 17, 18, 19, 20, 21]
+    assert [int(t) for t in MsgType] == [1, 2, 3, 4, 5, 6, 16, 17, 18, 19, 20, 21, 22]
     assert CloseCode.PROTOCOL_MISUSE == 4000 and CloseCode.HELLO_TIMEOUT == 4012
     assert CloseCode.INPUT_FLOOD == 4008 and CloseCode.REPLACED == 4011
     assert [int(c) for c in ErrorCode][:6] == [1, 2, 3, 4, 5, 6]
@@ -203,7 +203,7 @@ def test_malformed_refused(name: str) -> None:
 
 
 def test_unknown_type() -> None:
-    for t in (0, 6, 15, 22, 2**40, -3):
+    for t in (0, 7, 15, 23, 2**40, -3):
         with pytest.raises(MessageError) as info:
             decode(_p(t, {}))
         assert info.value.code == ErrorCode.UNKNOWN_TYPE

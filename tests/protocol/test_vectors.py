@@ -289,3 +289,25 @@ def test_spec_input_render_tick_example_matches_vector() -> None:
     assert f"`{spaced}`" in spec
     msg = decode(bytes.fromhex(vec["hex"]))
     assert isinstance(msg, Input) and msg.rt == 1234 and msg.seq == 8
+def _view_state(v: Any) -> dict[str, Any]:
+    return {"tick": v.tick, "ids": v.ids.tolist(),
+            "columns": {k: c.tolist() for k, c in v.columns.items()},
+            "channels": sorted(v.channels), "entered": v.entered.tolist(),
+            "left_view": v.left_view.tolist(), "despawned": v.despawned.tolist()}
+
+
+def test_view_vectors() -> None:
+    """views.json: a VIEW sequence applies step by step to the expected union and
+    enter / left view / despawned sets; the invalid ones fail and change nothing."""
+    from protocol.view import ViewReplica
+
+    seq, bad = _load("views.json")
+    view = ViewReplica(WireSchema.from_wire(seq["schema"]))
+    for step in seq["steps"]:
+        view.apply(bytes.fromhex(step["hex"]))
+        assert _view_state(view) == step["expected"], step["description"]
+    after = _view_state(view)
+    for step in bad["steps"]:
+        with pytest.raises(MessageError):
+            view.apply(bytes.fromhex(step["hex"]))
+        assert _view_state(view) == after, step["description"]

@@ -1931,12 +1931,14 @@ var MsgType = Object.freeze({
   INPUT: 3,
   PING: 4,
   LEAVE: 5,
+  CAMERA: 6,
   WELCOME: 16,
   DELTA: 17,
   INPUT_ACK: 18,
   EVENT: 19,
   ERROR: 20,
-  PONG: 21
+  PONG: 21,
+  VIEW: 22
 });
 var CloseCode = Object.freeze({
   NORMAL: 1e3,
@@ -1952,7 +1954,8 @@ var CloseCode = Object.freeze({
   TOO_SLOW: 4009,
   ROOM_CRASHED: 4010,
   SESSION_REPLACED: 4011,
-  HELLO_TIMEOUT: 4012
+  HELLO_TIMEOUT: 4012,
+  SPECTATORS_FULL: 4025
 });
 var ErrorCode = Object.freeze({
   MALFORMED: 1,
@@ -1960,7 +1963,9 @@ var ErrorCode = Object.freeze({
   INVALID_INPUT: 3,
   RATE_LIMITED: 4,
   TOO_LARGE: 5,
-  JOIN_STATE: 6
+  JOIN_STATE: 6,
+  SPECTATOR_INPUT: 7,
+  NOT_SPECTATING: 8
 });
 var CLOSE_REASONS = Object.freeze({
   1e3: "connection closed",
@@ -1989,10 +1994,20 @@ function encodeMessage(type, body) {
 }
 function encodeHello(opts = {}) {
   const body = { v: PROTOCOL_VERSION };
-  for (const k of ["game", "room", "token", "name"]) {
+  for (const k of ["game", "room", "token", "name", "reservation"]) {
     if (opts[k] !== void 0 && opts[k] !== null) body[k] = String(opts[k]);
   }
+  if (Array.isArray(opts.ext) && opts.ext.length) body.ext = opts.ext.map(String);
+  if (opts.spectate) body.spectate = true;
+  if (Number.isInteger(opts.follow) && opts.follow > 0) body.follow = opts.follow;
   return encodeMessage(MsgType.HELLO, body);
+}
+function encodeCamera(x, y, w = null, h = null, follow = null) {
+  const body = { x: Number(x), y: Number(y) };
+  if (w !== null && w !== void 0) body.w = Number(w);
+  if (h !== null && h !== void 0) body.h = Number(h);
+  if (Number.isInteger(follow) && follow > 0) body.follow = follow;
+  return encodeMessage(MsgType.CAMERA, body);
 }
 function encodeResume(token) {
   return encodeMessage(MsgType.RESUME, { v: PROTOCOL_VERSION, token });
@@ -2183,7 +2198,8 @@ function control(type, body) {
         game: optStr(body, "game", LIMITS.str, w),
         room: optStr(body, "room", LIMITS.str, w),
         token: optStr(body, "token", LIMITS.token, w),
-        name: optStr(body, "name", LIMITS.str, w)
+        name: optStr(body, "name", LIMITS.str, w),
+        reservation: optStr(body, "reservation", LIMITS.str, w)
       };
     }
     case MsgType.RESUME:
@@ -2198,6 +2214,12 @@ function control(type, body) {
       return { type, t: num(body, "t", "PING") };
     case MsgType.LEAVE:
       return { type };
+    case MsgType.CAMERA: {
+      const out = { type, x: num(body, "x", "CAMERA"), y: num(body, "y", "CAMERA") };
+      for (const k of ["w", "h"]) if (body[k] !== void 0 && body[k] !== null) out[k] = num(body, k, "CAMERA");
+      if (body.follow !== void 0 && body.follow !== null) out.follow = uint(body, "follow", U32, "CAMERA");
+      return out;
+    }
     case MsgType.WELCOME: {
       const w = "WELCOME";
       const entity = body.entity === void 0 || body.entity === null ? null : uint(body, "entity", U32, w);
@@ -2219,6 +2241,9 @@ function control(type, body) {
         resume_grace: rates[2],
         entity,
         v: uint(body, "v", U32, w),
+        ext: Array.isArray(body.ext) ? body.ext.filter((x) => typeof x === "string") : [],
+        spectator: body.spectator === true,
+        view: isMap(body.view) ? unboxDeep(body.view) : null,
         raw: unboxDeep(body)
       };
       if (!(out.tick_rate > 0)) throw bad("WELCOME: tick_rate must be > 0");
@@ -2239,8 +2264,8 @@ function control(type, body) {
       throw new ProtocolError(`unknown message type ${type}`, ErrorCode.UNKNOWN_TYPE);
   }
 }
-var CLIENT_TYPES = /* @__PURE__ */ new Set([1, 2, 3, 4, 5]);
-var SERVER_TYPES = /* @__PURE__ */ new Set([16, 17, 18, 19, 20, 21]);
+var CLIENT_TYPES = /* @__PURE__ */ new Set([1, 2, 3, 4, 5, 6]);
+var SERVER_TYPES = /* @__PURE__ */ new Set([16, 17, 18, 19, 20, 21, 22]);
 function decodeMessage(bytes, direction = "any") {
   const [obj] = unpackBoxed(bytes);
   if (!Array.isArray(obj) || obj.length === 0) throw bad("a game message must be a non-empty msgpack array");
@@ -2254,8 +2279,183 @@ function decodeMessage(bytes, direction = "any") {
     throw new ProtocolError(`message type ${type} is not sent in this direction`, ErrorCode.UNKNOWN_TYPE);
   }
   if (type === MsgType.DELTA) return decodeDelta(obj);
+  if (type === MsgType.VIEW) {
+    if (obj.length < 4 || !Number.isInteger(obj[1]) || obj[1] < 0) throw bad("VIEW must be [22, tick, base_tick, left, PIECE...]");
+    return { type, tick: obj[1], raw: obj };
+  }
   if (obj.length < 2 || !isMap(obj[1])) throw bad(`message type ${type}: body must be a msgpack map`);
   return control(type, obj[1]);
+}
+
+// src/view.js
+var EMPTY = new Uint32Array(0);
+var ViewReplica = class {
+  /** @param {import("./delta.js").WireSchema} schema */
+  constructor(schema) {
+    this.schema = schema;
+    this.tick = null;
+    this.channels = /* @__PURE__ */ new Map();
+    this._union = new Replica(schema);
+    this.entered = EMPTY;
+    this.leftView = EMPTY;
+    this.despawned = EMPTY;
+  }
+  get count() {
+    return this._union.count;
+  }
+  get ids() {
+    return this._union.ids;
+  }
+  get columns() {
+    return this._union.columns;
+  }
+  column(name) {
+    return this._union.column(name);
+  }
+  values(name) {
+    return this._union.values(name);
+  }
+  allValues() {
+    return this._union.allValues();
+  }
+  rowOf(id) {
+    return this._union.rowOf(id);
+  }
+  reset() {
+    this.tick = null;
+    this.channels = /* @__PURE__ */ new Map();
+    this._union.reset();
+  }
+  /**
+   * Apply one VIEW (the msgpack array, already decoded); returns true for a reset.
+   * @param {any[]} raw
+   */
+  apply(raw) {
+    if (!Array.isArray(raw) || raw.length < 4 || raw[0] !== 22) {
+      throw new DeltaError("VIEW must be [22, tick, base_tick, left, PIECE...]");
+    }
+    const [, tick, base, left] = raw;
+    if (!Number.isInteger(tick) || tick < 0) throw new DeltaError("VIEW tick must be a uint");
+    const reset = base === null;
+    if (!reset && (this.tick === null || base !== this.tick)) {
+      throw new DeltaError(`VIEW base_tick ${base} does not match the view's tick ${this.tick}`);
+    }
+    const pieces = [];
+    for (let i = 4; i < raw.length; i++) {
+      const p = raw[i];
+      if (!Array.isArray(p) || p.length < 2) throw new DeltaError(`VIEW piece ${i - 4}: must be [channel, DELTA, gone] or MOVES`);
+      const c = p[0];
+      if (!Number.isInteger(c) || c < 0 || c > 4294967295) throw new DeltaError(`VIEW piece ${i - 4}: channel must be a uint32`);
+      let delta;
+      let gone2 = null;
+      if (Number.isInteger(p[1])) {
+        const held = reset ? void 0 : this.channels.get(c);
+        if (held === void 0) throw new DeltaError(`VIEW piece ${i - 4}: MOVES for channel ${c}, which the view does not hold`);
+        delta = movesDelta(p, tick, base, held.count, i - 4);
+      } else {
+        if (p.length < 3) throw new DeltaError(`VIEW piece ${i - 4}: must be [channel, DELTA, gone]`);
+        delta = p[1];
+        gone2 = p[2];
+      }
+      const d = decodeDelta(delta);
+      if (d.tick !== tick) throw new DeltaError(`VIEW piece ${i - 4}: DELTA tick is not the VIEW's tick`);
+      pieces.push({ c, d, gone: gone2 === null ? null : decodeIdList(gone2, `VIEW piece ${i - 4} gone`) });
+    }
+    const leftChannels = left === null ? EMPTY : decodeIdList(left, "VIEW left");
+    const before = this._union.ids.slice();
+    const chans = reset ? /* @__PURE__ */ new Map() : this.channels;
+    for (const c of leftChannels) chans.delete(c);
+    const gone = /* @__PURE__ */ new Set();
+    for (const { c, d, gone: g } of pieces) {
+      let rep = chans.get(c);
+      if (d.baseTick === null || rep === void 0) {
+        rep = new Replica(this.schema);
+        if (d.baseTick !== null) rep.load(d.baseTick, [], emptyColumns(this.schema));
+      }
+      rep.apply(d);
+      chans.set(c, rep);
+      if (g !== null) for (const id of g) gone.add(id);
+    }
+    for (const rep of chans.values()) rep.tick = tick;
+    this.channels = chans;
+    this.tick = tick;
+    this._rebuild(before, gone);
+    return reset;
+  }
+  _rebuild(before, gone) {
+    const reps = [...this.channels.values()].filter((r) => r.count > 0);
+    const fields = this.schema.fields;
+    let total = 0;
+    for (const r of reps) total += r.count;
+    const order = new Array(total);
+    let k = 0;
+    reps.forEach((r, ri) => {
+      const ids2 = r.ids;
+      for (let row = 0; row < ids2.length; row++) order[k++] = [ids2[row], ri, row];
+    });
+    order.sort((a, b) => a[0] - b[0]);
+    const ids = [];
+    const cols = fields.map(() => []);
+    const rcols = reps.map((r) => fields.map((f) => r.column(f.name)));
+    let last = -1;
+    for (const [id, ri, row] of order) {
+      if (id === last) continue;
+      last = id;
+      ids.push(id);
+      for (let f = 0; f < fields.length; f++) cols[f].push(rcols[ri][f][row]);
+    }
+    const byName = {};
+    fields.forEach((f, i) => byName[f.name] = cols[i]);
+    this._union.load(this.tick, ids, byName);
+    const now = this._union.ids;
+    this.entered = difference(now, before);
+    const out = difference(before, now);
+    const dead = [];
+    const away = [];
+    for (const id of out) (gone.has(id) ? dead : away).push(id);
+    this.despawned = Uint32Array.from(dead);
+    this.leftView = Uint32Array.from(away);
+  }
+};
+var CODE_IDS = Object.freeze(["u8", "i8", "u16", "i16", "u32", "i32", "f32", "f64", "d8", "d16", "d32"]);
+var CODE_WIDTH = Object.freeze({ u8: 1, i8: 1, u16: 2, i16: 2, u32: 4, i32: 4, f32: 4, f64: 8, d8: 1, d16: 2, d32: 4 });
+function movesDelta(p, tick, base, count, i) {
+  const [, mask, first, gaps, values] = p;
+  if (p.length < 5 || !Number.isInteger(mask) || mask <= 0 || mask > 4294967295 || !Number.isInteger(first) || !(gaps instanceof Uint8Array) || !(values instanceof Uint8Array)) {
+    throw new DeltaError(`VIEW piece ${i}: MOVES must be [channel, mask, first, gaps, values]`);
+  }
+  let k = 0;
+  for (let m = mask; m; m = Math.floor(m / 2)) k += m & 1;
+  const n = gaps.length + 1;
+  let pos = k + 1 >> 1;
+  const cols = [];
+  for (let j = 0; j < k; j++) {
+    const byte = j >> 1 < values.length ? values[j >> 1] : 255;
+    const id = byte >> 4 * (j & 1) & 15;
+    if (id >= CODE_IDS.length) throw new DeltaError(`VIEW piece ${i}: MOVES column ${j} has no valid code id`);
+    const code = CODE_IDS[id];
+    const w = CODE_WIDTH[code] * n;
+    if (pos + w > values.length) throw new DeltaError(`VIEW piece ${i}: MOVES values too short for ${n} rows`);
+    cols.push([code, values.subarray(pos, pos + w)]);
+    pos += w;
+  }
+  if (pos !== values.length) throw new DeltaError(`VIEW piece ${i}: MOVES values have ${values.length - pos} extra bytes`);
+  return [17, tick, base, count, null, null, [[mask, [first, "u8", gaps], cols]]];
+}
+function emptyColumns(schema) {
+  const out = {};
+  for (const f of schema.fields) out[f.name] = [];
+  return out;
+}
+function difference(a, b) {
+  const out = [];
+  let j = 0;
+  for (let i = 0; i < a.length; i++) {
+    const v = a[i];
+    while (j < b.length && b[j] < v) j++;
+    if (j >= b.length || b[j] !== v) out.push(v);
+  }
+  return Uint32Array.from(out);
 }
 
 // src/interpolation.js
@@ -2778,6 +2978,9 @@ var GameClient = class {
       game: opts.game ?? null,
       room: opts.room ?? null,
       token: opts.token ?? null,
+      interest: opts.interest ?? true,
+      spectate: opts.spectate ?? false,
+      follow: opts.follow ?? null,
       reconnect: opts.reconnect ?? true,
       backoffInitial: opts.backoffInitial ?? 100,
       backoffMax: opts.backoffMax ?? 5e3,
@@ -2890,6 +3093,14 @@ var GameClient = class {
     if (this.predictor) this.predictor.record(this.seq, data);
     return this.seq;
   }
+  /**
+   * Spectators: move the free camera to centre (x, y), size (w, h) world units (clamped by
+   * the server), or follow a player id. Returns false when not joined.
+   */
+  camera(x, y, w = null, h = null, follow = null) {
+    if (!this.joined) return false;
+    return this._sendRaw(encodeCamera(x, y, w, h, follow));
+  }
   /** Send a PING now (also done every pingInterval ms). */
   ping() {
     if (!this._ws || this._ws.readyState !== 1) return;
@@ -2960,7 +3171,7 @@ var GameClient = class {
       if (ws !== this._ws) return;
       this._setStatus("joining", resuming ? "resuming session" : "joining");
       if (resuming) this._sendRaw(encodeResume(this._resume.token));
-      else this._sendRaw(encodeHello(this.opts));
+      else this._sendRaw(encodeHello({ ...this.opts, ext: this.opts.interest ? ["interest"] : [] }));
       this._pingTimer = setInterval(() => this._tick(), this.opts.pingInterval);
     };
     ws.onmessage = (ev) => {
@@ -3040,7 +3251,7 @@ var GameClient = class {
     try {
       this._dispatch(msg);
     } catch (e) {
-      if (e instanceof DeltaError && msg.type === MsgType.DELTA && this._resyncs === 0 && this._resume) {
+      if (e instanceof DeltaError && (msg.type === MsgType.DELTA || msg.type === MsgType.VIEW) && this._resyncs === 0 && this._resume) {
         this._resyncs += 1;
         this.opts.log.error(`gameclient: a DELTA did not apply (${e.message}); resynchronizing`);
         this._ws?.close(CLIENT_PROTOCOL_CLOSE, clip(`delta did not apply: ${e.message}`));
@@ -3058,6 +3269,8 @@ var GameClient = class {
         return this._onWelcome(msg);
       case MsgType.DELTA:
         return this._onDelta(msg);
+      case MsgType.VIEW:
+        return this._onView(msg);
       case MsgType.INPUT_ACK:
         this.acks.ack(msg.s, msg.t);
         this._emit("ack", msg);
@@ -3087,7 +3300,7 @@ var GameClient = class {
     this.welcome = w;
     this.playerId = w.player;
     this.schema = schema;
-    this.world = new Replica(schema);
+    this.world = (w.ext || []).includes("interest") ? new ViewReplica(schema) : new Replica(schema);
     this.interpolation.clear();
     this.interpolation.tickRate = w.tick_rate;
     this.interpolation.fields = null;
@@ -3114,6 +3327,17 @@ var GameClient = class {
     this.interpolation.pushTick(d.tick, w.ids, w.allValues());
     if (this.opts.step && this.opts.stateOf) this._reconcile(d.tick);
     this._emit("delta", { tick: d.tick, world: w });
+  }
+  _onView(v) {
+    const w = this.world;
+    if (!(w instanceof ViewReplica)) throw new ProtocolError("VIEW without the interest extension");
+    w.apply(v.raw);
+    this._resyncs = 0;
+    this.stats.delta(v.tick);
+    this.interpolation.pushTick(v.tick, w.ids, w.allValues());
+    if (this.opts.step && this.opts.stateOf) this._reconcile(v.tick);
+    this._emit("delta", { tick: v.tick, world: w });
+    this._emit("view", { tick: v.tick, entered: w.entered, leftView: w.leftView, despawned: w.despawned });
   }
   _reconcile(tick) {
     const id = this.entityId;
@@ -3197,11 +3421,13 @@ export {
   Replica,
   SUBPROTOCOL,
   Stats,
+  ViewReplica,
   WireField,
   WireSchema,
   decodeDelta,
   decodeIdList,
   decodeMessage,
+  encodeCamera,
   encodeHello,
   encodeInput,
   encodeLeave,

@@ -25,6 +25,7 @@ import {
   ProtocolError,
   SUBPROTOCOL,
   decodeMessage,
+  encodeCamera,
   encodeHello,
   encodeInput,
   encodeLeave,
@@ -32,6 +33,7 @@ import {
   encodeResume,
 } from "./messages.js";
 import { DeltaError, Replica } from "./delta.js";
+import { ViewReplica } from "./view.js";
 import { InterpolationBuffer } from "./interpolation.js";
 import { AckTracker, Predictor } from "./prediction.js";
 import { Stats } from "./stats.js";
@@ -80,6 +82,9 @@ export class GameClient {
       game: opts.game ?? null,
       room: opts.room ?? null,
       token: opts.token ?? null,
+      interest: opts.interest ?? true,
+      spectate: opts.spectate ?? false,
+      follow: opts.follow ?? null,
       reconnect: opts.reconnect ?? true,
       backoffInitial: opts.backoffInitial ?? 100,
       backoffMax: opts.backoffMax ?? 5000,
@@ -212,6 +217,15 @@ export class GameClient {
     return this.seq;
   }
 
+  /**
+   * Spectators: move the free camera to centre (x, y), size (w, h) world units (clamped by
+   * the server), or follow a player id. Returns false when not joined.
+   */
+  camera(x, y, w = null, h = null, follow = null) {
+    if (!this.joined) return false;
+    return this._sendRaw(encodeCamera(x, y, w, h, follow));
+  }
+
   /** Send a PING now (also done every pingInterval ms). */
   ping() {
     if (!this._ws || this._ws.readyState !== 1) return;
@@ -287,7 +301,7 @@ export class GameClient {
       if (ws !== this._ws) return;
       this._setStatus("joining", resuming ? "resuming session" : "joining");
       if (resuming) this._sendRaw(encodeResume(this._resume.token));
-      else this._sendRaw(encodeHello(this.opts));
+      else this._sendRaw(encodeHello({ ...this.opts, ext: this.opts.interest ? ["interest"] : [] }));
       this._pingTimer = setInterval(() => this._tick(), this.opts.pingInterval);
     };
     ws.onmessage = (ev) => {
@@ -375,7 +389,8 @@ export class GameClient {
     try {
       this._dispatch(msg);
     } catch (e) {
-      if (e instanceof DeltaError && msg.type === MsgType.DELTA && this._resyncs === 0 && this._resume) {
+      if (e instanceof DeltaError && (msg.type === MsgType.DELTA || msg.type === MsgType.VIEW) &&
+          this._resyncs === 0 && this._resume) {
         // SPEC 5: a delta that does not apply leaves the replica untouched; resynchronize by
         // dropping the connection and RESUMEing (a full snapshot follows). Twice in a row is
         // the server's bug: fatal (as the Python client).
@@ -397,6 +412,8 @@ export class GameClient {
         return this._onWelcome(msg);
       case MsgType.DELTA:
         return this._onDelta(msg);
+      case MsgType.VIEW:
+        return this._onView(msg);
       case MsgType.INPUT_ACK:
         this.acks.ack(msg.s, msg.t);
         this._emit("ack", msg);
@@ -427,7 +444,8 @@ export class GameClient {
     this.welcome = w;
     this.playerId = w.player;
     this.schema = schema;
-    this.world = new Replica(schema);
+    // SPEC section 11: with the "interest" extension the world is the union of the channels
+    this.world = (w.ext || []).includes("interest") ? new ViewReplica(schema) : new Replica(schema);
     this.interpolation.clear();
     this.interpolation.tickRate = w.tick_rate;
     this.interpolation.fields = null;
@@ -455,6 +473,18 @@ export class GameClient {
     this.interpolation.pushTick(d.tick, w.ids, w.allValues());
     if (this.opts.step && this.opts.stateOf) this._reconcile(d.tick);
     this._emit("delta", { tick: d.tick, world: w });
+  }
+
+  _onView(v) {
+    const w = this.world;
+    if (!(w instanceof ViewReplica)) throw new ProtocolError("VIEW without the interest extension");
+    w.apply(v.raw);
+    this._resyncs = 0;
+    this.stats.delta(v.tick);
+    this.interpolation.pushTick(v.tick, w.ids, w.allValues());
+    if (this.opts.step && this.opts.stateOf) this._reconcile(v.tick);
+    this._emit("delta", { tick: v.tick, world: w });
+    this._emit("view", { tick: v.tick, entered: w.entered, leftView: w.leftView, despawned: w.despawned });
   }
 
   _reconcile(tick) {

@@ -15,7 +15,9 @@ export {
   encodeInput,
   encodePing,
   encodeLeave,
+  encodeCamera,
 } from "./messages.js";
+export { ViewReplica } from "./view.js";
 export { unpack, LIMITS } from "./messages.js";
 export { DeltaError, DTYPES, WireField, WireSchema, Replica, decodeDelta, decodeIdList } from "./delta.js";
 export { InterpolationBuffer, interpolate } from "./interpolation.js";

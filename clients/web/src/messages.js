@@ -18,12 +18,14 @@ export const MsgType = Object.freeze({
   INPUT: 3,
   PING: 4,
   LEAVE: 5,
+  CAMERA: 6,
   WELCOME: 16,
   DELTA: 17,
   INPUT_ACK: 18,
   EVENT: 19,
   ERROR: 20,
   PONG: 21,
+  VIEW: 22,
 });
 
 /** WebSocket close codes used by the game layer. */
@@ -42,6 +44,7 @@ export const CloseCode = Object.freeze({
   ROOM_CRASHED: 4010,
   SESSION_REPLACED: 4011,
   HELLO_TIMEOUT: 4012,
+  SPECTATORS_FULL: 4025,
 });
 
 /** ERROR message codes (non-fatal unless followed by a close). */
@@ -52,6 +55,8 @@ export const ErrorCode = Object.freeze({
   RATE_LIMITED: 4,
   TOO_LARGE: 5,
   JOIN_STATE: 6,
+  SPECTATOR_INPUT: 7,
+  NOT_SPECTATING: 8,
 });
 
 /** Human-readable meaning of each close code, for status lines. */
@@ -88,16 +93,34 @@ export function encodeMessage(type, body) {
 }
 
 /**
- * HELLO. @param {{game?: string, room?: string, token?: string, name?: string}} [opts]
+ * HELLO. @param {{game?: string, room?: string, token?: string, name?: string, reservation?: string}} [opts]
+ * (`reservation`: a seat reservation from `GET /matchmake`, SPEC.md section 2)
  * @returns {Uint8Array}
  */
 export function encodeHello(opts = {}) {
   /** @type {Record<string, unknown>} */
   const body = { v: PROTOCOL_VERSION };
-  for (const k of ["game", "room", "token", "name"]) {
+  for (const k of ["game", "room", "token", "name", "reservation"]) {
     if (opts[k] !== undefined && opts[k] !== null) body[k] = String(opts[k]);
   }
+  // SPEC section 11: optional extensions ("interest"), spectator join, followed player
+  if (Array.isArray(opts.ext) && opts.ext.length) body.ext = opts.ext.map(String);
+  if (opts.spectate) body.spectate = true;
+  if (Number.isInteger(opts.follow) && opts.follow > 0) body.follow = opts.follow;
   return encodeMessage(MsgType.HELLO, body);
+}
+
+/**
+ * CAMERA (spectators): centre (x, y), optional size (w, h) in world units (the server clamps
+ * it to the game's maximum view), or follow a player id.
+ */
+export function encodeCamera(x, y, w = null, h = null, follow = null) {
+  /** @type {Record<string, number>} */
+  const body = { x: Number(x), y: Number(y) };
+  if (w !== null && w !== undefined) body.w = Number(w);
+  if (h !== null && h !== undefined) body.h = Number(h);
+  if (Number.isInteger(follow) && follow > 0) body.follow = follow;
+  return encodeMessage(MsgType.CAMERA, body);
 }
 
 /** RESUME with the token from WELCOME. @param {string} token */
@@ -344,6 +367,7 @@ function control(type, body) {
         room: optStr(body, "room", LIMITS.str, w),
         token: optStr(body, "token", LIMITS.token, w),
         name: optStr(body, "name", LIMITS.str, w),
+        reservation: optStr(body, "reservation", LIMITS.str, w),
       };
     }
     case MsgType.RESUME:
@@ -358,6 +382,12 @@ function control(type, body) {
       return { type, t: num(body, "t", "PING") };
     case MsgType.LEAVE:
       return { type };
+    case MsgType.CAMERA: {
+      const out = { type, x: num(body, "x", "CAMERA"), y: num(body, "y", "CAMERA") };
+      for (const k of ["w", "h"]) if (body[k] !== undefined && body[k] !== null) out[k] = num(body, k, "CAMERA");
+      if (body.follow !== undefined && body.follow !== null) out.follow = uint(body, "follow", U32, "CAMERA");
+      return out;
+    }
     case MsgType.WELCOME: {
       const w = "WELCOME";
       const entity = body.entity === undefined || body.entity === null ? null : uint(body, "entity", U32, w);
@@ -379,6 +409,9 @@ function control(type, body) {
         resume_grace: rates[2],
         entity,
         v: uint(body, "v", U32, w),
+        ext: Array.isArray(body.ext) ? body.ext.filter((x) => typeof x === "string") : [],
+        spectator: body.spectator === true,
+        view: isMap(body.view) ? unboxDeep(body.view) : null,
         raw: unboxDeep(body),
       };
       if (!(out.tick_rate > 0)) throw bad("WELCOME: tick_rate must be > 0");
@@ -400,8 +433,8 @@ function control(type, body) {
   }
 }
 
-const CLIENT_TYPES = new Set([1, 2, 3, 4, 5]);
-const SERVER_TYPES = new Set([16, 17, 18, 19, 20, 21]);
+const CLIENT_TYPES = new Set([1, 2, 3, 4, 5, 6]);
+const SERVER_TYPES = new Set([16, 17, 18, 19, 20, 21, 22]);
 
 /**
  * Decode one game message of either direction, as protocol/messages.py `decode`: strict
@@ -424,6 +457,11 @@ export function decodeMessage(bytes, direction = "any") {
     throw new ProtocolError(`message type ${type} is not sent in this direction`, ErrorCode.UNKNOWN_TYPE);
   }
   if (type === MsgType.DELTA) return decodeDelta(obj);
+  if (type === MsgType.VIEW) {
+    // SPEC section 11: validated and applied by ViewReplica.apply
+    if (obj.length < 4 || !Number.isInteger(obj[1]) || obj[1] < 0) throw bad("VIEW must be [22, tick, base_tick, left, PIECE...]");
+    return { type, tick: obj[1], raw: obj };
+  }
   if (obj.length < 2 || !isMap(obj[1])) throw bad(`message type ${type}: body must be a msgpack map`);
   return control(type, obj[1]);
 }

@@ -68,7 +68,7 @@ test("join, deltas, inputs with auto seq, acks drive reconciliation", () => {
   const ws = FakeWS.all[0];
   assert.equal(ws.url, "ws://test/ws");
   ws.open();
-  assert.deepEqual(ws.sent[0], [1, { v: 1, name: "ann" }]);
+  assert.deepEqual(ws.sent[0], [1, { v: 1, name: "ann", ext: ["interest"] }]); // SPEC section 11
   assert.equal(c.sendInput({ dx: 1 }), 0, "no input before WELCOME");
   ws.deliver(welcome());
   assert.equal(c.status, "connected");
@@ -139,7 +139,7 @@ test("resume refused (4005): joins again as a new player, seqs restart", async (
   await nextTick();
   ws = FakeWS.all[2];
   ws.open();
-  assert.deepEqual(ws.sent[0], [1, { v: 1, name: "ann" }]);
+  assert.deepEqual(ws.sent[0], [1, { v: 1, name: "ann", ext: ["interest"] }]); // SPEC section 11
   ws.deliver(welcome(9, 513, "tok2"));
   assert.equal(c.playerId, 9);
   assert.equal(c.sendInput({ dx: 1 }), 1);
@@ -243,5 +243,37 @@ test("the client offers the gameserver.v1 subprotocol", () => {
   assert.ok(ws, "a WebSocket was opened");
   assert.equal(SUBPROTOCOL, "gameserver.v1");
   assert.deepEqual(ws.protocols, ["gameserver.v1"]);
+  c.close();
+});
+
+test("interest: WELCOME ext -> the world is a ViewReplica; VIEW and MOVES apply; camera()", () => {
+  const c = makeClient({ spectate: true });
+  const views = [];
+  c.on("view", (e) => views.push(e));
+  c.connect();
+  const ws = FakeWS.all[0];
+  ws.open();
+  assert.deepEqual(ws.sent[0], [1, { v: 1, name: "ann", ext: ["interest"], spectate: true }]);
+  const w = welcome(7, null);
+  w[1].ext = ["interest"];
+  w[1].spectator = true;
+  ws.deliver(w);
+  assert.ok(c.welcome.spectator && c.welcome.ext.includes("interest"));
+  // reset VIEW: channel 3 holds ids 257, 258 (full piece); channel 9 holds 300
+  const fullPiece = (ch, ids, xs) => [ch, [17, 11, null, ids.length, null, [[ids[0], "u8", new Uint8Array(ids.slice(1).map((v, i) => v - ids[i]))], [
+    ["i32", le(Int32Array, xs)], ["i32", le(Int32Array, xs.map(() => 0))], ["u32", le(Uint32Array, xs.map(() => 0))]]], []], null];
+  ws.deliver([22, 11, null, null, fullPiece(3, [257, 258], [100, 200]), fullPiece(9, [300], [5])]);
+  assert.equal(c.world.constructor.name, "ViewReplica");
+  assert.deepEqual(Array.from(c.world.ids), [257, 258, 300]);
+  assert.deepEqual(Array.from(views[0].entered), [257, 258, 300]);
+  // MOVES on channel 3: row 1 (id 258) x += 7 (code d8 = 8 in the low nibble, y d8 high)
+  ws.deliver([22, 12, 11, null, [3, 3, 1, new Uint8Array(0), new Uint8Array([0x88, 7, 0])]]);
+  assert.deepEqual(Array.from(c.world.column("x")), [100, 207, 5]);
+  // channel 9 leaves the view: 300 "left view", not despawned
+  ws.deliver([22, 13, 12, [9, "u8", new Uint8Array(0)]]);
+  assert.deepEqual(Array.from(views[2].leftView), [300]);
+  assert.deepEqual(Array.from(views[2].despawned), []);
+  assert.ok(c.camera(50, 60, 100, 100));
+  assert.deepEqual(ws.sent.at(-1), [6, { x: 50, y: 60, w: 100, h: 100 }]);
   c.close();
 });

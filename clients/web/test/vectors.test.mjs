@@ -120,3 +120,33 @@ test("vectors are present (protocol/vectors/*.json)", () => {
   }
   assert.ok(DeltaError.prototype instanceof ProtocolError);
 });
+
+test("vectors: views.json VIEW sequences (interest management)", { skip: missing("views.json") }, async () => {
+  const { ViewReplica } = await import("../src/index.js");
+  const [seq, bad] = files["views.json"].vectors;
+  const view = new ViewReplica(WireSchema.fromWire(seq.schema));
+  const state = () => ({
+    tick: view.tick,
+    ids: Array.from(view.ids),
+    columns: Object.fromEntries(Object.entries(view.columns).map(([k, c]) => [k, Array.from(c)])),
+    channels: [...view.channels.keys()].sort((a, b) => a - b),
+    entered: Array.from(view.entered),
+    left_view: Array.from(view.leftView),
+    despawned: Array.from(view.despawned),
+  });
+  for (const step of seq.steps) {
+    const m = decodeMessage(hexToBytes(step.hex), "server");
+    assert.equal(m.type, 22, step.description);
+    view.apply(m.raw);
+    assert.deepEqual(state(), step.expected, step.description);
+  }
+  const after = state();
+  for (const step of bad.steps) {
+    assert.throws(() => {
+      const m = decodeMessage(hexToBytes(step.hex), "server");
+      if (m.type !== 22) throw new DeltaError("not a VIEW");
+      view.apply(m.raw);
+    }, (e) => e instanceof ProtocolError, step.description);
+    assert.deepEqual(state(), after, step.description);
+  }
+});

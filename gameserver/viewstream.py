@@ -1,0 +1,361 @@
+"""Per-view streaming for a room whose game declares :class:`gameserver.interest.Interest`.
+
+Called by :meth:`gameserver.room.Room._send` once per send tick with the world snapshot and
+the players whose sockets can take a message. Contract (SPEC.md section 11):
+
+* every entity's channels (grid cell, team, global) are computed vectorized and the
+  :class:`protocol.pieces.PieceEncoder` builds each needed channel's piece ONCE per tick:
+  a delta piece (change since the previous send tick) for clients that saw the channel then,
+  a full piece for clients that newly see it or need a reset; the same bytes go to all;
+* each viewer's visible cells (a rectangle, with hysteresis: :meth:`Grid.rects`) come from
+  its entity's position (players) or its camera (spectators); the VIEW message is the
+  concatenation of its pieces plus the channels it stopped seeing (``left``); viewers with
+  the same subscription and state share the whole framed message;
+* a viewer whose last message is not the previous send tick (skipped for backpressure,
+  resumed, new) gets a reset VIEW: ``base_tick`` nil and full pieces for its whole view;
+* a client that did not negotiate the ``"interest"`` extension (and every client when
+  ``Interest.naive`` is set) gets plain DELTAs of exactly its visible set, encoded per
+  client against the visible set it was last sent (the fallback; it never sees more);
+* ``Game.interest_extra(player)`` (if the game overrides it) adds a per-player channel.
+
+Work per tick: one vectorized pass over the entities, Python over *changed channels*
+(one ``msgpack.packb`` each) and over viewers (a few dict lookups and one ``bytes.join``
+per distinct message), never over entities per viewer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+import numpy as np
+
+from gameserver.interest import EXTRA_CHANNEL, Grid, Interest
+from protocol.delta import encode_delta
+from protocol.frames import prepare_message
+from protocol.pieces import PieceEncoder, Pieces, _idlist_of, view_message
+from protocol.wireschema import Snapshot, WireSchema
+
+if TYPE_CHECKING:
+    from gameserver.room import Player, Room
+
+__all__ = ["MAX_TEAM", "ViewStream"]
+
+#: Team ids are 1..MAX_TEAM (0: none); other values of the team field make no team channel.
+MAX_TEAM = 65535
+
+
+class ViewStream:
+    """The interest-managed stream of one room (see the module docstring)."""
+
+    def __init__(self, room: Room, interest: Interest, schema: WireSchema) -> None:
+        self.room = room
+        self.interest = interest
+        self.grid = Grid(interest)
+        self.schema = schema
+        self.encoder = PieceEncoder(schema)
+        self.names = list(schema.names)
+        fx, fy = schema[interest.x], schema[interest.y]
+        self._qx = fx.quant or 1.0
+        self._qy = fy.quant or 1.0
+        self._team = interest.team
+        self._everyone = interest.everyone
+        game = room.sim.game
+        self._extra = (type(game).interest_extra is not _base_extra())
+        self.last: Pieces | None = None
+        #: pieces encoded in the last send tick (the call-count tests read it)
+        self.last_encodes = 0
+        self.last_messages = 0
+        self.legacy_encodes = 0
+        self._chan_cache: dict[Any, tuple[int, ...]] = {}
+
+    # ------------------------------------------------------------------ channels
+    def _memberships(self, snap: Snapshot) -> tuple[np.ndarray, np.ndarray]:
+        cols = snap.columns
+        x = cols[self.interest.x] * self._qx
+        y = cols[self.interest.y] * self._qy
+        cell = self.grid.cell_of(x, y)
+        n = snap.ids.shape[0]
+        rows_parts: list[np.ndarray] = []
+        chan_parts: list[np.ndarray] = []
+        if self._everyone is not None:
+            glob = cols[self._everyone] != 0
+            grid_rows = np.flatnonzero(~glob)
+            rows_parts.append(grid_rows)
+            chan_parts.append(cell[grid_rows])
+            g = np.flatnonzero(glob)
+            rows_parts.append(g)
+            chan_parts.append(np.full(g.shape[0], self.grid.global_channel, np.int64))
+        else:
+            rows_parts.append(np.arange(n))
+            chan_parts.append(cell)
+        if self._team is not None:
+            t = cols[self._team].astype(np.int64)
+            tr = np.flatnonzero((t > 0) & (t <= MAX_TEAM))
+            rows_parts.append(tr)
+            chan_parts.append(self.grid.ncells + t[tr])
+        if len(rows_parts) == 1:
+            return rows_parts[0], chan_parts[0]
+        return np.concatenate(rows_parts), np.concatenate(chan_parts)
+
+    # ------------------------------------------------------------------ views
+    def _rects(self, snap: Snapshot, viewers: list[Player]) -> list[int]:
+        """Every viewer's new visible cell rectangle as a code (``Grid.code``; -1: none),
+        vectorized: centres gathered once, hysteresis over all viewers at once."""
+        n = len(viewers)
+        if n == 0:
+            return []
+        # the common case: players with an avatar and the default view (one comprehension;
+        # -1 marks a viewer that needs the general path below, a spectator raises)
+        try:
+            ent_list = [(sp.entity or 0) if sp.view is None else -1
+                        for sp in [p.sim for p in viewers]]
+        except AttributeError:
+            ent_list = [-1]
+        cam = np.full((n, 4), np.nan)
+        has_cam = np.zeros(n, bool)
+        if min(ent_list) >= 0:
+            ents = np.array(ent_list, np.int64)
+        else:
+            ents = np.zeros(n, np.int64)
+            room_players = self.room.players
+            for i, p in enumerate(viewers):
+                sp = p.sim
+                if sp is not None:  # a player: its own entity, its view size
+                    if sp.entity:
+                        ents[i] = sp.entity
+                    if sp.view is not None:
+                        cam[i, 2:] = sp.view
+                    continue
+                if p.follow is not None:
+                    f = room_players.get(p.follow)
+                    fe = _entity(f) if f is not None else None
+                    if fe is not None:
+                        ents[i] = fe
+                    elif p.camera is not None:
+                        has_cam[i] = True
+                        cam[i] = p.camera
+                    if p.camera is not None:
+                        cam[i, 2:] = p.camera[2:]
+                elif p.camera is not None:
+                    has_cam[i] = True
+                    cam[i] = p.camera
+                elif p.entity:
+                    ents[i] = p.entity
+        ids = snap.ids
+        pos = np.searchsorted(ids, ents)
+        ok = (pos < ids.shape[0]) & (ents > 0)
+        ok[ok] = ids[pos[ok]] == ents[ok]
+        pos = np.where(ok, pos, 0)
+        cols = snap.columns
+        if ids.shape[0]:
+            ex = cols[self.interest.x][pos] * self._qx
+            ey = cols[self.interest.y][pos] * self._qy
+        else:
+            ex = ey = np.zeros(n)
+        cx = np.where(has_cam, cam[:, 0], np.where(ok, ex, np.nan))
+        cy = np.where(has_cam, cam[:, 1], np.where(ok, ey, np.nan))
+        cx, cy, w, h = self.grid.clamp_view(cx, cy, cam[:, 2], cam[:, 3], self.grid.max_view)
+        old = np.array([p.vrect for p in viewers], np.int64)
+        new = self.grid.rects(cx, cy, w, h, old)
+        new[~(has_cam | ok)] = -1
+        out: list[int] = new.tolist()
+        return out
+
+    def _chans(self, code: int, team: int) -> tuple[int, ...]:
+        """The channels of rectangle ``code`` plus global and team channels: one shared
+        tuple per (rectangle, team) (bounded cache)."""
+        key = (code, team)
+        got = self._chan_cache.get(key)
+        if got is None:
+            out = [] if code < 0 else list(self.grid.cells_of_code(code))
+            if self._everyone is not None:
+                out.append(self.grid.global_channel)
+            if team > 0:
+                out.append(self.grid.ncells + team)
+            if len(self._chan_cache) >= 65536:
+                self._chan_cache.clear()
+            got = self._chan_cache[key] = tuple(out)
+        return got
+
+    # ------------------------------------------------------------------ sending
+    def send(self, tick: int, snap: Snapshot, viewers: list[Player]) -> tuple[int, int]:
+        """Write this tick's VIEW / DELTA to every viewer; returns (bytes, messages)."""
+        rows, chan = self._memberships(snap)
+        pieces = self.encoder.step(tick, snap, rows, chan)
+        self.legacy_encodes = 0
+        self.last = pieces
+        codes = self._rects(snap, viewers)
+        base = pieces.base_tick
+        shared: dict[Any, bytes] = {}
+        out_bytes = out_msgs = 0
+        naive = self.interest.naive
+        steady: dict[int, tuple[tuple[int, ...], bytes]] = {}  # id(chans) -> frame
+        fast = base is not None and not self._extra and not naive
+        teams = self._team is not None
+        cache = self._chan_cache
+        for p, code in zip(viewers, codes, strict=True):
+            ws = p.ws
+            if ws is None:
+                continue
+            team = p.team if teams else 0
+            if not 0 <= team <= MAX_TEAM:
+                team = 0
+            chans = cache.get((code, team)) or self._chans(code, team)
+            if fast and p.interest and p.vchans is chans and p.last_sent == base:
+                # the steady state: same channels as last tick, up to date: shared frame
+                hit = steady.get(id(chans))
+                if hit is None or hit[0] is not chans:
+                    frame = self._view(p, tick, base, chans, pieces, snap, shared)
+                    steady[id(chans)] = (chans, frame)
+                else:
+                    frame = hit[1]
+            elif naive or not p.interest:
+                frame = self._legacy(p, tick, snap, chans, pieces, shared)
+            else:
+                frame = self._view(p, tick, base, chans, pieces, snap, shared)
+            if ws.write_prepared(frame):
+                p.last_sent = tick
+                p.vrect = code
+                p.vchans = chans
+                out_bytes += len(frame)
+                out_msgs += 1
+            else:
+                p.vchans = None
+        self.last_encodes = pieces.encodes + self.legacy_encodes
+        self.room.metrics.encodes.inc(pieces.encodes)
+        self.last_messages = len(shared)
+        return out_bytes, out_msgs
+
+    def _view(self, p: Player, tick: int, base: int | None, chans: tuple[int, ...],
+              pieces: Pieces, snap: Snapshot, shared: dict[Any, bytes]) -> bytes:
+        old = p.vchans
+        reset = old is None or base is None or p.last_sent != base
+        extra = self._extra_piece(p, tick, snap, reset)
+        if reset:
+            key: Any = ("r", chans)
+        elif old == chans:
+            key = ("s", chans)
+        else:
+            key = None
+        if extra is None and key is not None:
+            frame = shared.get(key)
+            if frame is not None:
+                return frame
+        parts: list[bytes] = []
+        left: list[int] | None = None
+        if reset:
+            parts = [b for b in map(pieces.full, chans) if b is not None]
+            mbase = None
+        elif old is chans:  # steady: the changed channels' delta pieces
+            changed = pieces.changed
+            delta = pieces.delta
+            parts = [b for c in chans if c in changed and (b := delta(c)) is not None]
+            mbase = base
+        else:
+            assert old is not None
+            oldset = set(old)
+            changed = pieces.changed
+            for c in chans:
+                if c in oldset:
+                    b = pieces.delta(c) if c in changed else None
+                else:
+                    b = pieces.full(c)
+                if b is not None:
+                    parts.append(b)
+            newset = set(chans)
+            left = [c for c in old if c not in newset]
+            mbase = base
+        if extra is not None:
+            parts.append(extra)
+        frame = prepare_message(view_message(tick, mbase, left, parts))
+        if extra is None and key is not None:
+            shared[key] = frame
+        return frame
+
+    def _extra_rows(self, p: Player, snap: Snapshot) -> np.ndarray | None:
+        """Rows of ``snap`` that ``Game.interest_extra`` adds for ``p`` (None: no hook)."""
+        if not self._extra or p.spectator:
+            return None
+        game = self.room.sim.game
+        sp = game.players.get(p.player_id)
+        want = game.interest_extra(sp) if sp is not None else None
+        if want is None:
+            return np.zeros(0, np.intp)
+        a = np.asarray(want)
+        n = snap.ids.shape[0]
+        if a.dtype == bool:
+            return np.flatnonzero(a[:n])
+        w = np.unique(a.astype(np.int64))
+        pos = np.searchsorted(snap.ids, w)
+        ok = pos < n
+        ok[ok] = snap.ids[pos[ok]] == w[ok]
+        return pos[ok]
+
+    def _extra_piece(self, p: Player, tick: int, snap: Snapshot, reset: bool) -> bytes | None:
+        """The per-player channel of ``Game.interest_extra`` (None when there is none)."""
+        sel = self._extra_rows(p, snap)
+        if sel is None:
+            return None
+        cur = Snapshot(snap.ids[sel], {n: c[sel] for n, c in snap.columns.items()})
+        prev = None if reset else p.extra_sent
+        p.extra_sent = cur
+        if prev is None and cur.ids.shape[0] == 0:
+            return None
+        body = encode_delta(prev, cur, tick=tick,
+                            base_tick=p.last_sent if prev is not None else None)
+        self.room.metrics.encodes.inc()
+        gone = None
+        if prev is not None:
+            dead = np.setdiff1d(prev.ids, snap.ids, assume_unique=True)
+            if dead.shape[0]:
+                gone = _idlist_of(dead.tolist())
+        return b"".join((b"\x93", msgpack.packb(EXTRA_CHANNEL), body,
+                         msgpack.packb(gone, use_bin_type=True)))
+
+    def _legacy(self, p: Player, tick: int, snap: Snapshot, chans: tuple[int, ...],
+                pieces: Pieces, shared: dict[Any, bytes]) -> bytes:
+        """Plain DELTA of exactly the viewer's visible set (per client; the fallback)."""
+        base = p.legacy_sent if p.last_sent == p.legacy_tick else None
+        extra = self._extra_rows(p, snap)
+        key = (chans, p.legacy_chans or (), p.legacy_tick if base else None)
+        parts = [pieces.rows(c) for c in chans]
+        if extra is not None and extra.shape[0]:
+            parts.append((snap.ids[extra], [snap.columns[n][extra] for n in self.names]))
+        nonempty = [pr for pr in parts if pr[0].shape[0]]
+        if not nonempty:
+            ids = snap.ids[:0]
+            cols = [snap.columns[n][:0] for n in self.names]
+        elif len(nonempty) == 1:
+            ids, cols = nonempty[0]
+        else:
+            allids = np.concatenate([pr[0] for pr in nonempty])
+            ids, first = np.unique(allids, return_index=True)
+            cols = [np.concatenate([pr[1][f] for pr in nonempty])[first]
+                    for f in range(len(self.names))]
+        cur = Snapshot(ids, dict(zip(self.names, cols, strict=True)))
+        sharable = not self.interest.naive and extra is None
+        frame = shared.get(key) if sharable else None
+        if frame is None:
+            payload = encode_delta(base, cur, tick=tick,
+                                   base_tick=p.legacy_tick if base is not None else None)
+            frame = prepare_message(payload)
+            self.room.metrics.encodes.inc()
+            self.legacy_encodes += 1
+            if sharable:
+                shared[key] = frame
+        p.legacy_sent = cur
+        p.legacy_tick = tick
+        p.legacy_chans = chans
+        return frame
+
+
+def _entity(p: Player) -> int | None:
+    """The live avatar entity of ``p`` (the game may change ``player.entity`` any time)."""
+    e = getattr(p.sim, "entity", None) if p.sim is not None else p.entity
+    return int(e) if e else None
+
+
+def _base_extra() -> Any:
+    from gameserver.rules import Game
+    return Game.interest_extra
