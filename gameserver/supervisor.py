@@ -120,7 +120,6 @@ class Supervisor:
         self._conn_ids = itertools.count(1)
         self._stats_ids = itertools.count(1)
         self._stats: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._lingering: set[socket.socket] = set()
         self._snapshot: tuple[str, list[dict[str, object]]] = ("", [])
         static = config.static_root if config.static_root is not None else default_static_root()
