@@ -12,9 +12,16 @@ in cluster mode vs a single node, side by side in one run. Run::
 ``--part handover`` (``benchmarks/cluster_handover.py``, its own options: ``--players``,
 ``--entities``, ``--baseline``, ...): a rolling deploy of a room with 10,000 entities and 200
 players through Redis; the pause players see and the bytes moved.
+``--part workers`` (``benchmarks/cluster_workers.py``): ``gameserver --workers 1`` vs
+``--workers 2`` on this 2-core machine, side by side in one run: aggregate clients held at
+30 Hz with 1,000 moving entities per room (a ramp), the server CPU per client, join latency
+and the per-message round trip. Run::
+
+    python benchmarks/bench_cluster.py --part workers                 # ~2-3 min
+    python benchmarks/bench_cluster.py --part workers --rounds 2 --nice -5
 
 Results: printed, and written as JSON to ``benchmarks/results-cluster-<part>.json``
-(``--out`` to change); the recorded run is in ``benchmarks/RESULTS-cluster.md``.
+(``--out`` to change); the recorded runs are in ``benchmarks/RESULTS-cluster.md``.
 """
 
 from __future__ import annotations
@@ -31,11 +38,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cluster_directory import part_directory
+from cluster_workers import part_workers
 
 HERE = Path(__file__).resolve().parent
 
 PARTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "directory": part_directory,
+    "workers": part_workers,
 }
 
 
@@ -56,9 +65,21 @@ def main() -> None:
             return
     p = argparse.ArgumentParser(description="cluster benchmarks (see the module docstring)")
     p.add_argument("--part", choices=sorted([*PARTS, *DELEGATED]), default="directory")
-    p.add_argument("--joins", type=int, default=100, help="joins per variant (directory)")
+    p.add_argument("--joins", type=int, default=100, help="joins per variant")
     p.add_argument("--window", type=float, default=5.0,
-                   help="seconds of each steady-state window (directory)")
+                   help="seconds of each steady-state / measured window")
+    # workers
+    p.add_argument("--rounds", type=int, default=1, help="interleaved rounds (workers)")
+    p.add_argument("--room-size", type=int, default=8, help="players per room (workers)")
+    p.add_argument("--entities", type=int, default=1000,
+                   help="entities per room, all moving (workers)")
+    p.add_argument("--start", type=int, default=96, help="clients of the first ramp step")
+    p.add_argument("--step", type=int, default=48, help="clients added per ramp step")
+    p.add_argument("--max-clients", type=int, default=1600)
+    p.add_argument("--settle", type=float, default=2.0, help="s after a ramp step")
+    p.add_argument("--pings", type=int, default=100, help="PING round trips (workers)")
+    p.add_argument("--nice", type=int, default=0,
+                   help="nice increment for servers and bots (workers; e.g. -5 on a busy box)")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     t0 = time.time()

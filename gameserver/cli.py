@@ -23,6 +23,8 @@ Every option may also come from ``GAMESERVER_<OPTION>`` environment variables or
 ``--log-level LEVEL``, ``--log-format {text,json}``; stall deadlines ``--ping-interval S``,
 ``--ping-timeout S``, ``--frame-timeout S`` (0 turns one off), ``--slow-timeout S``,
 ``--close-timeout S``; ``--fd-reserve N`` (file descriptors kept free).
+``--workers N|auto`` (N worker processes behind the one port: :mod:`gameserver.supervisor`;
+not with TLS).
 
 On start it prints one line to stdout, e.g.
 ``gameserver: serving arena at http://127.0.0.1:8000/ (ws at ws://127.0.0.1:8000/ws)``,
@@ -54,7 +56,8 @@ from gameserver.settings import (
     render_toml,
 )
 
-__all__ = ["build_config", "configure_logging", "main", "parse_args", "parse_settings"]
+__all__ = ["build_config", "configure_logging", "main", "parse_args", "parse_settings",
+           "parse_workers"]
 
 DEFAULT_GAME = "examples.arena:Arena"
 
@@ -122,6 +125,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="key=value text (default) or JSON lines")
     _add_edge(p)
     add_settings_options(p)
+    p.add_argument("--workers", default="1", metavar="N",
+                   help="worker processes behind the one port (default 1: a single process; "
+                        "'auto': one per core); see README 'The server'")
+    p.add_argument("--worker-process", default=None, help=argparse.SUPPRESS)  # internal
 
 
 def _add_edge(p: argparse.ArgumentParser) -> None:
@@ -265,6 +272,21 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
         logging.getLogger("protocol").setLevel(logging.WARNING)
 
 
+def parse_workers(value: str) -> int:
+    """``--workers``: a count >= 1, or ``auto`` (``os.cpu_count()``); ConfigError otherwise."""
+    import os
+
+    if value == "auto":
+        return max(1, os.cpu_count() or 1)
+    try:
+        n = int(value)
+    except ValueError:
+        raise ConfigError(f"--workers must be a number or 'auto', got {value!r}") from None
+    if not 1 <= n <= 256:
+        raise ConfigError(f"--workers must be in 1..256, got {n}")
+    return n
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gameserver`` console script; returns the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -285,9 +307,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(ns.log_level, ns.log_format)
     try:
         config = build_config(ns)
+        workers = parse_workers(ns.workers)
+        if workers > 1 and config.tls_cert is not None and ns.worker_process is None:
+            # A TLS session cannot be handed to another process mid-stream (see README).
+            raise ConfigError("--workers > 1 does not terminate TLS: put a TLS proxy in "
+                              "front, or use --workers 1 with --tls-cert")
+        if workers > 1 and (config.redis_url is not None or config.handover):
+            raise ConfigError("--workers > 1 is not combined with --redis / --handover yet: "
+                              "run one node per process")
     except ConfigError as exc:
         print(f"gameserver: error: {exc}", file=sys.stderr)
         return 2
+    if ns.worker_process is not None:
+        from gameserver.worker import run_worker
+
+        try:
+            return run_worker(config, ns.worker_process)
+        except ConfigError as exc:
+            print(f"gameserver: error: {exc}", file=sys.stderr)
+            return 2
+    if workers > 1:
+        from gameserver.supervisor import run_supervisor
+
+        return run_supervisor(config, args, workers)
     from gameserver.server import run_server
 
     return run_server(config)

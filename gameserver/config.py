@@ -91,6 +91,8 @@ class ServerConfig:
     fd_reserve: int = 64
     # Interest management and spectators (gameserver/interest.py, viewstream.py)
     max_spectators: int | None = None     # per room; None: the game class's own
+    # --workers N (gameserver.supervisor): set in each worker process, None when single
+    worker_id: int | None = None          # tags room ids (game-w<i>-<n>) and resume tokens
 
     def check(self) -> ServerConfig:
         """Raise :class:`ConfigError` naming the bad setting; return ``self`` when valid."""

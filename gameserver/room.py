@@ -307,7 +307,7 @@ class Room:
             self.crash(exc)
             raise JoinError(ErrorCode.REJECTED, "the game crashed while joining") from None
         entity = getattr(sp, "entity", None)
-        p = Player(pid, name, self, secrets.token_urlsafe(18),
+        p = Player(pid, name, self, self.manager.new_token(),
                    entity=int(entity) if entity else None, ws=ws)
         p.sim = sp
         p.interest = bool(interest)
@@ -328,7 +328,7 @@ class Room:
             raise JoinError(ErrorCode.SPECTATORS_FULL,
                             f"room {self.id} admits no more spectators ({self.max_spectators})")
         pid = self.manager.new_player_id()
-        p = Player(pid, name, self, secrets.token_urlsafe(18), ws=ws)
+        p = Player(pid, name, self, self.manager.new_token(), ws=ws)
         p.spectator = True
         p.interest = bool(interest)
         p.follow = follow
@@ -685,6 +685,16 @@ class RoomManager:
         self._room_seq = itertools.count(1)
         base = config.seed if config.seed is not None else secrets.randbits(32)
         self._seeds = itertools.count(base)
+        # --workers N: room ids and resume tokens name their worker (gameserver.machine).
+        wid = config.worker_id
+        self._worker_tag = "" if wid is None else f"w{wid}-"
+        self._token_tag = "" if wid is None else f"w{wid}."
+        if wid is not None:  # distinct rooms' RNG streams across workers with the same --seed
+            self._seeds = itertools.count(base + (wid << 20))
+
+    def new_token(self) -> str:
+        """A fresh resume token (``w<worker>.`` + 24 URL-safe characters under --workers)."""
+        return self._token_tag + secrets.token_urlsafe(18)
 
     def new_player_id(self, taken: Mapping[int, Any] | None = None) -> int:
         """A player id (uint32, never 0), unique in the process and not a key of ``taken``
@@ -717,9 +727,9 @@ class RoomManager:
         if len(self.rooms) >= self.config.max_rooms:
             raise JoinError(ErrorCode.ROOM_FULL, "server is at its room limit")
         if room_id is None:
-            room_id = f"{game}-{self.room_prefix}{next(self._room_seq)}"
+            room_id = f"{game}-{self.room_prefix}{self._worker_tag}{next(self._room_seq)}"
             while room_id in self.rooms:  # a room handed over from another node took that id
-                room_id = f"{game}-{self.room_prefix}{next(self._room_seq)}"
+                room_id = f"{game}-{self.room_prefix}{self._worker_tag}{next(self._room_seq)}"
         elif room_id in self.rooms:
             raise JoinError(ErrorCode.ROOM_FULL, f"room {room_id!r} exists already")
         try:

@@ -23,7 +23,7 @@ import signal
 import socket
 import ssl
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gameserver.config import ServerConfig
@@ -74,11 +74,14 @@ class GameServer:
     """One process's game server (see the module docstring).
 
     ``ssl_context`` overrides ``config.tls_cert``/``tls_key`` (tests pass a trustme context).
+    ``listen=False`` (a ``--workers`` worker): no listening socket; connections arrive
+    through :meth:`adopt`.
     """
 
     def __init__(self, config: ServerConfig, *, ssl_context: ssl.SSLContext | None = None,
-                 metrics: ServerMetrics | None = None) -> None:
+                 metrics: ServerMetrics | None = None, listen: bool = True) -> None:
         self.config = config.check()
+        self._listen = listen
         self.metrics = metrics or ServerMetrics()
         if ssl_context is None and config.tls_cert is not None and config.tls_key is not None:
             ssl_context = tls_context(config.tls_cert, config.tls_key)
@@ -166,7 +169,7 @@ class GameServer:
             frame_timeout=cfg.frame_timeout,
             write_limit=cfg.high_water, max_queue=32, read_limit=16 * cfg.max_message_size,
             close_timeout=cfg.close_timeout, process_request=self._process_request,
-            pass_connection=True,
+            pass_connection=True, listen=self._listen,
         )
         # File descriptors: hold at most (soft limit - open now - reserve) sockets, shedding
         # the oldest without a player first (gameserver.fdlimit, SPEC.md section 7).
@@ -182,12 +185,28 @@ class GameServer:
             from gameserver.handover.transfer import HandoverAgent
             self.handover = HandoverAgent.for_server(self)
             self.handover.start()
+        if not self._listen:
+            return
         log.info("listening url=%s ws=%s games=%s", self.url, self.ws_url,
                  ",".join(cfg.games))
         lim = nofile_limits()
         if lim is not None:
             log.info("file descriptors soft_limit=%d socket_budget=%s reserve=%d",
                      lim[0], budget, cfg.fd_reserve)
+
+    async def adopt(self, sock: socket.socket, initial: bytes, *,
+                    upgraded: bool | bytes = True,
+                    on_lost: Callable[[], None] | None = None) -> WebSocket | None:
+        """Serve a connection accepted (and read up to its first game message) elsewhere:
+        see :meth:`protocol.aio.Server.adopt`. None if the server is stopping."""
+        if self._server is None or not self.accepting:
+            sock.close()
+            if on_lost is not None:
+                on_lost()
+            return None
+        ws: WebSocket | None = await self._server.adopt(sock, initial, upgraded=upgraded,
+                                                        on_lost=on_lost)
+        return ws
 
     def _start_cluster(self) -> None:
         """Cluster mode (``--redis``): join the directory; else the local seat book only."""
@@ -199,7 +218,7 @@ class GameServer:
             from gameserver.cluster.service import Cluster
 
             self.cluster = Cluster(cfg, self.metrics, self.rooms, url=self.ws_url,
-                                   worker=int(getattr(cfg, "worker", 0) or 0))
+                                   worker=int(cfg.worker_id or 0))
             self.cluster.start()
             cluster = self.cluster
             self.router.cluster_rooms = lambda: rooms_reply(cluster.cluster_rooms)

@@ -17,6 +17,15 @@
 
 TLS: pass an :class:`ssl.SSLContext`; the TLS handshake is bounded by ``handshake_timeout``
 too (``ssl_handshake_timeout``).
+
+Adopting an accepted socket (:meth:`Server.adopt`, used by ``gameserver --workers N``): a
+connection accepted and partly read by another process can be handed to this server with the
+bytes already read from it (the HTTP request head, and any frames behind it). They are fed to
+the connection before anything else is read from the socket, so the connection behaves
+exactly as if this server had accepted it. With ``upgraded=True`` the 101 response was already
+written by the other process: the request is validated and negotiated the same way (the
+caller must use the same settings, so the negotiated parameters agree) but the 101 is not
+written again. ``serve(..., listen=False)`` builds a server that only adopts.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import socket
 import ssl as ssl_module
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
@@ -46,6 +56,7 @@ from .websocket import WebSocket
 __all__ = ["ProcessRequest", "Server", "ServerProtocol", "serve"]
 
 log = logging.getLogger("protocol.aio")
+_MISMATCH_LOGGED = False  # Server.adopt: one log line per process, not per connection
 
 Handler = Callable[[WebSocket], Awaitable[None]]
 # (request) -> ..., or (request, ws) -> ... with serve(pass_connection=True).
@@ -87,12 +98,17 @@ class _ServerConfig(Config):
 class ServerProtocol(WebSocket):
     """Server side of one connection: the opening handshake, then the :class:`WebSocket`."""
 
-    __slots__ = ("_hs_buf", "_task")
+    __slots__ = ("_hs_buf", "_initial", "_on_lost", "_preupgraded", "_task")
 
     def __init__(self, cfg: _ServerConfig, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(cfg, loop)
         self._hs_buf: bytearray | None = None
         self._task: asyncio.Task[None] | None = None
+        # Set by Server.adopt(): bytes already read by another process, whether it wrote
+        # the 101 already, and who to tell when the connection is gone.
+        self._initial = b""
+        self._preupgraded: bool | bytes = False
+        self._on_lost: Callable[[], None] | None = None
 
     # -------------------------------------------------------------- opening handshake
 
@@ -104,6 +120,9 @@ class ServerProtocol(WebSocket):
         self._timer = self._loop.call_later(cfg.handshake_timeout, self._handshake_expired)
         if cfg.server.max_open is not None:
             cfg.server._admit(self)
+        initial, self._initial = self._initial, b""
+        if initial:  # adopted: replay what the accepting process read, before any new byte
+            self.data_received(initial)
 
     def _handshake_expired(self) -> None:
         self._timer = None
@@ -185,7 +204,19 @@ class ServerProtocol(WebSocket):
         )
         self.subprotocol = negotiated.subprotocol
         self._open = True
-        self._transport.write(out)
+        pre = self._preupgraded
+        if not pre:
+            self._transport.write(out)
+        elif isinstance(pre, bytes) and pre != out:
+            # The accepting process negotiated differently (its settings differ from ours:
+            # our deployment bug); the peer would be spoken to in terms it never agreed to.
+            global _MISMATCH_LOGGED
+            if not _MISMATCH_LOGGED:
+                _MISMATCH_LOGGED = True
+                log.error("adopted connection: the accepting process sent a different 101 "
+                          "(handshake settings differ), dropping such connections")
+            self._transport.abort()
+            return
         server = cfg.server
         server._handshaking.pop(self, None)
         server.connections.add(self)
@@ -262,6 +293,9 @@ class ServerProtocol(WebSocket):
         server._unidentified.pop(self, None)
         if self._conn is None and self._task is not None:
             self._task.cancel()  # process_request still running for a gone peer
+        on_lost, self._on_lost = self._on_lost, None
+        if on_lost is not None:
+            on_lost()
 
 
 class Server:
@@ -276,6 +310,8 @@ class Server:
         self._handshaking: dict[ServerProtocol, None] = {}
         self._unidentified: dict[ServerProtocol, None] = {}  # upgraded, not identified()
         self._tasks: set[asyncio.Task[None]] = set()  # running handlers
+        self._cfg: _ServerConfig | None = None
+        self._closing = False
         #: Most sockets held at once (handshaking + upgraded); None: no bound. See _admit.
         self.max_open: int | None = None
         #: Connections shed to stay within ``max_open`` (total).
@@ -345,9 +381,46 @@ class Server:
         return self._port
 
     def close(self) -> None:
-        """Stop accepting new connections (existing ones continue)."""
+        """Stop accepting new connections (existing ones continue; adopt() refuses)."""
+        self._closing = True
         if self._server is not None:
             self._server.close()
+
+    async def adopt(self, sock: socket.socket, initial: bytes = b"", *,
+                    upgraded: bool | bytes = False,
+                    on_lost: Callable[[], None] | None = None) -> ServerProtocol | None:
+        """Serve an already accepted TCP socket as if this server had accepted it.
+
+        ``initial``: the bytes already read from it (request head first); ``upgraded``: the
+        101 response was already written (True, or the exact bytes written: then they must
+        equal what this server would answer, else the connection is dropped and an error
+        logged once: the two processes' settings differ); ``on_lost()`` runs once when it is
+        gone. Returns the connection, or None (the socket closed) when the server is closing.
+        Plain TCP only.
+        """
+        cfg = self._cfg
+        if cfg is None or self._closing:
+            sock.close()
+            return None
+        loop = asyncio.get_running_loop()
+
+        def factory() -> ServerProtocol:
+            proto = ServerProtocol(cfg, loop)
+            proto._initial = initial
+            proto._preupgraded = upgraded
+            proto._on_lost = on_lost
+            return proto
+
+        sock.setblocking(False)
+        try:
+            _, proto = await loop.connect_accepted_socket(factory, sock)
+        except OSError as exc:  # the peer is already gone
+            log.info("ws adopt failed: %s", exc)
+            sock.close()
+            if on_lost is not None:
+                on_lost()
+            return None
+        return proto
 
     async def shutdown(self, code: int = 1001, reason: str = "", timeout: float = 5.0) -> None:
         """Stop accepting, close every connection with ``code`` and wait (at most ``timeout``
@@ -412,6 +485,7 @@ async def serve(
     close_timeout: float = 5.0,
     max_request_size: int = 16384,
     backlog: int = 1024,
+    listen: bool = True,
     pass_connection: bool = False,
     frame_timeout: float | None = None,
     max_open: int | None = None,
@@ -420,6 +494,8 @@ async def serve(
 
     See the module docstring and ``docs/ARCHITECTURE.md``. Sizes in bytes, times in seconds;
     ``ping_interval=None`` disables keepalive pings. ``max_queue`` / ``read_limit`` bound the
+    received-but-unread messages (count / bytes) before reading pauses. ``listen=False``:
+    no listening socket (``host`` / ``port`` unused); connections come from :meth:`Server.adopt`.
     received-but-unread messages (count / bytes) before reading pauses.
     ``pass_connection=True`` calls ``process_request(request, ws)`` with the connection (not
     yet upgraded: its ``remote_address``, ``open`` and ``closed`` are usable).
@@ -452,6 +528,9 @@ async def serve(
     cfg.pass_connection = pass_connection
     cfg.subprotocols = tuple(subprotocols)
     cfg.deflate = True if deflate else None
+    server._cfg = cfg
+    if not listen:
+        return server
     server._server = await loop.create_server(
         lambda: ServerProtocol(cfg, loop),
         host,
