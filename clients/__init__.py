@@ -24,15 +24,18 @@ from .errors import (
     JoinRejected,
     RedirectLoop,
     Rejected,
+    ReservationInvalid,
     ResumeRejected,
     RoomFull,
     ServerProtocolError,
     ServerStalled,
+    SpectatorsFull,
     Unauthorized,
     UnknownRoom,
     VersionMismatch,
 )
 from .interpolation import Frame, InterpolationBuffer, interpolate
+from .matchmake import MatchmakeError, Seat, matchmake
 from .prediction import AckTracker, PendingInput, Predictor
 from .world import WorldView
 
@@ -50,18 +53,23 @@ __all__ = [
     "GameEvent",
     "InterpolationBuffer",
     "JoinRejected",
+    "MatchmakeError",
     "PendingInput",
     "Predictor",
     "RedirectLoop",
     "Rejected",
+    "ReservationInvalid",
     "ResumeRejected",
     "RoomFull",
+    "Seat",
     "ServerProtocolError",
     "ServerStalled",
+    "SpectatorsFull",
     "TickUpdate",
     "Unauthorized",
     "UnknownRoom",
     "VersionMismatch",
     "WorldView",
     "interpolate",
+    "matchmake",
 ]

@@ -99,9 +99,9 @@ def close_drop(code: int | None, reason: str, last_error_text: str = "",
     """Map a WebSocket close (the server's code, or ours for its violation) to a :class:`Drop`.
 
     ``last_error_text`` is the text of the last game ERROR message, which usually names a
-    refusal just before the close. Refusals (4001-4006), RFC 6455 failures and intentional
-    closes are final; 4013 / 4014 carry the URL to follow (``Drop.redirect``); anything else
-    (1006, 1011, 4009...) is retried with RESUME.
+    refusal just before the close. Refusals (4001-4006, 4017, 4025), RFC 6455 failures and
+    intentional closes are final; 4013 / 4014 carry the URL to follow (``Drop.redirect``);
+    anything else (1006, 1011, 4009...) is retried with RESUME.
     """
     if code in REDIRECT_CODES:
         url = redirect_url(reason, last_error_url)

@@ -109,6 +109,7 @@ class GameClient(Joiner):
         interest: bool = True,
         spectate: bool = False,
         follow: int | None = None,
+        reservation: str | None = None,
         ssl: ssl_module.SSLContext | None = None,
         cafile: str | None = None,
         connect_timeout: float = 10.0,
@@ -135,6 +136,9 @@ class GameClient(Joiner):
         self.interest = interest
         self.spectate = spectate
         self.follow = follow
+        #: seat reservation from ``GET /matchmake`` (:func:`clients.matchmake`); single use:
+        #: cleared by the WELCOME it earns, so a later rejoin by HELLO does not resend it
+        self.reservation = reservation
         self._ssl = ssl_context(ssl, cafile)
         self.connect_timeout = connect_timeout
         self.stall_timeout = stall_timeout

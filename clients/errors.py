@@ -7,7 +7,8 @@ Whose fault each class means is in its name and docstring:
   code (docs/ARCHITECTURE.md, "close codes"): 4001 :class:`Unauthorized`, 4002
   :class:`RoomFull`, 4003 :class:`UnknownRoom`, 4004 :class:`VersionMismatch`, 4005
   :class:`ResumeRejected`, 4006 :class:`Rejected` (the game's ``on_join`` raised ``Reject``;
-  ``.reason`` carries the game's text).
+  ``.reason`` carries the game's text), 4017 :class:`ReservationInvalid` (a forged, expired
+  or used seat reservation), 4025 :class:`SpectatorsFull`.
 * :class:`ServerProtocolError`: the server sent something that is not our protocol (garbage
   bytes, a malformed game message, a delta that does not apply). Not retried: reconnecting to a
   server that speaks something else would only repeat the failure.
@@ -33,10 +34,12 @@ __all__ = [
     "JoinRejected",
     "RedirectLoop",
     "Rejected",
+    "ReservationInvalid",
     "ResumeRejected",
     "RoomFull",
     "ServerProtocolError",
     "ServerStalled",
+    "SpectatorsFull",
     "Unauthorized",
     "UnknownRoom",
     "VersionMismatch",
@@ -108,6 +111,19 @@ class Rejected(JoinRejected):
     default_code = 4006
 
 
+class ReservationInvalid(JoinRejected):
+    """4017: the HELLO's seat reservation is unknown, expired, already used or for another
+    room (ask ``/matchmake`` again)."""
+
+    default_code = 4017
+
+
+class SpectatorsFull(JoinRejected):
+    """4025: the room admits no (more) spectators."""
+
+    default_code = 4025
+
+
 _JOIN_ERRORS: dict[int, type[JoinRejected]] = {
     4001: Unauthorized,
     4002: RoomFull,
@@ -115,6 +131,8 @@ _JOIN_ERRORS: dict[int, type[JoinRejected]] = {
     4004: VersionMismatch,
     4005: ResumeRejected,
     4006: Rejected,
+    4017: ReservationInvalid,
+    4025: SpectatorsFull,
 }
 
 

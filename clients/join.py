@@ -66,6 +66,7 @@ class Joiner(Receiver):
     interest: bool
     spectate: bool
     follow: int | None
+    reservation: str | None
     connect_timeout: float
     close_timeout: float
     welcome: Any
@@ -106,7 +107,8 @@ class Joiner(Receiver):
                                              room=self.room_id, token=self.token,
                                              name=self.name,
                                              ext=("interest",) if self.interest else (),
-                                             spectate=self.spectate, follow=self.follow))
+                                             spectate=self.spectate, follow=self.follow,
+                                             reservation=self.reservation))
                 try:
                     self._send(ws, hello)
                 except ConnectionClosed as exc:  # the server closed before our HELLO left
@@ -174,6 +176,7 @@ class Joiner(Receiver):
         self.entity = int(w.entity) if w.entity else None
         self.room = w.room
         self.game = w.game
+        self.reservation = None  # used up by this WELCOME (SPEC.md section 2)
         self.tick_rate = float(w.tick_rate)
         self.send_rate = float(w.send_rate)
         self.resume_token = w.resume
