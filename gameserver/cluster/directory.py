@@ -131,6 +131,7 @@ class Directory:
         self._next_tokens = 0.0
         self._seen_recovery = link.recovered
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False  # the sync loop's exit flag (a cancel alone may be swallowed)
         self.syncs = 0  # successful passes (tests wait on it)
 
     # ---------------------------------------------------------------- RoomListener hooks
@@ -170,19 +171,30 @@ class Directory:
             self._task.cancel()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
-            self._task = None
+        """End the sync task, bounded: the loop also checks a flag, because on Python 3.11
+        ``asyncio.wait_for`` may swallow a cancel that lands as its inner wait completes
+        (CPython gh-86296), and an unbounded ``await task`` then hung the server's stop."""
+        task = self._task
+        if task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=2.0)
+        if not done:
+            log.warning("cluster sync task did not stop within 2 s; leaving it")
+        self._task = None
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._stopping:
             timeout = self._next_sync - loop.time()
             if timeout > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                    async with asyncio.timeout(timeout):  # (never swallows a cancel)
+                        await self._wake.wait()
+            if self._stopping:
+                return
             self._wake.clear()
             now = loop.time()
             full = now >= self._next_sync

@@ -111,7 +111,8 @@ class RedisLink:
         t0 = time.perf_counter()
         self.m_calls.labels(op).inc()
         try:
-            result = await asyncio.wait_for(fn(self.client), self.timeout)
+            async with asyncio.timeout(self.timeout):  # (3.11's wait_for can eat a cancel)
+                result = await fn(self.client)
         except asyncio.CancelledError:
             raise
         except ResponseError as exc:  # Redis is fine, the data is not

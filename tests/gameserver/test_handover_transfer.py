@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -30,6 +31,10 @@ async def node(kit: Any, redis_url: str, **kw: Any) -> AsyncIterator[GameServer]
     try:
         yield server
     finally:
+        # Teardown is a plain stop: a node the test did not stop itself must not start a
+        # handover of its own (to the nodes being torn down beside it), which could wait for
+        # a claim until the test's time limit. stop() is idempotent: a stopped node is done.
+        server.config = dataclasses.replace(server.config, handover=False)
         await server.stop(timeout=2)
 
 
