@@ -228,7 +228,7 @@ def run_mode(mode: str, port: int, server_pid: int, args: argparse.Namespace) ->
     return out
 
 
-def inprocess(clients: int, entities: int, moving: float, ticks: int) -> dict[str, Any]:
+def inprocess(clients: int, room_config: dict[str, Any], ticks: int) -> dict[str, Any]:
     """Server work alone, in this process: a room of each mode with ``clients`` fake sockets
     (writes are free), CPU time (``thread_time``) of ``Room._send`` per send tick. It isolates
     the encode / assembly work from socket writes, bots and the machine's other load."""
@@ -256,7 +256,7 @@ def inprocess(clients: int, entities: int, moving: float, ticks: int) -> dict[st
 
     async def one(cls: type[Any], n_ticks: int) -> dict[str, float]:
         cfg = ServerConfig(games={"w": cls}, seed=11, max_players=clients + 10,
-                           room_config={"entities": entities, "moving": moving}).check()
+                           room_config=room_config).check()
         metrics = ServerMetrics()
         room = RoomManager(cfg, metrics).create_room("w")
         assert room._timer is not None
@@ -288,6 +288,13 @@ def inprocess(clients: int, entities: int, moving: float, ticks: int) -> dict[st
     return out
 
 
+def _room_config(args: argparse.Namespace) -> dict[str, Any]:
+    cfg: dict[str, Any] = {"entities": args.entities, "moving": args.moving}
+    if args.view:
+        cfg["view"] = [args.view, args.view]
+    return cfg
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clients", type=int, default=1000)
@@ -297,6 +304,8 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=8.0)
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--modes", default="full,interest,naive")
+    ap.add_argument("--view", type=float, default=0.0,
+                    help="every player's view side in units (0: the game's 2,000)")
     ap.add_argument("--rounds", type=int, default=1,
                     help="repeat the modes this many times, interleaved (medians reported)")
     ap.add_argument("--no-pin", dest="pin", action="store_false")
@@ -321,7 +330,7 @@ def main() -> None:
            "examples.world:WorldFull", "examples.world:WorldNaive", "--port", "0",
            "--max-players", str(args.clients + 10), "--log-level", "WARNING",
            "--empty-room-ttl", "0.5", "--resume-grace", "0.5", "--seed", "11", "--room-config",
-           json.dumps({"entities": args.entities, "moving": args.moving})]
+           json.dumps(_room_config(args))]
     server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env=env, cwd=ROOT, preexec_fn=_pin(0 if args.pin else None))
     results: dict[str, dict[str, Any]] = {}
@@ -377,6 +386,7 @@ def _summarize(args: argparse.Namespace, results: dict[str, dict[str, Any]],
                per_round: dict[str, list[dict[str, Any]]]) -> None:
     summary: dict[str, Any] = {"clients": args.clients, "entities": args.entities,
                                "moving": args.moving, "rounds": args.rounds,
+                               "view": args.view or 2000.0,
                                "modes": results}
     if "full" in per_round and "interest" in per_round:
         # the ratio of each round (its modes ran back to back), then their median
@@ -387,7 +397,7 @@ def _summarize(args: argparse.Namespace, results: dict[str, dict[str, Any]],
             round(f["bytes_per_client_tick"] / max(1.0, o["bytes_per_client_tick"]), 3)
             for f, o in zip(per_round["full"], per_round["interest"], strict=False)]
     if args.inprocess_ticks:
-        ip = inprocess(args.clients, args.entities, args.moving, args.inprocess_ticks)
+        ip = inprocess(args.clients, _room_config(args), args.inprocess_ticks)
         summary["inprocess"] = ip
         summary["inprocess_cpu_vs_full"] = (ip["interest"]["send_cpu_ms"]
                                             / ip["full"]["send_cpu_ms"])

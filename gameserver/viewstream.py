@@ -51,6 +51,7 @@ _SIM = attrgetter("sim")
 _VIEW_ATTR = attrgetter("view")
 _ENTITY = attrgetter("entity")
 _VRECT = attrgetter("vrect")
+_NO_VIEW = (float("nan"), float("nan"))
 
 
 class ViewStream:
@@ -113,17 +114,21 @@ class ViewStream:
         n = len(viewers)
         if n == 0:
             return []
-        # the common case: players with an avatar and the default view (one comprehension;
-        # -1 marks a viewer that needs the general path below, a spectator raises)
+        # the common case: only players (a spectator's ``sim`` is None: AttributeError),
+        # gathered with C-level attrgetter maps rather than a Python loop per viewer
         sims = list(map(_SIM, viewers))
         try:
-            common = list(map(_VIEW_ATTR, sims)).count(None) == n
+            views = list(map(_VIEW_ATTR, sims))
+            common = True
         except AttributeError:
             common = False
         cam = np.full((n, 4), np.nan)
         has_cam = np.zeros(n, bool)
         if common:  # None (no avatar) becomes NaN, then 0
             ents = np.nan_to_num(np.array(list(map(_ENTITY, sims)), np.float64)).astype(np.int64)
+            if views.count(None) != n:  # per-player view sizes; None: the default (NaN)
+                cam[:, 2:] = np.array([_NO_VIEW if v is None else v for v in views],
+                                      np.float64).reshape(n, 2)
         else:
             ents = np.zeros(n, np.int64)
             room_players = self.room.players
