@@ -99,9 +99,9 @@ class _Runs:
         self._gaps = gaps
         self._maxgap = np.maximum.reduceat(gaps, starts).tolist()
         self._firsts = v[starts].tolist()
-        for i, (c, s, e) in enumerate(zip(chan[starts].tolist(), starts.tolist(),
-                                          ends.tolist(), strict=True)):
-            self.bounds[c] = (s, e, i)
+        # one C-level dict build (channel -> (start, end, run index)), not a Python loop
+        self.bounds = dict(zip(chan[starts].tolist(),
+                               zip(starts.tolist(), ends.tolist(), range(len(starts)))))
 
     def idlist(self, c: int) -> list[Any] | None:
         b = self.bounds.get(c)
@@ -299,7 +299,9 @@ class Pieces:
                                np.maximum.reduceat(d, st).tolist()))
             self._chg_ranges = ranges
             self._chg_diffs = diffs
-            self._chg_codes = [self._pick_codes(f, r, len(st)) for f, r in enumerate(ranges)]
+            used = int(np.bitwise_or.reduce(chg_masks))  # fields changed anywhere
+            self._chg_codes = [self._pick_codes(f, r, len(st)) if used >> f & 1 else []
+                               for f, r in enumerate(ranges)]
         else:
             self._chg_union = []
             self._chg_ranges = []
@@ -318,14 +320,15 @@ class Pieces:
         if r is None:
             return [own] * n
         lo, hi = np.asarray(r[0]), np.asarray(r[1])
-        pick = np.full(n, -1, np.int64)
         width = self._enc.widths[f]
+        names = np.array([d[0] for d in _DIFFS] + [own], dtype=object)
+        pick = np.full(n, len(_DIFFS), np.intp)  # default: the field's own code
         for k in range(len(_DIFFS) - 1, -1, -1):  # the first (smallest) that fits wins
             _, dmin, dmax, dt = _DIFFS[k]
             if dt.itemsize < width:
                 pick[(lo >= dmin) & (hi <= dmax)] = k
-        names = [d[0] for d in _DIFFS] + [own]
-        return [names[k] for k in pick.tolist()]
+        out: list[str] = names[pick].tolist()
+        return out
 
     def _col_blob(self, f: int, code: str) -> bytes:
         key = (f, code)
