@@ -228,7 +228,7 @@ def run_mode(mode: str, port: int, server_pid: int, args: argparse.Namespace) ->
     return out
 
 
-def inprocess(clients: int, entities: int, moving: float, ticks: int) -> dict[str, Any]:
+def inprocess(clients: int, room_config: dict[str, Any], ticks: int) -> dict[str, Any]:
     """Server work alone, in this process: a room of each mode with ``clients`` fake sockets
     (writes are free), CPU time (``thread_time``) of ``Room._send`` per send tick. It isolates
     the encode / assembly work from socket writes, bots and the machine's other load."""
@@ -256,7 +256,7 @@ def inprocess(clients: int, entities: int, moving: float, ticks: int) -> dict[st
 
     async def one(cls: type[Any], n_ticks: int) -> dict[str, float]:
         cfg = ServerConfig(games={"w": cls}, seed=11, max_players=clients + 10,
-                           room_config={"entities": entities, "moving": moving}).check()
+                           room_config=room_config).check()
         metrics = ServerMetrics()
         room = RoomManager(cfg, metrics).create_room("w")
         assert room._timer is not None
@@ -288,6 +288,13 @@ def inprocess(clients: int, entities: int, moving: float, ticks: int) -> dict[st
     return out
 
 
+def _room_config(args: argparse.Namespace) -> dict[str, Any]:
+    cfg: dict[str, Any] = {"entities": args.entities, "moving": args.moving}
+    if args.view:
+        cfg["view"] = [args.view, args.view]
+    return cfg
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clients", type=int, default=1000)
@@ -297,6 +304,10 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=8.0)
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--modes", default="full,interest,naive")
+    ap.add_argument("--view", type=float, default=0.0,
+                    help="every player's view side in units (0: the game's 2,000)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="repeat the modes this many times, interleaved (medians reported)")
     ap.add_argument("--no-pin", dest="pin", action="store_false")
     ap.add_argument("--quick", action="store_true", help="200 clients, short windows")
     ap.add_argument("--json", type=Path, help="also write the results here")
@@ -319,10 +330,11 @@ def main() -> None:
            "examples.world:WorldFull", "examples.world:WorldNaive", "--port", "0",
            "--max-players", str(args.clients + 10), "--log-level", "WARNING",
            "--empty-room-ttl", "0.5", "--resume-grace", "0.5", "--seed", "11", "--room-config",
-           json.dumps({"entities": args.entities, "moving": args.moving})]
+           json.dumps(_room_config(args))]
     server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env=env, cwd=ROOT, preexec_fn=_pin(0 if args.pin else None))
     results: dict[str, dict[str, Any]] = {}
+    per_round: dict[str, list[dict[str, Any]]] = {}
     try:
         assert server.stdout is not None
         line = server.stdout.readline()
@@ -330,27 +342,62 @@ def main() -> None:
         if not m:
             raise RuntimeError(f"server did not start: {line!r}")
         port = int(m.group(1))
-        for mode in args.modes.split(","):
-            r = run_mode(mode, port, server.pid, args)
-            results[mode] = r
-            print(f"{mode:8} clients={r['clients']} cpu/tick={r['server_cpu_ms_per_tick']:.2f}ms "
-                  f"(server {r['server_cpu_share'] * 100:.0f}% of a core) "
-                  f"tick_cpu_p50={r['tick_cpu_p50_ms']:.2f}ms "
-                  f"encodes/tick={r['encodes_per_tick']:.1f} "
-                  f"bytes/client/s={r['bytes_per_client_s']:,.0f} "
-                  f"delivered min={r['delivered_min']:.3f} mean={r['delivered_mean']:.3f}",
-                  flush=True)
-            time.sleep(2.0)  # players leave (resume grace), the room is disposed (ttl)
+        for rnd in range(args.rounds):
+            for mode in args.modes.split(","):
+                r = run_mode(mode, port, server.pid, args)
+                per_round.setdefault(mode, []).append(r)
+                _print_mode(f"{mode}#{rnd + 1}" if args.rounds > 1 else mode, r)
+                time.sleep(2.0)  # players leave (resume grace), the room is disposed (ttl)
+        results = {mode: _combine(rs) for mode, rs in per_round.items()}
+        if args.rounds > 1:
+            for mode, r in results.items():
+                _print_mode(f"{mode}(med)", r)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
             server.wait(timeout=15)
         except subprocess.TimeoutExpired:
             server.kill()
+    _summarize(args, results, per_round)
+
+
+def _print_mode(label: str, r: dict[str, Any]) -> None:
+    print(f"{label:12} clients={r['clients']} cpu/tick={r['server_cpu_ms_per_tick']:.2f}ms "
+                  f"(server {r['server_cpu_share'] * 100:.0f}% of a core) "
+                  f"tick_cpu_p50={r['tick_cpu_p50_ms']:.2f}ms "
+                  f"encodes/tick={r['encodes_per_tick']:.1f} "
+                  f"bytes/client/s={r['bytes_per_client_s']:,.0f} "
+                  f"delivered min={r['delivered_min']:.3f} mean={r['delivered_mean']:.3f}",
+                  flush=True)
+
+
+def _combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One mode over its rounds: the median of every figure, but the worst delivery."""
+    out: dict[str, Any] = dict(rounds[0])
+    for k, v in rounds[0].items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[k] = statistics.median(r[k] for r in rounds)
+    out["delivered_min"] = min(r["delivered_min"] for r in rounds)
+    out["rounds"] = len(rounds)
+    return out
+
+
+def _summarize(args: argparse.Namespace, results: dict[str, dict[str, Any]],
+               per_round: dict[str, list[dict[str, Any]]]) -> None:
     summary: dict[str, Any] = {"clients": args.clients, "entities": args.entities,
-                               "moving": args.moving, "modes": results}
+                               "moving": args.moving, "rounds": args.rounds,
+                               "view": args.view or 2000.0,
+                               "modes": results}
+    if "full" in per_round and "interest" in per_round:
+        # the ratio of each round (its modes ran back to back), then their median
+        summary["cpu_vs_full_rounds"] = [
+            round(o["server_cpu_ms_per_tick"] / f["server_cpu_ms_per_tick"], 3)
+            for f, o in zip(per_round["full"], per_round["interest"], strict=False)]
+        summary["bytes_ratio_per_tick_rounds"] = [
+            round(f["bytes_per_client_tick"] / max(1.0, o["bytes_per_client_tick"]), 3)
+            for f, o in zip(per_round["full"], per_round["interest"], strict=False)]
     if args.inprocess_ticks:
-        ip = inprocess(args.clients, args.entities, args.moving, args.inprocess_ticks)
+        ip = inprocess(args.clients, _room_config(args), args.inprocess_ticks)
         summary["inprocess"] = ip
         summary["inprocess_cpu_vs_full"] = (ip["interest"]["send_cpu_ms"]
                                             / ip["full"]["send_cpu_ms"])
@@ -364,7 +411,9 @@ def main() -> None:
                                                                       ours["bytes_per_client_s"])
             summary["bytes_ratio_per_tick"] = (full["bytes_per_client_tick"]
                                                / max(1.0, ours["bytes_per_client_tick"]))
-            summary["cpu_vs_full"] = (ours["server_cpu_ms_per_tick"]
+            summary["cpu_vs_full"] = (statistics.median(summary["cpu_vs_full_rounds"])
+                                      if args.rounds > 1 else
+                                      ours["server_cpu_ms_per_tick"]
                                       / full["server_cpu_ms_per_tick"])
         if naive is not None:
             summary["cpu_vs_naive"] = (naive["server_cpu_ms_per_tick"]

@@ -10,7 +10,8 @@ tests and ``benchmarks/bench_interest.py``; everything per entity is vectorized.
 
 Room config (all optional)::
 
-    {"entities": 10000, "moving": 0.1, "speed": 30.0, "seed_spread": true}
+    {"entities": 10000, "moving": 0.1, "speed": 30.0, "seed_spread": true,
+     "view": [1000, 1000]}
 
 Entity fields: ``x``, ``y`` (0.1 units), ``kind`` (0 avatar, 1 critter, 2 beacon),
 ``glob`` (1 for the beacon: visible to everyone), ``owner`` (player id of an avatar).
@@ -69,6 +70,10 @@ class World(Game):
         ang = rng.uniform(0, 2 * np.pi, self.movers.shape[0])
         self.vel = np.stack([np.cos(ang), np.sin(ang)], axis=1).astype(np.float32)
         self.beacon = int(self.world.spawn(1, x=SIZE / 2, y=SIZE / 2, kind=BEACON, glob=1)[0])
+        # every player's view (width, height), when the room config sets one ("view"):
+        # None keeps Interest.view (2,000 x 2,000); clamped to Interest.max_view
+        view = config.get("view")
+        self.view = None if view is None else (float(view[0]), float(view[1]))
         self.avatars: dict[int, int] = {}        # player id -> entity
         self.held: dict[int, tuple[float, float]] = {}
 
@@ -76,6 +81,8 @@ class World(Game):
         x, y = self.rng.uniform(0, SIZE, 2)
         player.entity = int(self.world.spawn(1, x=x, y=y, kind=AVATAR, owner=player.id)[0])
         self.avatars[player.id] = player.entity
+        if self.view is not None:
+            player.view = self.view
 
     def on_leave(self, player: Player, reason: str) -> None:
         super().on_leave(player, reason)

@@ -25,15 +25,17 @@ per distinct message), never over entities per viewer.
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import msgpack
 import numpy as np
 
 from gameserver.interest import EXTRA_CHANNEL, Grid, Interest
+from protocol.codes import MsgType
 from protocol.delta import encode_delta
 from protocol.frames import prepare_message
-from protocol.pieces import PieceEncoder, Pieces, _idlist_of, view_message
+from protocol.pieces import PieceEncoder, Pieces, _array_header, _idlist_of, view_message
 from protocol.wireschema import Snapshot, WireSchema
 
 if TYPE_CHECKING:
@@ -43,6 +45,13 @@ __all__ = ["MAX_TEAM", "ViewStream"]
 
 #: Team ids are 1..MAX_TEAM (0: none); other values of the team field make no team channel.
 MAX_TEAM = 65535
+_VIEW = int(MsgType.VIEW)
+_MISSING: Any = object()
+_SIM = attrgetter("sim")
+_VIEW_ATTR = attrgetter("view")
+_ENTITY = attrgetter("entity")
+_VRECT = attrgetter("vrect")
+_NO_VIEW = (float("nan"), float("nan"))
 
 
 class ViewStream:
@@ -105,17 +114,21 @@ class ViewStream:
         n = len(viewers)
         if n == 0:
             return []
-        # the common case: players with an avatar and the default view (one comprehension;
-        # -1 marks a viewer that needs the general path below, a spectator raises)
+        # the common case: only players (a spectator's ``sim`` is None: AttributeError),
+        # gathered with C-level attrgetter maps rather than a Python loop per viewer
+        sims = list(map(_SIM, viewers))
         try:
-            ent_list = [(sp.entity or 0) if sp.view is None else -1
-                        for sp in [p.sim for p in viewers]]
+            views = list(map(_VIEW_ATTR, sims))
+            common = True
         except AttributeError:
-            ent_list = [-1]
+            common = False
         cam = np.full((n, 4), np.nan)
         has_cam = np.zeros(n, bool)
-        if min(ent_list) >= 0:
-            ents = np.array(ent_list, np.int64)
+        if common:  # None (no avatar) becomes NaN, then 0
+            ents = np.nan_to_num(np.array(list(map(_ENTITY, sims)), np.float64)).astype(np.int64)
+            if views.count(None) != n:  # per-player view sizes; None: the default (NaN)
+                cam[:, 2:] = np.array([_NO_VIEW if v is None else v for v in views],
+                                      np.float64).reshape(n, 2)
         else:
             ents = np.zeros(n, np.int64)
             room_players = self.room.players
@@ -156,7 +169,7 @@ class ViewStream:
         cx = np.where(has_cam, cam[:, 0], np.where(ok, ex, np.nan))
         cy = np.where(has_cam, cam[:, 1], np.where(ok, ey, np.nan))
         cx, cy, w, h = self.grid.clamp_view(cx, cy, cam[:, 2], cam[:, 3], self.grid.max_view)
-        old = np.array([p.vrect for p in viewers], np.int64)
+        old = np.fromiter(map(_VRECT, viewers), np.int64, n)
         new = self.grid.rects(cx, cy, w, h, old)
         new[~(has_cam | ok)] = -1
         out: list[int] = new.tolist()
@@ -190,30 +203,47 @@ class ViewStream:
         shared: dict[Any, bytes] = {}
         out_bytes = out_msgs = 0
         naive = self.interest.naive
-        steady: dict[int, tuple[tuple[int, ...], bytes]] = {}  # id(chans) -> frame
         fast = base is not None and not self._extra and not naive
         teams = self._team is not None
         cache = self._chan_cache
+        # The steady state (same channels as last tick, up to date) costs per viewer one
+        # comparison, one dict lookup and the write: its frame is built once per distinct
+        # rectangle (``steady``), from delta pieces looked up once per tick (``dmap``) behind
+        # a VIEW head shared by all steady frames of the tick (``left`` is nil for them).
+        steady: dict[Any, bytes] = {}
+        dmap: dict[int, bytes | None] = {}
+        head = msgpack.packb([_VIEW, tick, base, None], use_bin_type=True)[1:]
         for p, code in zip(viewers, codes, strict=True):
             ws = p.ws
             if ws is None:
                 continue
-            team = p.team if teams else 0
-            if not 0 <= team <= MAX_TEAM:
-                team = 0
-            chans = cache.get((code, team)) or self._chans(code, team)
-            if fast and p.interest and p.vchans is chans and p.last_sent == base:
-                # the steady state: same channels as last tick, up to date: shared frame
-                hit = steady.get(id(chans))
-                if hit is None or hit[0] is not chans:
-                    frame = self._view(p, tick, base, chans, pieces, snap, shared)
-                    steady[id(chans)] = (chans, frame)
-                else:
-                    frame = hit[1]
-            elif naive or not p.interest:
-                frame = self._legacy(p, tick, snap, chans, pieces, shared)
+            if teams:
+                team = p.team
+                if not 0 <= team <= MAX_TEAM:
+                    team = 0
+                skey: Any = (code, team)
             else:
-                frame = self._view(p, tick, base, chans, pieces, snap, shared)
+                team = 0
+                skey = code
+            if (fast and p.vrect == code and p.last_sent == base and p.interest
+                    and (chans := p.vchans) is not None
+                    and (not teams or chans is cache.get(skey))):
+                frame = steady.get(skey)
+                if frame is None:
+                    frame = steady[skey] = self._steady(chans, pieces, dmap, head)
+                if ws.write_prepared(frame):  # vrect and vchans stay as they are
+                    p.last_sent = tick
+                    out_bytes += len(frame)
+                    out_msgs += 1
+                else:
+                    p.vchans = None
+                continue
+            else:
+                chans = cache.get((code, team)) or self._chans(code, team)
+                if naive or not p.interest:
+                    frame = self._legacy(p, tick, snap, chans, pieces, shared)
+                else:
+                    frame = self._view(p, tick, base, chans, pieces, snap, shared)
             if ws.write_prepared(frame):
                 p.last_sent = tick
                 p.vrect = code
@@ -224,8 +254,24 @@ class ViewStream:
                 p.vchans = None
         self.last_encodes = pieces.encodes + self.legacy_encodes
         self.room.metrics.encodes.inc(pieces.encodes)
-        self.last_messages = len(shared)
+        self.last_messages = len(shared) + len(steady)
         return out_bytes, out_msgs
+
+    @staticmethod
+    def _steady(chans: tuple[int, ...], pieces: Pieces, dmap: dict[int, bytes | None],
+                head: bytes) -> bytes:
+        """A steady viewer's VIEW: the delta pieces of its changed channels (``dmap`` caches
+        :meth:`Pieces.delta` for the tick) behind the tick's shared VIEW ``head``."""
+        changed = pieces.changed
+        parts: list[bytes] = []
+        for c in chans:
+            if c in changed:
+                b = dmap.get(c, _MISSING)
+                if b is _MISSING:
+                    b = dmap[c] = pieces.delta(c)
+                if b is not None:
+                    parts.append(b)
+        return prepare_message(b"".join((_array_header(4 + len(parts)), head, *parts)))
 
     def _view(self, p: Player, tick: int, base: int | None, chans: tuple[int, ...],
               pieces: Pieces, snap: Snapshot, shared: dict[Any, bytes]) -> bytes:

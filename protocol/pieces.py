@@ -51,6 +51,12 @@ _DIFFS = [(code, int(np.iinfo(dt).min), int(np.iinfo(dt).max), dt)
 CODE_IDS: tuple[str, ...] = ("u8", "i8", "u16", "i16", "u32", "i32", "f32", "f64",
                              "d8", "d16", "d32")
 _CODE_ID = {c: i for i, c in enumerate(CODE_IDS)}
+#: bytes per value of every column code (wire dtypes and difference codes)
+_CODE_WIDTH = {**{c: dt.itemsize for c, dt in WIRE_DTYPES.items()},
+               **{c: dt.itemsize for c, dt in DIFF_DTYPES.items()}}
+#: memo: the field indices of a group mask, the nibbles of a tuple of codes (both small)
+_MASK_FIELDS: dict[int, tuple[int, ...]] = {}
+_NIBBLES: dict[tuple[str, ...], bytes] = {}
 
 
 def _nibbles(codes: list[str]) -> bytes:
@@ -93,9 +99,9 @@ class _Runs:
         self._gaps = gaps
         self._maxgap = np.maximum.reduceat(gaps, starts).tolist()
         self._firsts = v[starts].tolist()
-        for i, (c, s, e) in enumerate(zip(chan[starts].tolist(), starts.tolist(),
-                                          ends.tolist(), strict=True)):
-            self.bounds[c] = (s, e, i)
+        # one C-level dict build (channel -> (start, end, run index)), not a Python loop
+        self.bounds = dict(zip(chan[starts].tolist(),
+                               zip(starts.tolist(), ends.tolist(), range(len(starts)))))
 
     def idlist(self, c: int) -> list[Any] | None:
         b = self.bounds.get(c)
@@ -126,6 +132,7 @@ class _State:
     world_ids: np.ndarray      # every id in the world this tick (sorted)
     rows: np.ndarray | None = None   # the memberships' snapshot rows, as given (unsorted)
     order: np.ndarray | None = None  # sorted position k holds membership order[k]
+    cstart: np.ndarray | None = None  # each membership's channel start (set by the diff)
 
 
 class Pieces:
@@ -205,7 +212,8 @@ class Pieces:
         """Vectorized: memberships added / removed / changed, grouped by channel."""
         pk, ck = prev.keys, cur.keys
         np_, nc = pk.shape[0], ck.shape[0]
-        if np_ == nc and np.array_equal(pk, ck):  # nothing changed channel: rows align
+        aligned = cur.runs is prev.runs  # step() found the same (channel, id) arrangement
+        if aligned:  # nothing changed channel: rows align
             pos = np.arange(nc)
             in_prev = np.ones(nc, bool)
             in_cur = in_prev
@@ -232,12 +240,15 @@ class Pieces:
             in_cur[in_cur] = ck[bpos[in_cur]] == pk[in_cur]
         removed = np.flatnonzero(~in_cur)
         added = np.flatnonzero(~in_prev)
-        common = np.flatnonzero(in_prev)
-        pcommon = pos[common]
+        common = pos if aligned else np.flatnonzero(in_prev)
+        pcommon = pos if aligned else pos[common]
         nf = len(cur.cols)
         masks = np.zeros(common.shape[0], np.uint32)
         for f in range(nf):
-            ne = _comparable(prev.cols[f][pcommon]) != _comparable(cur.cols[f][common])
+            if aligned:  # no gathers: the columns line up row for row
+                ne = _comparable(prev.cols[f]) != _comparable(cur.cols[f])
+            else:
+                ne = _comparable(prev.cols[f][pcommon]) != _comparable(cur.cols[f][common])
             masks |= ne.astype(np.uint32) << np.uint32(f)
         sel = np.flatnonzero(masks)
         chg = common[sel]            # cur indices of changed memberships (ascending)
@@ -256,10 +267,14 @@ class Pieces:
         self._added_idx = added
         self._added = _Runs(cur.ids[added], cur.chan[added])
         # changed rows: row index within the channel = index - channel start
-        cstart = np.zeros(nc, np.int64)
-        if nc:
-            bnd = np.flatnonzero(np.concatenate(([True], cur.chan[1:] != cur.chan[:-1])))
-            cstart = np.repeat(bnd, np.diff(np.append(bnd, nc)))
+        if aligned and prev.cstart is not None:
+            cstart = prev.cstart
+        else:
+            cstart = np.zeros(nc, np.int64)
+            if nc:
+                bnd = np.flatnonzero(np.concatenate(([True], cur.chan[1:] != cur.chan[:-1])))
+                cstart = np.repeat(bnd, np.diff(np.append(bnd, nc)))
+        cur.cstart = cstart
         rows = chg - cstart[chg]
         cch = cur.chan[chg]
         self._chg_rows = _Runs(rows, cch)
@@ -284,14 +299,36 @@ class Pieces:
                                np.maximum.reduceat(d, st).tolist()))
             self._chg_ranges = ranges
             self._chg_diffs = diffs
+            used = int(np.bitwise_or.reduce(chg_masks))  # fields changed anywhere
+            self._chg_codes = [self._pick_codes(f, r, len(st)) if used >> f & 1 else []
+                               for f, r in enumerate(ranges)]
         else:
             self._chg_union = []
             self._chg_ranges = []
             self._chg_diffs = []
+            self._chg_codes = []
         self._chg_blobs: dict[tuple[int, str], bytes] = {}
         self.changed = frozenset(self._removed.bounds) | frozenset(self._added.bounds) | \
             frozenset(self._chg_rows.bounds)
         self._delta = {}
+
+    def _pick_codes(self, f: int, r: tuple[list[int], list[int]] | None, n: int) -> list[str]:
+        """Per changed channel, field ``f``'s column code: its own dtype, or the smallest
+        difference code that holds the channel's diff range when that is narrower (the
+        choice ``encode_delta`` makes), chosen for all channels at once."""
+        own = self._enc.codes[f]
+        if r is None:
+            return [own] * n
+        lo, hi = np.asarray(r[0]), np.asarray(r[1])
+        width = self._enc.widths[f]
+        names = np.array([d[0] for d in _DIFFS] + [own], dtype=object)
+        pick = np.full(n, len(_DIFFS), np.intp)  # default: the field's own code
+        for k in range(len(_DIFFS) - 1, -1, -1):  # the first (smallest) that fits wins
+            _, dmin, dmax, dt = _DIFFS[k]
+            if dt.itemsize < width:
+                pick[(lo >= dmin) & (hi <= dmax)] = k
+        out: list[str] = names[pick].tolist()
+        return out
 
     def _col_blob(self, f: int, code: str) -> bytes:
         key = (f, code)
@@ -308,7 +345,6 @@ class Pieces:
 
     def _build_delta(self, c: int) -> bytes:
         cur = self._cur
-        enc = self._enc
         b = cur.runs.bounds.get(c)
         count = 0 if b is None else b[1] - b[0]
         desp = self._removed.idlist(c)
@@ -326,19 +362,13 @@ class Pieces:
             s, e, i = gb
             mask = self._chg_union[i]
             cols: list[Any] = []
-            for f in range(len(cur.cols)):
-                if not mask >> f & 1:
-                    continue
-                code = enc.codes[f]
-                r = self._chg_ranges[f]
-                if r is not None:
-                    lo, hi = r[0][i], r[1][i]
-                    for dcode, dmin, dmax, dt in _DIFFS:
-                        if dmin <= lo and hi <= dmax:
-                            if dt.itemsize < enc.widths[f]:
-                                code = dcode
-                            break
-                w = DIFF_DTYPES[code].itemsize if code in DIFF_DTYPES else enc.widths[f]
+            picked = self._chg_codes
+            fields = _MASK_FIELDS.get(mask)
+            if fields is None:
+                fields = _MASK_FIELDS[mask] = tuple(f for f in range(64) if mask >> f & 1)
+            for f in fields:
+                code = picked[f][i]
+                w = _CODE_WIDTH[code]
                 cols.append([code, self._col_blob(f, code)[s * w:e * w]])
             rows = self._chg_rows.idlist(c)
             assert rows is not None
@@ -346,8 +376,11 @@ class Pieces:
                 # the compact MOVES piece: [channel, mask, first row, u8 gaps, values] with
                 # values = the columns' code ids (nibbles) then their values: ~9 bytes of
                 # framing instead of a whole DELTA's ~40
-                values = b"".join([_nibbles([code for code, _ in cols]),
-                                   *[data for _, data in cols]])
+                ncodes = tuple([code for code, _ in cols])
+                nib = _NIBBLES.get(ncodes)
+                if nib is None:
+                    nib = _NIBBLES[ncodes] = _nibbles(list(ncodes))
+                values = b"".join([nib, *[data for _, data in cols]])
                 return msgpack.packb([c, mask, rows[0], rows[2], values], use_bin_type=True)
             groups.append([mask, rows, cols])
         delta = [_DELTA, cur.tick, self.base_tick, count, desp, spawn, groups]
@@ -384,7 +417,13 @@ class PieceEncoder:
         # int64 keys (channel < 2**31): numpy searches them about twice as fast as uint64
         keys = (ch << 32) | ids.astype(np.int64)
         cols = [snap.columns[n][r] for n in self.names]
-        cur = _State(tick, keys, ids, ch, cols, _Runs(ids, ch), snap.ids, rows, order)
+        prev = self._prev
+        if (prev is not None and prev.keys.shape[0] == keys.shape[0]
+                and np.array_equal(prev.keys, keys)):
+            runs = prev.runs  # the same arrangement: the same runs (and their IDLIST blobs)
+        else:
+            runs = _Runs(ids, ch)
+        cur = _State(tick, keys, ids, ch, cols, runs, snap.ids, rows, order)
         pieces = Pieces(self, cur, self._prev)
         self._prev = cur
         return pieces

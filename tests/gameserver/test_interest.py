@@ -447,3 +447,59 @@ def _assert_world_view(c: Any, game: Any) -> None:
     for eid, x, y in c.seen_positions:
         if eid != game.beacon:
             assert abs(x - ax) <= reach and abs(y - ay) <= reach, (eid, x, y)
+
+
+def test_example_world_view_config_sets_every_players_view() -> None:
+    """examples/world.py room config ``view``: every player's view is that size (the
+    benchmark's ``--view``): a 1,000-unit view covers at most 2 x 2 cells of 1,000 units
+    (plus the global channel), the default 2,000-unit view up to 3 x 3; in-process, fake
+    sockets, the steady VIEW frames shared per distinct rectangle."""
+    import asyncio as aio
+
+    from examples.world import World
+    from gameserver.config import ServerConfig
+    from gameserver.metrics import ServerMetrics
+    from gameserver.room import RoomManager
+
+    class FakeSocket:
+        open = True
+        closed = False
+        buffered_bytes = 0
+
+        def __init__(self) -> None:
+            self.frames: list[bytes] = []
+
+        def write_prepared(self, frame: bytes) -> bool:
+            self.frames.append(frame)
+            return True
+
+        def send_nowait(self, data: bytes) -> None:
+            pass
+
+    async def run(view: list[float] | None) -> tuple[list[int], list[list[bytes]]]:
+        rc: dict[str, Any] = {"entities": 2000}
+        if view is not None:
+            rc["view"] = view
+        cfg = ServerConfig(games={"w": World}, seed=5, room_config=rc).check()
+        room = RoomManager(cfg, ServerMetrics()).create_room("w")
+        assert room._timer is not None
+        room._timer.cancel()
+        socks = [FakeSocket() for _ in range(40)]
+        players = [room.join(ws, {}, f"p{i}", interest=True)  # type: ignore[arg-type]
+                   for i, ws in enumerate(socks)]
+        for _ in range(5):
+            room.sim.step()
+            room._send()
+        vs = room.view_stream
+        assert vs is not None
+        game = room.sim.game
+        for p in players:
+            assert game.players[p.player_id].view == (None if view is None else tuple(view))
+        grid = [len([c for c in (p.vchans or ()) if c < vs.grid.ncells]) for p in players]
+        return grid, [ws.frames for ws in socks]
+
+    small, frames = aio.run(run([1000.0, 1000.0]))
+    assert max(small) <= 4 and min(small) >= 1
+    assert all(len(f) == 5 for f in frames)  # every tick written to every client
+    default, _ = aio.run(run(None))
+    assert max(default) <= 9 and sum(default) > sum(small)
