@@ -236,8 +236,8 @@ def inprocess(clients: int, room_config: dict[str, Any], ticks: int) -> dict[str
 
     from examples.world import World, WorldFull, WorldNaive
     from gameserver.config import ServerConfig
+    from gameserver.manager import RoomManager
     from gameserver.metrics import ServerMetrics
-    from gameserver.room import RoomManager
 
     class FakeSocket:
         open = True

@@ -1,7 +1,7 @@
 """The game server: HTTP routes and the ``/ws`` game endpoint on one port, rooms on one loop.
 
 :class:`GameServer` wires :func:`protocol.aio.serve` (with its ``process_request`` hook for
-plain HTTP: see :mod:`gameserver.http`), the :class:`gameserver.room.RoomManager` and one
+plain HTTP: see :mod:`gameserver.http`), the :class:`gameserver.manager.RoomManager` and one
 :class:`gameserver.session.Session` per accepted WebSocket. Usage::
 
     server = GameServer(ServerConfig(games={"arena": Arena}, port=0))
@@ -35,9 +35,9 @@ from gameserver.fdlimit import (
 )
 from gameserver.http import HttpReply, Router, default_static_root
 from gameserver.iplimits import IpLimiter
+from gameserver.manager import RoomManager
 from gameserver.metrics import ServerMetrics
 from gameserver.proxy import IPAddress, TrustedProxies
-from gameserver.room import RoomManager
 from gameserver.session import Session
 from protocol.aio import WebSocket, serve
 from protocol.handshake import Headers, Request, Response, is_upgrade

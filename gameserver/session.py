@@ -43,8 +43,9 @@ from typing import Any
 from gameserver.cluster.errors import ClusterUnavailable, Redirect, SeatError
 from gameserver.config import ServerConfig
 from gameserver.inputs import InputError
+from gameserver.manager import RoomManager
 from gameserver.metrics import ServerMetrics
-from gameserver.room import JoinError, Player, Room, RoomManager, send_small
+from gameserver.room import JoinError, Player, Room, send_small
 from gameserver.simulation import GameError
 from protocol import messages as M
 from protocol.aio import WebSocket

@@ -1,6 +1,6 @@
 """The room directory and the resume-token index in Redis: published by a background sync.
 
-:class:`Directory` is the :class:`gameserver.room.RoomListener` of a cluster node. Nothing
+:class:`Directory` is the :class:`gameserver.manager.RoomListener` of a cluster node. Nothing
 in it is awaited by a room or a tick: the listener calls only mark work as pending (sets,
 bounded) and wake the background task, which writes Redis in one pipeline per pass.
 
@@ -38,7 +38,8 @@ from gameserver.cluster.link import RedisLink
 from gameserver.cluster.node import LiveNode, NodeIdentity, parse_node
 
 if TYPE_CHECKING:
-    from gameserver.room import Player, Room, RoomManager
+    from gameserver.manager import RoomManager
+    from gameserver.room import Player, Room
 
 __all__ = ["Directory", "RoomEntry", "View", "room_capacity"]
 

@@ -33,7 +33,7 @@ from gameserver.cluster.errors import Redirect, SeatError
 from protocol.codes import ErrorCode
 
 if TYPE_CHECKING:
-    from gameserver.room import RoomManager
+    from gameserver.manager import RoomManager
 
 __all__ = ["MAX_RESERVATIONS", "RESERVATION_TTL", "LocalSeats", "Redirect", "Seat",
            "SeatBook", "SeatError", "invalid", "new_token"]

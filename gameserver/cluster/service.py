@@ -4,7 +4,7 @@
 link to Redis (:mod:`~gameserver.cluster.link`), the directory sync
 (:mod:`~gameserver.cluster.directory`) and the seat book (:mod:`~gameserver.cluster.matchmake`).
 :class:`gameserver.server.GameServer` creates it after binding (the url is known then),
-hooks it into the :class:`gameserver.room.RoomManager` (``listener``, ``room_prefix``,
+hooks it into the :class:`gameserver.manager.RoomManager` (``listener``, ``room_prefix``,
 ``cluster``, ``seats``) and withdraws it on stop. Sessions call :meth:`locate_room` and
 :meth:`locate_token` for joins that are not local; HTTP calls :meth:`cluster_rooms`.
 
@@ -25,7 +25,7 @@ from gameserver.config import ServerConfig
 from gameserver.metrics import ServerMetrics
 
 if TYPE_CHECKING:
-    from gameserver.room import RoomManager
+    from gameserver.manager import RoomManager
 
 __all__ = ["Cluster"]
 

@@ -2,7 +2,7 @@
 
 Pure (no sockets, no Redis): a room frozen between two ticks is turned into one blob
 (:mod:`gameserver.handover.codec`), and a blob becomes a started :class:`~gameserver.room.Room`
-with the same room id on another :class:`~gameserver.room.RoomManager`.
+with the same room id on another :class:`~gameserver.manager.RoomManager`.
 
 What the blob carries (format version :data:`BLOB_VERSION`):
 
@@ -39,7 +39,8 @@ import numpy as np
 
 from gameserver.handover.codec import BlobError, pack_blob, unpack_blob
 from gameserver.history import WorldHistory
-from gameserver.room import Player, Room, RoomManager, _close_soon
+from gameserver.manager import RoomManager
+from gameserver.room import Player, Room, _close_soon
 from gameserver.rules import GameEvent
 from gameserver.rules import Player as GamePlayer
 

@@ -63,8 +63,9 @@ from gameserver.handover.state import (
     start_room,
     uninstall_room,
 )
+from gameserver.manager import RoomManager
 from gameserver.metrics import Counter
-from gameserver.room import Room, RoomManager, send_small
+from gameserver.room import Room, send_small
 from protocol import messages as M
 from protocol.codes import CloseCode, ErrorCode
 

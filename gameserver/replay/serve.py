@@ -38,8 +38,9 @@ from typing import Any, ClassVar
 
 from gameserver.config import ServerConfig
 from gameserver.inputs import I, InputBatch, InputSchema
+from gameserver.manager import RoomManager
 from gameserver.replay.player import Playback
-from gameserver.room import Room, RoomManager
+from gameserver.room import Room
 from gameserver.rules import Game, Player
 from gameserver.simulation import Simulation, TickResult
 

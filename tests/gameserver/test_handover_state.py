@@ -12,8 +12,9 @@ import pytest
 from gameserver.config import ServerConfig
 from gameserver.handover import RestoreError, prepare_room, restore_room, serialize_room
 from gameserver.handover.codec import BlobError, pack_blob, unpack_blob
+from gameserver.manager import RoomManager
 from gameserver.metrics import ServerMetrics
-from gameserver.room import Room, RoomManager
+from gameserver.room import Room
 from gameserver.rules import F, Game, I, InputBatch, InputSchema, Player
 
 

@@ -458,8 +458,8 @@ def test_example_world_view_config_sets_every_players_view() -> None:
 
     from examples.world import World
     from gameserver.config import ServerConfig
+    from gameserver.manager import RoomManager
     from gameserver.metrics import ServerMetrics
-    from gameserver.room import RoomManager
 
     class FakeSocket:
         open = True
