@@ -1,4 +1,7 @@
-"""Per-client-address limits: concurrent game connections and a join-rate token bucket.
+"""Per-client-address limits (concurrent game connections, join rate) and the token bucket.
+
+:class:`TokenBucket` is the one rate limiter of the server: sessions use it for input rate,
+flood and bad-message strikes, :class:`IpLimiter` for each address's joins.
 
 One address (the client IP from :mod:`gameserver.proxy`; an IPv6 address counts by its /64,
 the block one subscriber usually gets) may hold at most ``max_connections`` game
@@ -31,7 +34,7 @@ from collections.abc import Callable, Iterable
 
 from gameserver.proxy import IPAddress, parse_networks
 
-__all__ = ["IpLimiter", "ip_key", "key_text"]
+__all__ = ["IpLimiter", "TokenBucket", "ip_key", "key_text"]
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +59,42 @@ def key_text(key: int) -> str:
     return str(ipaddress.IPv6Network(((key - _V6) << 64, 64)))
 
 
-class _Entry:
-    __slots__ = ("conns", "stamp", "tokens")
+class TokenBucket:
+    """``capacity`` tokens, refilled continuously at ``rate`` tokens per second (``now`` in
+    seconds of any monotonic clock). Sessions use it for input rate, flood and strike limits;
+    :class:`IpLimiter` for each address's join rate."""
 
-    def __init__(self, tokens: float, now: float) -> None:
-        self.conns = 0
-        self.tokens = tokens
+    __slots__ = ("capacity", "rate", "stamp", "tokens")
+
+    def __init__(self, capacity: float, rate: float, now: float) -> None:
+        self.capacity = float(capacity)
+        self.rate = float(rate)
+        self.tokens = float(capacity)
         self.stamp = now
+
+    def take(self, now: float) -> bool:
+        """Spend one token if available (True) else False."""
+        tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if tokens >= 1.0:
+            self.tokens = tokens - 1.0
+            return True
+        self.tokens = tokens
+        return False
+
+    def full(self, now: float) -> bool:
+        """True once the bucket has refilled to ``capacity`` (nothing left to remember)."""
+        return self.tokens + (now - self.stamp) * self.rate >= self.capacity
+
+
+class _Entry(TokenBucket):
+    """One address: its open connections and its join bucket."""
+
+    __slots__ = ("conns",)
+
+    def __init__(self, capacity: float, rate: float, now: float) -> None:
+        super().__init__(capacity, rate, now)
+        self.conns = 0
 
 
 class IpLimiter:
@@ -154,12 +186,8 @@ class IpLimiter:
         if e is None:
             self._refuse("table_full", key, now)
             return False
-        tokens = min(self.join_burst, e.tokens + (now - e.stamp) * self.join_rate)
-        e.stamp = now
-        if tokens >= 1.0:
-            e.tokens = tokens - 1.0
+        if e.take(now):
             return True
-        e.tokens = tokens
         self._refuse("joins", key, now)
         return False
 
@@ -179,7 +207,7 @@ class IpLimiter:
             if not self._idle:
                 return None
             self._idle.popitem(last=False)  # least recently used idle address
-        e = self._idle[key] = _Entry(self.join_burst, now)
+        e = self._idle[key] = _Entry(self.join_burst, self.join_rate, now)
         return e
 
     def _trim(self) -> None:
@@ -189,11 +217,10 @@ class IpLimiter:
     def _sweep(self, now: float) -> None:
         """Forget idle addresses whose join bucket is full again (oldest first)."""
         self._next_sweep = now + 1.0
-        rate, burst = self.join_rate, self.join_burst
         idle = self._idle
         while idle:
             e = next(iter(idle.values()))
-            if rate > 0 and e.tokens + (now - e.stamp) * rate < burst:
+            if e.rate > 0 and not e.full(now):
                 break  # LRU order: later entries were touched more recently
             idle.popitem(last=False)
 

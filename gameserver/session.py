@@ -43,6 +43,7 @@ from typing import Any
 from gameserver.cluster.errors import ClusterUnavailable, Redirect, SeatError
 from gameserver.config import ServerConfig
 from gameserver.inputs import InputError
+from gameserver.iplimits import TokenBucket
 from gameserver.manager import RoomManager
 from gameserver.metrics import ServerMetrics
 from gameserver.room import JoinError, Player, Room, send_small
@@ -52,35 +53,13 @@ from protocol.aio import WebSocket
 from protocol.codes import CloseCode, ErrorCode, MessageError
 from protocol.errors import ConnectionClosed
 
-__all__ = ["PROTOCOL_VERSION", "Session", "TokenBucket"]
+__all__ = ["PROTOCOL_VERSION", "Session"]
 
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 #: The optional extension name for interest-managed VIEW messages (SPEC.md section 11).
 INTEREST_EXT = "interest"
-
-
-class TokenBucket:
-    """``capacity`` tokens, refilled continuously at ``rate`` tokens per second."""
-
-    __slots__ = ("capacity", "rate", "stamp", "tokens")
-
-    def __init__(self, capacity: float, rate: float, now: float) -> None:
-        self.capacity = float(capacity)
-        self.rate = float(rate)
-        self.tokens = float(capacity)
-        self.stamp = now
-
-    def take(self, now: float) -> bool:
-        """Spend one token if available (True) else False."""
-        tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if tokens >= 1.0:
-            self.tokens = tokens - 1.0
-            return True
-        self.tokens = tokens
-        return False
 
 
 class _Close(Exception):
