@@ -298,6 +298,70 @@ class WorldHistory:
         self._gen = gen
         self._cap = cap
 
+    # ------------------------------------------------------------------ handover
+    def export(self) -> dict[str, Any]:
+        """The held window as numpy arrays (for a room's handover blob, bounded: the held
+        rows x the columns up to the highest alive slot any of them had).
+
+        ``{"ticks": (n,) int64 oldest..newest, "hw": (n,) int64, "cols": {field: (n, hw)},
+        "alive": (n, hw) bool, "gen": (n, hw) uint8}``; ``n`` is 0 before the first record.
+        Copies (fancy indexing): the ring may go on being filled.
+        """
+        if self.newest < 0:
+            ticks = np.zeros(0, np.int64)
+        else:
+            ticks = np.arange(self.oldest, self.newest + 1, dtype=np.int64)
+        rows = ticks % self.length
+        hws = self._hw[rows]
+        hw = int(hws.max()) if hws.shape[0] else 0
+        return {"ticks": ticks, "hw": hws,
+                "cols": {name: ring[rows, :hw] for name, ring in self._cols.items()},
+                "alive": self._alive[rows, :hw], "gen": self._gen[rows, :hw]}
+
+    def load(self, state: Any, newest: int) -> None:
+        """Fill this (fresh) ring from :meth:`export` of another node's ring, so ``at`` and
+        ``hits`` answer as there for every tick both windows hold (the newest ``length``
+        rows of it are kept if this ring is shorter). ``newest`` must be the last exported
+        tick (the restored world's tick). Raises ``ValueError`` (nothing loaded) for a
+        malformed state: other fields, dtypes or shapes, ticks not consecutive."""
+        if not isinstance(state, dict):
+            raise ValueError("history state must be a map")
+        ticks, hws = state.get("ticks"), state.get("hw")
+        cols, alive, gen = state.get("cols"), state.get("alive"), state.get("gen")
+        if not (isinstance(ticks, np.ndarray) and isinstance(hws, np.ndarray)
+                and isinstance(alive, np.ndarray) and isinstance(gen, np.ndarray)
+                and isinstance(cols, dict)):
+            raise ValueError("history state: arrays missing")
+        n = int(ticks.shape[0])
+        if ticks.ndim != 1 or ticks.dtype.kind not in "iu" or hws.shape != (n,) or n == 0:
+            raise ValueError("history state: ticks malformed")
+        if int(ticks[-1]) != newest or (n > 1 and not np.all(np.diff(ticks) == 1)) \
+                or int(ticks[0]) < 0:
+            raise ValueError(f"history state: ticks {ticks[0]}..{ticks[-1]} do not end at "
+                             f"{newest} or are not consecutive")
+        hw = int(alive.shape[1]) if alive.ndim == 2 else -1
+        if alive.shape != (n, hw) or alive.dtype != np.bool_ or gen.shape != (n, hw) \
+                or gen.dtype != np.uint8 or hw > self._cap or hws.min() < 0 \
+                or hws.max() > hw:
+            raise ValueError("history state: alive / generation rows malformed")
+        if set(cols) != set(self._fields):
+            raise ValueError("history state: entity fields differ")
+        for name, dt in self._fields.items():
+            c = cols[name]
+            if not isinstance(c, np.ndarray) or c.shape != (n, hw) or c.dtype != np.dtype(dt):
+                raise ValueError(f"history state: field {name!r} of the wrong dtype or shape")
+        keep = slice(max(0, n - self.length), n)
+        t = ticks[keep].astype(np.int64)
+        rows = t % self.length
+        for name, ring in self._cols.items():
+            ring[rows, :hw] = cols[name][keep]
+        self._alive[rows, :hw] = alive[keep]
+        self._gen[rows, :hw] = gen[keep]
+        self._ticks[rows] = t
+        self._hw[rows] = hws[keep]
+        self.newest = newest
+        self._filled = int(t.shape[0])
+
     # ------------------------------------------------------------------ reading
     def at(self, tick: int) -> PastWorld:
         """The read-only state of ``tick``; :class:`HistoryError` outside the window."""

@@ -19,9 +19,14 @@ What the blob carries (format version :data:`BLOB_VERSION`):
   accepted seq, and the event frames held for them (their backlog, in order), plus the room's
   events collected since its last send tick.
 
+* the lag-compensation history (:meth:`gameserver.history.WorldHistory.export`: the held
+  ticks x the columns up to the highest alive slot, as numpy bytes; optional key
+  ``"history"``, so a node of the previous build ignores it and a blob without it restores
+  with the history starting over at the restored tick), so ``world.at`` / ``history.hits``
+  answer for a render tick from before the move exactly as on the old node.
+
 Not carried: the snapshot ring and every per-socket field (a client gets a full snapshot
-after its RESUME), the input log (recording starts over), the lag-compensation history (it
-starts over at the restored tick), timers.
+after its RESUME), the input log (recording starts over), timers.
 
 On the new node (:func:`restore_room`): ``on_create`` does not run (``Game.load`` does), no
 ``on_join`` runs, every player waits in its resume grace (``resume_grace`` from now) with its
@@ -108,6 +113,7 @@ def serialize_room(room: Room) -> bytes:
         "outbox": [[e.kind, e.data, list(e.to) if e.to is not None else None]
                    for e in game._outbox],
         "players": players,
+        "history": sim.history.export() if sim.history is not None else None,
         "room_acks": [[p, s, t] for p, (s, t) in room.acks.items()],
         "events": [[data, list(to) if to is not None else None] for data, to in room.events],
     }
@@ -203,11 +209,18 @@ def prepare_room(manager: RoomManager, blob: bytes) -> Room:
     sim.tick = tick
     game.tick = tick
     if sim.history is not None:
-        # lag compensation starts over from the restored state (the past states of the old
-        # node are not carried: render ticks clamp to this one until the ring refills)
+        # a fresh ring of this node's length over the restored world, filled with the old
+        # node's window when the blob has one (else it starts over at ``tick``)
         sim.history = WorldHistory(sim.world, sim.history.length)
         sim.world.history = sim.history
-        sim.history.record(tick)
+        hist = st.get("history")
+        if hist is None:
+            sim.history.record(tick)
+        else:
+            try:
+                sim.history.load(hist, tick)
+            except ValueError as exc:
+                raise RestoreError(f"room {room_id}: {exc}") from None
     sim.config.clear()
     sim.config.update(_need(sim_st, "config", dict))
     sim.acks.update({p: s for p, s in _pairs(sim_st.get("acks"), "acks")})
@@ -225,9 +238,9 @@ def prepare_room(manager: RoomManager, blob: bytes) -> Room:
         raise RestoreError("queued inputs: render ticks malformed")
     sim._q_player[:n] = q_player
     sim._q_seq[:n] = q_seq
-    # the history starts over at ``tick``: a queued input's render tick from before it would
-    # be outside the window (HistoryError in world.at), so it is clamped into it
-    sim._q_rt[:n] = np.maximum(q_rt, tick) if sim.history is not None else q_rt
+    # a queued input's render tick from before this node's window would be outside it
+    # (HistoryError in world.at), so it is clamped into it (a no-op when the window came along)
+    sim._q_rt[:n] = np.maximum(q_rt, sim.history.oldest) if sim.history is not None else q_rt
     sim.clamped_render_ticks = int(sim_st.get("clamped", 0))
     for dst, src in zip(sim._q_cols, q_cols):
         dst[:n] = src

@@ -163,9 +163,11 @@ def test_round_trip_is_bit_identical_and_continues_identically() -> None:
         assert b.sim.acks == a.sim.acks and b.sim.ack_ticks == a.sim.ack_ticks
         assert b.sim._last_seq == a.sim._last_seq and b.sim.queued == a.sim.queued > 0
         n = a.sim.queued
-        # render ticks clamped into the new (one-tick) history window
-        assert np.array_equal(b.sim._q_rt[:n], np.maximum(a.sim._q_rt[:n], b.tick))
-        assert b.sim.history is not None and b.sim.history.oldest == b.tick
+        # the history window came along: render ticks are kept as they were
+        assert np.array_equal(b.sim._q_rt[:n], a.sim._q_rt[:n])
+        assert b.sim.history is not None and a.sim.history is not None
+        assert (b.sim.history.oldest, b.sim.history.newest) == (
+            a.sim.history.oldest, a.sim.history.newest)
         assert np.array_equal(b.sim._q_seq[:n], a.sim._q_seq[:n])
         assert b.acks == a.acks
         assert a.sim.game.rng.bit_generator.state == b.sim.game.rng.bit_generator.state
@@ -334,6 +336,66 @@ def test_the_arena_moves_and_keeps_playing_with_lag_compensated_shots() -> None:
                 step(room, [])
         world_equal(a, b)
         assert [d for d, _ in a.events] == [d for d, _ in b.events]
+        a._stop()
+
+    run(main)
+
+
+def test_lag_compensation_history_crosses_the_handover() -> None:
+    """A rewind to a render tick from before the move answers the same on the new node:
+    every tick of the old window (``at``: ids, alive, columns; ``hits`` for many shots),
+    queued render ticks unclamped; a blob without the history (previous build) still
+    restores with the history starting over; a malformed one is refused."""
+    async def main() -> None:
+        ma = manager()
+        a = ma.create_room("churn")
+        a._timer.cancel()
+        ps = [a.join(None, {}, f"p{i}") for i in range(2)]  # type: ignore[arg-type]
+        for t in range(1, 50):
+            step(a, [(ps[0].player_id, t, 0.5)])
+        ha = a.sim.history
+        assert ha is not None and ha.oldest > 0  # the ring wrapped
+        old_rt = ha.oldest + 2
+        a.sim.queue_input(ps[1].player_id, 1, {"dx": 0.1}, render_tick=old_rt)
+        blob = serialize_room(a)
+        b = prepare_room(manager(), blob)
+        hb = b.sim.history
+        assert hb is not None and (hb.oldest, hb.newest) == (ha.oldest, ha.newest)
+        assert int(b.sim._q_rt[0]) == old_rt  # not clamped to the restored tick
+        rng = np.random.default_rng(3)
+        ticks = rng.integers(ha.oldest, ha.newest + 1, 64)
+        pts = np.stack([rng.uniform(-12, 12, 64), np.zeros(64)], axis=1)
+        for t in range(ha.oldest, ha.newest + 1):
+            pa, pb = ha.at(t), hb.at(t)
+            assert np.array_equal(pa.ids, pb.ids)
+            for name in ("x", "hp", "owner"):
+                assert np.array_equal(pa[name][pa.slots], pb[name][pb.slots]), (t, name)
+        qa = ha.hits(pts[:, :1], ticks, 1.5, fields=("x",))
+        qb = hb.hits(pts[:, :1], ticks, 1.5, fields=("x",))
+        assert len(qa.shot) > 0
+        for x, y in zip(qa, qb):
+            assert np.array_equal(x, y)
+        # both go on identically, the render tick from before the move included
+        step(a, [])
+        step(b, [])
+        world_equal(a, b)
+        assert np.array_equal(ha.at(old_rt).ids, hb.at(old_rt).ids)
+        # a blob of the previous build (no "history"): restores, history starts at the tick
+        st = unpack_blob(blob)
+        del st["history"]
+        c = prepare_room(manager(), pack_blob(st))
+        assert c.sim.history is not None
+        assert (c.sim.history.oldest, c.sim.history.newest) == (ha.newest - 1, ha.newest - 1)
+        assert int(c.sim._q_rt[0]) == c.sim.history.oldest  # clamped into the new window
+        # malformed history: refused with a clear error, not a traceback deep inside
+        st = unpack_blob(blob)
+        st["history"]["ticks"] = st["history"]["ticks"][::-1].copy()
+        with pytest.raises(RestoreError, match="ticks"):
+            prepare_room(manager(), pack_blob(st))
+        st = unpack_blob(blob)
+        st["history"]["cols"]["x"] = st["history"]["cols"]["x"].astype(np.float64)
+        with pytest.raises(RestoreError, match="field 'x'"):
+            prepare_room(manager(), pack_blob(st))
         a._stop()
 
     run(main)
