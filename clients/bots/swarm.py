@@ -309,15 +309,18 @@ async def run_bots(
             deltas = sum(r.stats.deltas for r in runners)
             elapsed = time.monotonic() - t_start
             pstats.samples.append((elapsed, pstats.cpu_seconds, deltas))
-            if (pstats.steady_mark is None and config.duration is not None
-                    and elapsed >= config.duration / 2):
-                pstats.steady_mark = pstats.tick_age.to_state()
             if len(pstats.samples) > 7200:  # bounded: keep the last hour
                 del pstats.samples[:-3600]
         return pstats.snapshot()
 
     loop = asyncio.get_running_loop()
     deadline = None if config.duration is None else loop.time() + config.duration
+    mark_timer = None
+    if deadline is not None and config.duration is not None:
+        def mark() -> None:  # the steady window starts at half the run, whatever the cadence
+            if pstats.steady_mark is None and not stop.is_set():
+                pstats.steady_mark = pstats.tick_age.to_state()
+        mark_timer = loop.call_at(deadline - config.duration / 2, mark)
     all_done = asyncio.gather(*tasks, return_exceptions=True)
     try:
         while not all_done.done():
@@ -339,6 +342,8 @@ async def run_bots(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(all_done), 15.0)
     finally:
+        if mark_timer is not None:
+            mark_timer.cancel()
         if not all_done.done():
             for t in tasks:
                 t.cancel()
