@@ -23,6 +23,11 @@ Contracts:
   the WELCOME resume token (RESUME message), after exponential backoff with full jitter,
   at most ``max_attempts`` attempts in a row. The player id stays the same; the world restarts
   from the new full snapshot. Input seqs continue.
+* Close 4015 WORKER_RESTARTED (``--workers N``; SPEC.md section 7): the room and the token
+  died with the worker, so the client joins again by HELLO (same game and options, no room
+  id, no reservation) with the same backoff and attempt bound, then
+  :class:`~clients.errors.WorkerRestarted`. Unacknowledged inputs are dropped, the player
+  id changes and ``on_rejoined(client, old_player, new_player)`` hooks run (:meth:`on_rejoined`).
 * Cluster (SPEC.md section 7): ERROR + close 4013 REDIRECT sends the same HELLO / RESUME to
   the ERROR's ``url``; 4014 MOVED (the room was handed over on a rolling deploy) RESUMEs at
   ``url`` at once with the current token (same player id, entity and room) and re-sends the
@@ -61,6 +66,7 @@ from .errors import (
     ClientError,
     ConnectionLost,
     ServerStalled,
+    WorkerRestarted,
 )
 from .interpolation import InterpolationBuffer
 from .join import Joiner, ssl_context
@@ -202,6 +208,9 @@ class GameClient(Joiner):
         self._done = False  # the client stopped (closed or failed)
         self._closers: set[asyncio.Task[None]] = set()
         self._predictors: list[Predictor[Any]] = []
+        self._on_rejoined: list[Callable[[GameClient, int | None, int | None], None]] = []
+        self.rejoins = 0
+        """Times the client joined again by HELLO after a 4015 (not in ``stats.reconnects``)."""
 
     # ---------------------------------------------------------------- public API
 
@@ -224,6 +233,14 @@ class GameClient(Joiner):
     def on_event(self, fn: Callable[[GameClient, GameEvent], None]) -> Callable[..., None]:
         """Register an event callback (usable as a decorator)."""
         self._on_event.append(fn)
+        return fn
+
+    def on_rejoined(
+        self, fn: Callable[[GameClient, int | None, int | None], None]
+    ) -> Callable[..., None]:
+        """Register ``fn(client, old_player_id, new_player_id)``, run after a 4015 rejoin
+        applied the new room's WELCOME and full snapshot (usable as a decorator)."""
+        self._on_rejoined.append(fn)
         return fn
 
     def interpolation(
@@ -468,6 +485,9 @@ class GameClient(Joiner):
                     if drop.redirect is not None and self.resume_token:
                         ws = await self._move(drop)
                         continue
+                    if drop.error.code == 4015 and drop.retry and self.reconnect:
+                        ws = await self._rejoin(drop.error)
+                        continue
                     if not (drop.retry and self.reconnect and self.resume_token):
                         raise drop.error from None
                     log.info("game client dropped (%s); resuming", drop.error)
@@ -539,6 +559,39 @@ class GameClient(Joiner):
         raise ConnectionLost(
             f"connection lost and not resumed after {backoff.max_attempts} attempts "
             f"(last: {last})", code=last.code)
+
+    async def _rejoin(self, cause: ClientError) -> WebSocket:
+        """4015: HELLO again (the room id named the dead room, the reservation was single
+        use), with backoff, sharing :meth:`_resume`'s attempt budget; exhausted:
+        :class:`WorkerRestarted`. Unacknowledged inputs are dropped (their world is gone)."""
+        old = self.player
+        self.room_id = self.reservation = self.resume_token = None
+        self.stats.inputs_dropped += len(self.pending_inputs)
+        self.pending_inputs.clear()
+        self._sent_rt.clear()
+        self.acks.reset()
+        for pred in self._predictors:
+            pred.reset(pred.authoritative)  # the next delta reconciles to the new world
+        last, backoff = cause, self.backoff
+        while self._attempts_in_row < backoff.max_attempts:
+            await asyncio.sleep(backoff.delay(self._attempts_in_row))
+            self._attempts_in_row += 1
+            try:
+                ws = await self._open_following(resume=False)
+            except Drop as drop:
+                if not drop.retry:
+                    raise drop.error from None
+                last = drop.error
+                continue
+            self.rejoins += 1
+            log.info("game client rejoined after worker restart old_player=%s player=%s "
+                     "attempt=%d", old, self.player, self._attempts_in_row)
+            for fn in self._on_rejoined:
+                fn(self, old, self.player)
+            return ws
+        raise WorkerRestarted(
+            f"server worker restarted (close 4015) and rejoining by HELLO failed "
+            f"{backoff.max_attempts} attempts (last: {last})", code=last.code)
 
     async def _serve_connection(self, ws: WebSocket) -> None:
         """Receive and dispatch until the connection ends; raises :class:`_Drop` (or returns

@@ -15,6 +15,8 @@ Whose fault each class means is in its name and docstring:
 * :class:`ConnectTimeout`, :class:`ServerStalled`, :class:`ConnectionLost`: transport trouble.
   These are retried by the client's reconnect logic; they surface only when reconnecting is off,
   impossible (no resume token yet) or the bounded attempts are exhausted.
+* :class:`WorkerRestarted` (a :class:`ConnectionLost`): close 4015, the server worker holding
+  our room died; the client rejoined by HELLO with backoff and every attempt failed.
 * :class:`Disconnected`: the server closed the session on purpose with a code that must not be
   retried (kicked for flooding, too slow, session replaced, room crashed...).
 * :class:`RedirectLoop`: the cluster sent us on (4013 REDIRECT / 4014 MOVED) more than
@@ -43,6 +45,7 @@ __all__ = [
     "Unauthorized",
     "UnknownRoom",
     "VersionMismatch",
+    "WorkerRestarted",
     "join_error",
 ]
 
@@ -158,6 +161,12 @@ class ServerStalled(ClientError):
 
 class ConnectionLost(ClientError):
     """The connection dropped and could not be resumed (attempts exhausted or no token)."""
+
+
+class WorkerRestarted(ConnectionLost):
+    """4015 WORKER_RESTARTED (SPEC.md section 7): the worker process holding our room died,
+    and joining again by HELLO failed ``backoff.max_attempts`` times in a row (``.code`` is
+    the last failure's code, 4015 when the server kept closing with it)."""
 
 
 class Disconnected(ClientError):

@@ -142,6 +142,7 @@ _COUNTERS = (
     "connect_attempts",
     "connects",
     "reconnects",
+    "rejoins",
     "messages_in",
     "bytes_in",
     "messages_out",
@@ -165,6 +166,7 @@ class BotStats:
         self.connect_attempts = 0
         self.connects = 0
         self.reconnects = 0
+        self.rejoins = 0  # joined again by HELLO after a 4015 worker restart
         self.messages_in = 0
         self.bytes_in = 0
         self.messages_out = 0
@@ -371,6 +373,7 @@ def build_report(
         "failure_reasons": reasons,
         "failed_bots": failures,
         "reconnects": _total(bots, "reconnects"),
+        "rejoins": _total(bots, "rejoins"),
         "errors": _total(bots, "errors"),
         "messages_in": _total(bots, "messages_in"),
         "bytes_in": _total(bots, "bytes_in"),
@@ -416,7 +419,8 @@ def format_summary(report: Mapping[str, Any]) -> str:
     lines = [
         f"bots: {report['bots']}  connected: {report['connects']}  "
         f"still connected at end: {report['connected_at_end']}  failed: {report['failures']}  "
-        f"reconnects: {report['reconnects']}  duration: {report['duration_s']}s",
+        f"reconnects: {report['reconnects']}  rejoins: {report.get('rejoins', 0)}  "
+        f"duration: {report['duration_s']}s",
         f"in: {report['messages_in']} msgs, {_human_bytes(report['bytes_in'])}   "
         f"out: {report['messages_out']} msgs, {_human_bytes(report['bytes_out'])}   "
         f"inputs: {report['inputs']}",

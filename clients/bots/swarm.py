@@ -178,6 +178,7 @@ class BotRunner:
         cs = c.stats
         s.connect_attempts = cs.connect_attempts
         s.reconnects = cs.reconnects
+        s.rejoins = c.rejoins
         s.messages_in = cs.messages_in
         s.bytes_in = cs.bytes_in
         s.messages_out = cs.messages_out

@@ -47,7 +47,10 @@ class FakePlayer:
 
 class FakeServer:
     """``mode``: "normal", "reject", "garbage", "close_mid", "stall", "bad_delta", "text",
-    "silent_join" (never answers HELLO). ``drop_after``: abort the TCP connection after that
+    "silent_join" (never answers HELLO), "restarting" (closes every connection with 4015 at
+    once, a crash-looping worker). ``restart_after``: after that many deltas on the first
+    player's first connection, close it with 4015 and forget every player (a worker restart:
+    rooms and resume tokens gone). ``drop_after``: abort the TCP connection after that
     many deltas (first connection of each player only). ``reject_code`` / ``reject_reason``
     for mode "reject" (an ERROR then a close with the same code, like the real server)."""
 
@@ -57,7 +60,7 @@ class FakeServer:
                  ssl: Any = None, redirect_to: str | None = None,
                  move_after: int | None = None, move_to: str | None = None,
                  ack_inputs: bool = True, players: dict[str, FakePlayer] | None = None,
-                 url_in_reason: bool = True) -> None:
+                 url_in_reason: bool = True, restart_after: int | None = None) -> None:
         self.mode = mode
         self.tick_rate = tick_rate
         self.send_every = send_every
@@ -76,6 +79,8 @@ class FakeServer:
         self.move_to = move_to
         self.ack_inputs = ack_inputs
         self.url_in_reason = url_in_reason
+        self.restart_after = restart_after
+        self.restarts = 0
         self.connections = 0
         self.hellos: list[Any] = []
         self.resumes: list[str] = []
@@ -122,6 +127,10 @@ class FakeServer:
             await ws.send(M.encode(M.Error(4013, "room lives on another node",
                                            url=self.redirect_to)))
             await ws.close(4013, self.redirect_to if self.url_in_reason else "redirect")
+            return
+        if self.mode == "restarting":
+            self.restarts += 1
+            await ws.close(4015, "worker restarted")
             return
         if self.mode == "silent_join":
             with contextlib.suppress(ConnectionClosed):
@@ -188,6 +197,12 @@ class FakeServer:
                         and sent >= self.move_after):
                     await ws.send(M.encode(M.Error(4014, "room moved", url=self.move_to)))
                     await ws.close(4014, self.move_to if self.url_in_reason else "moved")
+                    return
+                if (self.restart_after is not None and self.restarts == 0
+                        and sent >= self.restart_after):
+                    self.restarts += 1
+                    self.players.clear()  # the rooms died with the worker
+                    await ws.close(4015, "worker restarted")
                     return
                 if self.drop_after is not None and p.connections == 1 and sent >= self.drop_after:
                     ws._transport.abort()

@@ -68,6 +68,8 @@ def test_merge_progress_and_report() -> None:
     p2.bots[0].failure = "RoomFull: join rejected"
     p2.bots[0].connected = False
     p2.cpu_seconds = 1.5
+    p1.bots[1].rejoins = 2  # this bot's worker restarted twice (close 4015)
+    p2.bots[2].rejoins = 1
     merged = merge_snapshots([p2.snapshot(), p1.snapshot()])
     assert [b["bot"] for b in merged["bots"]] == [0, 1, 2, 3, 4]
     prog = Progress(5)
@@ -91,6 +93,7 @@ def test_merge_progress_and_report() -> None:
     json.dumps(report)  # JSON-serializable
     text = format_summary(report)
     assert "failed: 1" in text and "RoomFull x1" in text
+    assert report["rejoins"] == 3 and "rejoins: 3" in text
 
 
 def test_steady_state_uses_second_half_of_each_process() -> None:
