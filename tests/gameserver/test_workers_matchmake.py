@@ -78,3 +78,24 @@ def test_matchmake_reserve_route_hold_spread(kit: Any, tmp_path: Path) -> None:
         finally:
             for pid in pids.values():
                 os.kill(pid, signal.SIGCONT)
+
+
+def test_view_counts_reservations_and_names_matchmade_rooms() -> None:
+    from gameserver.machine import MachineView
+
+    assert worker_of_room("walker-w1-m0a1b2c") == 1
+    assert worker_of_room("walker-node-w3-m0a1b2c") == 3
+    assert worker_of_room("walker-mab12cd") is None  # a single process's: no worker
+    view = MachineView(2, {"walker": 2})
+    view.set_up(0, True)
+    view.set_up(1, True)
+    assert view.pick_for_game("walker") == 0
+    view.reserved(0, "walker")  # counted until the next report
+    assert view.pick_for_game("walker") == 0  # the announced room has a free seat
+    view.reserved(0, "walker")
+    assert view.pick_for_game("walker") == 1  # full: the least loaded worker
+    # the worker's report counts held seats as players: the room stays full
+    view.report(0, [{"id": "walker-w0-m1", "game": "walker", "players": 2, "capacity": 2}])
+    assert view.pick_for_game("walker") == 1
+    view.set_up(1, False)
+    assert view.pick_for_game("walker") == 0
