@@ -26,6 +26,8 @@ closed      W -> S     ``c``: ids of handed-over connections that ended (the sup
                        its copy of their sockets)
 stats       S -> W     ``id``: request for the worker's metrics and rooms
 stats       W -> S     ``id``, ``m``: Prometheus text, ``r``: rooms (as in ``rooms``)
+reserve     S -> W     ``id``, ``q``: the ``/matchmake?...`` request target to answer
+reserved    W -> S     ``id``, ``s``: HTTP status, ``b``: JSON body (the worker's answer)
 ==========  =========  =====================================================================
 """
 

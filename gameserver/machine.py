@@ -5,6 +5,8 @@ Routing rules (the contract between :mod:`gameserver.room` ids and the acceptor)
 * a room id made by worker ``i`` is ``<game>-w<i>-<n>`` (:func:`worker_of_room`);
 * a resume token issued by worker ``i`` is ``w<i>.<24 URL-safe characters>``
   (:func:`worker_of_token`);
+* a room allocated by ``/matchmake`` on worker ``i`` is ``<game>-w<i>-m<hex>`` and its
+  reservation token ``w<i>.<token>`` (:func:`worker_of_token` routes the HELLO);
 * join by game name: the first room of the game with a free seat on a live worker (workers
   in index order, rooms in the order the worker reports them), else the **least loaded** live
   worker (fewest players, then fewest rooms, then lowest index), which creates the room
@@ -31,7 +33,7 @@ from typing import Any
 
 __all__ = ["MachineView", "RoomEntry", "merge_metrics", "worker_of_room", "worker_of_token"]
 
-_ROOM_ID = re.compile(r"-w(\d{1,4})-\d+\Z")
+_ROOM_ID = re.compile(r"-w(\d{1,4})-(?:\d+|m[0-9a-f]+)\Z")  # m<hex>: /matchmake's
 _TOKEN = re.compile(r"w(\d{1,4})\.")
 
 
@@ -137,6 +139,19 @@ class MachineView:
         else:
             w.rooms.append(RoomEntry(f"?{game}", game, 1, self.capacities.get(game, 16),
                                      virtual=True))
+
+    def pick_for_game(self, game: str) -> int | None:
+        """Where a seat of ``game`` goes (as :meth:`choose_for_game`), counting nothing."""
+        for i, w in enumerate(self.workers):
+            if w.up and self._free_room(w, game) is not None:
+                return i
+        return self.least_loaded()
+
+    def reserved(self, worker: int, game: str) -> None:
+        """Count a seat reserved on ``worker`` (``/matchmake``) until its next report, which
+        counts it itself (the worker reports seats it holds as players)."""
+        if self.is_up(worker):
+            self._seat(self.workers[worker], game)
 
     def choose_for_game(self, game: str, handoff: int = 0) -> int | None:
         """Where a join by game name goes (see the module docstring); counts the seat under

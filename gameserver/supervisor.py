@@ -22,9 +22,12 @@ with exponential backoff (0.2 s doubling to 10 s; reset after 30 s of uptime). W
 worker is down, joins by game name go to the others; a join by room id or a RESUME for the
 down worker is refused with 4003 / 4005.
 
-``GET /healthz``, ``/metrics`` and ``/rooms`` are answered by the supervisor for the whole
-machine: it asks every worker over the control channel (bounded by :data:`STATS_TIMEOUT`);
-a worker that does not answer is reported down (``gameserver_worker_up{worker="i"} 0``).
+``GET /matchmake`` is answered by the worker the supervisor picks (:meth:`Supervisor.matchmake`);
+its token names that worker, so the HELLO carrying it is routed there (a token naming a dead
+worker: 4017). ``GET /healthz``, ``/metrics`` and ``/rooms`` are answered by the supervisor
+for the whole machine: it asks every worker over the control channel (bounded by
+:data:`STATS_TIMEOUT`); a worker that does not answer is reported down
+(``gameserver_worker_up{worker="i"} 0``).
 
 SIGINT / SIGTERM: stop accepting, SIGTERM every worker (each closes its clients with 1001 and
 runs ``on_leave``), wait at most ``SHUTDOWN_TIMEOUT`` + 3 s, SIGKILL what is left, exit 0. A
@@ -36,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import signal
 import socket
@@ -45,6 +49,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import parse_qs
 
 from gameserver.acceptor import Acceptor, Pending
 from gameserver.config import ServerConfig
@@ -71,6 +76,10 @@ START_TIMEOUT = 30.0
 BACKOFF_FIRST = 0.2
 BACKOFF_CAP = 10.0
 STABLE_AFTER = 30.0
+#: Seconds a worker has to answer a ``/matchmake`` reservation request (then HTTP 503).
+MATCHMAKE_TIMEOUT = 2.0
+#: Outstanding control requests (stats, reservations); above it /matchmake answers 503.
+MAX_ASKS = 1024
 #: Handoffs queued for one worker while its handoff socket is full; above it: close 1013.
 MAX_QUEUED_HANDOFFS = 1024
 
@@ -207,7 +216,7 @@ class Supervisor:
                 s = w.held.pop(cid, None)
                 if s is not None:
                     s.close()
-        elif t == "stats":
+        elif t in ("stats", "reserved"):
             fut = self._stats.pop(int(msg.get("id", 0)), None)
             if fut is not None and not fut.done():
                 fut.set_result(msg)
@@ -353,7 +362,16 @@ class Supervisor:
         view = self.view
         cid = next(self._conn_ids)
         target: int | None
-        if isinstance(msg, M.Hello):
+        if isinstance(msg, M.Hello) and msg.reservation is not None:
+            # /matchmake's token names the worker that holds the seat (w<i>.)
+            target = worker_of_token(msg.reservation)
+            if target is not None and not view.is_up(target):
+                p.refuse(ErrorCode.RESERVATION_INVALID,
+                         "seat reservation invalid, expired or already used")
+                return
+            if target is None or target >= len(self.workers):
+                target = view.least_loaded()  # a forged token: that worker answers 4017
+        elif isinstance(msg, M.Hello):
             if msg.room is not None:
                 target = worker_of_room(msg.room)
                 if target is not None and not view.is_up(target):
@@ -473,11 +491,56 @@ class Supervisor:
                   for w in self.workers]
         return "\n".join(lines) + "\n"
 
+    async def matchmake(self, target: str) -> tuple[int, bytes]:
+        """``GET /matchmake?game=NAME`` for the machine: the worker with a free seat of the
+        game (else the least loaded: :meth:`MachineView.pick_for_game`) reserves it; its
+        answer is ours, with the public url. 503 JSON if it does not answer within
+        :data:`MATCHMAKE_TIMEOUT` s or none is up; 400 / 404 as a single process."""
+        try:
+            game = (parse_qs(target.partition("?")[2], max_num_fields=8).get("game")
+                    or [""])[0]
+        except ValueError:
+            game = ""
+        known = game in self.config.games
+        i = self.view.pick_for_game(game) if known else self.view.least_loaded()
+        w = self.workers[i] if i is not None else None
+        if w is None or w.ctl is None or not w.ready or len(self._stats) >= MAX_ASKS:
+            return 503, _json_error("no worker available for matchmaking, try again")
+        sid = next(self._stats_ids)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._stats[sid] = fut
+        try:
+            w.ctl.send({"t": "reserve", "id": sid, "q": target})
+            msg = await asyncio.wait_for(fut, MATCHMAKE_TIMEOUT)
+        except (ChannelError, TimeoutError):
+            log.warning("matchmake: no answer worker=%d", w.index)
+            return 503, _json_error(f"worker {w.index} did not answer within "
+                                    f"{MATCHMAKE_TIMEOUT:.0f} s, try again")
+        finally:
+            self._stats.pop(sid, None)
+        status, body = int(msg.get("s", 503)), bytes(msg.get("b") or b"")
+        if status == 200:
+            reply = json.loads(body)
+            reply["url"] = self.config.public_url or self._ws_url()
+            body = json.dumps(reply, separators=(",", ":")).encode()
+            self.view.reserved(w.index, str(reply.get("game", game)))
+        return status, body
+
+    def _ws_url(self) -> str:
+        cfg = self.config
+        host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
+        return f"ws://{host}:{self.port}{cfg.path_prefix}{cfg.ws_path}"
+
     async def _http(self, req: Request) -> bytes:
         path = req.target.split("?", 1)[0]
         prefix = self.config.path_prefix
         if prefix and path.startswith(prefix + "/"):
             path = path[len(prefix):]
+        if path == "/matchmake" and req.method == "GET":
+            status, body = await self.matchmake(req.target)
+            return http_response(status, body, content_type="application/json",
+                                 headers=[("Cache-Control", "no-store"),
+                                          ("Connection", "close")])
         if path == "/healthz" and req.method in ("GET", "HEAD"):
             up = sum(1 for w in self.workers if w.ready)
             n = len(self.workers)
@@ -507,6 +570,10 @@ class Supervisor:
             return http_response(426, b"upgrade required\n", headers=[("Connection", "close")])
         return http_response(reply.status, reply.body, content_type=reply.content_type,
                              headers=[*reply.headers, ("Connection", "close")])
+
+
+def _json_error(message: str) -> bytes:
+    return json.dumps({"error": message}, separators=(",", ":")).encode()
 
 
 def run_supervisor(config: ServerConfig, argv: Sequence[str], workers: int) -> int:

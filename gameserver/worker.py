@@ -9,7 +9,9 @@ arguments> --worker-process I,CTL_FD,HANDOFF_FD``. It:
   the very HELLO / RESUME the supervisor routed on;
 * reports over the control channel: ``ready`` once, its rooms when they change (checked
   every 50 ms) and every second, ``closed`` for connections that ended (so the supervisor
-  drops its reference), and answers ``stats`` requests (metrics text + rooms);
+  drops its reference), and answers ``stats`` requests (metrics text + rooms) and
+  ``reserve`` requests (its ``/matchmake`` answer; seats it holds for reservations count as
+  players in its room reports, so the supervisor fills and spreads on them);
 * stops gracefully on SIGTERM / SIGINT **or when the control channel ends** (the supervisor
   is gone): 1001 to every client, ``on_leave`` for every player, exit status 0.
 
@@ -27,6 +29,9 @@ import socket
 from dataclasses import replace
 from typing import Any
 
+from gameserver.cluster.directory import room_capacity
+from gameserver.cluster.matchmake import matchmake_reply
+from gameserver.cluster.seats import LocalSeats
 from gameserver.config import ConfigError, ServerConfig
 from gameserver.control import (
     REPORT_INTERVAL,
@@ -35,6 +40,7 @@ from gameserver.control import (
     ChannelError,
     recv_handoffs,
 )
+from gameserver.http import HttpReply
 from gameserver.server import GameServer
 from protocol.aio import WebSocket
 
@@ -181,6 +187,33 @@ class WorkerProcess:
         rooms = self.server.rooms
         return rooms.list_rooms() if rooms is not None else []
 
+    def _report_rooms(self) -> list[dict[str, object]]:
+        """The rooms as the supervisor routes on them: reserved seats (``/matchmake``)
+        counted as players, rooms allocated for reservations included."""
+        rooms = self._rooms()
+        mgr = self.server.rooms
+        seats = mgr.seats if mgr is not None else None
+        held = seats.reserved_seats() if isinstance(seats, LocalSeats) else {}
+        for r in rooms:
+            n = held.pop(str(r["id"]), ("", 0))[1]
+            if n:
+                r["players"] = int(str(r["players"])) + n
+        for rid, (game, n) in held.items():
+            cls = mgr.games.get(game) if mgr is not None else None
+            if cls is not None and mgr is not None:
+                rooms.append({"id": rid, "game": game, "players": n,
+                              "capacity": room_capacity(mgr.config, cls)})
+        return rooms
+
+    async def _reserve(self, rid: Any, target: str) -> None:
+        """Answer the supervisor's ``reserve``: this worker's ``/matchmake`` reply."""
+        mgr = self.server.rooms
+        if mgr is None or mgr.seats is None:
+            reply = HttpReply(503, b'{"error":"worker not serving"}', "application/json")
+        else:
+            reply = await matchmake_reply(mgr.seats, target)
+        self._send({"t": "reserved", "id": rid, "s": reply.status, "b": reply.body})
+
     async def _read_control(self) -> None:
         ch = self.ctl
         assert ch is not None
@@ -193,6 +226,11 @@ class WorkerProcess:
                 if msg.get("t") == "stats":
                     self._send({"t": "stats", "id": msg.get("id"),
                                 "m": self.server.metrics.render(), "r": self._rooms()})
+                elif msg.get("t") == "reserve" and isinstance(msg.get("q"), str):
+                    task = asyncio.get_running_loop().create_task(
+                        self._reserve(msg.get("id"), msg["q"]))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
         except (ChannelError, ValueError) as exc:
             log.error("control channel broken, stopping: %s", exc)
         self.stop.set()
@@ -203,15 +241,14 @@ class WorkerProcess:
         last_sent = 0.0
         while True:
             await asyncio.sleep(REPORT_INTERVAL)
-            rooms = self.server.rooms
             applied = self._applied()
-            sig = (applied, tuple((r.id, len(r.players)) for r in rooms.rooms.values())
-                   if rooms is not None else ())
+            report = self._report_rooms()
+            sig = (applied, tuple((r["id"], r["players"]) for r in report))
             now = loop.time()
             if sig != self._last_rooms or now - last_sent >= REPORT_MAX_AGE:
                 self._last_rooms = sig
                 last_sent = now
-                self._send({"t": "rooms", "r": self._rooms(), "a": applied})
+                self._send({"t": "rooms", "r": report, "a": applied})
 
 
 def run_worker(config: ServerConfig, spec: str) -> int:

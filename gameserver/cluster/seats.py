@@ -105,6 +105,10 @@ class LocalSeats:
         self._held: dict[str, int] = {}          # room id -> live reservations
         self._pending: dict[str, str] = {}        # allocated, not yet created: room -> game
         self._timer: asyncio.TimerHandle | None = None
+        # --workers: tokens and allocated room ids name their worker (gameserver.machine)
+        wid = manager.config.worker_id
+        self._tok_tag = "" if wid is None else f"w{wid}."
+        self._room_tag = "" if wid is None else f"w{wid}-"
 
     def _purge(self) -> None:
         now = time.monotonic()
@@ -168,9 +172,9 @@ class LocalSeats:
         if rid is None:
             if len(m.rooms) + len(self._pending) >= m.config.max_rooms:
                 raise SeatError(ErrorCode.ROOM_FULL, "server is at its room limit", 503)
-            rid = f"{game}-{m.room_prefix}m{secrets.token_hex(3)}"
+            rid = f"{game}-{m.room_prefix}{self._room_tag}m{secrets.token_hex(3)}"
             self._pending[rid] = game
-        token = new_token()
+        token = self._tok_tag + new_token()
         self._book[token] = (time.monotonic() + self._ttl, rid, game)
         n = self._held[rid] = self._held.get(rid, 0) + 1
         target = m.rooms.get(rid)
@@ -191,3 +195,14 @@ class LocalSeats:
     def held(self, room_id: str) -> int:
         """Live reservations for ``room_id`` still to arrive (a room created on arrival)."""
         return self._held.get(room_id, 0)
+
+    def reserved_seats(self) -> dict[str, tuple[str, int]]:
+        """Room id -> (game, live reservations) for every room holding reservations (rooms
+        allocated and not created yet included): a --workers worker reports them."""
+        out: dict[str, tuple[str, int]] = {}
+        for rid, n in self._held.items():
+            room = self.manager.rooms.get(rid)
+            game = room.game if room is not None else self._pending.get(rid)
+            if game is not None:
+                out[rid] = (game, n)
+        return out
