@@ -2348,42 +2348,43 @@ var ViewReplica = class {
     if (!reset && (this.tick === null || base !== this.tick)) {
       throw new DeltaError(`VIEW base_tick ${base} does not match the view's tick ${this.tick}`);
     }
-    const pieces = [];
+    const leftChannels = left === null ? EMPTY : decodeIdList(left, "VIEW left");
+    const chans = reset ? /* @__PURE__ */ new Map() : new Map(this.channels);
+    for (const c of leftChannels) chans.delete(c);
+    const scratch = /* @__PURE__ */ new Set();
+    const gone = /* @__PURE__ */ new Set();
     for (let i = 4; i < raw.length; i++) {
       const p = raw[i];
       if (!Array.isArray(p) || p.length < 2) throw new DeltaError(`VIEW piece ${i - 4}: must be [channel, DELTA, gone] or MOVES`);
       const c = p[0];
       if (!Number.isInteger(c) || c < 0 || c > 4294967295) throw new DeltaError(`VIEW piece ${i - 4}: channel must be a uint32`);
       let delta;
-      let gone2 = null;
+      let g = null;
       if (Number.isInteger(p[1])) {
-        const held = reset ? void 0 : this.channels.get(c);
+        const held = reset ? void 0 : chans.get(c);
         if (held === void 0) throw new DeltaError(`VIEW piece ${i - 4}: MOVES for channel ${c}, which the view does not hold`);
         delta = movesDelta(p, tick, base, held.count, i - 4);
       } else {
         if (p.length < 3) throw new DeltaError(`VIEW piece ${i - 4}: must be [channel, DELTA, gone]`);
         delta = p[1];
-        gone2 = p[2];
+        g = p[2] === null ? null : decodeIdList(p[2], `VIEW piece ${i - 4} gone`);
       }
       const d = decodeDelta(delta);
       if (d.tick !== tick) throw new DeltaError(`VIEW piece ${i - 4}: DELTA tick is not the VIEW's tick`);
-      pieces.push({ c, d, gone: gone2 === null ? null : decodeIdList(gone2, `VIEW piece ${i - 4} gone`) });
-    }
-    const leftChannels = left === null ? EMPTY : decodeIdList(left, "VIEW left");
-    const before = this._union.ids.slice();
-    const chans = reset ? /* @__PURE__ */ new Map() : this.channels;
-    for (const c of leftChannels) chans.delete(c);
-    const gone = /* @__PURE__ */ new Set();
-    for (const { c, d, gone: g } of pieces) {
       let rep = chans.get(c);
       if (d.baseTick === null || rep === void 0) {
         rep = new Replica(this.schema);
         if (d.baseTick !== null) rep.load(d.baseTick, [], emptyColumns(this.schema));
+        scratch.add(c);
+      } else if (!scratch.has(c)) {
+        rep = cloneReplica(rep);
+        scratch.add(c);
       }
       rep.apply(d);
       chans.set(c, rep);
       if (g !== null) for (const id of g) gone.add(id);
     }
+    const before = this._union.ids.slice();
     for (const rep of chans.values()) rep.tick = tick;
     this.channels = chans;
     this.tick = tick;
@@ -2449,6 +2450,11 @@ function movesDelta(p, tick, base, count, i) {
   }
   if (pos !== values.length) throw new DeltaError(`VIEW piece ${i}: MOVES values have ${values.length - pos} extra bytes`);
   return [17, tick, base, count, null, null, [[mask, [first, "u8", gaps], cols]]];
+}
+function cloneReplica(rep) {
+  const out = new Replica(rep.schema);
+  if (rep.tick !== null) out.load(rep.tick, rep.ids, rep.columns);
+  return out;
 }
 function emptyColumns(schema) {
   const out = {};

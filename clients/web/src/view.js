@@ -10,8 +10,9 @@
 // `leftView` and `despawned` say which ids came into view, left it (still in the world) and
 // were destroyed.
 //
-// A VIEW that does not apply throws DeltaError; pieces before the failing one may already be
-// applied, so the caller must resynchronize (drop + RESUME: the next VIEW is a reset).
+// A VIEW that does not apply throws DeltaError and changes nothing (SPEC section 11: every
+// piece is checked against its channel before any state changes), so the view stays at its
+// last good tick; the caller still resynchronizes (drop + RESUME: the next VIEW is a reset).
 
 import { DeltaError, Replica, decodeDelta, decodeIdList } from "./delta.js";
 
@@ -79,44 +80,48 @@ export class ViewReplica {
     if (!reset && (this.tick === null || base !== this.tick)) {
       throw new DeltaError(`VIEW base_tick ${base} does not match the view's tick ${this.tick}`);
     }
-    // check the whole message's layout before touching any channel
-    const pieces = [];
+    // SPEC section 11: validate everything before changing anything. Every piece is decoded
+    // and applied to a scratch copy of its channel (a clone of the held Replica, made once per
+    // channel per message); `this` changes only after the last piece succeeded, so a VIEW that
+    // throws leaves channels, tick and the union exactly as they were.
+    const leftChannels = left === null ? EMPTY : decodeIdList(left, "VIEW left");
+    const chans = reset ? new Map() : new Map(this.channels);
+    for (const c of leftChannels) chans.delete(c);
+    const scratch = new Set(); // channels whose replica in `chans` is already a private copy
+    const gone = new Set();
     for (let i = 4; i < raw.length; i++) {
       const p = raw[i];
       if (!Array.isArray(p) || p.length < 2) throw new DeltaError(`VIEW piece ${i - 4}: must be [channel, DELTA, gone] or MOVES`);
       const c = p[0];
       if (!Number.isInteger(c) || c < 0 || c > 0xffffffff) throw new DeltaError(`VIEW piece ${i - 4}: channel must be a uint32`);
       let delta;
-      let gone = null;
+      let g = null;
       if (Number.isInteger(p[1])) {
         // MOVES: [channel, mask, first row, u8 gaps, COLB...], COLB = code byte + values
-        const held = reset ? undefined : this.channels.get(c);
+        const held = reset ? undefined : chans.get(c);
         if (held === undefined) throw new DeltaError(`VIEW piece ${i - 4}: MOVES for channel ${c}, which the view does not hold`);
         delta = movesDelta(p, tick, base, held.count, i - 4);
       } else {
         if (p.length < 3) throw new DeltaError(`VIEW piece ${i - 4}: must be [channel, DELTA, gone]`);
         delta = p[1];
-        gone = p[2];
+        g = p[2] === null ? null : decodeIdList(p[2], `VIEW piece ${i - 4} gone`);
       }
       const d = decodeDelta(delta);
       if (d.tick !== tick) throw new DeltaError(`VIEW piece ${i - 4}: DELTA tick is not the VIEW's tick`);
-      pieces.push({ c, d, gone: gone === null ? null : decodeIdList(gone, `VIEW piece ${i - 4} gone`) });
-    }
-    const leftChannels = left === null ? EMPTY : decodeIdList(left, "VIEW left");
-    const before = this._union.ids.slice();
-    const chans = reset ? new Map() : this.channels;
-    for (const c of leftChannels) chans.delete(c);
-    const gone = new Set();
-    for (const { c, d, gone: g } of pieces) {
       let rep = chans.get(c);
       if (d.baseTick === null || rep === undefined) {
         rep = new Replica(this.schema);
         if (d.baseTick !== null) rep.load(d.baseTick, [], emptyColumns(this.schema)); // empty at the base
+        scratch.add(c);
+      } else if (!scratch.has(c)) {
+        rep = cloneReplica(rep);
+        scratch.add(c);
       }
-      rep.apply(d);
+      rep.apply(d); // checks counts, rows, base tick against the channel (SPEC section 5)
       chans.set(c, rep);
       if (g !== null) for (const id of g) gone.add(id);
     }
+    const before = this._union.ids.slice();
     for (const rep of chans.values()) rep.tick = tick;
     this.channels = chans;
     this.tick = tick;
@@ -195,6 +200,13 @@ function movesDelta(p, tick, base, count, i) {
   }
   if (pos !== values.length) throw new DeltaError(`VIEW piece ${i}: MOVES values have ${values.length - pos} extra bytes`);
   return [17, tick, base, count, null, null, [[mask, [first, "u8", gaps], cols]]];
+}
+
+/** A private copy of `rep` (same tick, ids and wire values) that a piece can be tried on. */
+function cloneReplica(rep) {
+  const out = new Replica(rep.schema);
+  if (rep.tick !== null) out.load(rep.tick, rep.ids, rep.columns);
+  return out;
 }
 
 function emptyColumns(schema) {
