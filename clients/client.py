@@ -539,26 +539,32 @@ class GameClient(Joiner):
         """RESUME with backoff. The attempt budget spans consecutive drops: it is refilled
         only once a resumed session delivers an incremental delta, so a server that accepts
         the RESUME and drops us again right away cannot keep the client looping forever."""
-        last: ClientError = cause
-        backoff = self.backoff
-        while self._attempts_in_row < backoff.max_attempts:
-            delay = backoff.delay(self._attempts_in_row)
-            self._attempts_in_row += 1
-            await asyncio.sleep(delay)
-            try:
-                ws = await self._open_following(resume=True)
-            except Drop as drop:
-                if not drop.retry:
-                    raise drop.error from None
-                last = drop.error
-                continue
+        ws, last = await self._retry(cause, resume=True)
+        if ws is not None:
             self.stats.reconnects += 1
             log.info("game client resumed as player %s (attempt %d)", self.player,
                      self._attempts_in_row)
             return ws
         raise ConnectionLost(
-            f"connection lost and not resumed after {backoff.max_attempts} attempts "
+            f"connection lost and not resumed after {self.backoff.max_attempts} attempts "
             f"(last: {last})", code=last.code)
+
+    async def _retry(self, cause: ClientError, *, resume: bool
+                     ) -> tuple[WebSocket | None, ClientError]:
+        """Open a connection (RESUME or HELLO) with backoff until the attempt budget is spent:
+        the socket, or None and the last retryable error; a final error is raised."""
+        last, backoff = cause, self.backoff
+        while self._attempts_in_row < backoff.max_attempts:
+            delay = backoff.delay(self._attempts_in_row)
+            self._attempts_in_row += 1
+            await asyncio.sleep(delay)
+            try:
+                return await self._open_following(resume=resume), last
+            except Drop as drop:
+                if not drop.retry:
+                    raise drop.error from None
+                last = drop.error
+        return None, last
 
     async def _rejoin(self, cause: ClientError) -> WebSocket:
         """4015: HELLO again (the room id named the dead room, the reservation was single
@@ -572,17 +578,8 @@ class GameClient(Joiner):
         self.acks.reset()
         for pred in self._predictors:
             pred.reset(pred.authoritative)  # the next delta reconciles to the new world
-        last, backoff = cause, self.backoff
-        while self._attempts_in_row < backoff.max_attempts:
-            await asyncio.sleep(backoff.delay(self._attempts_in_row))
-            self._attempts_in_row += 1
-            try:
-                ws = await self._open_following(resume=False)
-            except Drop as drop:
-                if not drop.retry:
-                    raise drop.error from None
-                last = drop.error
-                continue
+        ws, last = await self._retry(cause, resume=False)
+        if ws is not None:
             self.rejoins += 1
             log.info("game client rejoined after worker restart old_player=%s player=%s "
                      "attempt=%d", old, self.player, self._attempts_in_row)
@@ -591,7 +588,7 @@ class GameClient(Joiner):
             return ws
         raise WorkerRestarted(
             f"server worker restarted (close 4015) and rejoining by HELLO failed "
-            f"{backoff.max_attempts} attempts (last: {last})", code=last.code)
+            f"{self.backoff.max_attempts} attempts (last: {last})", code=last.code)
 
     async def _serve_connection(self, ws: WebSocket) -> None:
         """Receive and dispatch until the connection ends; raises :class:`_Drop` (or returns
