@@ -198,6 +198,11 @@ class Pending:
 
     # ------------------------------------------------------------------------- outcomes
 
+    @property
+    def settled(self) -> bool:
+        """Handed away, refused, timed out or aborted: nothing more to decide about it."""
+        return self._done or self._closing
+
     def detach(self) -> tuple[socket.socket, bytes]:
         """Give the socket and the bytes read from it to the caller (the handoff)."""
         self._done = True

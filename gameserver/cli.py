@@ -24,7 +24,7 @@ Every option may also come from ``GAMESERVER_<OPTION>`` environment variables or
 ``--ping-timeout S``, ``--frame-timeout S`` (0 turns one off), ``--slow-timeout S``,
 ``--close-timeout S``; ``--fd-reserve N`` (file descriptors kept free).
 ``--workers N|auto`` (N worker processes behind the one port: :mod:`gameserver.supervisor`;
-not with TLS).
+not with TLS; with ``--redis`` each worker is a cluster node: :mod:`gameserver.supervisor_cluster`).
 
 On start it prints one line to stdout, e.g.
 ``gameserver: serving arena at http://127.0.0.1:8000/ (ws at ws://127.0.0.1:8000/ws)``,
@@ -312,9 +312,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             # A TLS session cannot be handed to another process mid-stream (see README).
             raise ConfigError("--workers > 1 does not terminate TLS: put a TLS proxy in "
                               "front, or use --workers 1 with --tls-cert")
-        if workers > 1 and (config.redis_url is not None or config.handover):
-            raise ConfigError("--workers > 1 is not combined with --redis / --handover yet: "
-                              "run one node per process")
     except ConfigError as exc:
         print(f"gameserver: error: {exc}", file=sys.stderr)
         return 2

@@ -93,6 +93,8 @@ class ServerConfig:
     max_spectators: int | None = None     # per room; None: the game class's own
     # --workers N (gameserver.supervisor): set in each worker process, None when single
     worker_id: int | None = None          # tags room ids (game-w<i>-<n>) and resume tokens
+    # --workers N with --redis: this worker's cluster node id (<machine>-w<i>), None: random
+    cluster_node: str | None = None
 
     def check(self) -> ServerConfig:
         """Raise :class:`ConfigError` naming the bad setting; return ``self`` when valid."""

@@ -140,6 +140,14 @@ class MachineView:
             w.rooms.append(RoomEntry(f"?{game}", game, 1, self.capacities.get(game, 16),
                                      virtual=True))
 
+    def holder(self, room_id: str) -> int | None:
+        """The live worker whose last report lists ``room_id`` (a room keeps its id when a
+        handover moves it to another worker), else None."""
+        for i, w in enumerate(self.workers):
+            if w.up and any(r.id == room_id and not r.virtual for r in w.rooms):
+                return i
+        return None
+
     def pick_for_game(self, game: str) -> int | None:
         """Where a seat of ``game`` goes (as :meth:`choose_for_game`), counting nothing."""
         for i, w in enumerate(self.workers):

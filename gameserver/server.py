@@ -218,7 +218,7 @@ class GameServer:
             from gameserver.cluster.service import Cluster
 
             self.cluster = Cluster(cfg, self.metrics, self.rooms, url=self.ws_url,
-                                   worker=int(cfg.worker_id or 0))
+                                   worker=int(cfg.worker_id or 0), node_id=cfg.cluster_node)
             self.cluster.start()
             cluster = self.cluster
             self.router.cluster_rooms = lambda: rooms_reply(cluster.cluster_rooms)

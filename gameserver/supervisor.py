@@ -58,6 +58,7 @@ from gameserver.fdlimit import raise_nofile_limit
 from gameserver.http import Router, default_static_root
 from gameserver.machine import MachineView, merge_metrics, worker_of_room, worker_of_token
 from gameserver.server import SHUTDOWN_TIMEOUT
+from gameserver.supervisor_cluster import ClusterRouter, new_machine_id, worker_node
 from protocol import messages as M
 from protocol.codes import CloseCode, ErrorCode
 from protocol.frames import CLOSE, encode_close_payload, encode_frame
@@ -138,6 +139,11 @@ class Supervisor:
                              ready=lambda: not self.stopping and not self.draining
                              and any(w.ready for w in self.workers))
         self.port = 0
+        #: --redis: every worker is the cluster node <machine>-w<i> (supervisor_cluster)
+        self.machine = new_machine_id()
+        self.front: ClusterRouter | None = None
+        if config.redis_url is not None:
+            self.front = ClusterRouter(config.redis_url, self.machine, workers)
 
     # ------------------------------------------------------------------------ lifecycle
 
@@ -176,7 +182,12 @@ class Supervisor:
         ctl_a, ctl_b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         ho_a, ho_b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         spec = f"{w.index},{ctl_b.fileno()},{ho_b.fileno()}"
-        cmd = [sys.executable, "-m", "gameserver", *self.argv, "--worker-process", spec]
+        extra: list[str] = []
+        if self.front is not None:
+            spec += "," + worker_node(self.machine, w.index)
+        if self.config.public_url is None:  # what clients dial: our port, not the worker's
+            extra = ["--public-url", self._ws_url()]
+        cmd = [sys.executable, "-m", "gameserver", *self.argv, *extra, "--worker-process", spec]
         try:
             # A session of its own: a terminal's Ctrl-C reaches the supervisor only, which
             # then stops the workers in order (a worker never restarts because of it).
@@ -353,6 +364,8 @@ class Supervisor:
         for s in list(self._lingering):
             self._lingering.discard(s)
             s.close()
+        if self.front is not None:
+            await self.front.close()
         log.info("stopped")
 
     # -------------------------------------------------------------------------- routing
@@ -361,6 +374,8 @@ class Supervisor:
         """Decide where a connection goes (see :mod:`gameserver.machine`) and hand it over."""
         view = self.view
         cid = next(self._conn_ids)
+        if self.front is not None and not self.stopping and self.front.route(self, p, msg, cid):
+            return  # --redis: placed by the directory (supervisor_cluster)
         target: int | None
         if isinstance(msg, M.Hello) and msg.reservation is not None:
             # /matchmake's token names the worker that holds the seat (w<i>.)
@@ -502,7 +517,9 @@ class Supervisor:
         except ValueError:
             game = ""
         known = game in self.config.games
-        i = self.view.pick_for_game(game) if known else self.view.least_loaded()
+        # --redis: any worker runs the cluster's MATCH script (it picks room and node)
+        i = self.view.pick_for_game(game) if known and self.front is None \
+            else self.view.least_loaded()
         w = self.workers[i] if i is not None else None
         if w is None or w.ctl is None or not w.ready or len(self._stats) >= MAX_ASKS:
             return 503, _json_error("no worker available for matchmaking, try again")
@@ -521,6 +538,11 @@ class Supervisor:
         status, body = int(msg.get("s", 503)), bytes(msg.get("b") or b"")
         if status == 200:
             reply = json.loads(body)
+            if self.front is not None:  # the seat's node may be another worker or machine
+                j = self.front.worker_of_node(str(reply.get("node")))
+                if j is not None:
+                    self.view.reserved(j, str(reply.get("game", game)))
+                return status, body
             reply["url"] = self.config.public_url or self._ws_url()
             body = json.dumps(reply, separators=(",", ":")).encode()
             self.view.reserved(w.index, str(reply.get("game", game)))
@@ -562,6 +584,8 @@ class Supervisor:
                     if isinstance(r, dict):
                         rooms.append({**r, "worker": i})
                 texts.append((str(i), str(a.get("m", ""))))
+            if self.front is not None:  # our own Redis lookups: worker="supervisor"
+                texts.append(("supervisor", self.front.metrics_text()))
             self._snapshot = (self._own_metrics(answers) + merge_metrics(texts), rooms)
         reply = self.router.route(req.method, req.target, upgrade=is_upgrade(req))
         if reply is None:  # an upgrade the acceptor did not take (odd target): 426

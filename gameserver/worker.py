@@ -52,15 +52,18 @@ log = logging.getLogger("gameserver.worker")
 PENDING_MAX = 2.0
 
 
-def parse_worker_spec(spec: str) -> tuple[int, int, int]:
-    """``"I,CTL_FD,HANDOFF_FD"`` -> ints (ConfigError otherwise)."""
+def parse_worker_spec(spec: str) -> tuple[int, int, int, str | None]:
+    """``"I,CTL_FD,HANDOFF_FD[,NODE]"`` -> (index, ctl fd, handoff fd, cluster node id or
+    None); ConfigError otherwise. ``NODE`` (``<machine>-w<I>``) is given with ``--redis``."""
+    parts = spec.split(",")
+    node = parts.pop() if len(parts) == 4 else None
     try:
-        index, ctl, handoff = (int(x) for x in spec.split(","))
+        index, ctl, handoff = (int(x) for x in parts)
     except ValueError:
         raise ConfigError(f"bad --worker-process spec {spec!r}") from None
-    if index < 0 or ctl < 0 or handoff < 0:
+    if index < 0 or ctl < 0 or handoff < 0 or (node is not None and not node.isprintable()):
         raise ConfigError(f"bad --worker-process spec {spec!r}")
-    return index, ctl, handoff
+    return index, ctl, handoff, node or None
 
 
 class _Tag(logging.Filter):
@@ -78,9 +81,11 @@ class _Tag(logging.Filter):
 class WorkerProcess:
     """The worker's event-loop side (see the module docstring)."""
 
-    def __init__(self, config: ServerConfig, index: int, ctl_fd: int, handoff_fd: int) -> None:
+    def __init__(self, config: ServerConfig, index: int, ctl_fd: int, handoff_fd: int,
+                 node: str | None = None) -> None:
         self.index = index
-        self.server = GameServer(replace(config, worker_id=index, port=0), listen=False)
+        self.server = GameServer(replace(config, worker_id=index, port=0, cluster_node=node),
+                                 listen=False)
         self._ctl_sock = socket.socket(fileno=ctl_fd)
         self._handoff = socket.socket(fileno=handoff_fd)
         self._handoff.setblocking(False)
@@ -193,7 +198,11 @@ class WorkerProcess:
         rooms = self._rooms()
         mgr = self.server.rooms
         seats = mgr.seats if mgr is not None else None
-        held = seats.reserved_seats() if isinstance(seats, LocalSeats) else {}
+        if isinstance(seats, LocalSeats):
+            held = seats.reserved_seats()
+        else:  # --redis: Room.held, the room's live reservations as of the last sync
+            held = {rid: (x.game, x.held) for rid, x in (mgr.rooms.items() if mgr else ())
+                    if x.held > 0}
         for r in rooms:
             n = held.pop(str(r["id"]), ("", 0))[1]
             if n:
@@ -255,12 +264,12 @@ def run_worker(config: ServerConfig, spec: str) -> int:
     """Blocking entry of a worker process (``--worker-process``); returns the exit status."""
     from protocol.aio.loop import run
 
-    index, ctl_fd, handoff_fd = parse_worker_spec(spec)
+    index, ctl_fd, handoff_fd, node = parse_worker_spec(spec)
     tag = _Tag(index)
     for h in logging.getLogger().handlers:
         h.addFilter(tag)
 
     async def main() -> int:
-        return await WorkerProcess(config, index, ctl_fd, handoff_fd).run()
+        return await WorkerProcess(config, index, ctl_fd, handoff_fd, node).run()
 
     return run(main())

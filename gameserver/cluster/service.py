@@ -57,7 +57,13 @@ class Cluster:
         """Hook into the room manager and start the background sync (returns at once)."""
         m = self.manager
         m.listener = self.directory
-        m.room_prefix = f"{self.node_id}-"
+        prefix = self.node_id
+        wid = m.config.worker_id
+        if wid is not None and prefix.endswith(f"-w{wid}"):
+            # a --workers node <machine>-w<i>: the manager appends "w<i>-" itself, so room ids
+            # read <game>-<machine>-w<i>-<n> (gameserver.supervisor_cluster)
+            prefix = prefix[:-len(f"-w{wid}")]
+        m.room_prefix = f"{prefix}-"
         m.cluster = self
         m.seats = self.seats
         self.directory.start()

@@ -1,0 +1,212 @@
+"""``--workers N --redis URL``: the supervisor's side of the cluster (one machine, N nodes).
+
+Every worker is a cluster node of its own: node id ``<machine>-w<i>`` (``machine``: 8 random
+hex digits drawn by the supervisor at start, :func:`worker_node`), its own presence, rooms
+and resume tokens in Redis, and the machine's public URL (``--public-url``, else the
+supervisor's ``ws://host:port/ws``). Room ids are ``<game>-<machine>-w<i>-<n>`` (and
+``<game>-<machine>-w<i>-m<hex>`` for rooms the cluster matchmaker allocates on worker ``i``),
+so :func:`gameserver.machine.worker_of_room` still names the worker that made them.
+
+Most joins are routed without Redis, as without ``--redis``: HELLO by game name
+(:meth:`MachineView.choose_for_game`), HELLO with the id of a room a worker reports holding,
+or of a room named after a live worker of this machine. The others cost the supervisor ONE
+Redis round trip of its own (:class:`ClusterRouter`, a :class:`RedisLink`: bounded to 1 s,
+degraded mode, no retry):
+
+=======================================  ================================================
+join                                     lookup
+=======================================  ================================================
+HELLO with ``reservation``               ``GET gs:resv:<token>`` (its JSON names the node)
+HELLO with a room id not placed above    ``HGET gs:room:<id> node``
+RESUME                                   ``GET gs:tok:<token>``
+=======================================  ================================================
+
+A node of this machine -> that worker (down: the refusal a single process gives, 4005 /
+4003 / 4017). Any other answer (another machine's node, no entry, Redis down) -> the worker
+the id or token names if it is up, else the least loaded worker; it answers as any cluster
+node does: 4013 REDIRECT to the other node's URL (its own lookup), or 4003 / 4005 / 4017,
+or 4018 while Redis is down. A worker never redirects to the machine's own URL (the
+directory's sibling rule), so a URL that points back here reaches the supervisor, which
+routes it by the same table: no loop.
+
+Why a lookup and not a token map fed by the workers: a resume token's ``w<i>.`` prefix names
+the worker that issued it, which after a handover (from a sibling during a rolling restart,
+or from another machine) is not the one holding it. The receiving worker writes the token
+index entry as soon as it installs the room, before its handover commit; the 4014 MOVED that
+sends the player here is written only after that commit. A map reported by the workers over
+the control channel would be polled (50 ms) and so later than the player, and would cost
+control traffic per seat change on every worker; the lookup costs one round trip on a
+RESUME only (a reconnect), never on HELLO by game name or the data path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from gameserver.cluster import keys as K
+from gameserver.cluster.errors import BadReply, ClusterUnavailable
+from gameserver.cluster.link import RedisLink
+from gameserver.cluster.node import new_node_id
+from gameserver.machine import worker_of_room, worker_of_token
+from gameserver.metrics import Registry
+from protocol import messages as M
+from protocol.codes import CloseCode, ErrorCode
+
+if TYPE_CHECKING:
+    from gameserver.acceptor import Pending
+    from gameserver.supervisor import Supervisor
+
+__all__ = ["ClusterRouter", "new_machine_id", "worker_node"]
+
+log = logging.getLogger("gameserver.supervisor")
+
+_NODE = re.compile(r"(.+)-w(\d{1,4})\Z")
+
+
+def new_machine_id() -> str:
+    """The machine's random id (8 hex digits, as a single node's id)."""
+    return new_node_id()
+
+
+def worker_node(machine: str, worker: int) -> str:
+    """The cluster node id of ``worker`` on ``machine``: ``<machine>-w<worker>``."""
+    return f"{machine}-w{worker}"
+
+
+class _Metrics:
+    """What :class:`RedisLink` needs from a metrics holder: a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = Registry()
+
+
+class ClusterRouter:
+    """The supervisor's Redis lookups (see the module docstring); ``workers`` is N."""
+
+    def __init__(self, redis_url: str, machine: str, workers: int, *,
+                 timeout: float = 1.0) -> None:
+        self.machine = machine
+        self.workers = workers
+        self.metrics = _Metrics()
+        self.link = RedisLink(redis_url, self.metrics, timeout=timeout)  # type: ignore[arg-type]
+        self.lookups = 0
+        self._tasks: set[asyncio.Task[None]] = set()  # bounded: one per acceptor Pending
+
+    def worker_of_node(self, node: str | None) -> int | None:
+        """The worker index of a node id of this machine, else None."""
+        if node is None:
+            return None
+        m = _NODE.match(node)
+        if m is None or m.group(1) != self.machine:
+            return None
+        i = int(m.group(2))
+        return i if i < self.workers else None
+
+    def names_machine(self, room_id: str) -> bool:
+        """True if ``room_id`` was made on this machine (``<game>-<machine>-w<i>-...``)."""
+        return f"-{self.machine}-w" in room_id
+
+    def metrics_text(self) -> str:
+        """The link's own metrics (round trips, latency, degraded) in Prometheus text."""
+        return self.metrics.registry.render()
+
+    async def locate(self, msg: Any) -> tuple[str, int | None]:
+        """Where the node holding ``msg``'s room / token / reservation is:
+        ``("here", worker)``, ``("elsewhere", None)`` (another node holds it),
+        ``("unknown", None)`` (no entry) or ``("down", None)`` (Redis unavailable)."""
+        if isinstance(msg, M.Hello) and msg.reservation is not None:
+            key, op = K.resv_key(msg.reservation), "resv"
+        elif isinstance(msg, M.Hello) and msg.room is not None:
+            key, op = K.room_key(msg.room), "room"
+        elif isinstance(msg, M.Resume):
+            key, op = K.tok_key(msg.token), "tok"
+        else:
+            return "unknown", None
+        self.lookups += 1
+        try:
+            if op == "room":
+                raw = await self.link.call("front_locate", lambda r: r.hget(key, "node"))
+            else:
+                raw = await self.link.call("front_locate", lambda r: r.get(key))
+        except BadReply:  # the key holds something else: as good as absent
+            return "unknown", None
+        except ClusterUnavailable:
+            return "down", None
+        node: str | None
+        if op == "resv":
+            v = K.load_json(raw) if raw is not None else None
+            node = K.as_str(v.get("node"), 64) if isinstance(v, dict) else None
+        else:
+            node = K.as_str(raw, 64)
+        if node is None:
+            return "unknown", None
+        i = self.worker_of_node(node)
+        return ("here", i) if i is not None else ("elsewhere", None)
+
+
+
+    # -------------------------------------------------------------------------- routing
+
+    def route(self, sup: Supervisor, p: Pending, msg: Any, cid: int) -> bool:
+        """Route ``msg``'s connection if it needs the cluster (True: handled, now or after a
+        lookup); False: the supervisor's plain routing applies (HELLO by game name, a room
+        named after a live worker of this machine, anything else)."""
+        view = sup.view
+        if isinstance(msg, M.Hello) and msg.reservation is None:
+            if msg.room is None:
+                return False
+            holder = view.holder(msg.room)
+            if holder is not None:  # reported by a worker: it holds the room (moved or not)
+                sup._handoff(sup.workers[holder], p, cid)
+                return True
+            if self.names_machine(msg.room) and view.is_up(worker_of_room(msg.room)):
+                return False  # made here, not reported yet (new): the worker it names
+        elif not isinstance(msg, M.Hello | M.Resume):
+            return False
+        task = asyncio.get_running_loop().create_task(self._route_later(sup, p, msg, cid))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _route_later(self, sup: Supervisor, p: Pending, msg: Any, cid: int) -> None:
+        where, target = await self.locate(msg)
+        if p.settled:  # timed out (4012) or aborted by a stop meanwhile
+            return
+        if sup.stopping:
+            p.refuse(CloseCode.GOING_AWAY, "server shutting down")
+            return
+        view = sup.view
+        if where == "here":
+            if not view.is_up(target):  # that worker is restarting: a single node's answer
+                code, why = _refusal(msg)
+                p.refuse(code, why)
+                return
+        else:  # another node's, unknown, or Redis down: a worker answers as a cluster node
+            named: int | None = None
+            if isinstance(msg, M.Resume):
+                named = worker_of_token(msg.token)
+            elif isinstance(msg, M.Hello) and msg.room is not None \
+                    and self.names_machine(msg.room):
+                named = worker_of_room(msg.room)
+            target = named if view.is_up(named) else view.least_loaded()
+        if target is None:
+            p.refuse(1013, "no worker available, try again later")
+            return
+        sup._handoff(sup.workers[target], p, cid)
+
+    async def close(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        await self.link.close()
+
+
+def _refusal(msg: Any) -> tuple[int, str]:
+    """What a single process answers for a join whose holder is gone."""
+    if isinstance(msg, M.Resume):
+        return ErrorCode.RESUME_FAILED, "resume token invalid or expired"
+    if msg.reservation is not None:
+        return ErrorCode.RESERVATION_INVALID, "seat reservation invalid, expired or already used"
+    return ErrorCode.UNKNOWN_ROOM, f"unknown room {msg.room!r}"

@@ -1,0 +1,178 @@
+"""``gameserver --workers 2 --redis URL``: every worker a cluster node behind one port.
+
+Real processes (the supervisor and its workers, see test_workers.py) plus an in-process
+single node on the same test Redis: joins by game name fill both workers and their rooms
+are in the directory under nodes ``<machine>-w0`` / ``-w1`` with the machine's URL; a join
+by room id through the other node is redirected (4013) to the machine and reaches the worker
+that holds the room, and the other way round; a RESUME of another node's token through the
+machine gets 4013; a room handed over by the other node (SIGTERM with --handover) lands on a
+worker and its players RESUME through the supervisor (their token names no worker of ours:
+the supervisor's directory lookup finds the holder); /matchmake on the supervisor reserves
+in the cluster, the reservation is honoured on its worker, a forged or used one gets 4017.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from cluster_kit import http
+from test_workers import cluster, join, run
+
+from clients.client import Backoff, GameClient
+from gameserver.config import ServerConfig
+from gameserver.machine import worker_of_room, worker_of_token
+from gameserver.server import GameServer
+from protocol import messages as M
+from protocol.aio import connect
+
+
+async def _refused(kit: Any, url: str, msg: Any) -> tuple[int | None, M.Error | None]:
+    c = kit.Client(await connect(url))
+    c.start()
+    await c.send(msg)
+    code = await c.closed(10)
+    return code, (c.errors[-1] if c.errors else None)
+
+
+def _machine_of(room: str) -> str:
+    """``walker-<machine>-w<i>-<n>`` -> machine."""
+    game, machine, w, _ = room.split("-")
+    assert game == "walker" and w.startswith("w"), room
+    return machine
+
+
+def test_workers_are_nodes_and_route_across_nodes(kit: Any, tmp_path: Path,
+                                                  redis_url: str) -> None:
+    with cluster(tmp_path, "--redis", redis_url) as cl:
+        async def main() -> None:
+            other = GameServer(ServerConfig(games=kit.GAMES, port=0, seed=3,
+                                            redis_url=redis_url, handover=True))
+            await other.start()
+            clients: list[Any] = []
+            gcs: list[GameClient] = []
+            try:
+                # Walker rooms hold 4: six joins by game name fill worker 0, then worker 1.
+                clients = [await join(kit, cl.ws_url, game="walker", name=f"p{i}")
+                           for i in range(6)]
+                rooms = [c.welcome.room for c in clients]
+                assert [worker_of_room(r) for r in rooms] == [0, 0, 0, 0, 1, 1], rooms
+                machine = _machine_of(rooms[0])
+                assert rooms[0].startswith(f"walker-{machine}-w0-")
+                assert rooms[4].startswith(f"walker-{machine}-w1-")
+                assert all(worker_of_token(c.welcome.resume) == worker_of_room(c.welcome.room)
+                           for c in clients)
+
+                # The directory: each worker is a node with the machine's url.
+                async def listed() -> dict[str, Any]:
+                    _, body = await http(other.port, "/rooms?scope=cluster")
+                    return {r["id"]: r for r in body} if isinstance(body, list) else {}
+                deadline = asyncio.get_running_loop().time() + 10
+                while not {rooms[0], rooms[4]} <= set(got := await listed()):
+                    assert asyncio.get_running_loop().time() < deadline, got
+                    await asyncio.sleep(0.1)
+                assert (got[rooms[0]]["node"], got[rooms[0]]["url"]) == \
+                    (f"{machine}-w0", cl.ws_url)
+                assert (got[rooms[4]]["node"], got[rooms[4]]["worker"]) == (f"{machine}-w1", 1)
+
+                # By room id through the other node: 4013 to the machine, then worker 1.
+                via = GameClient(other.ws_url, game="walker", room=rooms[4], name="via")
+                gcs.append(via)
+                await via.connect()
+                assert (via.room, via.url, via.stats.redirects) == (rooms[4], cl.ws_url, 1)
+                # The other node's room by id through the machine: 4013 there.
+                o = await join(kit, other.ws_url, game="walker", name="o")
+                clients.append(o)
+                back = GameClient(cl.ws_url, game="walker", room=o.welcome.room, name="b")
+                gcs.append(back)
+                await back.connect()
+                assert (back.room, back.url) == (o.welcome.room, other.ws_url)
+                # Its resume token through the machine: 4013 with the other node's url.
+                code, err = await _refused(kit, cl.ws_url, M.Resume(token=o.welcome.resume))
+                assert code == 4013 and err is not None and err.url == other.ws_url
+                # Unknown ids and tokens: the single-node refusals, no redirect (no loop).
+                for msg, want in ((M.Hello(room=f"walker-{machine}-w1-99", name="x"), 4003),
+                                  (M.Hello(room="walker-nosuchnode-7", name="x"), 4003),
+                                  (M.Resume(token="w1.not-a-real-token-at-all"), 4005),
+                                  (M.Resume(token="forged"), 4005)):
+                    assert (await _refused(kit, cl.ws_url, msg))[0] == want, msg
+
+                # The other node hands its room over (SIGTERM with --handover): a worker
+                # restores it; its players get 4014 with the machine's url and RESUME here
+                # with a token that names no worker of ours.
+                mover = GameClient(other.ws_url, game="walker", room=o.welcome.room,
+                                   name="mover", backoff=Backoff(base=0.05, cap=0.3,
+                                                                 max_attempts=6))
+                gcs.append(mover)
+                await mover.connect()
+                before = (mover.player, mover.entity, mover.room)
+                assert worker_of_token(mover.resume_token or "") is None
+                await other.stop(timeout=2)
+                deadline = asyncio.get_running_loop().time() + 20
+                while not (mover.connected and mover.url == cl.ws_url):
+                    assert asyncio.get_running_loop().time() < deadline, mover.url
+                    await asyncio.sleep(0.05)
+                assert (mover.player, mover.entity, mover.room) == before
+                holder = [r["worker"] for r in cl.rooms() if r["id"] == before[2]]
+                assert len(holder) == 1, cl.rooms()
+                # Dropped again: RESUME through the supervisor finds the same worker.
+                tick = mover.server_tick
+                assert mover._ws is not None
+                mover._ws._transport.abort()
+                deadline = asyncio.get_running_loop().time() + 20
+                while not (mover.connected and mover.server_tick > tick + 3):
+                    assert asyncio.get_running_loop().time() < deadline
+                    await asyncio.sleep(0.05)
+                assert (mover.player, mover.entity, mover.room) == before
+            finally:
+                for g in gcs:
+                    await g.close()
+                for c in clients:
+                    await c.close()
+                await other.stop(timeout=2)
+        run(main())
+        text = cl.text()
+        assert "Traceback" not in text, text
+
+
+def test_matchmake_on_the_supervisor_with_redis(kit: Any, tmp_path: Path,
+                                                redis_url: str) -> None:
+    with cluster(tmp_path, "--redis", redis_url) as cl:
+        async def main() -> None:
+            def mm() -> tuple[int, dict[str, Any]]:
+                status, body = cl.get("/matchmake?game=walker")
+                return status, json.loads(body)
+            status, r = await asyncio.to_thread(mm)
+            assert status == 200, r
+            machine = r["node"].rsplit("-w", 1)[0]
+            w = int(r["node"].rsplit("-w", 1)[1])
+            assert r["url"] == cl.ws_url and worker_of_room(r["room"]) == w
+            assert r["room"].startswith(f"walker-{machine}-w{w}-m")
+            a = await join(kit, cl.ws_url, reservation=r["reservation"], name="a")
+            assert a.welcome.room == r["room"] and worker_of_room(a.welcome.room) == w
+            # three more fill that room; the next reservation opens a room elsewhere
+            more = [await asyncio.to_thread(mm) for _ in range(3)]
+            assert all(s == 200 and x["room"] == r["room"] for s, x in more), more
+            seated = [await join(kit, cl.ws_url, reservation=x["reservation"], name=f"r{i}")
+                      for i, (_, x) in enumerate(more)]
+            assert all(c.welcome.room == r["room"] for c in seated)
+            status, nxt = await asyncio.to_thread(mm)
+            assert status == 200 and nxt["room"] != r["room"], nxt
+            # used, forged: 4017 (never someone else's seat)
+            for tok in (r["reservation"], "forged-token-forged-token", "w0.forged"):
+                code, _ = await _refused(kit, cl.ws_url,
+                                         M.Hello(game="walker", reservation=tok, name="x"))
+                assert code == 4017, tok
+            status, _ = await asyncio.to_thread(cl.get, "/matchmake?game=nosuchgame")
+            assert status == 404
+            for c in [a, *seated]:
+                await c.close()
+            # the supervisor's own Redis lookups are in /metrics (worker="supervisor")
+            _, body = await asyncio.to_thread(cl.get, "/metrics")
+            assert 'gameserver_redis_round_trips_total{worker="supervisor",op="front_locate"}' \
+                in body.decode()
+        run(main())
+        assert "Traceback" not in cl.text()
+
