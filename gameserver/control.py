@@ -28,6 +28,8 @@ stats       S -> W     ``id``: request for the worker's metrics and rooms
 stats       W -> S     ``id``, ``m``: Prometheus text, ``r``: rooms (as in ``rooms``)
 reserve     S -> W     ``id``, ``q``: the ``/matchmake?...`` request target to answer
 reserved    W -> S     ``id``, ``s``: HTTP status, ``b``: JSON body (the worker's answer)
+quiesce     S -> W     ``id``: stop claiming handover offers (the machine stops, --handover)
+quiesced    W -> S     ``id``: done (a claim in flight was restored or given back first)
 ==========  =========  =====================================================================
 """
 

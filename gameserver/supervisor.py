@@ -58,7 +58,13 @@ from gameserver.fdlimit import raise_nofile_limit
 from gameserver.http import Router, default_static_root
 from gameserver.machine import MachineView, merge_metrics, worker_of_room, worker_of_token
 from gameserver.server import SHUTDOWN_TIMEOUT
-from gameserver.supervisor_cluster import ClusterRouter, new_machine_id, worker_node
+from gameserver.supervisor_cluster import (
+    HANDOVER_STOP_TIMEOUT,
+    ClusterRouter,
+    new_machine_id,
+    quiesce,
+    worker_node,
+)
 from protocol import messages as M
 from protocol.codes import CloseCode, ErrorCode
 from protocol.frames import CLOSE, encode_close_payload, encode_frame
@@ -227,7 +233,7 @@ class Supervisor:
                 s = w.held.pop(cid, None)
                 if s is not None:
                     s.close()
-        elif t in ("stats", "reserved"):
+        elif t in ("stats", "reserved", "quiesced"):
             fut = self._stats.pop(int(msg.get("id", 0)), None)
             if fut is not None and not fut.done():
                 fut.set_result(msg)
@@ -290,7 +296,7 @@ class Supervisor:
         proc = w.proc
         if proc is None:
             return None
-        deadline = time.monotonic() + (SHUTDOWN_TIMEOUT + 3.0 if self.stopping else 2.0)
+        deadline = time.monotonic() + (self._stop_budget() if self.stopping else 2.0)
         while proc.poll() is None and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         if proc.poll() is None:
@@ -340,6 +346,11 @@ class Supervisor:
             return
         loop.call_later(2.0, done)
 
+    def _stop_budget(self) -> float:
+        """Seconds a stopping worker may take before it is killed (a --handover stop waits
+        for other nodes to claim and restore its rooms)."""
+        return HANDOVER_STOP_TIMEOUT if self.config.handover else SHUTDOWN_TIMEOUT + 3.0
+
     async def stop(self) -> None:
         """Graceful stop (see the module docstring); idempotent."""
         if self.stopping:
@@ -350,13 +361,15 @@ class Supervisor:
             self.acceptor.close()
         elif self._sock is not None:
             self._sock.close()
+        if self.config.handover and self.front is not None:
+            await quiesce(self)  # no worker claims a sibling's room: they all stop
         for w in self.workers:
             if w.proc is not None and w.proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     w.proc.send_signal(signal.SIGTERM)
         readers = [w.reader for w in self.workers if w.reader is not None]
         if readers:
-            await asyncio.wait(readers, timeout=SHUTDOWN_TIMEOUT + 6.0)
+            await asyncio.wait(readers, timeout=self._stop_budget() + 3.0)
         for w in self.workers:  # whatever is left (a reader stuck): no orphans
             if w.proc is not None and w.proc.poll() is None:
                 w.proc.kill()
@@ -458,6 +471,12 @@ class Supervisor:
 
     async def gather(self) -> list[tuple[int, dict[str, Any] | None]]:
         """Every worker's ``stats`` answer (``None``: down or no answer in time)."""
+        return await self.ask_all({"t": "stats"}, STATS_TIMEOUT)
+
+    async def ask_all(self, msg: dict[str, Any], timeout: float,
+                      ) -> list[tuple[int, dict[str, Any] | None]]:
+        """Send ``msg`` (with a fresh ``id``) to every live worker; their answers, ``None``
+        for a worker down or silent for ``timeout`` s."""
         loop = asyncio.get_running_loop()
         asks: list[tuple[int, asyncio.Future[dict[str, Any]] | None]] = []
         for w in self.workers:
@@ -467,14 +486,14 @@ class Supervisor:
                 fut = loop.create_future()
                 self._stats[sid] = fut
                 try:
-                    w.ctl.send({"t": "stats", "id": sid})
+                    w.ctl.send({**msg, "id": sid})
                 except ChannelError:
                     self._stats.pop(sid, None)
                     fut = None
             asks.append((w.index, fut))
         futs = [f for _, f in asks if f is not None]
         if futs:
-            await asyncio.wait(futs, timeout=STATS_TIMEOUT)
+            await asyncio.wait(futs, timeout=timeout)
         out: list[tuple[int, dict[str, Any] | None]] = []
         for i, f in asks:
             if f is not None and f.done() and not f.cancelled():

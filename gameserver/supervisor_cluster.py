@@ -59,11 +59,19 @@ if TYPE_CHECKING:
     from gameserver.acceptor import Pending
     from gameserver.supervisor import Supervisor
 
-__all__ = ["ClusterRouter", "new_machine_id", "worker_node"]
+__all__ = ["HANDOVER_STOP_TIMEOUT", "QUIESCE_TIMEOUT", "ClusterRouter", "new_machine_id",
+           "quiesce", "worker_node"]
 
 log = logging.getLogger("gameserver.supervisor")
 
 _NODE = re.compile(r"(.+)-w(\d{1,4})\Z")
+
+#: Seconds a worker stopping with --handover may take before it is killed: the handover's
+#: own bounds (an offer waits <= 50 s while receivers make progress, a restore <= 10 s).
+HANDOVER_STOP_TIMEOUT = 75.0
+#: Seconds the supervisor waits for every worker to stop claiming offers (a claim in flight
+#: is restored first: <= 0.5 s BLMOVE + 10 s restore) before it SIGTERMs them.
+QUIESCE_TIMEOUT = 12.0
 
 
 def new_machine_id() -> str:
@@ -210,3 +218,16 @@ def _refusal(msg: Any) -> tuple[int, str]:
     if msg.reservation is not None:
         return ErrorCode.RESERVATION_INVALID, "seat reservation invalid, expired or already used"
     return ErrorCode.UNKNOWN_ROOM, f"unknown room {msg.room!r}"
+
+
+async def quiesce(sup: Supervisor) -> int:
+    """Before a ``--handover`` stop of the machine: every live worker stops its handover
+    receiver (``quiesce`` / ``quiesced`` on the control channel) and only then is any of them
+    SIGTERMed, so no worker claims a room its stopping sibling offers (its players would be
+    sent back to a port that no longer accepts). Returns how many confirmed in time."""
+    answers = await sup.ask_all({"t": "quiesce"}, QUIESCE_TIMEOUT)
+    ok = sum(1 for _, a in answers if a is not None)
+    if ok < len(answers):
+        log.warning("handover: %d of %d workers did not stop receiving in time",
+                    len(answers) - ok, len(answers))
+    return ok

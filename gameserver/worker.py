@@ -223,6 +223,13 @@ class WorkerProcess:
             reply = await matchmake_reply(mgr.seats, target)
         self._send({"t": "reserved", "id": rid, "s": reply.status, "b": reply.body})
 
+    async def _quiesce(self, rid: Any) -> None:
+        """Stop claiming other nodes' handover offers (the siblings stop too), then say so."""
+        agent = self.server.handover
+        if agent is not None:
+            await agent.stop_receiver()
+        self._send({"t": "quiesced", "id": rid})
+
     async def _read_control(self) -> None:
         ch = self.ctl
         assert ch is not None
@@ -235,6 +242,10 @@ class WorkerProcess:
                 if msg.get("t") == "stats":
                     self._send({"t": "stats", "id": msg.get("id"),
                                 "m": self.server.metrics.render(), "r": self._rooms()})
+                elif msg.get("t") == "quiesce":  # the machine stops with --handover
+                    task = asyncio.get_running_loop().create_task(self._quiesce(msg.get("id")))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
                 elif msg.get("t") == "reserve" and isinstance(msg.get("q"), str):
                     task = asyncio.get_running_loop().create_task(
                         self._reserve(msg.get("id"), msg["q"]))

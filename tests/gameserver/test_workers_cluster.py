@@ -176,3 +176,61 @@ def test_matchmake_on_the_supervisor_with_redis(kit: Any, tmp_path: Path,
         run(main())
         assert "Traceback" not in cl.text()
 
+
+
+def test_worker_is_the_named_node_and_quiesces(kit: Any, redis_url: str) -> None:
+    """In-process worker (the control + handoff socket pairs of a real one): it joins the
+    cluster as the node the supervisor names, its room ids read <game>-<machine>-w<i>-<n>,
+    and ``quiesce`` stops its handover receiver (heartbeat key gone) before ``quiesced``."""
+    import socket
+
+    from cluster_kit import raw_redis
+
+    from gameserver.control import Channel
+    from gameserver.handover.transfer import ALIVE
+    from gameserver.supervisor_cluster import ClusterRouter
+    from gameserver.worker import WorkerProcess, parse_worker_spec
+
+    assert parse_worker_spec("1,5,6") == (1, 5, 6, None)
+    assert parse_worker_spec("1,5,6,ab12cd34-w1") == (1, 5, 6, "ab12cd34-w1")
+    front = ClusterRouter(redis_url, "ab12cd34", 2)
+    assert [front.worker_of_node(n) for n in ("ab12cd34-w1", "ab12cd34-w2", "other-w1",
+                                              "ab12cd34", None)] == [1, None, None, None, None]
+    assert front.names_machine("walker-ab12cd34-w0-3")
+    assert not front.names_machine("walker-ff12cd34-w0-3")
+
+    async def main() -> None:
+        ctl_a, ctl_b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ho_a, ho_b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        cfg = ServerConfig(games=kit.GAMES, port=0, seed=1, redis_url=redis_url,
+                           handover=True)
+        wp = WorkerProcess(cfg, 1, ctl_b.detach(), ho_b.detach(), "ab12cd34-w1")
+        task = asyncio.get_running_loop().create_task(wp.run())
+        ch = await Channel.open(ctl_a)
+        r = raw_redis(redis_url)
+        try:
+            assert (await asyncio.wait_for(ch.recv(), 10) or {}).get("t") == "ready"
+            assert wp.server.cluster.node_id == "ab12cd34-w1"
+            room = wp.server.rooms.create_room("walker")
+            assert room.id == "walker-ab12cd34-w1-1" and worker_of_room(room.id) == 1
+            room.shutdown()  # nothing to hand over when it stops
+            wp.server.rooms.remove_room(room)
+            agent = wp.server.handover
+            deadline = asyncio.get_running_loop().time() + 10
+            while not await r.exists(ALIVE + agent.node_id):  # its receiver heartbeat
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.05)
+            ch.send({"t": "quiesce", "id": 7})
+            while True:
+                msg = await asyncio.wait_for(ch.recv(), 15) or {}
+                if msg.get("t") == "quiesced":
+                    break
+            assert msg["id"] == 7 and agent._stopping
+            assert not await r.exists(ALIVE + agent.node_id)
+        finally:
+            ho_a.close()  # the supervisor is gone: the worker stops
+            await asyncio.wait_for(task, 20)
+            ch.close()
+            await r.aclose()
+            await front.close()
+    run(main())

@@ -1,0 +1,162 @@
+"""``--handover`` with ``--workers 2``: SIGTERM to a machine hands every worker's rooms over.
+
+Two real machines on one test Redis, each ``gameserver serve test_handover:Beat --workers 2
+--redis URL --handover`` (rooms of 3, so the players fill rooms on both workers of A).
+SIGTERM to A's supervisor: its workers stop receiving first (no room goes to a sibling that
+is stopping too), then each hands its rooms over; B's workers restore them; every player
+gets 4014 MOVED with B's URL and RESUMEs there through B's supervisor (a token ``w<i>.``
+from A names a worker of A: B's supervisor finds the holder in the directory). The
+assertions of test_handover.py hold: same player id, entity and room id, ticks strictly
+increasing, every beat once, every input applied exactly once; the bots follow too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from test_handover import Player_, drive, until
+from test_workers import alive
+
+from gameserver.machine import worker_of_room
+
+HERE = Path(__file__).parent
+URL_LINE = re.compile(r"gameserver: serving .+? at (http://\S+) \(ws at (ws://\S+)\)")
+
+
+class Machine:
+    """One ``--workers 2 --redis --handover`` supervisor serving test_handover:Beat."""
+
+    def __init__(self, redis_url: str, log: Path) -> None:
+        env = dict(os.environ,
+                   PYTHONPATH=f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+        self.log = log
+        with log.open("w") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gameserver", "serve", "test_handover:Beat",
+                 "--workers", "2", "--port", "0", "--redis", redis_url, "--handover",
+                 "--max-players", "3", "--seed", "5"],
+                stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        m = URL_LINE.search(line)
+        if not m:
+            self.kill()
+            raise AssertionError(f"no URL line: {line!r} {log.read_text()}")
+        self.http, self.url = m.group(1), m.group(2)
+        self.children = _children(self.proc.pid)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def rooms(self) -> list[dict[str, Any]]:
+        with urllib.request.urlopen(self.http + "rooms", timeout=5) as r:
+            rooms: list[dict[str, Any]] = json.loads(r.read())
+        return rooms
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        for pid in self.children:  # never leave a worker behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _children(pid: int) -> set[int]:
+    out: set[int] = set()
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            out.update(int(x) for x in
+                       Path(f"/proc/{pid}/task/{task}/children").read_text().split())
+    return out
+
+
+@contextlib.contextmanager
+def machines(redis_url: str, tmp: Path) -> Iterator[tuple[Machine, Machine]]:
+    made: list[Machine] = []
+    try:
+        made.append(Machine(redis_url, tmp / "a.log"))
+        made.append(Machine(redis_url, tmp / "b.log"))
+        yield made[0], made[1]
+    finally:
+        for m in made:
+            m.kill()
+
+
+def test_sigterm_hands_every_workers_rooms_over(redis_url: str, tmp_path: Path) -> None:
+    with machines(redis_url, tmp_path) as (a, b):
+        report = Path(tempfile.mkdtemp()) / "bots.json"
+        bots = subprocess.Popen(  # a bot swarm (GameClients) on A too, moved with the rooms
+            [sys.executable, "-m", "clients.bots", a.url, "--count", "3", "--game", "beat",
+             "--duration", "10", "--json", str(report), "--quiet", "--input-every", "2"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+        async def main() -> None:
+            players = [Player_(a.url, f"p{i}") for i in range(5)]
+            for p in players:
+                await p.client.connect()
+            before = [(p.client.player, p.client.entity, p.client.room) for p in players]
+            # rooms of 3 on the machine: both workers hold players
+            assert {worker_of_room(str(x[2])) for x in before} == {0, 1}, before
+            try:
+                await drive(players, 1.0)
+                end = time.monotonic() + 30
+                while sum(int(r["players"]) for r in await asyncio.to_thread(a.rooms)) < 8:
+                    assert time.monotonic() < end, "the bots did not join"
+                    await drive(players, 0.2)
+                last_on_a = [p.ticks[-1] for p in players]
+                a.proc.send_signal(signal.SIGTERM)
+                await drive(players, 2.0)  # inputs keep coming while the rooms move
+                await until(lambda: all(p.client.url == b.url and p.client.connected
+                                        for p in players), 20, "every client on machine b")
+                await drive(players, 1.5)
+                await until(lambda: all(p.client.acked_seq >= p.sent[-1] for p in players),
+                            10, "acks of the last inputs")
+                await until(lambda: all(set(p.sent) <= set(p.applied) for p in players), 10,
+                            "applied reports of the last inputs")
+                on_b = {r["id"]: r for r in await asyncio.to_thread(b.rooms)}
+            finally:
+                for p in players:
+                    await p.client.close()
+            for p, (pid, ent, rid), last in zip(players, before, last_on_a):
+                c = p.client
+                assert (c.player, c.entity, c.room) == (pid, ent, rid)
+                assert c.stats.redirects == 1 and c.error is None
+                assert rid in on_b and on_b[rid]["players"] >= 1, (rid, on_b)
+                assert all(x < y for x, y in itertools.pairwise(p.ticks)), p.ticks
+                assert any(t > last for t in p.ticks)
+                assert p.beats == list(range(p.beats[0], p.beats[0] + len(p.beats))), p.beats
+                assert sorted(p.applied) == sorted(set(p.applied)), "an input applied twice"
+                assert set(p.sent) == set(p.applied), (set(p.sent) ^ set(p.applied))
+                assert len(p.sent) > 50
+
+        try:
+            asyncio.run(asyncio.wait_for(main(), 90))
+            _, bot_err = bots.communicate(timeout=60)
+        finally:
+            if bots.poll() is None:
+                bots.kill()
+                bots.wait()
+        assert a.proc.wait(30) == 0
+        text = a.text()
+        assert text.count("room handed over") >= 2, text
+        assert "room lost" not in text and "Traceback" not in text, text
+        assert "Traceback" not in b.text()
+        assert not any(alive(pid) for pid in a.children)
+        rep = json.loads(report.read_text())
+        assert rep["failures"] == 0 and rep["connects"] == 3, (rep, bot_err)
+        assert all(x["reconnects"] == 1 for x in rep["per_bot_detail"]), rep["per_bot_detail"]
