@@ -63,6 +63,7 @@ from gameserver.supervisor_cluster import (
     ClusterRouter,
     new_machine_id,
     quiesce,
+    rolling_restart,
     worker_node,
 )
 from protocol import messages as M
@@ -111,6 +112,7 @@ class Worker:
         self.held: dict[int, socket.socket] = {}
         self.queue: deque[tuple[int, bytes, bytes]] = deque()
         self.writer = False
+        self.retiring = False  # SIGHUP rolling restart: handing its rooms over, then respawned
         self.reader: asyncio.Task[None] | None = None
         self.ready_evt = asyncio.Event()
 
@@ -129,6 +131,7 @@ class Supervisor:
         self.default_game = next(iter(config.games))
         self.stopping = False
         self.draining = False  # --drain-seconds after SIGTERM: /readyz 503, upgrades 503
+        self.rolling = False  # a SIGHUP rolling restart is under way (supervisor_cluster)
         self._stop_evt = asyncio.Event()
         self._start_failed = asyncio.Event()
         self.acceptor: Acceptor | None = None
@@ -189,8 +192,9 @@ class Supervisor:
         ho_a, ho_b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         spec = f"{w.index},{ctl_b.fileno()},{ho_b.fileno()}"
         extra: list[str] = []
-        if self.front is not None:
-            spec += "," + worker_node(self.machine, w.index)
+        if self.front is not None:  # a restarted worker is a new cluster node
+            self.front.nodes[w.index] = worker_node(self.machine, w.index, w.restarts)
+            spec += "," + self.front.nodes[w.index]
         if self.config.public_url is None:  # what clients dial: our port, not the worker's
             extra = ["--public-url", self._ws_url()]
         cmd = [sys.executable, "-m", "gameserver", *self.argv, *extra, "--worker-process", spec]
@@ -261,6 +265,17 @@ class Supervisor:
         held = list(w.held.values())
         w.held.clear()
         code = await self._reap(w)
+        retiring, w.retiring = w.retiring, False
+        if retiring and not self.stopping:  # a rolling restart: its rooms moved (4014)
+            for s in held:
+                self._close_client(s, b"")
+            w.restarts += 1
+            log.info("restarting worker=%d after its handover restarts=%d", w.index, w.restarts)
+            try:
+                self._spawn(w)
+            except OSError as exc:
+                log.error("cannot start worker=%d: %s", w.index, exc)
+            return
         if not self.stopping:
             log.warning("worker exited worker=%d code=%s clients=%d: closing them with %d",
                         w.index, code, len(held), int(CloseCode.WORKER_RESTARTED))
@@ -296,7 +311,8 @@ class Supervisor:
         proc = w.proc
         if proc is None:
             return None
-        deadline = time.monotonic() + (self._stop_budget() if self.stopping else 2.0)
+        deadline = time.monotonic() + (self._stop_budget() if self.stopping or w.retiring
+                                       else 2.0)
         while proc.poll() is None and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         if proc.poll() is None:
@@ -632,6 +648,13 @@ def run_supervisor(config: ServerConfig, argv: Sequence[str], workers: int) -> i
         if raised is not None and raised[1] > raised[0]:
             log.info("raised the file descriptor limit soft=%d->%d", raised[0], raised[1])
         sup = Supervisor(config, argv, workers)
+        rolls: set[asyncio.Task[int]] = set()
+
+        def on_hup() -> None:  # rolling restart of the workers (--redis --handover)
+            task = loop.create_task(rolling_restart(sup))
+            rolls.add(task)
+            task.add_done_callback(rolls.discard)
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
         try:
             await sup.start()
         except OSError as exc:

@@ -42,8 +42,11 @@ RESUME only (a reconnect), never on HELLO by game name or the data path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+import signal
+import time
 from typing import TYPE_CHECKING, Any
 
 from gameserver.cluster import keys as K
@@ -60,7 +63,7 @@ if TYPE_CHECKING:
     from gameserver.supervisor import Supervisor
 
 __all__ = ["HANDOVER_STOP_TIMEOUT", "QUIESCE_TIMEOUT", "ClusterRouter", "new_machine_id",
-           "quiesce", "worker_node"]
+           "quiesce", "rolling_restart", "worker_node"]
 
 log = logging.getLogger("gameserver.supervisor")
 
@@ -72,6 +75,13 @@ HANDOVER_STOP_TIMEOUT = 75.0
 #: Seconds the supervisor waits for every worker to stop claiming offers (a claim in flight
 #: is restored first: <= 0.5 s BLMOVE + 10 s restore) before it SIGTERMs them.
 QUIESCE_TIMEOUT = 12.0
+#: A lookup naming a worker of ours that is not serving is repeated this many times, this
+#: many seconds apart (a rolling restart's receiving worker writes the token index entry
+#: within milliseconds), before the single-node refusal.
+RELOOKUPS = 10
+RELOOKUP_DELAY = 0.05
+#: Seconds a restarted worker may take to say "ready" in a rolling restart (then it stops).
+RESTART_READY_TIMEOUT = 30.0
 
 
 def new_machine_id() -> str:
@@ -79,9 +89,12 @@ def new_machine_id() -> str:
     return new_node_id()
 
 
-def worker_node(machine: str, worker: int) -> str:
-    """The cluster node id of ``worker`` on ``machine``: ``<machine>-w<worker>``."""
-    return f"{machine}-w{worker}"
+def worker_node(machine: str, worker: int, incarnation: int = 0) -> str:
+    """The cluster node id of ``worker`` on ``machine``: ``<machine>-w<worker>``, and
+    ``<machine>.<k>-w<worker>`` for its k-th restart (a restarted worker is a new node, as a
+    restarted single process is: its fresh room ids never collide with the rooms its previous
+    incarnation handed over to a sibling, which keep their ids)."""
+    return f"{machine}-w{worker}" if incarnation == 0 else f"{machine}.{incarnation}-w{worker}"
 
 
 class _Metrics:
@@ -101,21 +114,28 @@ class ClusterRouter:
         self.metrics = _Metrics()
         self.link = RedisLink(redis_url, self.metrics, timeout=timeout)  # type: ignore[arg-type]
         self.lookups = 0
+        #: the current node id of each worker (the supervisor sets it at every spawn)
+        self.nodes = [worker_node(machine, i) for i in range(workers)]
         self._tasks: set[asyncio.Task[None]] = set()  # bounded: one per acceptor Pending
 
     def worker_of_node(self, node: str | None) -> int | None:
-        """The worker index of a node id of this machine, else None."""
+        """The worker whose CURRENT node id is ``node``, else None (another machine's, or a
+        previous incarnation of one of ours: its rooms and tokens died with it)."""
         if node is None:
             return None
         m = _NODE.match(node)
-        if m is None or m.group(1) != self.machine:
+        if m is None:
             return None
         i = int(m.group(2))
-        return i if i < self.workers else None
+        return i if i < self.workers and self.nodes[i] == node else None
 
-    def names_machine(self, room_id: str) -> bool:
-        """True if ``room_id`` was made on this machine (``<game>-<machine>-w<i>-...``)."""
-        return f"-{self.machine}-w" in room_id
+    def made_by(self, room_id: str) -> int | None:
+        """The worker whose current incarnation made ``room_id``
+        (``<game>-<its node id>-<n>``), else None."""
+        i = worker_of_room(room_id)
+        if i is None or i >= self.workers:
+            return None
+        return i if f"-{self.nodes[i]}-" in room_id else None
 
     def metrics_text(self) -> str:
         """The link's own metrics (round trips, latency, degraded) in Prometheus text."""
@@ -170,8 +190,10 @@ class ClusterRouter:
             if holder is not None:  # reported by a worker: it holds the room (moved or not)
                 sup._handoff(sup.workers[holder], p, cid)
                 return True
-            if self.names_machine(msg.room) and view.is_up(worker_of_room(msg.room)):
-                return False  # made here, not reported yet (new): the worker it names
+            made = self.made_by(msg.room)
+            if made is not None and view.is_up(made):
+                sup._handoff(sup.workers[made], p, cid)  # made here, not reported yet (new)
+                return True
         elif not isinstance(msg, M.Hello | M.Resume):
             return False
         task = asyncio.get_running_loop().create_task(self._route_later(sup, p, msg, cid))
@@ -181,6 +203,13 @@ class ClusterRouter:
 
     async def _route_later(self, sup: Supervisor, p: Pending, msg: Any, cid: int) -> None:
         where, target = await self.locate(msg)
+        for _ in range(RELOOKUPS):
+            if where != "here" or sup.view.is_up(target) or p.settled or sup.stopping:
+                break
+            # ours but not serving: a worker handing its rooms over (rolling restart) while
+            # the receiving sibling's index entry is in flight: ask again shortly
+            await asyncio.sleep(RELOOKUP_DELAY)
+            where, target = await self.locate(msg)
         if p.settled:  # timed out (4012) or aborted by a stop meanwhile
             return
         if sup.stopping:
@@ -196,9 +225,8 @@ class ClusterRouter:
             named: int | None = None
             if isinstance(msg, M.Resume):
                 named = worker_of_token(msg.token)
-            elif isinstance(msg, M.Hello) and msg.room is not None \
-                    and self.names_machine(msg.room):
-                named = worker_of_room(msg.room)
+            elif isinstance(msg, M.Hello) and msg.room is not None:
+                named = self.made_by(msg.room)
             target = named if view.is_up(named) else view.least_loaded()
         if target is None:
             p.refuse(1013, "no worker available, try again later")
@@ -231,3 +259,44 @@ async def quiesce(sup: Supervisor) -> int:
         log.warning("handover: %d of %d workers did not stop receiving in time",
                     len(answers) - ok, len(answers))
     return ok
+
+
+async def rolling_restart(sup: Supervisor) -> int:
+    """SIGHUP (with ``--redis --handover``): restart the workers one at a time. Each one in
+    turn leaves the machine's routing (no new joins), is SIGTERMed and hands its rooms over
+    through Redis (to its live siblings, or other nodes); its players get 4014 MOVED with the
+    machine's URL and RESUME through the supervisor, which finds the receiving worker in the
+    directory. When it has exited it is started again at once (a new node id) and the next
+    one goes only after it is ready, so there is always a receiver. Returns how many were
+    restarted; a stop cuts it short; a second SIGHUP meanwhile is ignored."""
+    if sup.front is None or not sup.config.handover:
+        log.warning("SIGHUP ignored: a rolling restart needs --redis and --handover")
+        return 0
+    if sup.rolling or sup.stopping:
+        log.info("SIGHUP ignored: a rolling restart or a stop is under way")
+        return 0
+    sup.rolling = True
+    done = 0
+    log.info("rolling restart started workers=%d", len(sup.workers))
+    try:
+        for w in sup.workers:
+            old = w.proc
+            if sup.stopping or old is None or not w.ready:
+                continue  # down (restarting on its own): nothing to hand over
+            w.retiring = True
+            sup.view.set_up(w.index, False)  # no new joins; its rooms are leaving
+            with contextlib.suppress(ProcessLookupError):
+                old.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + HANDOVER_STOP_TIMEOUT + RESTART_READY_TIMEOUT
+            while not sup.stopping and not (w.proc is not old and w.ready):
+                if time.monotonic() > deadline:
+                    log.warning("rolling restart stopped: worker=%d not back in time", w.index)
+                    return done
+                await asyncio.sleep(0.05)
+            if sup.stopping:
+                break
+            done += 1
+    finally:
+        sup.rolling = False
+    log.info("rolling restart finished restarted=%d", done)
+    return done

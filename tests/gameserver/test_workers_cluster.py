@@ -188,7 +188,7 @@ def test_worker_is_the_named_node_and_quiesces(kit: Any, redis_url: str) -> None
 
     from gameserver.control import Channel
     from gameserver.handover.transfer import ALIVE
-    from gameserver.supervisor_cluster import ClusterRouter
+    from gameserver.supervisor_cluster import ClusterRouter, worker_node
     from gameserver.worker import WorkerProcess, parse_worker_spec
 
     assert parse_worker_spec("1,5,6") == (1, 5, 6, None)
@@ -196,8 +196,14 @@ def test_worker_is_the_named_node_and_quiesces(kit: Any, redis_url: str) -> None
     front = ClusterRouter(redis_url, "ab12cd34", 2)
     assert [front.worker_of_node(n) for n in ("ab12cd34-w1", "ab12cd34-w2", "other-w1",
                                               "ab12cd34", None)] == [1, None, None, None, None]
-    assert front.names_machine("walker-ab12cd34-w0-3")
-    assert not front.names_machine("walker-ff12cd34-w0-3")
+    assert front.made_by("walker-ab12cd34-w0-3") == 0
+    assert front.made_by("walker-ab12cd34-w0-mab12cd") == 0
+    assert front.made_by("walker-ff12cd34-w0-3") is None
+    front.nodes[0] = worker_node("ab12cd34", 0, 2)  # restarted twice: a new node
+    assert front.nodes[0] == "ab12cd34.2-w0" and front.worker_of_node("ab12cd34.2-w0") == 0
+    assert front.made_by("walker-ab12cd34-w0-3") is None  # its previous incarnation's
+    assert front.made_by("walker-ab12cd34.2-w0-3") == 0
+    assert front.worker_of_node("ab12cd34-w0") is None
 
     async def main() -> None:
         ctl_a, ctl_b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -233,4 +239,56 @@ def test_worker_is_the_named_node_and_quiesces(kit: Any, redis_url: str) -> None
             ch.close()
             await r.aclose()
             await front.close()
+    run(main())
+
+
+def test_router_asks_again_while_the_holder_is_not_serving(redis_url: str) -> None:
+    """A RESUME whose index entry still names a worker that is handing its rooms over (a
+    rolling restart): the router looks again until the receiving sibling's entry lands, and
+    refuses (4005) only if it never does; another machine's node -> the worker the token
+    names (it answers 4013); Redis down -> that worker too (it answers 4018)."""
+    from types import SimpleNamespace
+
+    from cluster_kit import raw_redis
+
+    from gameserver.cluster import keys as K
+    from gameserver.machine import MachineView
+    from gameserver.supervisor_cluster import ClusterRouter
+
+    class P:
+        settled = False
+        refused: tuple[int, str] | None = None
+
+        def refuse(self, code: int, why: str) -> None:
+            self.refused = (int(code), why)
+
+    async def main() -> None:
+        front = ClusterRouter(redis_url, "ab12cd34", 2)
+        view = MachineView(2, {"walker": 4})
+        view.set_up(0, False)  # retiring
+        view.set_up(1, True)
+        handed: list[int] = []
+        sup = SimpleNamespace(view=view, stopping=False, workers=[
+            SimpleNamespace(index=0), SimpleNamespace(index=1)],
+            _handoff=lambda w, p, cid: handed.append(w.index))
+        r = raw_redis(redis_url)
+        try:
+            await r.set(K.tok_key("w0.tok"), "ab12cd34-w0")
+            loop = asyncio.get_running_loop()
+            loop.call_later(0.2, lambda: loop.create_task(
+                r.set(K.tok_key("w0.tok"), "ab12cd34-w1")))
+            await front._route_later(sup, P(), M.Resume(token="w0.tok"), 1)  # type: ignore
+            assert handed == [1]
+            await r.set(K.tok_key("w0.gone"), "ab12cd34-w0")  # never updated: 4005
+            p = P()
+            await front._route_later(sup, p, M.Resume(token="w0.gone"), 2)  # type: ignore
+            assert handed == [1] and p.refused is not None and p.refused[0] == 4005
+            await r.set(K.tok_key("w1.far"), "ff00ff00-w0")  # another machine's
+            await front._route_later(sup, P(), M.Resume(token="w1.far"), 3)  # type: ignore
+            assert handed == [1, 1]
+            await front.link.close()  # Redis unreachable for the router: the named worker
+            await front._route_later(sup, P(), M.Resume(token="w1.x"), 4)  # type: ignore
+            assert handed == [1, 1, 1]
+        finally:
+            await r.aclose()
     run(main())
