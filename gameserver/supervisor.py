@@ -32,6 +32,11 @@ for the whole machine: it asks every worker over the control channel (bounded by
 SIGINT / SIGTERM: stop accepting, SIGTERM every worker (each closes its clients with 1001 and
 runs ``on_leave``), wait at most ``SHUTDOWN_TIMEOUT`` + 3 s, SIGKILL what is left, exit 0. A
 worker whose supervisor disappears sees its control channel end and stops the same way.
+
+With ``--redis`` every worker is a cluster node and the joins the view cannot place are
+routed by a Redis lookup; with ``--handover`` SIGTERM first quiesces the workers' handover
+receivers and then lets each hand its rooms over (budget :data:`HANDOVER_STOP_TIMEOUT`), and
+SIGHUP restarts the workers one at a time through Redis: :mod:`gameserver.supervisor_cluster`.
 """
 
 from __future__ import annotations
@@ -266,7 +271,7 @@ class Supervisor:
         w.held.clear()
         code = await self._reap(w)
         retiring, w.retiring = w.retiring, False
-        if retiring and not self.stopping:  # a rolling restart: its rooms moved (4014)
+        if retiring and code == 0 and not self.stopping:  # rolling restart: rooms moved
             for s in held:
                 self._close_client(s, b"")
             w.restarts += 1
