@@ -157,7 +157,10 @@ class Supervisor:
         self.machine = new_machine_id()
         self.front: ClusterRouter | None = None
         if config.redis_url is not None:
-            self.front = ClusterRouter(config.redis_url, self.machine, workers)
+            from gameserver.cluster.matchmake import rooms_reply
+
+            front = self.front = ClusterRouter(config.redis_url, self.machine, workers)
+            self.router.cluster_rooms = lambda: rooms_reply(front.cluster_rooms)
 
     # ------------------------------------------------------------------------ lifecycle
 
@@ -603,6 +606,11 @@ class Supervisor:
             return http_response(status, body, content_type="application/json",
                                  headers=[("Cache-Control", "no-store"),
                                           ("Connection", "close")])
+        pending = self.router.route_async(req.method, req.target)
+        if pending is not None:  # --redis: /rooms?scope=cluster (the directory's view)
+            r = await pending
+            return http_response(r.status, r.body, content_type=r.content_type,
+                                 headers=[*r.headers, ("Connection", "close")])
         if path == "/healthz" and req.method in ("GET", "HEAD"):
             up = sum(1 for w in self.workers if w.ready)
             n = len(self.workers)

@@ -50,9 +50,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from gameserver.cluster import keys as K
+from gameserver.cluster.directory import Directory
 from gameserver.cluster.errors import BadReply, ClusterUnavailable
 from gameserver.cluster.link import RedisLink
-from gameserver.cluster.node import new_node_id
+from gameserver.cluster.node import NodeIdentity, new_node_id
 from gameserver.machine import worker_of_room, worker_of_token
 from gameserver.metrics import Registry
 from protocol import messages as M
@@ -117,6 +118,7 @@ class ClusterRouter:
         #: the current node id of each worker (the supervisor sets it at every spawn)
         self.nodes = [worker_node(machine, i) for i in range(workers)]
         self._tasks: set[asyncio.Task[None]] = set()  # bounded: one per acceptor Pending
+        self._directory: Directory | None = None  # for /rooms?scope=cluster reads only
 
     def worker_of_node(self, node: str | None) -> int | None:
         """The worker whose CURRENT node id is ``node``, else None (another machine's, or a
@@ -136,6 +138,15 @@ class ClusterRouter:
         if i is None or i >= self.workers:
             return None
         return i if f"-{self.nodes[i]}-" in room_id else None
+
+    async def cluster_rooms(self) -> list[dict[str, object]]:
+        """``/rooms?scope=cluster`` on the supervisor: every live room of the cluster (the
+        directory's read; it never touches a room manager). ClusterUnavailable if down."""
+        if self._directory is None:
+            node = NodeIdentity(f"{self.machine}-supervisor", "ws://supervisor.invalid/")
+            self._directory = Directory(self.link, node, None)  # type: ignore[arg-type]
+        view = await self._directory.view(None)
+        return [r.info() for r in sorted(view.rooms, key=lambda r: (r.node, r.room))]
 
     def metrics_text(self) -> str:
         """The link's own metrics (round trips, latency, degraded) in Prometheus text."""

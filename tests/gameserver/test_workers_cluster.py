@@ -76,6 +76,9 @@ def test_workers_are_nodes_and_route_across_nodes(kit: Any, tmp_path: Path,
                 assert (got[rooms[0]]["node"], got[rooms[0]]["url"]) == \
                     (f"{machine}-w0", cl.ws_url)
                 assert (got[rooms[4]]["node"], got[rooms[4]]["worker"]) == (f"{machine}-w1", 1)
+                # the supervisor answers the cluster-wide list too
+                _, mine = await asyncio.to_thread(cl.get, "/rooms?scope=cluster")
+                assert {rooms[0], rooms[4]} <= {r["id"] for r in json.loads(mine)}
 
                 # By room id through the other node: 4013 to the machine, then worker 1.
                 via = GameClient(other.ws_url, game="walker", room=rooms[4], name="via")
