@@ -20,6 +20,12 @@ and the per-message round trip. Run::
     python benchmarks/bench_cluster.py --part workers                 # ~2-3 min
     python benchmarks/bench_cluster.py --part workers --rounds 2 --nice -5
 
+``--part workers-redis`` (``benchmarks/cluster_workers_redis.py``): ``--workers 2`` vs
+``--workers 2 --redis``: HELLO and RESUME latency through the supervisor and its own Redis
+round trips per join (the directory lookup that finds a moved token's worker). Run::
+
+    python benchmarks/bench_cluster.py --part workers-redis           # ~1 min
+
 Results: printed, and written as JSON to ``benchmarks/results-cluster-<part>.json``
 (``--out`` to change); the recorded runs are in ``benchmarks/RESULTS-cluster.md``.
 """
@@ -39,12 +45,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cluster_directory import part_directory
 from cluster_workers import part_workers
+from cluster_workers_redis import part_workers_redis
 
 HERE = Path(__file__).resolve().parent
 
 PARTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "directory": part_directory,
     "workers": part_workers,
+    "workers-redis": part_workers_redis,
 }
 
 
