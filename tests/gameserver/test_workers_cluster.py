@@ -295,3 +295,36 @@ def test_router_asks_again_while_the_holder_is_not_serving(redis_url: str) -> No
         finally:
             await r.aclose()
     run(main())
+
+
+def test_crashed_worker_keeps_4015_and_comes_back_as_a_new_node(
+        kit: Any, tmp_path: Path, redis_url: str) -> None:
+    """SIGKILL to a worker of a --redis machine: its players get 4015 at once (no handover),
+    a RESUME with the dead incarnation's token gets 4005 (its index entry names the old node:
+    not ours any more), and the restarted worker is a new node whose rooms say so."""
+    import os
+    import signal
+
+    from test_workers import until as until_sync
+
+    with cluster(tmp_path, "--redis", redis_url) as cl:
+        async def main() -> None:
+            cs = [await join(kit, cl.ws_url, game="walker", name=f"k{i}") for i in range(5)]
+            victim = next(c for c in cs if worker_of_room(c.welcome.room) == 1)
+            machine = _machine_of(victim.welcome.room)
+            await asyncio.sleep(1.2)  # the token index entry is written (asynchronously)
+            old_pid = cl.pids()[1]
+            os.kill(old_pid, signal.SIGKILL)
+            assert await victim.closed(10) == 4015
+            await asyncio.to_thread(until_sync, lambda: cl.pids().get(1, old_pid) != old_pid,
+                                    20, "worker 1 to be restarted")
+            code, _ = await _refused(kit, cl.ws_url, M.Resume(token=victim.welcome.resume))
+            assert code == 4005
+            again = await join(kit, cl.ws_url, game="walker", name="again")
+            assert again.welcome.room.startswith(f"walker-{machine}.1-w1-"), again.welcome.room
+            await again.until(lambda: again.deltas >= 3)
+            for c in [*cs, again]:
+                if c is not victim:
+                    await c.close()
+        run(main())
+        assert "Traceback" not in cl.text()
