@@ -667,7 +667,8 @@ def run_supervisor(config: ServerConfig, argv: Sequence[str], workers: int) -> i
             task = loop.create_task(rolling_restart(sup))
             rolls.add(task)
             task.add_done_callback(rolls.discard)
-        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        if config.redis_url is not None and config.handover:  # else SIGHUP's default stays
+            loop.add_signal_handler(signal.SIGHUP, on_hup)
         try:
             await sup.start()
         except OSError as exc:

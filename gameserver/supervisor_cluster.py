@@ -228,8 +228,11 @@ class ClusterRouter:
             return
         view = sup.view
         if where == "here":
-            if not view.is_up(target):  # that worker is restarting: a single node's answer
-                code, why = _refusal(msg)
+            if not view.is_up(target) and target is not None:
+                if sup.workers[target].retiring:  # its rooms are still moving: retry later
+                    p.refuse(1013, "the room is moving to another process, try again")
+                    return
+                code, why = _refusal(msg)  # it crashed (its rooms died): a single node's
                 p.refuse(code, why)
                 return
         else:  # another node's, unknown, or Redis down: a worker answers as a cluster node

@@ -272,7 +272,7 @@ def test_router_asks_again_while_the_holder_is_not_serving(redis_url: str) -> No
         view.set_up(1, True)
         handed: list[int] = []
         sup = SimpleNamespace(view=view, stopping=False, workers=[
-            SimpleNamespace(index=0), SimpleNamespace(index=1)],
+            SimpleNamespace(index=0, retiring=False), SimpleNamespace(index=1, retiring=False)],
             _handoff=lambda w, p, cid: handed.append(w.index))
         r = raw_redis(redis_url)
         try:
@@ -286,6 +286,10 @@ def test_router_asks_again_while_the_holder_is_not_serving(redis_url: str) -> No
             p = P()
             await front._route_later(sup, p, M.Resume(token="w0.gone"), 2)  # type: ignore
             assert handed == [1] and p.refused is not None and p.refused[0] == 4005
+            sup.workers[0].retiring = True  # still handing its rooms over: retryable 1013
+            p = P()
+            await front._route_later(sup, p, M.Resume(token="w0.gone"), 2)  # type: ignore
+            assert handed == [1] and p.refused is not None and p.refused[0] == 1013
             await r.set(K.tok_key("w1.far"), "ff00ff00-w0")  # another machine's
             await front._route_later(sup, P(), M.Resume(token="w1.far"), 3)  # type: ignore
             assert handed == [1, 1]
