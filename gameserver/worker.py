@@ -1,9 +1,12 @@
 """One ``--workers`` worker process: a :class:`GameServer` without a listening socket.
 
 Started by the supervisor (:mod:`gameserver.supervisor`) as ``python -m gameserver <same
-arguments> --worker-process I,CTL_FD,HANDOFF_FD``. It:
+arguments> --worker-process I,CTL_FD,HANDOFF_FD[,NODE]``. It:
 
 * serves with ``config.worker_id = I`` (room ids ``<game>-wI-<n>``, resume tokens ``wI.``);
+  with ``--redis`` it is the cluster node ``NODE`` (``<machine>-wI``, room ids
+  ``<game>-<machine>-wI-<n>``: :mod:`gameserver.supervisor_cluster`) and answers
+  ``quiesce`` (stop claiming handover offers) before a ``--handover`` stop of the machine;
 * takes each handed-over client socket from the handoff socket and adopts it with the bytes
   the supervisor already read (:meth:`GameServer.adopt`, ``upgraded=True``): the session sees
   the very HELLO / RESUME the supervisor routed on;

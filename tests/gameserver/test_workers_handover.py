@@ -221,3 +221,53 @@ def test_sighup_rolls_the_workers_through_redis(redis_url: str, tmp_path: Path) 
         assert "closing them with 4015" not in text, text
     finally:
         a.kill()
+
+
+def test_browser_client_rides_a_rolling_restart(redis_url: str, tmp_path: Path) -> None:
+    """The shipped browser bundle (in node) through SIGHUP: its room moves worker 0 ->
+    worker 1 -> the new worker 0, each time 4014 with the URL it is already on; it RESUMEs
+    through the supervisor both times: same player, entity and room, nothing lost or doubled."""
+    import shutil
+
+    import pytest
+
+    node_exe = shutil.which("node")
+    if node_exe is None:
+        pytest.skip("node is not installed")
+    bundle = HERE.parents[1] / "clients" / "web" / "dist" / "gameclient.js"
+    a = Machine(redis_url, tmp_path / "a.log")
+    probe = None
+    try:
+        probe = subprocess.Popen(
+            [node_exe, "--experimental-websocket", "--no-warnings",
+             str(HERE / "web_handover_probe.mjs"), bundle.as_uri(), a.url, "9000"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert probe.stdout is not None
+        first = probe.stdout.readline()
+        if "ready" not in first:
+            probe.kill()
+            _, err = probe.communicate(timeout=10)
+            if "WebSocket" in err and "not defined" in err:
+                pytest.skip("this node has no WebSocket (needs node >= 20.10)")
+            raise AssertionError(f"probe did not join: {first!r} {err!r}")
+        time.sleep(1.0)
+        a.proc.send_signal(signal.SIGHUP)
+        out, err = probe.communicate(timeout=40)
+    finally:
+        if probe is not None and probe.poll() is None:
+            probe.kill()
+            probe.wait()
+        text = a.text()
+        a.kill()
+    assert "rolling restart finished restarted=2" in text, text
+    seen = json.loads(out.strip().splitlines()[-1])
+    w = seen["welcomes"]
+    assert len(w) == 3 and seen["fatal"] is None, (seen, err)
+    assert len({(x["player"], x["entity"], x["room"], x["url"]) for x in w}) == 1, w
+    assert worker_of_room(w[0]["room"]) == 0
+    assert seen["redirects"] == 2 and seen["closes"].count(4014) == 2, seen["closes"]
+    ticks, beats = seen["ticks"], seen["beats"]
+    assert all(x < y for x, y in itertools.pairwise(ticks))
+    assert beats == list(range(beats[0], beats[0] + len(beats)))
+    assert sorted(seen["applied"]) == sorted(set(seen["applied"]))
+    assert set(seen["sent"]) == set(seen["applied"]) and len(seen["sent"]) > 50
