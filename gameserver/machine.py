@@ -155,10 +155,10 @@ class MachineView:
                 return i
         return self.least_loaded()
 
-    def reserved(self, worker: int, game: str) -> None:
+    def reserved(self, worker: int | None, game: str) -> None:
         """Count a seat reserved on ``worker`` (``/matchmake``) until its next report, which
         counts it itself (the worker reports seats it holds as players)."""
-        if self.is_up(worker):
+        if worker is not None and self.is_up(worker):
             self._seat(self.workers[worker], game)
 
     def choose_for_game(self, game: str, handoff: int = 0) -> int | None:

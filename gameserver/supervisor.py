@@ -68,7 +68,6 @@ from gameserver.supervisor_cluster import (
     ClusterRouter,
     new_machine_id,
     quiesce,
-    rolling_restart,
     worker_node,
 )
 from protocol import messages as M
@@ -157,10 +156,7 @@ class Supervisor:
         self.machine = new_machine_id()
         self.front: ClusterRouter | None = None
         if config.redis_url is not None:
-            from gameserver.cluster.matchmake import rooms_reply
-
-            front = self.front = ClusterRouter(config.redis_url, self.machine, workers)
-            self.router.cluster_rooms = lambda: rooms_reply(front.cluster_rooms)
+            self.front = ClusterRouter(config.redis_url, self.machine, workers, self.router)
 
     # ------------------------------------------------------------------------ lifecycle
 
@@ -582,9 +578,7 @@ class Supervisor:
         if status == 200:
             reply = json.loads(body)
             if self.front is not None:  # the seat's node may be another worker or machine
-                j = self.front.worker_of_node(str(reply.get("node")))
-                if j is not None:
-                    self.view.reserved(j, str(reply.get("game", game)))
+                self.view.reserved(self.front.worker_of_node(reply.get("node")), game)
                 return status, body
             reply["url"] = self.config.public_url or self._ws_url()
             body = json.dumps(reply, separators=(",", ":")).encode()
@@ -661,14 +655,8 @@ def run_supervisor(config: ServerConfig, argv: Sequence[str], workers: int) -> i
         if raised is not None and raised[1] > raised[0]:
             log.info("raised the file descriptor limit soft=%d->%d", raised[0], raised[1])
         sup = Supervisor(config, argv, workers)
-        rolls: set[asyncio.Task[int]] = set()
-
-        def on_hup() -> None:  # rolling restart of the workers (--redis --handover)
-            task = loop.create_task(rolling_restart(sup))
-            rolls.add(task)
-            task.add_done_callback(rolls.discard)
-        if config.redis_url is not None and config.handover:  # else SIGHUP's default stays
-            loop.add_signal_handler(signal.SIGHUP, on_hup)
+        if sup.front is not None and config.handover:  # else SIGHUP's default action stays
+            loop.add_signal_handler(signal.SIGHUP, sup.front.on_sighup, sup)
         try:
             await sup.start()
         except OSError as exc:

@@ -53,6 +53,7 @@ from gameserver.cluster import keys as K
 from gameserver.cluster.directory import Directory
 from gameserver.cluster.errors import BadReply, ClusterUnavailable
 from gameserver.cluster.link import RedisLink
+from gameserver.cluster.matchmake import rooms_reply
 from gameserver.cluster.node import NodeIdentity, new_node_id
 from gameserver.machine import worker_of_room, worker_of_token
 from gameserver.metrics import Registry
@@ -61,6 +62,7 @@ from protocol.codes import CloseCode, ErrorCode
 
 if TYPE_CHECKING:
     from gameserver.acceptor import Pending
+    from gameserver.http import Router
     from gameserver.supervisor import Supervisor
 
 __all__ = ["HANDOVER_STOP_TIMEOUT", "QUIESCE_TIMEOUT", "ClusterRouter", "new_machine_id",
@@ -108,8 +110,8 @@ class _Metrics:
 class ClusterRouter:
     """The supervisor's Redis lookups (see the module docstring); ``workers`` is N."""
 
-    def __init__(self, redis_url: str, machine: str, workers: int, *,
-                 timeout: float = 1.0) -> None:
+    def __init__(self, redis_url: str, machine: str, workers: int,
+                 router: Router | None = None, *, timeout: float = 1.0) -> None:
         self.machine = machine
         self.workers = workers
         self.metrics = _Metrics()
@@ -119,11 +121,20 @@ class ClusterRouter:
         self.nodes = [worker_node(machine, i) for i in range(workers)]
         self._tasks: set[asyncio.Task[None]] = set()  # bounded: one per acceptor Pending
         self._directory: Directory | None = None  # for /rooms?scope=cluster reads only
+        self._rolls: set[asyncio.Task[int]] = set()
+        if router is not None:  # the supervisor's /rooms?scope=cluster
+            router.cluster_rooms = lambda: rooms_reply(self.cluster_rooms)
 
-    def worker_of_node(self, node: str | None) -> int | None:
+    def on_sighup(self, sup: Supervisor) -> None:
+        """The supervisor's SIGHUP handler: start :func:`rolling_restart`."""
+        task = asyncio.get_running_loop().create_task(rolling_restart(sup))
+        self._rolls.add(task)
+        task.add_done_callback(self._rolls.discard)
+
+    def worker_of_node(self, node: Any) -> int | None:
         """The worker whose CURRENT node id is ``node``, else None (another machine's, or a
         previous incarnation of one of ours: its rooms and tokens died with it)."""
-        if node is None:
+        if not isinstance(node, str):
             return None
         m = _NODE.match(node)
         if m is None:
