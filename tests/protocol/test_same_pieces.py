@@ -233,9 +233,9 @@ def test_decoder_refuses_same_without_the_rows_of_the_base_tick() -> None:
     with pytest.raises(DeltaError, match="SAME"):
         view.apply(view_message(5, 4, None, [stale]))
     # after a DELTA piece (a spawn) the rows are forgotten too
-    enc2, v2, x2, hp2 = _warm()
+    enc2, v2, x2, _ = _warm()
     p = enc2.step(3, Snapshot(np.arange(1, 8, dtype=np.uint32),
-                              {"x": np.array(x2 + [0], np.int32),
+                              {"x": np.array([*x2, 0], np.int32),
                                "y": np.zeros(7, np.int32), "hp": np.zeros(7, np.uint8)}),
                   np.arange(7), np.zeros(7, np.int64))
     v2.apply(view_message(3, 2, None, [p.delta(0) or b""]))
@@ -251,3 +251,18 @@ def _full_at(t: int, x: list[int]) -> bytes:
     b = p.full(0)
     assert b is not None
     return b
+
+
+def test_spec_quotes_the_same_pieces_of_the_vectors() -> None:
+    """SPEC.md section 11 quotes the SAME pieces of views.json steps 5 and 6 byte for byte."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    spec = (root / "protocol" / "SPEC.md").read_text()
+    seq = json.loads((root / "protocol" / "vectors" / "views.json").read_text())["vectors"][0]
+    for k, want in ((4, "same"), (5, "same_mask")):
+        (piece,) = msgpack.unpackb(bytes.fromhex(seq["steps"][k]["hex"]), raw=False)[4:]
+        raw = msgpack.packb(piece, use_bin_type=True)
+        assert form(raw) == want
+        assert "`" + " ".join(f"{b:02x}" for b in raw) + "`" in spec
