@@ -13,6 +13,10 @@ the players whose sockets can take a message. Contract (SPEC.md section 11):
   the same subscription and state share the whole framed message;
 * a viewer whose last message is not the previous send tick (skipped for backpressure,
   resumed, new) gets a reset VIEW: ``base_tick`` nil and full pieces for its whole view;
+* a viewer that negotiated ``"interest/2"`` (``Player.vsame``) gets SAME pieces
+  (:meth:`protocol.pieces.Pieces.same`) for the channels whose previous piece it applied:
+  held at the previous send tick and not sent as a full piece then (``Player.vfresh``, the
+  channels of its last VIEW's full pieces); other viewers never get one;
 * a client that did not negotiate the ``"interest"`` extension (and every client when
   ``Interest.naive`` is set) gets plain DELTAs of exactly its visible set, encoded per
   client against the visible set it was last sent (the fallback; it never sees more);
