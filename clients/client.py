@@ -92,7 +92,8 @@ class GameClient(Joiner):
     Parameters (times in seconds): ``url`` ``ws://host:port/ws`` or ``wss://``; ``game`` /
     ``room`` what to join (a room id wins; neither: the server's default game); ``token``
     for the server's auth hook; ``name`` display name; ``interest`` offer the ``"interest"``
-    extension (VIEW messages: only what the player sees; :attr:`world` is then their union,
+    extension and its ``"interest/2"`` step (VIEW messages with SAME pieces: only what the
+    player sees; :attr:`world` is then their union,
     with ``world.entered`` / ``left_view`` / ``despawned``); ``spectate`` join as a spectator
     (no entity, no inputs; :meth:`camera`), ``follow`` its first followed player id;
     ``ssl`` / ``cafile`` TLS trust for

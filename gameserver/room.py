@@ -108,10 +108,12 @@ class Player:
     sim: Any = field(default=None, repr=False)   # the game's rules.Player (None: spectator)
     spectator: bool = False
     interest: bool = False          # negotiated the "interest" extension (VIEW messages)
+    vsame: bool = False             # and "interest/2" (SAME pieces; SPEC.md section 11)
     camera: tuple[float, float, float, float] | None = None  # spectator: x, y, w, h
     follow: int | None = None       # spectator: player id whose entity the camera follows
     vrect: int = field(default=-1, repr=False)   # visible cells (Grid.code), -1: none
     vchans: tuple[int, ...] | None = field(default=None, repr=False)
+    vfresh: tuple[int, ...] = field(default=(), repr=False)  # sent as full pieces last VIEW
     legacy_sent: Any = field(default=None, repr=False)
     legacy_tick: int | None = None
     legacy_chans: tuple[int, ...] | None = field(default=None, repr=False)

@@ -72,6 +72,11 @@ const MAX_PENDING_INPUTS = 1024;
 /** Close code the client uses when the server sent something malformed (browser-legal). */
 export const CLIENT_PROTOCOL_CLOSE = 4000;
 
+/** The extensions offered in HELLO when `interest` is on (SPEC section 11): VIEW messages
+ * and their SAME pieces ("interest/2"; a server that does not know it answers "interest"
+ * alone and sends none). */
+export const VIEW_EXT = Object.freeze(["interest", "interest/2"]);
+
 /** A close reason must fit 123 UTF-8 bytes (RFC 6455 section 5.5). */
 function clip(reason) {
   const enc = new TextEncoder();
@@ -321,7 +326,7 @@ export class GameClient {
       if (ws !== this._ws) return;
       this._setStatus("joining", resuming ? "resuming session" : "joining");
       if (resuming) this._sendRaw(encodeResume(this._resume.token));
-      else this._sendRaw(encodeHello({ ...this.opts, ext: this.opts.interest ? ["interest"] : [] }));
+      else this._sendRaw(encodeHello({ ...this.opts, ext: this.opts.interest ? VIEW_EXT : [] }));
       this._pingTimer = setInterval(() => this._tick(), this.opts.pingInterval);
     };
     ws.onmessage = (ev) => {

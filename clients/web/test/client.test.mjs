@@ -14,7 +14,7 @@ test("join, deltas, inputs with auto seq, acks drive reconciliation", () => {
   const ws = FakeWS.all[0];
   assert.equal(ws.url, "ws://test/ws");
   ws.open();
-  assert.deepEqual(ws.sent[0], [1, { v: 1, name: "ann", ext: ["interest"] }]); // SPEC section 11
+  assert.deepEqual(ws.sent[0], [1, { v: 1, name: "ann", ext: ["interest", "interest/2"] }]); // SPEC section 11
   assert.equal(c.sendInput({ dx: 1 }), 0, "no input before WELCOME");
   ws.deliver(welcome());
   assert.equal(c.status, "connected");
@@ -85,7 +85,7 @@ test("resume refused (4005): joins again as a new player, seqs restart", async (
   await nextTick();
   ws = FakeWS.all[2];
   ws.open();
-  assert.deepEqual(ws.sent[0], [1, { v: 1, name: "ann", ext: ["interest"] }]); // SPEC section 11
+  assert.deepEqual(ws.sent[0], [1, { v: 1, name: "ann", ext: ["interest", "interest/2"] }]); // SPEC section 11
   ws.deliver(welcome(9, 513, "tok2"));
   assert.equal(c.playerId, 9);
   assert.equal(c.sendInput({ dx: 1 }), 1);
@@ -199,7 +199,7 @@ test("interest: WELCOME ext -> the world is a ViewReplica; VIEW and MOVES apply;
   c.connect();
   const ws = FakeWS.all[0];
   ws.open();
-  assert.deepEqual(ws.sent[0], [1, { v: 1, name: "ann", ext: ["interest"], spectate: true }]);
+  assert.deepEqual(ws.sent[0], [1, { v: 1, name: "ann", ext: ["interest", "interest/2"], spectate: true }]);
   const w = welcome(7, null);
   w[1].ext = ["interest"];
   w[1].spectator = true;
