@@ -192,8 +192,8 @@ class Room:
         self.max_spectators = int(ms if ms is not None
                                   else getattr(game_cls, "max_spectators", 0) or 0)
         self.spectators = 0
-        if cfg.record_dir is not None and create:  # (a room restored from a handover is
-            self.recorder = _start_recording(self, game_cls)  # not recorded on its new node)
+        if cfg.record_dir is not None and create:  # (a room restored from a handover starts
+            self.recorder = _start_recording(self, game_cls)  # its file in start_room)
 
     # ----------------------------------------------------------------------------- info
 
@@ -617,8 +617,11 @@ class Room:
             _close_soon(self._tasks, ws, CloseCode.TOO_SLOW, "too slow")
 
 
-def _start_recording(room: Room, game_cls: type[Any]) -> Recorder | None:
-    """Open the room's replay file (``--record``); on failure log once and record nothing."""
+def _start_recording(room: Room, game_cls: type[Any], *, restored: bytes | None = None,
+                     extra: dict[str, Any] | None = None) -> Recorder | None:
+    """Open the room's replay file (``--record``); on failure log once and record nothing.
+    ``restored``/``extra``: a room restored from a handover (``Recorder``'s ``restored``,
+    more header fields; gameserver.handover.state)."""
     cfg = room.config
     assert cfg.record_dir is not None
     try:
@@ -629,7 +632,8 @@ def _start_recording(room: Room, game_cls: type[Any]) -> Recorder | None:
                                keyframe_seconds=cfg.record_keyframe,
                                extra={"room": room.id,
                                       # lag compensation's window (replay must clamp alike)
-                                      "history": getattr(cfg, "history", None)})
+                                      "history": getattr(cfg, "history", None),
+                                      **(extra or {})}, restored=restored)
                 break
             except FileExistsError:
                 if attempt == 99:

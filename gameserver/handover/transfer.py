@@ -158,7 +158,7 @@ def _moved(room: Room, url: str, tasks: list[asyncio.Task[None]]) -> None:
             p.grace = None
     room.players.clear()
     room.closed = False
-    room._stop()
+    room._stop("handover")  # the end record of its replay file (--record) says why
     room.metrics.players.set(room.manager.player_count())
 
 

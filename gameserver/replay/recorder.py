@@ -37,6 +37,7 @@ from typing import Any, Final
 import numpy as np
 
 from gameserver.replay.format import (
+    CONTINUED_FORMAT,
     INPUT,
     JOIN,
     LEAVE,
@@ -138,7 +139,11 @@ class Recorder:
     """Streams one simulation's calls, per-tick hashes and keyframes to a replay file.
 
     ``sim`` is the room's simulation, just created (tick 0: the keyframe of tick 0 is written
-    at once); ``game_cls`` its game class; ``send_rate`` goes into the header (for playback);
+    at once), or, with ``restored`` (the packed :func:`gameserver.handover.simstate.
+    simulation_state` of ``sim``, a room just restored from a handover, not yet ticked), at
+    any tick T: the file is then a continuation (``CONTINUED_FORMAT``) whose first record is
+    ``"restore"`` (tick T, that state, its state hash) and whose ticks start at T + 1;
+    ``game_cls`` its game class; ``send_rate`` goes into the header (for playback);
     ``keyframe_seconds`` / ``flush_seconds`` are in seconds of match time; ``max_calls``
     also ends a run early. ``extra`` adds header fields (the room id). Construction raises
     ``OSError`` if the file cannot be created (the caller logs it and records nothing).
@@ -147,9 +152,10 @@ class Recorder:
     def __init__(self, sim: Simulation, game_cls: type[Any], path: Path, *, send_rate: int,
                  keyframe_seconds: float = 10.0, flush_seconds: float = 0.5,
                  max_calls: int = 8192, extra: Mapping[str, Any] | None = None,
-                 threaded: bool = True) -> None:
-        if sim.tick != 0:
+                 threaded: bool = True, restored: bytes | None = None) -> None:
+        if sim.tick != 0 and restored is None:
             raise ValueError("a recording starts with a fresh simulation (tick 0)")
+        start = int(sim.tick)
         rate = sim.tick_rate
         self.sim = sim
         self.keyframe_every = max(1, round(keyframe_seconds * rate))
@@ -159,6 +165,9 @@ class Recorder:
                              send_rate=send_rate, max_players=sim.max_players,
                              keyframe_every=self.keyframe_every, created=time.time(),
                              **dict(extra or {}))
+        if restored is not None:
+            header["format"] = CONTINUED_FORMAT
+            header["start_tick"] = start
         self.writer = ReplayWriter(path, header)
         self.path = path
         self._file = _File(self.writer)
@@ -166,10 +175,14 @@ class Recorder:
         self._names = tuple(game_cls.inputs)
         self._calls: list[tuple[Any, ...]] = []
         self._hashes = np.zeros(self.flush_ticks, "<u8")
-        self._first = 1  # first tick of the pending run
+        self._first = start + 1  # first tick of the pending run
         self._n = 0  # ticks in the pending run
         self.closed = False
-        self._put("write", take_keyframe(sim.world, 0))
+        if restored is None:
+            self._put("write", take_keyframe(sim.world, 0))
+        else:
+            self._put("write", {"k": "restore", "tick": start, "state": bytes(restored),
+                                "hash": state_hash(sim.world)})
         sim.set_log_sink(self._sink)
 
     @property
@@ -182,6 +195,8 @@ class Recorder:
             return
         if payload.get("k") == "key":
             size = len(payload["ids"]) + sum(len(b) for b in payload["cols"].values())
+        elif payload.get("k") == "restore":
+            size = len(payload["state"])
         else:  # a run: ~48 bytes a call once packed, 8 a hash
             size = 64 + 48 * len(payload.get("calls", ())) + len(payload.get("hashes", b""))
         self._thread.put(self._file, op, payload, size)
