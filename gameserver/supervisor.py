@@ -56,7 +56,13 @@ from gameserver.config import ServerConfig
 from gameserver.control import Channel, ChannelError, send_handoff
 from gameserver.fdlimit import raise_nofile_limit
 from gameserver.http import Router, default_static_root
-from gameserver.machine import MachineView, merge_metrics, worker_of_room, worker_of_token
+from gameserver.machine import (
+    MachineView,
+    merge_metrics,
+    token_generation,
+    worker_of_room,
+    worker_of_token,
+)
 from gameserver.server import SHUTDOWN_TIMEOUT
 from protocol import messages as M
 from protocol.codes import CloseCode, ErrorCode
@@ -99,6 +105,7 @@ class Worker:
         self.started = 0.0
         self.failures = 0
         self.restarts = 0
+        self.generation = 0  # which start this is (1 = the first): in its resume tokens
         self.handoffs = 0
         #: our reference to every socket handed to it and not yet reported closed
         self.held: dict[int, socket.socket] = {}
@@ -175,7 +182,8 @@ class Supervisor:
     def _spawn(self, w: Worker) -> None:
         ctl_a, ctl_b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         ho_a, ho_b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        spec = f"{w.index},{ctl_b.fileno()},{ho_b.fileno()}"
+        w.generation += 1
+        spec = f"{w.index},{ctl_b.fileno()},{ho_b.fileno()},{w.generation}"
         cmd = [sys.executable, "-m", "gameserver", *self.argv, "--worker-process", spec]
         try:
             # A session of its own: a terminal's Ctrl-C reaches the supervisor only, which
@@ -385,6 +393,13 @@ class Supervisor:
                           else view.least_loaded())
         elif isinstance(msg, M.Resume):
             target = worker_of_token(msg.token)
+            gen = token_generation(msg.token)
+            if gen is not None and target is not None and target < len(self.workers) and (
+                    gen != self.workers[target].generation or not view.is_up(target)):
+                # its worker died (a 1006 instead of our 4015 when it died mid-frame): the
+                # room is gone, so 4015 (join again), not 4005 (SPEC.md section 7)
+                p.refuse(CloseCode.WORKER_RESTARTED, "worker restarted: join again")
+                return
             if target is not None and not view.is_up(target):
                 p.refuse(ErrorCode.RESUME_FAILED, "resume token invalid or expired")
                 return
