@@ -17,10 +17,11 @@ Crash of a worker: the supervisor keeps its own reference to every socket it han
 (released when the worker reports the connection closed), so the clients of a dead worker do
 not just see the TCP connection drop: the supervisor writes them a WebSocket close frame
 **4015 WORKER_RESTARTED** at once (or they see 1006 if the worker died mid-frame), and they can
-join again by HELLO (their rooms are gone: RESUME answers 4005). The worker is restarted
-with exponential backoff (0.2 s doubling to 10 s; reset after 30 s of uptime). While a
-worker is down, joins by game name go to the others; a join by room id or a RESUME for the
-down worker is refused with 4003 / 4005.
+join again by HELLO (their rooms are gone: a RESUME whose token names that worker's dead
+generation, ``w<i>.<gen>.``, is answered 4015 too, so a client that saw 1006 rejoins). The
+worker is restarted with exponential backoff (0.2 s doubling to 10 s; reset after 30 s of
+uptime). While a worker is down, joins by game name go to the others; a join by room id for
+the down worker is refused with 4003.
 
 ``GET /matchmake`` is answered by the worker the supervisor picks (:meth:`Supervisor.matchmake`);
 its token names that worker, so the HELLO carrying it is routed there (a token naming a dead
