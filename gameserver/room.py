@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gameserver.metrics import ServerMetrics
-from gameserver.replay.recorder import Recorder, replay_path
+from gameserver.replay.recorder import PendingState, Recorder, replay_path
 from gameserver.rules import Reject
 from gameserver.simulation import GameError, RoomFull, Simulation
 from gameserver.ticker import TickClock
@@ -617,7 +617,8 @@ class Room:
             _close_soon(self._tasks, ws, CloseCode.TOO_SLOW, "too slow")
 
 
-def _start_recording(room: Room, game_cls: type[Any], *, restored: bytes | None = None,
+def _start_recording(room: Room, game_cls: type[Any], *,
+                     restored: bytes | PendingState | None = None,
                      extra: dict[str, Any] | None = None) -> Recorder | None:
     """Open the room's replay file (``--record``); on failure log once and record nothing.
     ``restored``/``extra``: a room restored from a handover (``Recorder``'s ``restored``,

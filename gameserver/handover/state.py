@@ -42,10 +42,13 @@ the manager hands out player ids above the restored ones.
 
 from __future__ import annotations
 
+import copy
 import logging
 import weakref
 from collections import deque
-from typing import Final
+from typing import Any, Final
+
+import numpy as np
 
 from gameserver.handover.codec import BlobError, pack_blob, unpack_blob
 from gameserver.handover.simstate import (
@@ -56,6 +59,7 @@ from gameserver.handover.simstate import (
     simulation_state,
 )
 from gameserver.manager import RoomManager
+from gameserver.replay.recorder import PendingState
 from gameserver.room import Player, Room, _close_soon, _start_recording
 
 __all__ = ["BLOB_VERSION", "RestoreError", "install_room", "prepare_room", "restore_room",
@@ -188,13 +192,27 @@ def _record(room: Room) -> None:
     player rebuilds it as :func:`prepare_room` did) and linking the sender's file
     (``continues``: room, from_tick, file). Never raises (a failure records nothing)."""
     try:
-        state = pack_blob(simulation_state(room.sim))
+        # a copy (the room ticks on), packed on the replay writer thread: a big world with
+        # its lag-compensation window is MBs of msgpack, kept out of the players' pause
+        st = copy.deepcopy(simulation_state(room.sim))
     except Exception as exc:  # the game's save(): the room runs on, unrecorded
         log.error("cannot record restored room=%s error=%r", room.id, exc)
         return
+    state = PendingState(lambda: pack_blob(st), _nbytes(st))
     continues = {"room": room.id, "from_tick": room.tick, "file": _CONTINUES.get(room)}
     room.recorder = _start_recording(room, room.sim.game_cls, restored=state,
                                      extra={"continues": continues})
+
+
+def _nbytes(v: Any) -> int:
+    """Approximate packed size of a state: its arrays' bytes (the rest is small)."""
+    if isinstance(v, np.ndarray):
+        return int(v.nbytes)
+    if isinstance(v, dict):
+        return sum(_nbytes(x) for x in v.values())
+    if isinstance(v, list | tuple):
+        return sum(_nbytes(x) for x in v)
+    return 8
 
 
 def uninstall_room(manager: RoomManager, room: Room) -> None:
