@@ -93,7 +93,6 @@ class ServerConfig:
     max_spectators: int | None = None     # per room; None: the game class's own
     # --workers N (gameserver.supervisor): set in each worker process, None when single
     worker_id: int | None = None          # tags room ids (game-w<i>-<n>) and resume tokens
-    worker_generation: int = 0            # which start of worker <i> (tokens w<i>.<gen>.)
 
     def check(self) -> ServerConfig:
         """Raise :class:`ConfigError` naming the bad setting; return ``self`` when valid."""

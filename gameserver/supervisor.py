@@ -17,8 +17,8 @@ Crash of a worker: the supervisor keeps its own reference to every socket it han
 (released when the worker reports the connection closed), so the clients of a dead worker do
 not just see the TCP connection drop: the supervisor writes them a WebSocket close frame
 **4015 WORKER_RESTARTED** at once (or they see 1006 if the worker died mid-frame), and they can
-join again by HELLO (their rooms are gone: a RESUME whose token names that worker's dead
-generation, ``w<i>.<gen>.``, is answered 4015 too, so a client that saw 1006 rejoins). The
+join again by HELLO (their rooms are gone: a RESUME whose token names the dead process,
+``w<i>.<pid>.``, is answered 4015 too, so a client that saw 1006 rejoins). The
 worker is restarted with exponential backoff (0.2 s doubling to 10 s; reset after 30 s of
 uptime). While a worker is down, joins by game name go to the others; a join by room id for
 the down worker is refused with 4003.
@@ -52,18 +52,13 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
+from gameserver import machine
 from gameserver.acceptor import Acceptor, Pending
 from gameserver.config import ServerConfig
 from gameserver.control import Channel, ChannelError, send_handoff
 from gameserver.fdlimit import raise_nofile_limit
 from gameserver.http import Router, default_static_root
-from gameserver.machine import (
-    MachineView,
-    merge_metrics,
-    token_generation,
-    worker_of_room,
-    worker_of_token,
-)
+from gameserver.machine import MachineView, merge_metrics, worker_of_room, worker_of_token
 from gameserver.server import SHUTDOWN_TIMEOUT
 from protocol import messages as M
 from protocol.codes import CloseCode, ErrorCode
@@ -106,7 +101,6 @@ class Worker:
         self.started = 0.0
         self.failures = 0
         self.restarts = 0
-        self.generation = 0  # which start this is (1 = the first): in its resume tokens
         self.handoffs = 0
         #: our reference to every socket handed to it and not yet reported closed
         self.held: dict[int, socket.socket] = {}
@@ -183,8 +177,7 @@ class Supervisor:
     def _spawn(self, w: Worker) -> None:
         ctl_a, ctl_b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         ho_a, ho_b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        w.generation += 1
-        spec = f"{w.index},{ctl_b.fileno()},{ho_b.fileno()},{w.generation}"
+        spec = f"{w.index},{ctl_b.fileno()},{ho_b.fileno()}"
         cmd = [sys.executable, "-m", "gameserver", *self.argv, "--worker-process", spec]
         try:
             # A session of its own: a terminal's Ctrl-C reaches the supervisor only, which
@@ -394,11 +387,13 @@ class Supervisor:
                           else view.least_loaded())
         elif isinstance(msg, M.Resume):
             target = worker_of_token(msg.token)
-            gen = token_generation(msg.token)
-            if gen is not None and target is not None and target < len(self.workers) and (
-                    gen != self.workers[target].generation or not view.is_up(target)):
-                # its worker died (a 1006 instead of our 4015 when it died mid-frame): the
-                # room is gone, so 4015 (join again), not 4005 (SPEC.md section 7)
+            pid = machine.token_process(msg.token)
+            proc = self.workers[target].proc if target is not None \
+                and target < len(self.workers) else None
+            if pid is not None and proc is not None and (
+                    pid != proc.pid or not view.is_up(target)):
+                # the process that issued it died (its client saw 1006, not our 4015, if it
+                # died mid-frame): the room is gone: 4015 (join again), not 4005, SPEC 7
                 p.refuse(CloseCode.WORKER_RESTARTED, "worker restarted: join again")
                 return
             if target is not None and not view.is_up(target):

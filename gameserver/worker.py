@@ -1,10 +1,9 @@
 """One ``--workers`` worker process: a :class:`GameServer` without a listening socket.
 
 Started by the supervisor (:mod:`gameserver.supervisor`) as ``python -m gameserver <same
-arguments> --worker-process I,CTL_FD,HANDOFF_FD,GENERATION``. It:
+arguments> --worker-process I,CTL_FD,HANDOFF_FD``. It:
 
-* serves with ``config.worker_id = I`` (room ids ``<game>-wI-<n>``, resume tokens
-  ``wI.<generation>.``, the generation the supervisor passes: which start of worker I);
+* serves with ``config.worker_id = I`` (room ids ``<game>-wI-<n>``, resume tokens ``wI.``);
 * takes each handed-over client socket from the handoff socket and adopts it with the bytes
   the supervisor already read (:meth:`GameServer.adopt`, ``upgraded=True``): the session sees
   the very HELLO / RESUME the supervisor routed on;
@@ -53,16 +52,15 @@ log = logging.getLogger("gameserver.worker")
 PENDING_MAX = 2.0
 
 
-def parse_worker_spec(spec: str) -> tuple[int, int, int, int]:
-    """``"I,CTL_FD,HANDOFF_FD[,GENERATION]"`` -> ints (ConfigError otherwise); the
-    generation (which start of worker I, in its resume tokens) defaults to 0."""
+def parse_worker_spec(spec: str) -> tuple[int, int, int]:
+    """``"I,CTL_FD,HANDOFF_FD"`` -> ints (ConfigError otherwise)."""
     try:
-        index, ctl, handoff, *gen = (int(x) for x in spec.split(","))
+        index, ctl, handoff = (int(x) for x in spec.split(","))
     except ValueError:
         raise ConfigError(f"bad --worker-process spec {spec!r}") from None
-    if index < 0 or ctl < 0 or handoff < 0 or len(gen) > 1 or any(g < 0 for g in gen):
+    if index < 0 or ctl < 0 or handoff < 0:
         raise ConfigError(f"bad --worker-process spec {spec!r}")
-    return index, ctl, handoff, (gen[0] if gen else 0)
+    return index, ctl, handoff
 
 
 class _Tag(logging.Filter):
@@ -80,11 +78,9 @@ class _Tag(logging.Filter):
 class WorkerProcess:
     """The worker's event-loop side (see the module docstring)."""
 
-    def __init__(self, config: ServerConfig, index: int, ctl_fd: int, handoff_fd: int,
-                 generation: int = 0) -> None:
+    def __init__(self, config: ServerConfig, index: int, ctl_fd: int, handoff_fd: int) -> None:
         self.index = index
-        self.server = GameServer(replace(config, worker_id=index, worker_generation=generation,
-                                         port=0), listen=False)
+        self.server = GameServer(replace(config, worker_id=index, port=0), listen=False)
         self._ctl_sock = socket.socket(fileno=ctl_fd)
         self._handoff = socket.socket(fileno=handoff_fd)
         self._handoff.setblocking(False)
@@ -259,12 +255,12 @@ def run_worker(config: ServerConfig, spec: str) -> int:
     """Blocking entry of a worker process (``--worker-process``); returns the exit status."""
     from protocol.aio.loop import run
 
-    index, ctl_fd, handoff_fd, generation = parse_worker_spec(spec)
+    index, ctl_fd, handoff_fd = parse_worker_spec(spec)
     tag = _Tag(index)
     for h in logging.getLogger().handlers:
         h.addFilter(tag)
 
     async def main() -> int:
-        return await WorkerProcess(config, index, ctl_fd, handoff_fd, generation).run()
+        return await WorkerProcess(config, index, ctl_fd, handoff_fd).run()
 
     return run(main())
