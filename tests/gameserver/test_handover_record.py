@@ -26,7 +26,7 @@ from gameserver.replay.format import (
     ReplayReader,
     TickRun,
 )
-from gameserver.replay.player import Mismatch, Playback, verify
+from gameserver.replay.player import Mismatch, Playback, main, verify
 from gameserver.server import GameServer
 
 
@@ -182,7 +182,8 @@ def test_the_receiver_records_the_restored_room_and_both_files_replay(
         pb.close()
 
 
-def test_a_damaged_restore_record_is_a_clear_error(kit: Any, tmp_path: Path) -> None:
+def test_a_damaged_restore_record_is_a_clear_error(kit: Any, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
     """The restore record is checked: its state must load and hash to the recorded value."""
     import msgpack
 
@@ -198,12 +199,15 @@ def test_a_damaged_restore_record_is_a_clear_error(kit: Any, tmp_path: Path) -> 
         sim.step()
     path = tmp_path / "c.gsreplay"
     rec = Recorder(sim, kit.Walker, path, send_rate=30, threaded=False,
-                   restored=pack_blob(simulation_state(sim)), extra={"continues": {}})
+                   restored=pack_blob(simulation_state(sim)),
+                   extra={"continues": {"room": "walker-1", "from_tick": 5, "file": None}})
     for _ in range(3):
         sim.step()
         rec.after_tick()
     rec.close()
     assert verify(path).ticks == 3
+    assert main([str(path), "--verify"]) == 0  # the CLI: one summary line, exit 0
+    assert "replay ok continuing room" in capsys.readouterr().out
     # rewrite the restore record with a wrong hash, then with garbage state
     raw = path.read_bytes()
     off = len(MAGIC)
@@ -217,6 +221,8 @@ def test_a_damaged_restore_record_is_a_clear_error(kit: Any, tmp_path: Path) -> 
         bad.write_bytes(raw[:rstart] + frame({**body, **edit}) + raw[rstart + 8 + rlen:])
         with pytest.raises(Mismatch, match=err):
             verify(bad)
+        assert main([str(bad), "--verify"]) == 1  # one line on stderr, no traceback
+        assert "replay MISMATCH at tick 5: " in capsys.readouterr().err
     # a continuation file cut right after its header
     cut = tmp_path / "cut.gsreplay"
     cut.write_bytes(raw[:rstart])
