@@ -1957,7 +1957,8 @@ var CloseCode = Object.freeze({
   HELLO_TIMEOUT: 4012,
   SPECTATORS_FULL: 4025,
   REDIRECT: 4013,
-  MOVED: 4014
+  MOVED: 4014,
+  WORKER_RESTARTED: 4015
 });
 var ErrorCode = Object.freeze({
   MALFORMED: 1,
@@ -1989,7 +1990,8 @@ var CLOSE_REASONS = Object.freeze({
   4011: "session taken over by another connection",
   4012: "no HELLO in time",
   4013: "redirected to another node",
-  4014: "room moved to another node"
+  4014: "room moved to another node",
+  4015: "server worker restarted"
 });
 var PROTOCOL_VERSION = 1;
 var SUBPROTOCOL = "gameserver.v1";
@@ -3458,10 +3460,11 @@ var GameClient = class {
       this._emit("close", { code, reason: explained, willReconnect: false });
       return;
     }
-    if (code === CloseCode.RESUME_INVALID && this._resume) {
+    if ((code === CloseCode.RESUME_INVALID || code === CloseCode.WORKER_RESTARTED) && this._resume) {
       this.opts.log.info(`gameclient: resume refused (${explained}), joining as a new player`);
       this._resume = null;
       this.playerId = null;
+      if (code === CloseCode.WORKER_RESTARTED) this.opts.room = null;
       this._emit("close", { code, reason: explained, willReconnect: true });
       this._scheduleReconnect(0);
       return;
