@@ -17,7 +17,11 @@ What the blob carries (format version :data:`BLOB_VERSION`):
   render ticks);
 * players in join order: id, name, entity, ``Player.data``, joined tick, resume token, last
   accepted seq, and the event frames held for them (their backlog, in order), plus the room's
-  events collected since its last send tick.
+  events collected since its last send tick; per player also the extensions its HELLO
+  negotiated (``interest``, ``vsame``: a RESUME keeps them, SPEC.md section 11), so an
+  interest client goes on receiving VIEW messages on the new node;
+* spectators (optional key ``"spectators"``): id, name, token, backlog, extensions, camera
+  and follow, so a spectator RESUMEs its seat like a player.
 
 * the lag-compensation history (:meth:`gameserver.history.WorldHistory.export`: the held
   ticks x the columns up to the highest alive slot, as numpy bytes; optional key
@@ -89,13 +93,23 @@ def serialize_room(room: Room) -> bytes:
             "token": rp.resume_token if rp is not None else None,
             "last_seq": rp.last_seq if rp is not None else 0,
             "backlog": list(rp.backlog) if rp is not None else [],
+            # what HELLO negotiated (a RESUME keeps it: SPEC.md section 11)
+            "interest": rp.interest if rp is not None else False,
+            "vsame": rp.vsame if rp is not None else False,
         })
+    # spectators are not game players (no sim entry): their seats travel on their own
+    spectators = [{"id": sp.player_id, "name": sp.name, "token": sp.resume_token,
+                   "backlog": list(sp.backlog), "interest": sp.interest, "vsame": sp.vsame,
+                   "camera": list(sp.camera) if sp.camera is not None else None,
+                   "follow": sp.follow}
+                  for sp in room.players.values() if sp.spectator]
     state = {
         "v": BLOB_VERSION,
         "room": room.id, "game": room.game, "seed": room.seed,
         "tick_rate": room.tick_rate, "send_rate": room.send_rate, "capacity": room.capacity,
         **st,
         "players": players,
+        "spectators": spectators,  # optional: a blob without it restores no spectator
         "room_acks": [[p, s, t] for p, (s, t) in room.acks.items()],
         "events": [[data, list(to) if to is not None else None] for data, to in room.events],
         # optional: the sender's replay file (--record), linked by the receiver's new file
@@ -142,9 +156,13 @@ def prepare_room(manager: RoomManager, blob: bytes) -> Room:
         if not isinstance(token, str):
             continue  # in the game but not seated (should not happen): no socket to resume
         backlog = deque(b for b in need(entry, "backlog", list) if isinstance(b, bytes))
-        room.players[pid] = Player(pid, name, room, token, entity=entity, ws=None,
-                                   last_seq=int(entry.get("last_seq", 0)), backlog=backlog,
-                                   backlog_bytes=sum(len(b) for b in backlog))
+        p = room.players[pid] = Player(pid, name, room, token, entity=entity, ws=None,
+                                       last_seq=int(entry.get("last_seq", 0)),
+                                       backlog=backlog,
+                                       backlog_bytes=sum(len(b) for b in backlog))
+        _negotiated(p, entry)
+    for entry in need(st, "spectators", list) if "spectators" in st else []:
+        _restore_spectator(room, entry)
     for pid, s, t in pairs(st.get("room_acks"), "room acks", 3):
         room.acks[pid] = (s, t)
     room.events = [(bytes(d), tuple(to) if to is not None else None)
@@ -152,6 +170,34 @@ def prepare_room(manager: RoomManager, blob: bytes) -> Room:
     replay = st.get("replay")
     _CONTINUES[room] = replay if isinstance(replay, str) else None
     return room
+
+
+def _negotiated(p: Player, entry: dict[str, Any]) -> None:
+    """The extensions HELLO negotiated (a RESUME keeps them): VIEW / SAME pieces."""
+    p.interest = entry.get("interest") is True and p.room.view_stream is not None
+    p.vsame = p.interest and entry.get("vsame") is True
+
+
+def _restore_spectator(room: Room, entry: Any) -> None:
+    """Seat one spectator of the blob (in its resume grace, like the players)."""
+    if not isinstance(entry, dict):
+        raise RestoreError("handover blob: a spectator is not a map")
+    pid = need(entry, "id", int)
+    token = need(entry, "token", str)
+    if pid in room.players or not 0 < pid <= 0xFFFFFFFF:
+        raise RestoreError(f"handover blob: spectator id {pid} is taken or out of range")
+    backlog = deque(b for b in need(entry, "backlog", list) if isinstance(b, bytes))
+    sp = room.players[pid] = Player(pid, need(entry, "name", str), room, token, ws=None,
+                                    backlog=backlog,
+                                    backlog_bytes=sum(len(b) for b in backlog))
+    sp.spectator = True
+    _negotiated(sp, entry)
+    follow, camera = entry.get("follow"), entry.get("camera")
+    sp.follow = follow if isinstance(follow, int) and follow > 0 else None
+    if isinstance(camera, list) and len(camera) == 4 and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in camera):
+        sp.camera = (float(camera[0]), float(camera[1]), float(camera[2]), float(camera[3]))
+    room.spectators += 1
 
 
 def install_room(manager: RoomManager, room: Room, *, start: bool = True) -> None:
