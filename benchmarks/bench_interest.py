@@ -68,7 +68,7 @@ def _make_bot(mode: str, port: int, game: str) -> Any:
         def send(self, payload: bytes, opcode: int = 2) -> None:
             if not self.hello_sent and opcode == 2:  # the base class's HELLO: ours instead
                 self.hello_sent = True
-                ext = ("interest",) if game == "world" else ()
+                ext = ("interest", "interest/2") if game == "world" else ()
                 payload = M.encode(M.Hello(game=game, name="bot", ext=ext))
             super().send(payload, opcode)
 
@@ -263,7 +263,8 @@ def inprocess(clients: int, room_config: dict[str, Any], ticks: int) -> dict[str
         room._timer.cancel()
         socks = [FakeSocket() for _ in range(clients)]
         for i, ws in enumerate(socks):
-            room.join(ws, {}, f"b{i}", interest=True)  # type: ignore[arg-type]
+            p = room.join(ws, {}, f"b{i}", interest=True)  # type: ignore[arg-type]
+            p.vsame = True  # the Python and browser clients offer "interest/2"
         for _ in range(3):
             room.sim.step()
             room._send()

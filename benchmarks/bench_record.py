@@ -21,6 +21,7 @@ Run (from the repository root)::
 
     python benchmarks/bench_record.py                 # 1,000 and 10,000 entities
     python benchmarks/bench_record.py --ticks 300 --entities 1000
+    python benchmarks/bench_record.py --restore      # --record on a handover's receiver
 
 The machine has 2 cores shared with other work: compare the ratios, not absolute times.
 """
@@ -140,6 +141,50 @@ def bench(entities: int, *, players: int, ticks: int, keyframe_s: float, threade
     return out
 
 
+def bench_restore(entities: int, *, players: int, reps: int, seed: int = 1) -> dict[str, Any]:
+    """What ``--record`` adds on the receiver of a handover, on the event loop (inside the
+    players' pause), beside the restore itself (unpack the blob + ``load_simulation`` on a
+    fresh ``Simulation(create=False)``): starting the continuation file as
+    ``handover.state.start_room`` does (copy the state, hash, open the file, queue the
+    ``restore`` record; the writer thread packs it) and, for comparison, packing the state
+    on the loop. The three alternate ``reps`` times in one run. Seconds, medians."""
+    import copy
+
+    from gameserver.handover.codec import pack_blob, unpack_blob
+    from gameserver.handover.simstate import load_simulation, simulation_state
+    from gameserver.replay.recorder import PendingState
+
+    src = _room(entities, players, seed)
+    for pid in range(1, players + 1):
+        src.join(pid, f"p{pid}")
+    for _ in range(30):
+        src.step()
+    blob = pack_blob(simulation_state(src))
+    tmp = Path(tempfile.mkdtemp(prefix="bench_restore_"))
+    out: dict[str, list[float]] = {"restore": [], "record": [], "packed": []}
+    for i in range(reps):
+        for how in ("record", "packed") if i % 2 else ("packed", "record"):
+            t0 = time.perf_counter()
+            sim = Simulation(Arena, seed=seed, config={"critters": entities}, tick_rate=30,
+                             create=False)
+            load_simulation(sim, unpack_blob(blob))
+            t1 = time.perf_counter()
+            path = tmp / f"{how}{i}.gsreplay"
+            if how == "packed":
+                rec = Recorder(sim, Arena, path, send_rate=15,
+                               restored=pack_blob(simulation_state(sim)))
+            else:
+                st = copy.deepcopy(simulation_state(sim))
+                rec = Recorder(sim, Arena, path, send_rate=15,
+                               restored=PendingState(lambda st=st: pack_blob(st), len(blob)))
+            t2 = time.perf_counter()
+            out["restore"].append(t1 - t0)
+            out[how].append(t2 - t1)
+            rec.close()
+    return {"entities": entities, "blob": len(blob),
+            **{k: statistics.median(v) for k, v in out.items()}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--entities", type=int, nargs="*", default=[1000, 10000])
@@ -148,7 +193,21 @@ def main() -> None:
     ap.add_argument("--keyframe", type=float, default=10.0, help="seconds between keyframes")
     ap.add_argument("--inline", action="store_true",
                     help="no writer thread: hash, pack and write on the tick")
+    ap.add_argument("--restore", action="store_true",
+                    help="instead: the cost of recording a room restored from a handover")
     ns = ap.parse_args()
+    if ns.restore:
+        print(f"# bench_record --restore: Python {platform.python_version()}, numpy "
+              f"{np.__version__}, {ns.players} players, median of 16 alternated runs; "
+              "2-core machine shared with other work")
+        print("  entities | blob KB | restore ms | + start recording ms (on the loop) | ratio"
+              " | packing on the loop instead: ms, ratio")
+        for n in ns.entities:
+            r = bench_restore(n, players=ns.players, reps=16)
+            print(f"  {n:>8} | {r['blob'] / 1024:7.0f} | {1000 * r['restore']:10.2f} | "
+                  f"{1000 * r['record']:34.2f} | {r['record'] / r['restore']:5.2f} | "
+                  f"{1000 * r['packed']:7.2f}, {r['packed'] / r['restore']:5.2f}", flush=True)
+        return
     print(f"# bench_record: Python {platform.python_version()}, numpy {np.__version__}, "
           f"{ns.players} players sending every tick, keyframe every {ns.keyframe:g} s, "
           f"{ns.ticks} ticks, {'inline' if ns.inline else 'writer thread'}; "

@@ -28,6 +28,8 @@ Contracts:
   id, no reservation) with the same backoff and attempt bound, then
   :class:`~clients.errors.WorkerRestarted`. Unacknowledged inputs are dropped, the player
   id changes and ``on_rejoined(client, old_player, new_player)`` hooks run (:meth:`on_rejoined`).
+  The same when a RESUME is answered 4015 (a worker that died mid-frame gave us a 1006; the
+  supervisor answers the RESUME of its token with 4015).
 * Cluster (SPEC.md section 7): ERROR + close 4013 REDIRECT sends the same HELLO / RESUME to
   the ERROR's ``url``; 4014 MOVED (the room was handed over on a rolling deploy) RESUMEs at
   ``url`` at once with the current token (same player id, entity and room) and re-sends the
@@ -92,7 +94,8 @@ class GameClient(Joiner):
     Parameters (times in seconds): ``url`` ``ws://host:port/ws`` or ``wss://``; ``game`` /
     ``room`` what to join (a room id wins; neither: the server's default game); ``token``
     for the server's auth hook; ``name`` display name; ``interest`` offer the ``"interest"``
-    extension (VIEW messages: only what the player sees; :attr:`world` is then their union,
+    extension and its ``"interest/2"`` step (VIEW messages with SAME pieces: only what the
+    player sees; :attr:`world` is then their union,
     with ``world.entered`` / ``left_view`` / ``despawned``); ``spectate`` join as a spectator
     (no entity, no inputs; :meth:`camera`), ``follow`` its first followed player id;
     ``ssl`` / ``cafile`` TLS trust for
@@ -540,6 +543,9 @@ class GameClient(Joiner):
         only once a resumed session delivers an incremental delta, so a server that accepts
         the RESUME and drops us again right away cannot keep the client looping forever."""
         ws, last = await self._retry(cause, resume=True)
+        if ws is None and last.code == 4015 and self.reconnect:
+            # a RESUME answered 4015: our worker died mid-frame (we saw 1006, not its 4015)
+            return await self._rejoin(last)
         if ws is not None:
             self.stats.reconnects += 1
             log.info("game client resumed as player %s (attempt %d)", self.player,
@@ -552,7 +558,8 @@ class GameClient(Joiner):
     async def _retry(self, cause: ClientError, *, resume: bool
                      ) -> tuple[WebSocket | None, ClientError]:
         """Open a connection (RESUME or HELLO) with backoff until the attempt budget is spent:
-        the socket, or None and the last retryable error; a final error is raised."""
+        the socket, or None and the last retryable error (at once for a RESUME answered
+        4015: a restarted worker's token never works again); a final error is raised."""
         last, backoff = cause, self.backoff
         while self._attempts_in_row < backoff.max_attempts:
             delay = backoff.delay(self._attempts_in_row)
@@ -564,6 +571,8 @@ class GameClient(Joiner):
                 if not drop.retry:
                     raise drop.error from None
                 last = drop.error
+                if resume and last.code == 4015:
+                    break
         return None, last
 
     async def _rejoin(self, cause: ClientError) -> WebSocket:

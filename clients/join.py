@@ -28,7 +28,12 @@ from .errors import MAX_HOPS, ConnectionLost, ConnectTimeout, RedirectLoop, Serv
 from .receive import Receiver
 from .world import WorldView
 
-__all__ = ["Joiner"]
+__all__ = ["VIEW_EXT", "Joiner"]
+
+#: The extensions an interest-capable client offers in HELLO (SPEC.md section 11):
+#: VIEW messages, and their SAME pieces (``"interest/2"``; a server that does not know it
+#: answers ``"interest"`` alone and sends no SAME piece).
+VIEW_EXT: tuple[str, ...] = ("interest", "interest/2")
 
 
 async def open_websocket(
@@ -106,7 +111,7 @@ class Joiner(Receiver):
                     hello = M.encode(M.Hello(game=self.game,
                                              room=self.room_id, token=self.token,
                                              name=self.name,
-                                             ext=("interest",) if self.interest else (),
+                                             ext=VIEW_EXT if self.interest else (),
                                              spectate=self.spectate, follow=self.follow,
                                              reservation=self.reservation))
                 try:

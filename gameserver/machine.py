@@ -3,8 +3,10 @@
 Routing rules (the contract between :mod:`gameserver.room` ids and the acceptor):
 
 * a room id made by worker ``i`` is ``<game>-w<i>-<n>`` (:func:`worker_of_room`);
-* a resume token issued by worker ``i`` is ``w<i>.<24 URL-safe characters>``
-  (:func:`worker_of_token`);
+* a resume token issued by worker ``i`` running as process ``pid`` is ``w<i>.<pid>.<24
+  URL-safe characters>`` (:func:`worker_of_token`, :func:`token_process`): a RESUME naming
+  a process of worker ``i`` that is not the live one (it died; a restarted worker is a new
+  process) is answered 4015: the room died with it;
 * a room allocated by ``/matchmake`` on worker ``i`` is ``<game>-w<i>-m<hex>`` and its
   reservation token ``w<i>.<token>`` (:func:`worker_of_token` routes the HELLO);
 * join by game name: the first room of the game with a free seat on a live worker (workers
@@ -31,10 +33,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MachineView", "RoomEntry", "merge_metrics", "worker_of_room", "worker_of_token"]
+__all__ = ["MachineView", "RoomEntry", "merge_metrics", "token_process", "worker_of_room",
+           "worker_of_token"]
 
 _ROOM_ID = re.compile(r"-w(\d{1,4})-(?:\d+|m[0-9a-f]+)\Z")  # m<hex>: /matchmake's
-_TOKEN = re.compile(r"w(\d{1,4})\.")
+_TOKEN = re.compile(r"w(\d{1,4})\.(?:(\d{1,9})\.)?")  # URL-safe base64 has no "."
 
 
 def worker_of_room(room_id: str) -> int | None:
@@ -47,6 +50,13 @@ def worker_of_token(token: str) -> int | None:
     """The worker index a resume token names, or ``None``."""
     m = _TOKEN.match(token)
     return int(m.group(1)) if m else None
+
+
+def token_process(token: str) -> int | None:
+    """The worker process id a resume token names, or ``None`` (none: a reservation token,
+    or not a --workers token)."""
+    m = _TOKEN.match(token)
+    return int(m.group(2)) if m and m.group(2) is not None else None
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import secrets
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -74,12 +75,15 @@ class RoomManager:
         # --workers N: room ids and resume tokens name their worker (gameserver.machine).
         wid = config.worker_id
         self._worker_tag = "" if wid is None else f"w{wid}-"
-        self._token_tag = "" if wid is None else f"w{wid}."
+        # w<i>.<pid>.: the supervisor answers a RESUME naming a dead process of worker i
+        # with 4015 (SPEC.md section 7; gameserver.machine.token_process)
+        self._token_tag = "" if wid is None else f"w{wid}.{os.getpid()}."
         if wid is not None:  # distinct rooms' RNG streams across workers with the same --seed
             self._seeds = itertools.count(base + (wid << 20))
 
     def new_token(self) -> str:
-        """A fresh resume token (``w<worker>.`` + 24 URL-safe characters under --workers)."""
+        """A fresh resume token (24 URL-safe characters; under --workers prefixed with
+        ``w<worker>.<pid>.``: the worker and the process that issued it)."""
         return self._token_tag + secrets.token_urlsafe(18)
 
     def new_player_id(self, taken: Mapping[int, Any] | None = None) -> int:

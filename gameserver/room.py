@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gameserver.metrics import ServerMetrics
-from gameserver.replay.recorder import Recorder, replay_path
+from gameserver.replay.recorder import PendingState, Recorder, replay_path
 from gameserver.rules import Reject
 from gameserver.simulation import GameError, RoomFull, Simulation
 from gameserver.ticker import TickClock
@@ -108,10 +108,12 @@ class Player:
     sim: Any = field(default=None, repr=False)   # the game's rules.Player (None: spectator)
     spectator: bool = False
     interest: bool = False          # negotiated the "interest" extension (VIEW messages)
+    vsame: bool = False             # and "interest/2" (SAME pieces; SPEC.md section 11)
     camera: tuple[float, float, float, float] | None = None  # spectator: x, y, w, h
     follow: int | None = None       # spectator: player id whose entity the camera follows
     vrect: int = field(default=-1, repr=False)   # visible cells (Grid.code), -1: none
     vchans: tuple[int, ...] | None = field(default=None, repr=False)
+    vfresh: tuple[int, ...] = field(default=(), repr=False)  # sent as full pieces last VIEW
     legacy_sent: Any = field(default=None, repr=False)
     legacy_tick: int | None = None
     legacy_chans: tuple[int, ...] | None = field(default=None, repr=False)
@@ -192,8 +194,8 @@ class Room:
         self.max_spectators = int(ms if ms is not None
                                   else getattr(game_cls, "max_spectators", 0) or 0)
         self.spectators = 0
-        if cfg.record_dir is not None and create:  # (a room restored from a handover is
-            self.recorder = _start_recording(self, game_cls)  # not recorded on its new node)
+        if cfg.record_dir is not None and create:  # (a room restored from a handover starts
+            self.recorder = _start_recording(self, game_cls)  # its file in start_room)
 
     # ----------------------------------------------------------------------------- info
 
@@ -617,8 +619,12 @@ class Room:
             _close_soon(self._tasks, ws, CloseCode.TOO_SLOW, "too slow")
 
 
-def _start_recording(room: Room, game_cls: type[Any]) -> Recorder | None:
-    """Open the room's replay file (``--record``); on failure log once and record nothing."""
+def _start_recording(room: Room, game_cls: type[Any], *,
+                     restored: bytes | PendingState | None = None,
+                     extra: dict[str, Any] | None = None) -> Recorder | None:
+    """Open the room's replay file (``--record``); on failure log once and record nothing.
+    ``restored``/``extra``: a room restored from a handover (``Recorder``'s ``restored``,
+    more header fields; gameserver.handover.state)."""
     cfg = room.config
     assert cfg.record_dir is not None
     try:
@@ -629,7 +635,8 @@ def _start_recording(room: Room, game_cls: type[Any]) -> Recorder | None:
                                keyframe_seconds=cfg.record_keyframe,
                                extra={"room": room.id,
                                       # lag compensation's window (replay must clamp alike)
-                                      "history": getattr(cfg, "history", None)})
+                                      "history": getattr(cfg, "history", None),
+                                      **(extra or {})}, restored=restored)
                 break
             except FileExistsError:
                 if attempt == 99:

@@ -60,6 +60,9 @@ log = logging.getLogger(__name__)
 PROTOCOL_VERSION = 1
 #: The optional extension name for interest-managed VIEW messages (SPEC.md section 11).
 INTEREST_EXT = "interest"
+#: Its version step: the client also decodes SAME pieces (SPEC.md section 11); offering it
+#: implies ``"interest"``, and WELCOME then echoes both.
+INTEREST2_EXT = "interest/2"
 
 
 class _Close(Exception):
@@ -251,7 +254,8 @@ class Session:
                 room = await self._reserved_room(msg)
             else:
                 room = await self._find_room(msg)
-            interest = INTEREST_EXT in msg.ext
+            same = INTEREST2_EXT in msg.ext
+            interest = same or INTEREST_EXT in msg.ext
             if msg.spectate:
                 p = room.join_spectator(self.ws, msg.name or "", interest=interest,
                                         follow=msg.follow or None)
@@ -265,6 +269,7 @@ class Session:
             raise self._refuse(err) from None
         except Redirect as r:
             raise self._redirect(r.url, "the room is on another node") from None
+        p.vsame = same
         self._joined(p)
 
     # Cluster routing (gameserver/cluster): a room or resume token that is not local may be
@@ -364,7 +369,8 @@ class Session:
             game=room.game, tick=room.tick, tick_rate=room.tick_rate,
             send_rate=room.send_rate, schema=room.wire_schema, inputs=room.input_schema,
             resume=p.resume_token, resume_grace=self.config.resume_grace,
-            ext=(INTEREST_EXT,) if p.interest and room.view_stream is not None else (),
+            ext=(((INTEREST_EXT, INTEREST2_EXT) if p.vsame else (INTEREST_EXT,))
+                 if p.interest and room.view_stream is not None else ()),
             spectator=p.spectator,
             view=room.view_stream.grid.info() if room.view_stream is not None else None,
         )

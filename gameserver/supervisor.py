@@ -17,10 +17,11 @@ Crash of a worker: the supervisor keeps its own reference to every socket it han
 (released when the worker reports the connection closed), so the clients of a dead worker do
 not just see the TCP connection drop: the supervisor writes them a WebSocket close frame
 **4015 WORKER_RESTARTED** at once (or they see 1006 if the worker died mid-frame), and they can
-join again by HELLO (their rooms are gone: RESUME answers 4005). The worker is restarted
-with exponential backoff (0.2 s doubling to 10 s; reset after 30 s of uptime). While a
-worker is down, joins by game name go to the others; a join by room id or a RESUME for the
-down worker is refused with 4003 / 4005.
+join again by HELLO (their rooms are gone: a RESUME whose token names the dead process,
+``w<i>.<pid>.``, is answered 4015 too, so a client that saw 1006 rejoins). The
+worker is restarted with exponential backoff (0.2 s doubling to 10 s; reset after 30 s of
+uptime). While a worker is down, joins by game name go to the others; a join by room id for
+the down worker is refused with 4003.
 
 ``GET /matchmake`` is answered by the worker the supervisor picks (:meth:`Supervisor.matchmake`);
 its token names that worker, so the HELLO carrying it is routed there (a token naming a dead
@@ -56,6 +57,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
+from gameserver import machine
 from gameserver.acceptor import Acceptor, Pending
 from gameserver.config import ServerConfig
 from gameserver.control import Channel, ChannelError, send_handoff
@@ -433,6 +435,15 @@ class Supervisor:
                           else view.least_loaded())
         elif isinstance(msg, M.Resume):
             target = worker_of_token(msg.token)
+            pid = machine.token_process(msg.token)
+            proc = self.workers[target].proc if target is not None \
+                and target < len(self.workers) else None
+            if pid is not None and proc is not None and (
+                    pid != proc.pid or not view.is_up(target)):
+                # the process that issued it died (its client saw 1006, not our 4015, if it
+                # died mid-frame): the room is gone: 4015 (join again), not 4005, SPEC 7
+                p.refuse(CloseCode.WORKER_RESTARTED, "worker restarted: join again")
+                return
             if target is not None and not view.is_up(target):
                 p.refuse(ErrorCode.RESUME_FAILED, "resume token invalid or expired")
                 return

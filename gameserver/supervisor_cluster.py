@@ -55,7 +55,7 @@ from gameserver.cluster.errors import BadReply, ClusterUnavailable
 from gameserver.cluster.link import RedisLink
 from gameserver.cluster.matchmake import rooms_reply
 from gameserver.cluster.node import NodeIdentity, new_node_id
-from gameserver.machine import worker_of_room, worker_of_token
+from gameserver.machine import token_process, worker_of_room, worker_of_token
 from gameserver.metrics import Registry
 from protocol import messages as M
 from protocol.codes import CloseCode, ErrorCode
@@ -194,7 +194,12 @@ class ClusterRouter:
         if node is None:
             return "unknown", None
         i = self.worker_of_node(node)
-        return ("here", i) if i is not None else ("elsewhere", None)
+        if i is not None:
+            return "here", i
+        m = _NODE.match(node)
+        if m is not None and m.group(1).split(".", 1)[0] == self.machine:
+            return "unknown", None  # a dead incarnation of one of ours: that died with it
+        return "elsewhere", None
 
 
 
@@ -250,6 +255,10 @@ class ClusterRouter:
             named: int | None = None
             if isinstance(msg, M.Resume):
                 named = worker_of_token(msg.token)
+                dead = _issuer_gone(sup, msg.token) if where != "elsewhere" else None
+                if dead is not None:  # nobody here holds it and its process died: SPEC 7
+                    p.refuse(*dead)
+                    return
             elif isinstance(msg, M.Hello) and msg.room is not None:
                 named = self.made_by(msg.room)
             target = named if view.is_up(named) else view.least_loaded()
@@ -262,6 +271,21 @@ class ClusterRouter:
         for t in list(self._tasks):
             t.cancel()
         await self.link.close()
+
+
+def _issuer_gone(sup: Supervisor, token: str) -> tuple[int, str] | None:
+    """For a RESUME no worker of ours holds: if the token's issuing process (``w<i>.<pid>.``)
+    is not worker i's live process any more, the refusal (4015: its room died with it, join
+    again; 1013 while worker i is handing its rooms over: retry), else None."""
+    i, pid = worker_of_token(token), token_process(token)
+    if i is None or pid is None or i >= len(sup.workers):
+        return None
+    w = sup.workers[i]
+    if w.retiring:
+        return 1013, "the room is moving to another process, try again"
+    if w.proc is None or w.proc.pid != pid or not sup.view.is_up(i):
+        return CloseCode.WORKER_RESTARTED, "worker restarted: join again"
+    return None
 
 
 def _refusal(msg: Any) -> tuple[int, str]:

@@ -13,6 +13,10 @@ the players whose sockets can take a message. Contract (SPEC.md section 11):
   the same subscription and state share the whole framed message;
 * a viewer whose last message is not the previous send tick (skipped for backpressure,
   resumed, new) gets a reset VIEW: ``base_tick`` nil and full pieces for its whole view;
+* a viewer that negotiated ``"interest/2"`` (``Player.vsame``) gets SAME pieces
+  (:meth:`protocol.pieces.Pieces.same`) for the channels whose previous piece it applied:
+  held at the previous send tick and not sent as a full piece then (``Player.vfresh``, the
+  channels of its last VIEW's full pieces); other viewers never get one;
 * a client that did not negotiate the ``"interest"`` extension (and every client when
   ``Interest.naive`` is set) gets plain DELTAs of exactly its visible set, encoded per
   client against the visible set it was last sent (the fallback; it never sees more);
@@ -25,6 +29,7 @@ per distinct message), never over entities per viewer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -212,6 +217,10 @@ class ViewStream:
         # a VIEW head shared by all steady frames of the tick (``left`` is nil for them).
         steady: dict[Any, bytes] = {}
         dmap: dict[int, bytes | None] = {}
+        # the same for viewers of "interest/2" that applied every channel's previous piece
+        # (none was a full piece): SAME pieces where the rows repeat (Pieces.same)
+        steady2: dict[Any, bytes] = {}
+        smap: dict[int, bytes | None] = {}
         head = msgpack.packb([_VIEW, tick, base, None], use_bin_type=True)[1:]
         for p, code in zip(viewers, codes, strict=True):
             ws = p.ws
@@ -228,11 +237,19 @@ class ViewStream:
             if (fast and p.vrect == code and p.last_sent == base and p.interest
                     and (chans := p.vchans) is not None
                     and (not teams or chans is cache.get(skey))):
-                frame = steady.get(skey)
-                if frame is None:
-                    frame = steady[skey] = self._steady(chans, pieces, dmap, head)
+                if p.vsame and not p.vfresh:
+                    frame = steady2.get(skey)
+                    if frame is None:
+                        frame = steady2[skey] = self._steady(chans, pieces, pieces.same,
+                                                             smap, head)
+                else:
+                    frame = steady.get(skey)
+                    if frame is None:
+                        frame = steady[skey] = self._steady(chans, pieces, pieces.delta,
+                                                            dmap, head)
                 if ws.write_prepared(frame):  # vrect and vchans stay as they are
                     p.last_sent = tick
+                    p.vfresh = ()
                     out_bytes += len(frame)
                     out_msgs += 1
                 else:
@@ -254,21 +271,23 @@ class ViewStream:
                 p.vchans = None
         self.last_encodes = pieces.encodes + self.legacy_encodes
         self.room.metrics.encodes.inc(pieces.encodes)
-        self.last_messages = len(shared) + len(steady)
+        self.last_messages = len(shared) + len(steady) + len(steady2)
         return out_bytes, out_msgs
 
     @staticmethod
-    def _steady(chans: tuple[int, ...], pieces: Pieces, dmap: dict[int, bytes | None],
-                head: bytes) -> bytes:
-        """A steady viewer's VIEW: the delta pieces of its changed channels (``dmap`` caches
-        :meth:`Pieces.delta` for the tick) behind the tick's shared VIEW ``head``."""
+    def _steady(chans: tuple[int, ...], pieces: Pieces, get: Callable[[int], bytes | None],
+                dmap: dict[int, bytes | None], head: bytes) -> bytes:
+        """A steady viewer's VIEW: the pieces ``get`` gives (:meth:`Pieces.delta`, or
+        :meth:`Pieces.same` for a viewer that applied every channel's previous piece) of its
+        changed channels (``dmap`` caches ``get`` for the tick) behind the tick's shared VIEW
+        ``head``."""
         changed = pieces.changed
         parts: list[bytes] = []
         for c in chans:
             if c in changed:
                 b = dmap.get(c, _MISSING)
                 if b is _MISSING:
-                    b = dmap[c] = pieces.delta(c)
+                    b = dmap[c] = get(c)
                 if b is not None:
                     parts.append(b)
         return prepare_message(b"".join((_array_header(4 + len(parts)), head, *parts)))
@@ -278,10 +297,16 @@ class ViewStream:
         old = p.vchans
         reset = old is None or base is None or p.last_sent != base
         extra = self._extra_piece(p, tick, snap, reset)
+        # SAME pieces ("interest/2") only for channels whose previous piece this viewer
+        # applied: held at ``base`` and not sent as a full piece then (``p.vfresh``)
+        same = p.vsame and not reset
+        fresh = p.vfresh
         if reset:
             key: Any = ("r", chans)
+            p.vfresh = chans
         elif old == chans:
-            key = ("s", chans)
+            key = ("s", chans, fresh) if same else ("s", chans)
+            p.vfresh = ()
         else:
             key = None
         if extra is None and key is not None:
@@ -293,10 +318,15 @@ class ViewStream:
         if reset:
             parts = [b for b in map(pieces.full, chans) if b is not None]
             mbase = None
-        elif old is chans:  # steady: the changed channels' delta pieces
+        elif old is chans:  # steady: the changed channels' delta (or SAME) pieces
             changed = pieces.changed
             delta = pieces.delta
-            parts = [b for c in chans if c in changed and (b := delta(c)) is not None]
+            if same:
+                sget = pieces.same
+                parts = [b for c in chans if c in changed
+                         and (b := delta(c) if c in fresh else sget(c)) is not None]
+            else:
+                parts = [b for c in chans if c in changed and (b := delta(c)) is not None]
             mbase = base
         else:
             assert old is not None
@@ -304,7 +334,12 @@ class ViewStream:
             changed = pieces.changed
             for c in chans:
                 if c in oldset:
-                    b = pieces.delta(c) if c in changed else None
+                    if c not in changed:
+                        b = None
+                    elif same and c not in fresh:
+                        b = pieces.same(c)
+                    else:
+                        b = pieces.delta(c)
                 else:
                     b = pieces.full(c)
                 if b is not None:
@@ -312,6 +347,7 @@ class ViewStream:
             newset = set(chans)
             left = [c for c in old if c not in newset]
             mbase = base
+            p.vfresh = tuple(c for c in chans if c not in oldset)
         if extra is not None:
             parts.append(extra)
         frame = prepare_message(view_message(tick, mbase, left, parts))

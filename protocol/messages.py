@@ -95,7 +95,7 @@ class Hello:
     name: str | None = None
     #: a seat reservation from ``GET /matchmake`` (cluster / matchmaking; SPEC.md section 2)
     reservation: str | None = None
-    #: optional extensions the client speaks (SPEC.md section 11: "interest")
+    #: optional extensions the client speaks (SPEC.md section 11: "interest", "interest/2")
     ext: tuple[str, ...] = ()
     #: join as a spectator (no entity, no inputs; camera by CAMERA)
     spectate: bool = False

@@ -13,9 +13,14 @@ every (entity, channel) membership and produces, for every channel a client may 
   piece takes the compact **MOVES** form ``[channel, mask, first row, gaps, values]``
   (``values``: 4-bit column code ids, then the columns' bytes): ~9 bytes of framing instead
   of a whole DELTA's ~40, the difference between ~470 and ~290 bytes per client and tick in
-  the benchmark world.
+  the benchmark world;
+* when that MOVES piece has the rows (first row and gaps) of the channel's MOVES piece of the
+  previous send tick (the common case: the same entities keep moving), the **SAME** form
+  ``[channel, values]`` (or ``[channel, mask, values]`` when the mask changed) drops the rows
+  for viewers that applied that previous piece (:meth:`Pieces.same`; extension
+  ``"interest/2"``): ~13 bytes less per changed cell.
 
-Both are msgpack bytes, built lazily on first use and then shared by every client (the
+All are msgpack bytes, built lazily on first use and then shared by every client (the
 server concatenates them into each client's VIEW message without re-encoding).
 
 The encoder is vectorized over all channels at once: one stable sort by channel, one
@@ -30,7 +35,7 @@ section 5 applies them unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
@@ -43,6 +48,7 @@ from .wireschema import DIFF_DTYPES, WIRE_DTYPES, Snapshot, WireSchema
 __all__ = ["CODE_IDS", "PieceEncoder", "Pieces", "view_message"]
 
 _DELTA = int(MsgType.DELTA)
+_MISSING: Any = object()
 _GAP_CODES = (("u8", 0xFF, np.dtype("<u1")), ("u16", 0xFFFF, np.dtype("<u2")),
               ("u32", 0xFFFFFFFF, np.dtype("<u4")))
 _DIFFS = [(code, int(np.iinfo(dt).min), int(np.iinfo(dt).max), dt)
@@ -133,10 +139,14 @@ class _State:
     rows: np.ndarray | None = None   # the memberships' snapshot rows, as given (unsorted)
     order: np.ndarray | None = None  # sorted position k holds membership order[k]
     cstart: np.ndarray | None = None  # each membership's channel start (set by the diff)
+    #: channel -> (first row, u8 gaps, mask, values) of each MOVES piece built for this tick
+    #: (the next tick's SAME pieces compare their rows with these)
+    moves: dict[int, tuple[int, bytes, int, bytes]] = field(default_factory=dict)
 
 
 class Pieces:
-    """One tick's pieces; ``delta(c)`` / ``full(c)`` are msgpack bytes or None, built once.
+    """One tick's pieces; ``delta(c)`` / ``full(c)`` / ``same(c)`` are msgpack bytes or None,
+    built once.
 
     ``delta(c)`` is None when channel ``c`` did not change since the previous send tick
     (nothing to send) or there is no previous tick; ``full(c)`` is None for an empty channel.
@@ -151,6 +161,8 @@ class Pieces:
         self._prev = prev
         self._full: dict[int, bytes | None] = {}
         self._delta: dict[int, bytes | None] | None = None
+        self._same: dict[int, bytes | None] = {}
+        self._mv: dict[int, tuple[int, bytes, int, bytes] | None] = {}
         self._full_blobs: list[bytes] | None = None
         self.encodes = 0
         self.changed: frozenset[int] = frozenset()
@@ -206,6 +218,30 @@ class Pieces:
         out = self._build_delta(c)
         d[c] = out
         self.encodes += 1
+        return out
+
+    def same(self, c: int) -> bytes | None:
+        """Channel ``c``'s piece for a viewer that applied its delta piece of the previous
+        send tick (``base_tick``): the SAME form (SPEC.md section 11, extension
+        ``"interest/2"``) when this tick's change is a MOVES piece whose rows are those of
+        the previous tick's MOVES piece of ``c``, else :meth:`delta` (the same bytes).
+
+        ``[channel, values]`` when the mask is the previous one too, else ``[channel, mask,
+        values]``; ``values`` exactly as in the MOVES piece. Built once per tick (shared)."""
+        out = self._same.get(c, _MISSING)
+        if out is not _MISSING:
+            return out
+        prev = self._prev
+        was = prev.moves.get(c) if prev is not None and c in self.changed else None
+        now = self._moves(c) if was is not None else None
+        if now is not None and was is not None and now[0] == was[0] and now[1] == was[1]:
+            # (the long MOVES piece is not built unless some viewer needs it)
+            body: list[Any] = [c, now[3]] if now[2] == was[2] else [c, now[2], now[3]]
+            out = msgpack.packb(body, use_bin_type=True)
+            self.encodes += 1
+        else:
+            out = self.delta(c)
+        self._same[c] = out
         return out
 
     def _diff(self, prev: _State, cur: _State) -> None:
@@ -343,7 +379,53 @@ class Pieces:
             self._chg_blobs[key] = blob
         return blob
 
+    def _group(self, c: int, gb: tuple[int, int, int]) -> tuple[int, list[Any], list[Any]]:
+        """Channel ``c``'s GROUP of changed rows (``gb``: its ``_chg_rows`` run): mask,
+        ROWLIST, COLS."""
+        s, e, i = gb
+        mask = self._chg_union[i]
+        cols: list[Any] = []
+        picked = self._chg_codes
+        fields = _MASK_FIELDS.get(mask)
+        if fields is None:
+            fields = _MASK_FIELDS[mask] = tuple(f for f in range(64) if mask >> f & 1)
+        for f in fields:
+            code = picked[f][i]
+            w = _CODE_WIDTH[code]
+            cols.append([code, self._col_blob(f, code)[s * w:e * w]])
+        rows = self._chg_rows.idlist(c)
+        assert rows is not None
+        return mask, rows, cols
+
+    def _moves(self, c: int) -> tuple[int, bytes, int, bytes] | None:
+        """Channel ``c``'s MOVES content this tick, ``(first row, u8 gaps, mask, values)``,
+        or None when its change is not moves only with row gaps < 256 (memoized; also kept
+        in the tick's state for the next tick's SAME pieces)."""
+        mv = self._mv
+        if c in mv:
+            return mv[c]
+        rec = None
+        gb = self._chg_rows.bounds.get(c)
+        if gb is not None and c not in self._removed.bounds and c not in self._added.bounds:
+            mask, rows, cols = self._group(c, gb)
+            if rows[1] == "u8":
+                # values = the columns' code ids (nibbles) then their values
+                ncodes = tuple([code for code, _ in cols])
+                nib = _NIBBLES.get(ncodes)
+                if nib is None:
+                    nib = _NIBBLES[ncodes] = _nibbles(list(ncodes))
+                values = b"".join([nib, *[data for _, data in cols]])
+                rec = (rows[0], rows[2], mask, values)
+                self._cur.moves[c] = rec
+        mv[c] = rec
+        return rec
+
     def _build_delta(self, c: int) -> bytes:
+        mv = self._moves(c)
+        if mv is not None:
+            # the compact MOVES piece: [channel, mask, first row, u8 gaps, values]: ~9 bytes
+            # of framing instead of a whole DELTA's ~40
+            return msgpack.packb([c, mv[2], mv[0], mv[1], mv[3]], use_bin_type=True)
         cur = self._cur
         b = cur.runs.bounds.get(c)
         count = 0 if b is None else b[1] - b[0]
@@ -357,32 +439,8 @@ class Pieces:
             spawn = [self._added.idlist(c), [_raw_col(col[idx]) for col in cur.cols]]
         groups: list[Any] = []
         gb = self._chg_rows.bounds.get(c)
-        moves = desp is None and spawn is None and gb is not None
         if gb is not None:
-            s, e, i = gb
-            mask = self._chg_union[i]
-            cols: list[Any] = []
-            picked = self._chg_codes
-            fields = _MASK_FIELDS.get(mask)
-            if fields is None:
-                fields = _MASK_FIELDS[mask] = tuple(f for f in range(64) if mask >> f & 1)
-            for f in fields:
-                code = picked[f][i]
-                w = _CODE_WIDTH[code]
-                cols.append([code, self._col_blob(f, code)[s * w:e * w]])
-            rows = self._chg_rows.idlist(c)
-            assert rows is not None
-            if moves and rows[1] == "u8":
-                # the compact MOVES piece: [channel, mask, first row, u8 gaps, values] with
-                # values = the columns' code ids (nibbles) then their values: ~9 bytes of
-                # framing instead of a whole DELTA's ~40
-                ncodes = tuple([code for code, _ in cols])
-                nib = _NIBBLES.get(ncodes)
-                if nib is None:
-                    nib = _NIBBLES[ncodes] = _nibbles(list(ncodes))
-                values = b"".join([nib, *[data for _, data in cols]])
-                return msgpack.packb([c, mask, rows[0], rows[2], values], use_bin_type=True)
-            groups.append([mask, rows, cols])
+            groups.append(list(self._group(c, gb)))
         delta = [_DELTA, cur.tick, self.base_tick, count, desp, spawn, groups]
         return msgpack.packb([c, delta, self._gone.idlist(c)], use_bin_type=True)
 

@@ -5,6 +5,11 @@ global entities) a client sees::
 
     [22, tick, base_tick | nil, left | nil, PIECE, PIECE, ...]
     PIECE = [channel, DELTA, gone | nil] | [channel, mask, first, gaps, values]  (MOVES)
+          | [channel, values] | [channel, mask, values]                           (SAME)
+
+A SAME piece (extension ``"interest/2"``) is a MOVES piece without its rows: it reuses the
+rows (and, in its 2-element form, the mask) of the MOVES / SAME piece this view applied to
+the channel at exactly the VIEW's ``base_tick``; anything else is refused (DeltaError).
 
 :class:`ViewReplica` keeps one :class:`protocol.replica.Replica` per channel (each PIECE's
 DELTA applies to its channel's replica exactly as SPEC.md section 5 says) and presents their
@@ -48,6 +53,9 @@ class ViewReplica:
         self.schema = schema
         self.tick: int | None = None
         self.channels: dict[int, Replica] = {}
+        #: channel -> (tick, first row, u8 gaps, mask) of the last MOVES / SAME piece
+        #: applied to it: the rows a SAME piece of the next VIEW stands on
+        self._rows: dict[int, tuple[int, int, bytes, int]] = {}
         self.ids: np.ndarray = _EMPTY
         self.columns: dict[str, np.ndarray] = {
             f.name: np.zeros(0, f.np_dtype) for f in schema.fields
@@ -88,9 +96,11 @@ class ViewReplica:
                                  f"{self.tick!r}")
         old = self.channels
         chans: dict[int, Replica] = {} if reset else dict(old)
+        rows: dict[int, tuple[int, int, bytes, int]] = {} if reset else dict(self._rows)
         if left is not None:
             for c in _parse_idlist(left, "VIEW left").tolist():
                 chans.pop(c, None)
+                rows.pop(c, None)
         saved: list[tuple[Replica, Any]] = []
         gone_parts: list[np.ndarray] = []
         try:
@@ -100,16 +110,35 @@ class ViewReplica:
                 c = piece[0]
                 if type(c) is not int or not 0 <= c <= 0xFFFFFFFF:
                     raise DeltaError(f"VIEW piece {i}: channel must be a uint32")
-                if type(piece[1]) is int:  # MOVES: [channel, mask, first row, gaps, COLB...]
+                second = piece[1]
+                if type(second) is int or type(second) is bytes:  # MOVES or SAME
                     held = chans.get(c)
                     if reset or held is None:
                         raise DeltaError(f"VIEW piece {i}: MOVES for channel {c}, which the "
                                          "view does not hold")
-                    delta, gone = moves_delta(piece, tick, base, len(held), i), None
+                    if type(second) is int and len(piece) != 3:
+                        # MOVES: [channel, mask, first row, gaps, values]
+                        delta = moves_delta(piece, tick, base, len(held), i)
+                        rows[c] = (tick, piece[2], piece[3], second)
+                    else:  # SAME: [channel, values] | [channel, mask, values]
+                        rec = rows.get(c)
+                        if rec is None or rec[0] != base:
+                            raise DeltaError(
+                                f"VIEW piece {i}: SAME for channel {c}, whose last MOVES rows "
+                                f"are not those of tick {base}")
+                        if type(second) is int:
+                            mask, vals = second, piece[2]
+                        else:
+                            mask, vals = rec[3], second
+                        delta = moves_delta([c, mask, rec[1], rec[2], vals], tick, base,
+                                            len(held), i)
+                        rows[c] = (tick, rec[1], rec[2], mask)
+                    gone = None
                 elif len(piece) < 3:
                     raise DeltaError(f"VIEW piece {i}: must be [channel, DELTA, gone]")
                 else:
-                    delta, gone = piece[1], piece[2]
+                    delta, gone = second, piece[2]
+                    rows.pop(c, None)
                 if type(delta) is not list or len(delta) < 7:
                     raise DeltaError(f"VIEW piece {i}: DELTA must be a 7-element array")
                 if delta[1] != tick:
@@ -139,6 +168,7 @@ class ViewReplica:
         for rep in chans.values():
             rep.tick = tick
         self.channels = chans
+        self._rows = rows
         self.tick = tick
         self._union(gone_parts)
         return reset

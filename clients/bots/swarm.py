@@ -76,7 +76,8 @@ class SwarmConfig:
     #: ("bot-k3f9-17"), so several swarms (processes, machines) can share one room in games
     #: that refuse duplicate names, as the arena does
     name_prefix: str = field(default_factory=lambda: _random_prefix())
-    #: offer the "interest" extension (VIEW streams: each bot decodes only what it sees)
+    #: offer the "interest" extension and its "interest/2" step (VIEW streams with SAME
+    #: pieces: each bot decodes only what it sees)
     interest: bool = True
 
     def share(self, proc: int) -> tuple[int, int]:

@@ -36,7 +36,7 @@ export interface Welcome {
   tick: number; tick_rate: number; send_rate: number; schema: WireSchema;
   inputs: { n: string; t: string; lo?: number; hi?: number }[];
   resume: string; resume_grace: number; raw: Record<string, unknown>;
-  /** extensions the server agreed to (SPEC section 11: "interest") */
+  /** extensions the server agreed to (SPEC section 11: "interest", "interest/2") */
   ext: string[];
   spectator: boolean;
   /** the interest grid (cell, grid, bounds, view, max_view, margin) when the room has one */
@@ -247,7 +247,7 @@ export type ClientStatus =
 
 export interface ClientOptions {
   name?: string; game?: string; room?: string; token?: string;
-  /** offer the "interest" extension: VIEW messages, world = a ViewReplica (default true) */
+  /** offer the "interest" and "interest/2" extensions: VIEW messages (with SAME pieces), world = a ViewReplica (default true) */
   interest?: boolean;
   /** join as a spectator (no entity, no inputs; camera()); follow a player id */
   spectate?: boolean; follow?: number | null;

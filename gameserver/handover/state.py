@@ -17,7 +17,11 @@ What the blob carries (format version :data:`BLOB_VERSION`):
   render ticks);
 * players in join order: id, name, entity, ``Player.data``, joined tick, resume token, last
   accepted seq, and the event frames held for them (their backlog, in order), plus the room's
-  events collected since its last send tick.
+  events collected since its last send tick; per player also the extensions its HELLO
+  negotiated (``interest``, ``vsame``: a RESUME keeps them, SPEC.md section 11), so an
+  interest client goes on receiving VIEW messages on the new node;
+* spectators (optional key ``"spectators"``): id, name, token, backlog, extensions, camera
+  and follow, so a spectator RESUMEs its seat like a player.
 
 * the lag-compensation history (:meth:`gameserver.history.WorldHistory.export`: the held
   ticks x the columns up to the highest alive slot, as numpy bytes; optional key
@@ -25,8 +29,14 @@ What the blob carries (format version :data:`BLOB_VERSION`):
   with the history starting over at the restored tick), so ``world.at`` / ``history.hits``
   answer for a render tick from before the move exactly as on the old node.
 
+The simulation half (world, tick, RNG, game state, game players, inputs, history) is
+:mod:`gameserver.handover.simstate`, shared with the replay player; the blob adds the room's
+players (tokens, seqs, backlogs), acks and events, and ``"replay"``: the sender's replay file
+name (``--record``), which the receiver's own new file links (:func:`start_room`).
+
 Not carried: the snapshot ring and every per-socket field (a client gets a full snapshot
-after its RESUME), the input log (recording starts over), timers.
+after its RESUME), the input log (a ``--record`` receiver starts a new file from the restored
+state), timers.
 
 On the new node (:func:`restore_room`): ``on_create`` does not run (``Game.load`` does), no
 ``on_join`` runs, every player waits in its resume grace (``resume_grace`` from now) with its
@@ -36,18 +46,25 @@ the manager hands out player ids above the restored ones.
 
 from __future__ import annotations
 
+import copy
 import logging
+import weakref
 from collections import deque
 from typing import Any, Final
 
 import numpy as np
 
 from gameserver.handover.codec import BlobError, pack_blob, unpack_blob
-from gameserver.history import WorldHistory
+from gameserver.handover.simstate import (
+    RestoreError,
+    load_simulation,
+    need,
+    pairs,
+    simulation_state,
+)
 from gameserver.manager import RoomManager
-from gameserver.room import Player, Room, _close_soon
-from gameserver.rules import GameEvent
-from gameserver.rules import Player as GamePlayer
+from gameserver.replay.recorder import PendingState
+from gameserver.room import Player, Room, _close_soon, _start_recording
 
 __all__ = ["BLOB_VERSION", "RestoreError", "install_room", "prepare_room", "restore_room",
            "serialize_room", "start_room", "uninstall_room"]
@@ -55,124 +72,53 @@ __all__ = ["BLOB_VERSION", "RestoreError", "install_room", "prepare_room", "rest
 log = logging.getLogger(__name__)
 
 BLOB_VERSION: Final[int] = 1
-_WORLD_MASKS: Final = ("_gen", "_alive", "_taken", "_dying")
 
-
-class RestoreError(ValueError):
-    """A blob that cannot become a room here: garbage, another format version, an unknown
-    game, a schema that changed, or a room id already present on this node."""
+#: prepared room -> the replay file its sender was recording (``"replay"`` in the blob), for
+#: the ``continues`` link of the file this node starts (``--record``) in :func:`start_room`
+_CONTINUES: weakref.WeakKeyDictionary[Room, str | None] = weakref.WeakKeyDictionary()
 
 
 # ------------------------------------------------------------------------------ serialize
-
-def _world_state(world: Any) -> dict[str, Any]:
-    return {
-        "cap": world._cap,
-        "cols": dict(world._cols),
-        **{k: getattr(world, k) for k in _WORLD_MASKS},
-        "free": world._free[: world._nfree],
-        "spawned": list(world._spawned),
-        "despawned": list(world._despawned),
-    }
-
 
 def serialize_room(room: Room) -> bytes:
     """The room's state as one blob (see the module docstring). Call it between ticks on a
     room that no longer ticks (the transfer freezes it first); it does not change the room."""
     sim = room.sim
-    game = sim.game
-    n = sim._n
+    st = simulation_state(sim)
     players = []
-    for gp in game.players.values():
-        rp = room.players.get(gp.id)
+    for entry in st["players"]:
+        rp = room.players.get(entry["id"])
         players.append({
-            "id": gp.id, "name": gp.name, "entity": gp.entity, "data": gp.data,
-            "joined": gp.joined_tick,
+            **entry,
             "token": rp.resume_token if rp is not None else None,
             "last_seq": rp.last_seq if rp is not None else 0,
             "backlog": list(rp.backlog) if rp is not None else [],
+            # what HELLO negotiated (a RESUME keeps it: SPEC.md section 11)
+            "interest": rp.interest if rp is not None else False,
+            "vsame": rp.vsame if rp is not None else False,
         })
+    # spectators are not game players (no sim entry): their seats travel on their own
+    spectators = [{"id": sp.player_id, "name": sp.name, "token": sp.resume_token,
+                   "backlog": list(sp.backlog), "interest": sp.interest, "vsame": sp.vsame,
+                   "camera": list(sp.camera) if sp.camera is not None else None,
+                   "follow": sp.follow}
+                  for sp in room.players.values() if sp.spectator]
     state = {
         "v": BLOB_VERSION,
         "room": room.id, "game": room.game, "seed": room.seed,
         "tick_rate": room.tick_rate, "send_rate": room.send_rate, "capacity": room.capacity,
-        "tick": sim.tick,
-        "sim": {
-            "acks": [[p, s] for p, s in sim.acks.items()],
-            "ack_ticks": [[p, t] for p, t in sim.ack_ticks.items()],
-            "last_seq": [[p, s] for p, s in sim._last_seq.items()],
-            "q_player": sim._q_player[:n], "q_seq": sim._q_seq[:n], "q_rt": sim._q_rt[:n],
-            "clamped": sim.clamped_render_ticks,
-            "q_cols": [c[:n] for c in sim._q_cols],
-            "dropped": sim.dropped_inputs, "stale": sim.stale_inputs,
-            "invalid": sim.invalid_inputs, "config": sim.config,
-        },
-        "world": _world_state(sim.world),
-        "rng": game.rng.bit_generator.state,
-        "game_state": game.save(),
-        "outbox": [[e.kind, e.data, list(e.to) if e.to is not None else None]
-                   for e in game._outbox],
+        **st,
         "players": players,
-        "history": sim.history.export() if sim.history is not None else None,
+        "spectators": spectators,  # optional: a blob without it restores no spectator
         "room_acks": [[p, s, t] for p, (s, t) in room.acks.items()],
         "events": [[data, list(to) if to is not None else None] for data, to in room.events],
+        # optional: the sender's replay file (--record), linked by the receiver's new file
+        "replay": room.recorder.path.name if room.recorder is not None else None,
     }
     return pack_blob(state)
 
 
 # -------------------------------------------------------------------------------- restore
-
-def _need(d: Any, key: str, kind: type | tuple[type, ...]) -> Any:
-    v = d.get(key) if isinstance(d, dict) else None
-    if not isinstance(v, kind):
-        raise RestoreError(f"handover blob: {key!r} missing or of the wrong type")
-    return v
-
-
-def _load_world(world: Any, st: dict[str, Any]) -> None:
-    cap = _need(st, "cap", int)
-    cols = _need(st, "cols", dict)
-    fields = world.schema.fields
-    if set(cols) != set(fields):
-        raise RestoreError(f"the game's entity fields changed: blob has {sorted(cols)}, "
-                           f"this node's game has {sorted(fields)}")
-    new_cols: dict[str, np.ndarray] = {}
-    for name, f in fields.items():
-        col = cols[name]
-        if not isinstance(col, np.ndarray) or col.shape != (cap,) \
-                or col.dtype != np.dtype(f.storage):
-            raise RestoreError(f"field {name!r}: column of the wrong dtype or length")
-        new_cols[name] = col
-    masks = {}
-    for k in _WORLD_MASKS:
-        arr = st.get(k)
-        if not isinstance(arr, np.ndarray) or arr.shape != (cap,):
-            raise RestoreError(f"world {k}: wrong shape")
-        masks[k] = arr
-    free = _need(st, "free", np.ndarray).astype(np.int64)
-    spawned = [np.asarray(a, np.intp) for a in _need(st, "spawned", list)]
-    despawned = [np.asarray(a, np.intp) for a in _need(st, "despawned", list)]
-    for a in (free, *spawned, *despawned):
-        if a.ndim != 1 or (a.shape[0] and (a.min() < 0 or a.max() >= cap)):
-            raise RestoreError("world slot list out of range")
-    world._cap = cap
-    world._cols = new_cols
-    for k, arr in masks.items():
-        setattr(world, k, arr.astype(getattr(world, k).dtype, copy=False))
-    world._free = np.ascontiguousarray(free)
-    world._nfree = int(free.shape[0])
-    world._spawned = spawned
-    world._despawned = despawned
-    world._alive_slots = None
-
-
-def _pairs(v: Any, what: str, width: int = 2) -> list[list[int]]:
-    if not isinstance(v, list) or not all(
-            isinstance(x, list) and len(x) == width and all(isinstance(i, int) for i in x)
-            for x in v):
-        raise RestoreError(f"handover blob: {what} malformed")
-    return v
-
 
 def prepare_room(manager: RoomManager, blob: bytes) -> Room:
     """Build the room of ``blob`` on ``manager`` without registering or starting it.
@@ -187,98 +133,71 @@ def prepare_room(manager: RoomManager, blob: bytes) -> Room:
         raise RestoreError(str(exc)) from None
     if not isinstance(st, dict) or st.get("v") != BLOB_VERSION:
         raise RestoreError(f"not a version-{BLOB_VERSION} handover blob")
-    room_id = _need(st, "room", str)
-    game_name = _need(st, "game", str)
+    room_id = need(st, "room", str)
+    game_name = need(st, "game", str)
     cls = manager.games.get(game_name)
     if cls is None:
         raise RestoreError(f"game {game_name!r} of room {room_id} is not served here")
     if room_id in manager.rooms:
         raise RestoreError(f"room {room_id} already exists on this node")
-    tick = _need(st, "tick", int)
-    sim_st = _need(st, "sim", dict)
     try:
-        room = Room(manager, room_id, game_name, cls, seed=_need(st, "seed", int), create=False)
+        room = Room(manager, room_id, game_name, cls, seed=need(st, "seed", int), create=False)
     except Exception as exc:
         raise RestoreError(f"room {room_id}: cannot build the game: {exc!r}") from None
     if room.tick_rate != st.get("tick_rate"):
         log.warning("handover: tick rate differs room=%s blob=%s here=%d",
                     room_id, st.get("tick_rate"), room.tick_rate)
-    sim = room.sim
-    game = sim.game
-    _load_world(sim.world, _need(st, "world", dict))
-    sim.tick = tick
-    game.tick = tick
-    if sim.history is not None:
-        # a fresh ring of this node's length over the restored world, filled with the old
-        # node's window when the blob has one (else it starts over at ``tick``)
-        sim.history = WorldHistory(sim.world, sim.history.length)
-        sim.world.history = sim.history
-        hist = st.get("history")
-        if hist is None:
-            sim.history.record(tick)
-        else:
-            try:
-                sim.history.load(hist, tick)
-            except ValueError as exc:
-                raise RestoreError(f"room {room_id}: {exc}") from None
-    sim.config.clear()
-    sim.config.update(_need(sim_st, "config", dict))
-    sim.acks.update({p: s for p, s in _pairs(sim_st.get("acks"), "acks")})
-    sim.ack_ticks.update({p: t for p, t in _pairs(sim_st.get("ack_ticks"), "ack_ticks")})
-    sim._last_seq.update({p: s for p, s in _pairs(sim_st.get("last_seq"), "last_seq")})
-    q_player = _need(sim_st, "q_player", np.ndarray)
-    q_seq = _need(sim_st, "q_seq", np.ndarray)
-    q_cols = _need(sim_st, "q_cols", list)
-    n = int(q_player.shape[0])
-    if n > sim._cap or q_seq.shape != (n,) or len(q_cols) != len(sim._q_cols) \
-            or any(not isinstance(c, np.ndarray) or c.shape != (n,) for c in q_cols):
-        raise RestoreError("queued inputs malformed (or the input schema changed)")
-    q_rt = sim_st.get("q_rt")
-    if not isinstance(q_rt, np.ndarray) or q_rt.shape != (n,):
-        raise RestoreError("queued inputs: render ticks malformed")
-    sim._q_player[:n] = q_player
-    sim._q_seq[:n] = q_seq
-    # a queued input's render tick from before this node's window would be outside it
-    # (HistoryError in world.at), so it is clamped into it (a no-op when the window came along)
-    sim._q_rt[:n] = np.maximum(q_rt, sim.history.oldest) if sim.history is not None else q_rt
-    sim.clamped_render_ticks = int(sim_st.get("clamped", 0))
-    for dst, src in zip(sim._q_cols, q_cols):
-        dst[:n] = src
-    sim._n = n
-    sim._queued_by = {}
-    for pid in q_player.tolist():
-        sim._queued_by[pid] = sim._queued_by.get(pid, 0) + 1
-    sim.dropped_inputs = int(sim_st.get("dropped", 0))
-    sim.stale_inputs = int(sim_st.get("stale", 0))
-    sim.invalid_inputs = int(sim_st.get("invalid", 0))
-    try:
-        game.rng.bit_generator.state = _need(st, "rng", dict)
-    except (TypeError, ValueError) as exc:
-        raise RestoreError(f"RNG state not restorable: {exc}") from None
-    game._outbox = [GameEvent(str(k), d, tuple(to) if to is not None else None)
-                    for k, d, to in _need(st, "outbox", list)]
-    for entry in _need(st, "players", list):
-        pid = _need(entry, "id", int)
-        name = _need(entry, "name", str)
+    load_simulation(room.sim, st, what=f"room {room_id}")
+    for entry in need(st, "players", list):
+        pid = need(entry, "id", int)
+        name = need(entry, "name", str)
         entity = entry.get("entity")
         token = entry.get("token")
-        game.players[pid] = GamePlayer(pid, name, entity, dict(entry.get("data") or {}),
-                                       int(entry.get("joined", 0)))
         if not isinstance(token, str):
             continue  # in the game but not seated (should not happen): no socket to resume
-        backlog = deque(b for b in _need(entry, "backlog", list) if isinstance(b, bytes))
-        room.players[pid] = Player(pid, name, room, token, entity=entity, ws=None,
-                                   last_seq=int(entry.get("last_seq", 0)), backlog=backlog,
-                                   backlog_bytes=sum(len(b) for b in backlog))
-    for pid, s, t in _pairs(st.get("room_acks"), "room acks", 3):
+        backlog = deque(b for b in need(entry, "backlog", list) if isinstance(b, bytes))
+        p = room.players[pid] = Player(pid, name, room, token, entity=entity, ws=None,
+                                       last_seq=int(entry.get("last_seq", 0)),
+                                       backlog=backlog,
+                                       backlog_bytes=sum(len(b) for b in backlog))
+        _negotiated(p, entry)
+    for entry in need(st, "spectators", list) if "spectators" in st else []:
+        _restore_spectator(room, entry)
+    for pid, s, t in pairs(st.get("room_acks"), "room acks", 3):
         room.acks[pid] = (s, t)
     room.events = [(bytes(d), tuple(to) if to is not None else None)
-                   for d, to in _need(st, "events", list)]
-    try:
-        game.load(st.get("game_state"))
-    except Exception as exc:
-        raise RestoreError(f"room {room_id}: Game.load raised {exc!r}") from None
+                   for d, to in need(st, "events", list)]
+    replay = st.get("replay")
+    _CONTINUES[room] = replay if isinstance(replay, str) else None
     return room
+
+
+def _negotiated(p: Player, entry: dict[str, Any]) -> None:
+    """The extensions HELLO negotiated (a RESUME keeps them): VIEW / SAME pieces."""
+    p.interest = entry.get("interest") is True and p.room.view_stream is not None
+    p.vsame = p.interest and entry.get("vsame") is True
+
+
+def _restore_spectator(room: Room, entry: Any) -> None:
+    """Seat one spectator of the blob (in its resume grace, like the players)."""
+    if not isinstance(entry, dict):
+        raise RestoreError("handover blob: a spectator is not a map")
+    pid = need(entry, "id", int)
+    token = need(entry, "token", str)
+    if pid in room.players or not 0 < pid <= 0xFFFFFFFF:
+        raise RestoreError(f"handover blob: spectator id {pid} is taken or out of range")
+    backlog = deque(b for b in need(entry, "backlog", list) if isinstance(b, bytes))
+    sp = room.players[pid] = Player(pid, need(entry, "name", str), room, token, ws=None,
+                                    backlog=backlog,
+                                    backlog_bytes=sum(len(b) for b in backlog))
+    sp.spectator = True
+    _negotiated(sp, entry)
+    follow, camera = entry.get("follow"), entry.get("camera")
+    sp.follow = follow if isinstance(follow, int) and follow > 0 else None
+    if isinstance(camera, list) and len(camera) == 4 and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in camera):
+        sp.camera = (float(camera[0]), float(camera[1]), float(camera[2]), float(camera[3]))
+    room.spectators += 1
 
 
 def install_room(manager: RoomManager, room: Room, *, start: bool = True) -> None:
@@ -304,11 +223,42 @@ def start_room(room: Room) -> None:
     for p in room.players.values():
         if p.grace is None and p.ws is None:
             p.grace = loop.call_later(grace, room._grace_expired, p)
+    if manager.config.record_dir is not None and room.recorder is None:
+        _record(room)
     room.start()
     manager.metrics.rooms.set(len(manager.rooms))
     manager.metrics.players.set(manager.player_count())
     log.info("room restored from handover room=%s game=%s tick=%d players=%d entities=%d",
              room.id, room.game, room.tick, len(room.players), room.sim.world.count)
+
+
+def _record(room: Room) -> None:
+    """``--record`` on this node: a new replay file for the restored room, starting with a
+    ``"restore"`` record of its whole simulation state at the restored tick (the replay
+    player rebuilds it as :func:`prepare_room` did) and linking the sender's file
+    (``continues``: room, from_tick, file). Never raises (a failure records nothing)."""
+    try:
+        # a copy (the room ticks on), packed on the replay writer thread: a big world with
+        # its lag-compensation window is MBs of msgpack, kept out of the players' pause
+        st = copy.deepcopy(simulation_state(room.sim))
+    except Exception as exc:  # the game's save(): the room runs on, unrecorded
+        log.error("cannot record restored room=%s error=%r", room.id, exc)
+        return
+    state = PendingState(lambda: pack_blob(st), _nbytes(st))
+    continues = {"room": room.id, "from_tick": room.tick, "file": _CONTINUES.get(room)}
+    room.recorder = _start_recording(room, room.sim.game_cls, restored=state,
+                                     extra={"continues": continues})
+
+
+def _nbytes(v: Any) -> int:
+    """Approximate packed size of a state: its arrays' bytes (the rest is small)."""
+    if isinstance(v, np.ndarray):
+        return int(v.nbytes)
+    if isinstance(v, dict):
+        return sum(_nbytes(x) for x in v.values())
+    if isinstance(v, list | tuple):
+        return sum(_nbytes(x) for x in v)
+    return 8
 
 
 def uninstall_room(manager: RoomManager, room: Room) -> None:

@@ -11,6 +11,8 @@ Keys (``<id>`` a room id, ``<node>`` a receiver's node id; TTLs bound what a dea
                                     ``""`` if it could not restore the room (``BLPOP`` by
                                     the sender)
 ``gs:handover:abandoned:<id>``      set by a sender that gave up waiting (``EX 60``)
+``gs:handover:refused:<id>``        set of receivers that could not restore it (``EX 60``)
+``gs:handover:refusals:<id>``       how many times it was refused in all (``EX 60``)
 ==================================  =========================================================
 
 Sender (a node with ``--handover`` on SIGTERM, :meth:`HandoverAgent.hand_over_all`): for each
@@ -28,7 +30,12 @@ Receiver (every node with ``--redis``, a background task, never on the tick path
 an id from ``pending`` to its own claimed list (atomic: one receiver per offer), ``GET`` the
 blob, rebuild the room without starting it, then run :data:`_COMMIT` (atomically: unless the
 sender abandoned it, push the URL to ``done`` and drop the claim); only if that succeeded is
-the room started. A node that stops stops its receiver first (so it never claims its own
+the room started. A receiver whose restore fails (the game is not served here, ``Game.load``
+raises, a bad blob) runs :data:`_REFUSE` (atomically: unless abandoned, record the refusal
+and push the id back to ``pending`` for another receiver, or, once :data:`MAX_REFUSERS`
+distinct receivers or :data:`MAX_REFUSALS` refusals in all were reached, answer ``""``); a
+receiver that re-claims a room it refused before refuses it at once and pauses one
+``block``. A node that stops stops its receiver first (so it never claims its own
 rooms); an offer it claimed just then goes back to ``pending`` (``LREM`` claim + ``LPUSH``
 in one ``MULTI``) for another node, never served by a node whose listener is closing.
 
@@ -36,8 +43,11 @@ Exactly once: the sender stops ticking before it serializes, so at most one copy
 time; ``BLMOVE`` hands an offer to at most one receiver, ``LREM`` returning 1 proves nobody
 got it; a claimed room starts only after :data:`_COMMIT` and the sender gives up only through
 :data:`_ABANDON`, two scripts Redis runs atomically, so exactly one of "the receiver serves it"
-and "the sender reports it lost" happens. A receiver dying mid-restore leaves a claim without
-an answer: the sender's second wait runs out and the room is reported lost, never served.
+and "the sender reports it lost" happens. A re-offer is made by the same script that drops the
+claim and checks ``abandoned``, and the sender's abandon also takes a pending re-offer back
+(``LREM pending``), so after an abandon nobody can claim it; a refusal never installs
+anything. A receiver dying mid-restore leaves a claim without an answer: the sender's second
+wait runs out and the room is reported lost, never served.
 """
 
 from __future__ import annotations
@@ -81,6 +91,15 @@ ROOM: Final = "gs:handover:room:"
 CLAIMED: Final = "gs:handover:claimed:"
 DONE: Final = "gs:handover:done:"
 ABANDONED: Final = "gs:handover:abandoned:"
+#: set of receiver node ids that could not restore the room; ``REFUSALS + id`` counts
+#: every refusal (a node that refused once refuses again at once if it re-claims the offer)
+REFUSED: Final = "gs:handover:refused:"
+REFUSALS: Final = "gs:handover:refusals:"
+#: A room whose restore failed is offered again until this many distinct receivers refused
+#: it (2: re-offered once more) or it was refused this many times in all (a refuser that
+#: takes it back bounces it, bounded); then the sender is answered ``""`` (reported lost).
+MAX_REFUSERS: Final = 2
+MAX_REFUSALS: Final = 4
 #: set of receiver node ids; each live one refreshes ``ALIVE + node`` (EX 3) every second
 RECEIVERS: Final = "gs:handover:receivers"
 ALIVE: Final = "gs:handover:alive:"
@@ -98,12 +117,36 @@ redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 redis.call('LREM', KEYS[3], 1, ARGV[2])
 return 1
 """
-#: Sender giving up: KEYS done, abandoned; ARGV ttl. The answer if one came, else false.
+#: Sender giving up: KEYS done, abandoned, pending; ARGV ttl, id. The answer if one came,
+#: else false (and a re-offer still pending is taken back: nobody may claim it any more).
 _ABANDON: Final = """
 local v = redis.call('LPOP', KEYS[1])
 if v then return v end
 redis.call('SET', KEYS[2], '1', 'EX', tonumber(ARGV[1]))
+redis.call('LREM', KEYS[3], 0, ARGV[2])
 return false
+"""
+#: Receiver that cannot restore a room it claimed: KEYS done, abandoned, claimed, pending,
+#: refused, refusals; ARGV id, node, ttl, max refusers, max refusals. Drops the claim, then:
+#: 0 the sender gave up (nothing to answer); 1 re-offered (``RPUSH pending``: the next
+#: receiver takes it, the sender keeps waiting for ``done``); 2 the bound is reached:
+#: ``""`` pushed to ``done``, the sender reports the room lost. One script, so the claim is
+#: never both re-offered and answered, and never re-offered after an abandon.
+_REFUSE: Final = """
+redis.call('LREM', KEYS[3], 1, ARGV[1])
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local ttl = tonumber(ARGV[3])
+redis.call('SADD', KEYS[5], ARGV[2])
+redis.call('EXPIRE', KEYS[5], ttl)
+local n = redis.call('INCR', KEYS[6])
+redis.call('EXPIRE', KEYS[6], ttl)
+if redis.call('SCARD', KEYS[5]) < tonumber(ARGV[4]) and n < tonumber(ARGV[5]) then
+  redis.call('RPUSH', KEYS[4], ARGV[1])
+  return 1
+end
+redis.call('RPUSH', KEYS[1], '')
+redis.call('EXPIRE', KEYS[1], ttl)
+return 2
 """
 
 
@@ -158,7 +201,7 @@ def _moved(room: Room, url: str, tasks: list[asyncio.Task[None]]) -> None:
             p.grace = None
     room.players.clear()
     room.closed = False
-    room._stop()
+    room._stop("handover")  # the end record of its replay file (--record) says why
     room.metrics.players.set(room.manager.player_count())
 
 
@@ -315,6 +358,18 @@ class HandoverAgent:
                 await pipe.execute()
         log.info("handover receiver: stopping, gave room=%s back to the other nodes", room_id)
 
+    async def _refuse(self, room_id: str, claimed: str, why: str) -> None:
+        """This node cannot restore ``room_id``: :data:`_REFUSE` (re-offer it, or at the
+        bound answer the sender ``""``); one ERROR line says which."""
+        async with asyncio.timeout(5.0):
+            v = await self.redis.eval(_REFUSE, 6, DONE + room_id, ABANDONED + room_id,
+                                      claimed, PENDING, REFUSED + room_id, REFUSALS + room_id,
+                                      room_id, self.node_id, KEY_TTL, MAX_REFUSERS,
+                                      MAX_REFUSALS)
+        then = {0: "its sender gave up already", 1: "offered to another receiver",
+                2: "refused too often, reported lost"}.get(int(v), str(v))
+        log.error("handover receiver: cannot restore room=%s: %s (%s)", room_id, why, then)
+
     async def _take(self, room_id: str, claimed: str) -> None:
         r = self.redis
         if self._stopping:  # claimed just as this node began to stop: not ours to serve
@@ -328,13 +383,20 @@ class HandoverAgent:
             async with asyncio.timeout(5.0):
                 await r.lrem(claimed, 1, room_id)
             return
+        async with asyncio.timeout(5.0):
+            again = await r.sismember(REFUSED + room_id, self.node_id)
+        if again:
+            # we failed on it before: do not try again, let another receiver have it
+            await self._refuse(room_id, claimed, "already failed here")
+            await asyncio.sleep(self.block)  # so the next BLMOVE is another receiver's
+            return
         try:
             room = prepare_room(self.manager, bytes(blob))
-        except RestoreError as exc:
-            log.error("handover receiver: cannot restore room=%s: %s", room_id, exc)
-            async with asyncio.timeout(5.0):
-                await r.eval(_COMMIT, 3, DONE + room_id, ABANDONED + room_id, claimed, "",
-                             room_id, KEY_TTL)
+        except Exception as exc:  # RestoreError, or a bug of ours / the game's: not here
+            if not isinstance(exc, RestoreError):
+                log.error("handover receiver: restore of room=%s raised", room_id,
+                          exc_info=exc)
+            await self._refuse(room_id, claimed, str(exc))
             return
         if self._stopping:
             await self._give_back(room_id, claimed)
@@ -411,7 +473,7 @@ class HandoverAgent:
         try:
             async with asyncio.timeout(10.0):
                 async with r.pipeline(transaction=True) as pipe:
-                    pipe.delete(DONE + rid, ABANDONED + rid)
+                    pipe.delete(DONE + rid, ABANDONED + rid, REFUSED + rid, REFUSALS + rid)
                     pipe.set(ROOM + rid, blob, ex=KEY_TTL)
                     pipe.rpush(PENDING, rid)
                     await pipe.execute()
@@ -421,13 +483,22 @@ class HandoverAgent:
             if offered:
                 with contextlib.suppress(RedisError, OSError, TimeoutError):
                     async with asyncio.timeout(2.0):
-                        await r.eval(_ABANDON, 2, DONE + rid, ABANDONED + rid, KEY_TTL)
+                        await r.eval(_ABANDON, 3, DONE + rid, ABANDONED + rid, PENDING,
+                                     KEY_TTL, rid)
             log.warning("handover: Redis failed for room=%s: %s", rid, exc)
             _lost(room, "redis error")
             return HandoverResult(rid, "redis", None, n, time.perf_counter() - t0)
         if url is None:
-            _lost(room, {"unclaimed": "nobody claimed it", "lost": "claimed, not restored",
-                         "failed": "the receiver could not restore it"}[outcome])
+            why = {"unclaimed": "nobody claimed it", "lost": "claimed, not restored",
+                   "failed": "no receiver could restore it"}[outcome]
+            if outcome == "failed":
+                with contextlib.suppress(RedisError, OSError, TimeoutError):
+                    async with asyncio.timeout(2.0):
+                        nodes = await r.smembers(REFUSED + rid)
+                    why += " (refused by " + ",".join(sorted(
+                        n.decode(errors="replace") if isinstance(n, bytes) else str(n)
+                        for n in nodes)) + ")"
+            _lost(room, why)
             return HandoverResult(rid, outcome, None, n, time.perf_counter() - t0)
         _moved(room, url, closes)
         dt = time.perf_counter() - t0
@@ -483,7 +554,8 @@ class HandoverAgent:
                 got = await r.blpop([DONE + rid], timeout=self.restore_timeout)
             if got is None:
                 async with asyncio.timeout(5.0):
-                    v = await r.eval(_ABANDON, 2, DONE + rid, ABANDONED + rid, KEY_TTL)
+                    v = await r.eval(_ABANDON, 3, DONE + rid, ABANDONED + rid, PENDING,
+                                     KEY_TTL, rid)
                 if not v:
                     return "lost", None
                 got = (None, v)

@@ -16,6 +16,10 @@ Every payload is a msgpack map whose ``"k"`` names the record kind:
 * ``"key"``: a keyframe: the full world (ids + storage columns of the alive entities) after
   tick ``tick`` (tick 0 is the state after ``on_create``).
 * ``"end"``: the recording closed cleanly: last tick, reason, trailing calls.
+* ``"restore"`` (format :data:`CONTINUED_FORMAT` only, right after the header): the whole
+  simulation state of a room restored from a handover at tick ``tick`` (the packed
+  :func:`gameserver.handover.simstate.simulation_state`) and its state hash; the ticks then
+  start at ``tick + 1`` and the header's ``continues`` names the room and its earlier file.
 
 Errors: :class:`ReplayCorrupt` (the file is damaged or truncated: ``tick`` names the first tick
 that cannot be trusted; exit status 1) and :class:`ReplayIncompatible` (a well-formed file this
@@ -38,6 +42,7 @@ import numpy as np
 from gameserver.schema import WorldSchema
 
 __all__ = [
+    "CONTINUED_FORMAT",
     "FORMAT_VERSION",
     "HASH_NAME",
     "MAGIC",
@@ -50,6 +55,7 @@ __all__ = [
     "ReplayIncompatible",
     "ReplayReader",
     "ReplayWriter",
+    "Restore",
     "TickRun",
     "class_spec",
     "fold_hash",
@@ -62,6 +68,10 @@ __all__ = [
 MAGIC: Final = b"GSREPLAY"
 #: Version of everything after the framing (record kinds and their fields).
 FORMAT_VERSION: Final = 1
+#: The version of a file that continues a room restored from a handover: version 1 plus a
+#: ``"restore"`` record right after the header (a build that reads only version 1 says
+#: "incompatible", exit 2, instead of misreading it). Both are read.
+CONTINUED_FORMAT: Final = 2
 #: Name of the state hash algorithm below (a header field; another name is incompatible).
 HASH_NAME: Final = "fold64-v1"
 #: Largest record payload accepted when reading (a keyframe of 1M entities fits easily).
@@ -203,6 +213,16 @@ class Keyframe:
     tick: int
     ids: np.ndarray
     columns: dict[str, np.ndarray]
+    hash: int
+
+
+@dataclass(frozen=True, slots=True)
+class Restore:
+    """A ``"restore"`` record: the simulation state (packed, as the handover codec packs it)
+    of a room restored from a handover at ``tick``, and the state hash of its world."""
+
+    tick: int
+    state: bytes
     hash: int
 
 
@@ -348,9 +368,10 @@ def _parse_header(obj: Any) -> Header:
     if not isinstance(obj, dict) or obj.get("k") != "header":
         raise _bad("the first record is not a header")
     fmt = obj.get("format")
-    if fmt != FORMAT_VERSION:
+    if fmt not in (FORMAT_VERSION, CONTINUED_FORMAT):
         raise ReplayIncompatible(f"incompatible replay: file format version {fmt!r}, this "
-                                 f"gameserver reads version {FORMAT_VERSION}")
+                                 f"gameserver reads versions {FORMAT_VERSION} and "
+                                 f"{CONTINUED_FORMAT}")
     if obj.get("hash") != HASH_NAME:
         raise ReplayIncompatible(f"incompatible replay: state hash {obj.get('hash')!r}, this "
                                  f"gameserver computes {HASH_NAME!r}")
@@ -404,6 +425,8 @@ class ReplayReader:
     ``ReplayReader(path)`` reads and checks the header (raises :class:`ReplayCorrupt` /
     :class:`ReplayIncompatible`); :meth:`records` then yields :class:`TickRun` and
     :class:`Keyframe` objects in file order and finally the ``"end"`` payload (a dict);
+    a continuation file's ``"restore"`` record is read with the header (``restore``, else
+    None; ``start`` is its tick, 0 for a recording from the room's creation);
     damage or truncation raises :class:`ReplayCorrupt` naming the first tick affected.
     A file without an ``"end"`` record (the recording process died) raises at its end,
     after every intact record has been yielded.
@@ -418,6 +441,7 @@ class ReplayReader:
             raise ReplayError(f"cannot open replay {self.path}: {exc.strerror or exc}") from None
         self.offset = 0
         self.last_tick = 0  # last tick whose record was read intact
+        self.restore: Restore | None = None
         self.record_offset = 0  # offset of the record last yielded by records()
         magic = self._f.read(len(MAGIC))
         if magic != MAGIC:
@@ -432,12 +456,38 @@ class ReplayReader:
             if raw is None:
                 raise ReplayCorrupt("truncated before the header", tick=0, offset=self.offset)
             self.header = _parse_header(raw)
+            if self.header.raw.get("format") == CONTINUED_FORMAT:
+                self.restore = self._read_restore()
+                self.last_tick = self.restore.tick
         except ValueError as exc:
             self.close()
             raise ReplayCorrupt(f"bad header: {exc}", tick=0, offset=len(MAGIC)) from None
         except ReplayError:
             self.close()
             raise
+
+    @property
+    def start(self) -> int:
+        """The first tick whose state the file holds (the restored tick, else 0)."""
+        return self.restore.tick if self.restore is not None else 0
+
+    def _read_restore(self) -> Restore:
+        start = self.offset
+        obj = self._read_payload(tick=0, what="restore record")
+        if obj is None:
+            raise ReplayCorrupt("truncated before the restore record", tick=0, offset=start)
+        if not isinstance(obj, dict) or obj.get("k") != "restore":
+            raise ReplayCorrupt("a continued replay must begin with a restore record",
+                                tick=0, offset=start)
+        state = obj.get("state")
+        try:
+            tick = _int(obj, "tick", 0, 2**32)
+            h = _int(obj, "hash", 0, 2**64 - 1)
+            if not isinstance(state, bytes):
+                raise _bad("the restore record's state is not bytes")
+        except ValueError as exc:
+            raise ReplayCorrupt(f"bad restore record: {exc}", tick=0, offset=start) from None
+        return Restore(tick, state, h)
 
     def close(self) -> None:
         self._f.close()

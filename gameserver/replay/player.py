@@ -42,6 +42,7 @@ from gameserver.replay.format import (
     ReplayError,
     ReplayIncompatible,
     ReplayReader,
+    Restore,
     TickRun,
     check_compatible,
     state_hash,
@@ -83,9 +84,16 @@ def resolve_game(header: Header, spec: str | type[Any] | None = None) -> type[An
 
 
 class Resimulation:
-    """A fresh simulation of the recorded room; :meth:`apply` re-issues one recorded call."""
+    """A fresh simulation of the recorded room; :meth:`apply` re-issues one recorded call.
 
-    def __init__(self, header: Header, game_cls: type[Any]) -> None:
+    ``restore`` (a continuation file's ``"restore"`` record): the simulation is built without
+    ``on_create`` and gets the restored state, as the receiving node of the handover built
+    it (:func:`gameserver.handover.simstate.load_simulation`); :class:`Mismatch` if the
+    state does not load or its hash is not the recorded one.
+    """
+
+    def __init__(self, header: Header, game_cls: type[Any],
+                 restore: Restore | None = None) -> None:
         cls = game_cls
         if header.max_players != cls.max_players:
             # As the live room did for --max-players (the game may read the class attribute).
@@ -98,8 +106,27 @@ class Resimulation:
         if history is not None:  # the room's lag-compensation window, if the operator set it
             kw["history"] = history
         self.sim = Simulation(cls, seed=header.seed, config=header.config,
-                              tick_rate=header.tick_rate, max_players=header.max_players, **kw)
+                              tick_rate=header.tick_rate, max_players=header.max_players,
+                              create=restore is None, **kw)
         self.players: set[int] = set()
+        if restore is not None:
+            self._restore(restore)
+
+    def _restore(self, rec: Restore) -> None:
+        # imported here: gameserver.handover's package imports the server side (rooms)
+        from gameserver.handover.codec import BlobError, unpack_blob
+        from gameserver.handover.simstate import RestoreError, load_simulation
+
+        try:
+            st = unpack_blob(rec.state)
+            if not isinstance(st, dict) or st.get("tick") != rec.tick:
+                raise RestoreError("the restore record's state is not of its tick")
+            load_simulation(self.sim, st, what="replay")
+        except (BlobError, RestoreError) as exc:
+            raise Mismatch(rec.tick, f"the restored state does not load: {exc}") from None
+        if state_hash(self.sim.world) != rec.hash:
+            raise Mismatch(rec.tick, "restored state hash differs")
+        self.players.update(self.sim.players)
 
     def apply(self, call: Call) -> None:
         """Re-issue ``call`` (before tick ``call.tick``); raises :class:`Mismatch` if refused."""
@@ -154,8 +181,9 @@ class VerifyResult:
     """What :func:`verify` checked: ticks, players, keyframes, duration (s), end reason."""
 
     def __init__(self, header: Header, ticks: int, players: int, keyframes: int,
-                 reason: str) -> None:
+                 reason: str, *, start: int = 0) -> None:
         self.header = header
+        self.start = start  # the restored tick of a continuation file, else 0
         self.ticks = ticks
         self.players = players
         self.keyframes = keyframes
@@ -167,7 +195,10 @@ class VerifyResult:
 
     def summary(self) -> str:
         h = self.header
-        return (f"replay ok: {h.game} version {h.game_version}, {self.ticks} ticks "
+        cont = h.raw.get("continues")
+        link = (f" continuing room {cont.get('room')} from tick {self.start}"
+                if isinstance(cont, dict) else "")
+        return (f"replay ok{link}: {h.game} version {h.game_version}, {self.ticks} ticks "
                 f"({self.duration:.1f} s at {h.tick_rate} Hz), {self.players} players, "
                 f"{self.keyframes} keyframes and {self.ticks} state hashes match "
                 f"(ended: {self.reason}{' reproduced' if self.reason == 'crash' else ''})")
@@ -182,7 +213,7 @@ def verify(path: Path | str, game: str | type[Any] | None = None) -> VerifyResul
         header = reader.header
         cls = resolve_game(header, game)
         try:
-            resim = Resimulation(header, cls)
+            resim = Resimulation(header, cls, reader.restore)
         except GameError as exc:
             raise Mismatch(0, f"the game code raised in on_create on replay: {exc.original!r}"
                            ) from None
@@ -211,8 +242,9 @@ def verify(path: Path | str, game: str | type[Any] | None = None) -> VerifyResul
                 else:
                     reason = str(rec.get("reason", "?"))
                     _verify_end(resim, rec["calls"], crashed=reason == "crash")
-                    return VerifyResult(header, rec["tick"], len(resim.players), keyframes,
-                                        reason)
+                    return VerifyResult(header, rec["tick"] - reader.start,
+                                        len(resim.players), keyframes, reason,
+                                        start=reader.start)
         except GameError as exc:
             raise Mismatch(exc.tick, f"the game code raised on replay: {exc.original!r}"
                            ) from None
@@ -254,7 +286,8 @@ class Playback:
             self.game_cls = resolve_game(self.header, game)
             self._firsts: list[int] = []
             self._offsets: list[int] = []
-            self.keyframes: set[int] = {0}
+            self.start = self.reader.start
+            self.keyframes: set[int] = {self.start}
             end: dict[str, Any] = {}
             for rec in self.reader.records():
                 if isinstance(rec, TickRun):
@@ -264,15 +297,15 @@ class Playback:
                     self.keyframes.add(rec.tick)
                 else:
                     end = rec
-            self.end = int(end.get("tick", 0))
+            self.end = int(end.get("tick", self.start))
         except BaseException:
             self.reader.close()
             raise
         self._cache: OrderedDict[int, dict[int, list[Call]]] = OrderedDict()
         self.max_checkpoints = max(2, max_checkpoints)
         self.seek_budget = seek_budget
-        self.resim = Resimulation(self.header, self.game_cls)
-        self.checkpoints: dict[int, Simulation] = {0: copy.deepcopy(self.resim.sim)}
+        self.resim = Resimulation(self.header, self.game_cls, self.reader.restore)
+        self.checkpoints: dict[int, Simulation] = {self.start: copy.deepcopy(self.resim.sim)}
         self.paused = False
         self.speed = 1.0
         self.target: int | None = None
@@ -321,13 +354,13 @@ class Playback:
         if t in self.keyframes and t not in self.checkpoints:
             self.checkpoints[t] = copy.deepcopy(self.resim.sim)
             if len(self.checkpoints) > self.max_checkpoints:
-                keep = sorted(self.checkpoints)[::2]  # tick 0 always stays
+                keep = sorted(self.checkpoints)[::2]  # the first tick always stays
                 self.checkpoints = {k: self.checkpoints[k] for k in keep}
         return True
 
     def seek(self, tick: int) -> None:
-        """Go to recorded tick ``tick`` (clamped to 0..end): the state after that tick."""
-        tick = max(0, min(int(tick), self.end))
+        """Go to recorded tick ``tick`` (clamped to start..end): the state after that tick."""
+        tick = max(self.start, min(int(tick), self.end))
         if tick < self.tick:
             base = max(k for k in self.checkpoints if k <= tick)
             self.resim.sim = copy.deepcopy(self.checkpoints[base])
@@ -364,7 +397,7 @@ class Playback:
 
     def status(self) -> dict[str, Any]:
         """The ``"replay"`` EVENT body (SPEC-free: game-level event, docs/REPLAY.md)."""
-        return {"tick": self.tick, "end": self.end, "paused": self.paused,
+        return {"tick": self.tick, "start": self.start, "end": self.end, "paused": self.paused,
                 "speed": self.speed, "seeking": self.target is not None,
                 "game": self.header.game, "version": self.header.game_version,
                 "tick_rate": self.header.tick_rate}

@@ -30,13 +30,15 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
 from gameserver.replay.format import (
+    CONTINUED_FORMAT,
     INPUT,
     JOIN,
     LEAVE,
@@ -48,7 +50,7 @@ from gameserver.replay.format import (
 )
 from gameserver.simulation import LogEntry, Simulation
 
-__all__ = ["MAX_INFLIGHT", "Recorder", "replay_path"]
+__all__ = ["MAX_INFLIGHT", "PendingState", "Recorder", "replay_path"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,17 @@ def replay_path(directory: Path, room_id: str, *, now: float | None = None) -> P
     return path
 
 
+@dataclass(frozen=True, slots=True)
+class PendingState:
+    """A ``"restore"`` record's state packed on the writer thread, off the event loop (a
+    big world with its lag-compensation window is MBs to pack): ``pack()`` returns the
+    bytes and must not read anything the room goes on changing (give it a copy); ``size``
+    is its approximate size in bytes (counted against :data:`MAX_INFLIGHT`)."""
+
+    pack: Callable[[], bytes]
+    size: int
+
+
 class _File:
     """The writer-thread side of one recording: packs, frames and writes its records."""
 
@@ -85,6 +98,9 @@ class _File:
         """``op`` ``"write"`` a record, or ``"end"``: write it (if any), close the file."""
         if self.failed is None and payload:
             try:
+                state = payload.get("state")
+                if isinstance(state, PendingState):
+                    payload = {**payload, "state": state.pack()}
                 self.writer.write(payload)
             except Exception as exc:
                 self.failed = exc
@@ -138,7 +154,12 @@ class Recorder:
     """Streams one simulation's calls, per-tick hashes and keyframes to a replay file.
 
     ``sim`` is the room's simulation, just created (tick 0: the keyframe of tick 0 is written
-    at once); ``game_cls`` its game class; ``send_rate`` goes into the header (for playback);
+    at once), or, with ``restored`` (the packed :func:`gameserver.handover.simstate.
+    simulation_state` of ``sim``, or a :class:`PendingState` packing a copy of it on the
+    writer thread; a room just restored from a handover, not yet ticked), at
+    any tick T: the file is then a continuation (``CONTINUED_FORMAT``) whose first record is
+    ``"restore"`` (tick T, that state, its state hash) and whose ticks start at T + 1;
+    ``game_cls`` its game class; ``send_rate`` goes into the header (for playback);
     ``keyframe_seconds`` / ``flush_seconds`` are in seconds of match time; ``max_calls``
     also ends a run early. ``extra`` adds header fields (the room id). Construction raises
     ``OSError`` if the file cannot be created (the caller logs it and records nothing).
@@ -147,9 +168,11 @@ class Recorder:
     def __init__(self, sim: Simulation, game_cls: type[Any], path: Path, *, send_rate: int,
                  keyframe_seconds: float = 10.0, flush_seconds: float = 0.5,
                  max_calls: int = 8192, extra: Mapping[str, Any] | None = None,
-                 threaded: bool = True) -> None:
-        if sim.tick != 0:
+                 threaded: bool = True, restored: bytes | PendingState | None = None,
+                 ) -> None:
+        if sim.tick != 0 and restored is None:
             raise ValueError("a recording starts with a fresh simulation (tick 0)")
+        start = int(sim.tick)
         rate = sim.tick_rate
         self.sim = sim
         self.keyframe_every = max(1, round(keyframe_seconds * rate))
@@ -159,6 +182,9 @@ class Recorder:
                              send_rate=send_rate, max_players=sim.max_players,
                              keyframe_every=self.keyframe_every, created=time.time(),
                              **dict(extra or {}))
+        if restored is not None:
+            header["format"] = CONTINUED_FORMAT
+            header["start_tick"] = start
         self.writer = ReplayWriter(path, header)
         self.path = path
         self._file = _File(self.writer)
@@ -166,10 +192,15 @@ class Recorder:
         self._names = tuple(game_cls.inputs)
         self._calls: list[tuple[Any, ...]] = []
         self._hashes = np.zeros(self.flush_ticks, "<u8")
-        self._first = 1  # first tick of the pending run
+        self._first = start + 1  # first tick of the pending run
         self._n = 0  # ticks in the pending run
         self.closed = False
-        self._put("write", take_keyframe(sim.world, 0))
+        if restored is None:
+            self._put("write", take_keyframe(sim.world, 0))
+        else:
+            state = restored if isinstance(restored, PendingState) else bytes(restored)
+            self._put("write", {"k": "restore", "tick": start, "state": state,
+                                "hash": state_hash(sim.world)})
         sim.set_log_sink(self._sink)
 
     @property
@@ -182,6 +213,9 @@ class Recorder:
             return
         if payload.get("k") == "key":
             size = len(payload["ids"]) + sum(len(b) for b in payload["cols"].values())
+        elif payload.get("k") == "restore":
+            state = payload["state"]
+            size = state.size if isinstance(state, PendingState) else len(state)
         else:  # a run: ~48 bytes a call once packed, 8 a hash
             size = 64 + 48 * len(payload.get("calls", ())) + len(payload.get("hashes", b""))
         self._thread.put(self._file, op, payload, size)

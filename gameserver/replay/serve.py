@@ -24,8 +24,9 @@ field      type                        meaning
 Every spectator of a room shares its playback (the controls act on the room). The recorded
 game's broadcast events (``to`` everyone: a scoreboard, "joined"...) of the ticks played are
 forwarded as they were sent (not those of a seek's fast re-simulation); events the game sent
-to particular players are not. Play at the end restarts from tick 0. The room sends
-the game event ``"replay"`` with :meth:`Playback.status` (``tick``, ``end``, ``paused``,
+to particular players are not. Play at the end restarts from the first tick (0, or the
+restored tick of a file that continues a handed-over room). The room sends the game event
+``"replay"`` with :meth:`Playback.status` (``tick``, ``start``, ``end``, ``paused``,
 ``speed``, ``seeking``, ``game``, ``version``, ``tick_rate``) to every spectator when it
 joins, whenever a control changes something, and four times a second.
 """

@@ -7,7 +7,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .websocket import WebSocket
+    from .liveness import Liveness
 
 __all__ = ["Config", "Keepalive"]
 
@@ -94,10 +94,10 @@ class Keepalive:
         self.frame_timeout = frame_timeout
         periods = [t for t in (interval, timeout, frame_timeout) if t is not None and t > 0]
         self.tick = min(1.0, max(0.02, min(periods, default=1.0) / 8))
-        self.members: set[WebSocket] = set()
+        self.members: set[Liveness] = set()
         self._handle: asyncio.TimerHandle | None = None
 
-    def add(self, ws: WebSocket) -> None:
+    def add(self, ws: Liveness) -> None:
         now = self._loop.time()
         ws._ping_at = now + self.interval if self.interval is not None else float("inf")
         ws._ka_at = ws._ping_at
@@ -105,7 +105,7 @@ class Keepalive:
         if self._handle is None:
             self._handle = self._loop.call_later(self.tick, self._sweep)
 
-    def discard(self, ws: WebSocket) -> None:
+    def discard(self, ws: Liveness) -> None:
         self.members.discard(ws)
 
     def _sweep(self) -> None:

@@ -42,8 +42,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -61,6 +59,7 @@ from ..events import (
 )
 from ..frames import prepare_message
 from .config import Config
+from .liveness import Liveness
 
 if TYPE_CHECKING:
     from ..connection import Connection
@@ -78,7 +77,7 @@ CORK_BYTES = 16 * 1024
 _CLOSED: Any = object()
 
 
-class WebSocket(asyncio.Protocol):
+class WebSocket(Liveness, asyncio.Protocol):
     """One WebSocket connection (server or client side), once the opening handshake is done.
 
     Application API: :meth:`recv`, ``async for msg in ws``, :meth:`send`, :meth:`send_nowait`,
@@ -97,15 +96,10 @@ class WebSocket(asyncio.Protocol):
         "_drain_waiters",
         "_flush_scheduled",
         "_handler",
-        "_ka_at",
-        "_ka_payload",
         "_loop",
         "_lost",
         "_on_close",
         "_open",
-        "_partial_at",
-        "_ping_at",
-        "_pings",
         "_qbytes",
         "_queue",
         "_rclosed",
@@ -449,33 +443,6 @@ class WebSocket(asyncio.Protocol):
                     fut.set_result(None)
             waiters.clear()
 
-    async def ping(self, payload: bytes | None = None) -> float:
-        """Send a ping and wait for its pong; return the round-trip time in seconds.
-
-        ``payload`` (at most 125 bytes) defaults to 4 random bytes. Raises
-        :class:`ConnectionClosed` if the connection closes before the pong arrives.
-        """
-        if not self._open:
-            raise self._closed_exc()
-        conn = self._conn
-        assert conn is not None
-        if payload is None:
-            payload = os.urandom(4)
-        pings = self._pings
-        if pings is None:
-            pings = self._pings = {}
-        if payload in pings:
-            raise InvalidState("a ping with this payload is already waiting for its pong")
-        fut: asyncio.Future[float] = self._loop.create_future()
-        pings[payload] = (fut, time.perf_counter())
-        conn.send_ping(payload)
-        self._transport.write(conn.data_to_send())
-        try:
-            return await fut
-        finally:
-            if self._pings is not None:
-                self._pings.pop(payload, None)
-
     # ------------------------------------------------------------------------ closing
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -558,63 +525,6 @@ class WebSocket(asyncio.Protocol):
         after a protocol failure or EOF). RFC 6455 section 7.1.1."""
         if not self._lost:
             self._transport.close()
-
-    # ------------------------------------------------------------------------- keepalive
-
-    def _start_keepalive(self) -> None:
-        ka = self._cfg.keepalive
-        if ka is not None and self._open:
-            ka.add(self)
-
-    def _keepalive_due(self, now: float) -> None:
-        """Called by the :class:`Keepalive` sweep once ``now >= self._ka_at``."""
-        conn = self._conn
-        if not self._open or conn is None:
-            return
-        cfg = self._cfg
-        ft = cfg.frame_timeout
-        if self._partial_at and ft is not None and now >= self._partial_at + ft:
-            # A peer that stops in the middle of a frame (or of a fragmented message) would
-            # otherwise hold its partial message until the keepalive notices.
-            log.info("ws frame timeout, closing 1008 peer=%s", self.remote_address)
-            self._fail(1008, "frame timeout")
-            return
-        if now >= self._ping_at:
-            if self._ka_payload is not None:  # the pong is overdue
-                log.info("ws keepalive timeout, closing 1011 peer=%s", self.remote_address)
-                self._fail(1011, "keepalive ping timeout")
-                return
-            if cfg.ping_interval is None:
-                self._ping_at = float("inf")
-            else:
-                payload = os.urandom(4)
-                conn.send_ping(payload)
-                self._transport.write(conn.data_to_send())
-                if cfg.ping_timeout is None:  # never time out: just ping every interval
-                    self._ping_at = now + cfg.ping_interval
-                else:
-                    self._ka_payload = payload
-                    self._ping_at = now + cfg.ping_timeout
-        self._rearm_keepalive()
-
-    def _rearm_keepalive(self) -> None:
-        """``_ka_at``: the earlier of the ping action and the frame deadline."""
-        at = self._ping_at
-        ft = self._cfg.frame_timeout
-        if self._partial_at and ft is not None and self._partial_at + ft < at:
-            at = self._partial_at + ft
-        self._ka_at = at
-
-    def _on_pong(self, payload: bytes) -> None:
-        if self._ka_payload is not None and payload == self._ka_payload:
-            self._ka_payload = None
-            self._ping_at = self._loop.time() + (self._cfg.ping_interval or 0.0)
-            self._rearm_keepalive()
-        pings = self._pings
-        if pings:
-            entry = pings.pop(payload, None)
-            if entry is not None and not entry[0].done():
-                entry[0].set_result(time.perf_counter() - entry[1])
 
     # --------------------------------------------------------- asyncio.Protocol callbacks
 

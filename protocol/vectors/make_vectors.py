@@ -718,16 +718,23 @@ def _view_state(v: ViewReplica) -> dict[str, Any]:
 
 def view_vectors() -> list[dict[str, Any]]:
     """One sequence: reset, steady deltas, a cell entered and one left, an entity moving
-    between visible cells, one leaving the view, one despawned; then bad messages."""
+    between visible cells, one leaving the view, one despawned, a MOVES piece, then SAME
+    pieces (extension "interest/2": the rows of the previous MOVES, with and without a new
+    mask) and a tick that leaves them stale; then bad messages."""
     schema = POS
     enc = PieceEncoder(schema)
     view = ViewReplica(schema)
-    a, b, c, d, e = _ids([1, 2, 3, 4, 5])
+    a, b, c, d, e, f = _ids([1, 2, 3, 4, 5, 6])
     steps: list[dict[str, Any]] = []
+    # the server's per-viewer state (gameserver/viewstream.py): channels held, and those sent
+    # as full pieces in the last VIEW (no SAME piece for them in the next one)
+    held: set[int] = set()
+    fresh: set[int] = set()
 
     def world(tick: int, rows: list[tuple[int, int, int, int]], chans: list[int],
               want: list[int], reset: bool, left: list[int], desc: str,
               base: int | None) -> None:
+        nonlocal held, fresh
         rows = sorted(rows)
         ids = [r[0] for r in rows]
         snap = _snap(schema, ids, x=[r[1] for r in rows], y=[r[2] for r in rows],
@@ -737,14 +744,20 @@ def view_vectors() -> list[dict[str, Any]]:
                        np.array(chans, np.int64))
         parts = []
         for ch in want:
-            piece = pcs.full(ch) if reset or ch in fresh else pcs.delta(ch)
+            if reset or ch not in held:
+                piece = pcs.full(ch)
+            elif ch in fresh:
+                piece = pcs.delta(ch)
+            else:
+                piece = pcs.same(ch)  # SAME when the rows repeat, else the delta piece
             if piece is not None:
                 parts.append(piece)
+        fresh = set(want) if reset else set(want) - held
+        held = set(want)
         data = view_message(tick, None if reset else base, left, parts)
         view.apply(data)
         steps.append({"description": desc, "hex": data.hex(), "expected": _view_state(view)})
 
-    fresh: set[int] = set()
     # tick 10: reset; channels 0 and 1 visible, channel 2 not
     world(10, [(a, 100, 100, 50), (b, 900, 100, 60), (c, 1500, 100, 70), (d, 2500, 0, 80)],
           [0, 0, 1, 2], [0, 1], True, [], "reset: full pieces of channels 0 and 1", None)
@@ -754,26 +767,38 @@ def view_vectors() -> list[dict[str, Any]]:
           [0, 1, 2, 2], [0, 1], False, [], "moves: within, between visible, out of view", 10)
     # tick 12: b despawns (in view: "despawned"); channel 2 enters the view (full piece: c
     # and d enter), channel 0 leaves it (a: "left view")
-    fresh.add(2)
     world(12, [(a, 103, 96, 50), (c, 2100, 100, 70), (d, 2500, 0, 80)],
           [0, 2, 2], [1, 2], False, [0], "despawn, a channel entered and one left", 11)
-    fresh.clear()
     # tick 13: only moves (c and d in channel 2): the compact MOVES piece
     world(13, [(a, 103, 96, 50), (c, 2110, 95, 70), (d, 2497, 3, 80)],
           [0, 2, 2], [1, 2], False, [], "moves only: a MOVES piece", 12)
+    # tick 14: c and d move again (x and y): the rows and mask of tick 13: [2, values]
+    world(14, [(a, 103, 96, 50), (c, 2115, 97, 70), (d, 2490, 4, 80)],
+          [0, 2, 2], [1, 2], False, [], "the same rows and mask: a SAME piece", 13)
+    # tick 15: c and d move in x only: the same rows, another mask: [2, 1, values]
+    world(15, [(a, 103, 96, 50), (c, 2116, 97, 70), (d, 2489, 4, 80)],
+          [0, 2, 2], [1, 2], False, [], "the same rows, x only: a SAME piece with a mask", 14)
+    # tick 16: f spawns in channel 1 (a DELTA piece); channel 2 does not change (no piece:
+    # its rows, remembered at tick 15, are stale for a VIEW on base 16)
+    world(16, [(a, 103, 96, 50), (c, 2116, 97, 70), (d, 2489, 4, 80), (f, 1200, 100, 90)],
+          [0, 2, 2, 1], [1, 2], False, [], "a spawn; channel 2 unchanged", 15)
     out = [{"name": "view_sequence", "description": view_vectors.__doc__,
             "schema": schema.to_wire(), "steps": steps}]
-    # invalid: each must raise and leave the view as after the sequence above
-    bad_base = view_message(14, 12, None, [])
-    moves_unheld = msgpack.packb([22, 14, 13, None, [7, 3, 0, b"", b"\x88\x01\x01"]],
-                                 use_bin_type=True)
-    moves_short = msgpack.packb([22, 14, 13, None, [2, 3, 0, b"\x01", b"\x88\x01\x01"]],
-                                use_bin_type=True)
-    bad_piece = msgpack.packb([22, 14, 13, None, [2, [17, 15, 13, 2, None, None, []], None]])
-    not_view = msgpack.packb([17, 14, 13, 0, None, None, []])
-    unknown_despawn = msgpack.packb(
-        [22, 14, 13, None, [2, [17, 14, 13, 1, [e, "u8", b""], None, []], None]],
-        use_bin_type=True)
+    # invalid: each must raise and leave the view as after the sequence above (tick 16)
+    bad_base = view_message(17, 15, None, [])
+
+    def v17(*pieces: Any) -> bytes:
+        return msgpack.packb([22, 17, 16, None, *pieces], use_bin_type=True)
+
+    bad_piece = v17([2, [17, 18, 16, 2, None, None, []], None])
+    not_view = msgpack.packb([17, 17, 16, 0, None, None, []])
+    unknown_despawn = v17([2, [17, 17, 16, 1, [e, "u8", b""], None, []], None])
+    moves_unheld = v17([7, 3, 0, b"", b"\x88\x01\x01"])
+    moves_short = v17([2, 3, 0, b"\x01", b"\x88\x01\x01"])
+    same_stale = v17([2, b"\x88\x01\x01\x01\x01"])
+    same_after_delta = v17([1, b"\x88\x01\x01"])
+    same_unheld = v17([7, 1, b"\x08\x01"])
+    four = v17([2, 1, 0, b"\x08\x01\x01"])
     out.append({"name": "view_invalid", "description":
                 "after view_sequence, each of these must fail and leave the view unchanged",
                 "schema": schema.to_wire(),
@@ -783,7 +808,11 @@ def view_vectors() -> list[dict[str, Any]]:
                     ("not a VIEW", not_view),
                     ("despawns an id the channel does not hold", unknown_despawn),
                     ("MOVES for a channel the view does not hold", moves_unheld),
-                    ("MOVES values shorter than 2 rows x 2 d8 columns", moves_short))]})
+                    ("MOVES values shorter than 2 rows x 2 d8 columns", moves_short),
+                    ("SAME on rows remembered at tick 15, VIEW base 16 (stale)", same_stale),
+                    ("SAME for a channel whose last piece was a DELTA", same_after_delta),
+                    ("SAME with a mask for a channel the view does not hold", same_unheld),
+                    ("an int second element and 4 elements (neither MOVES nor SAME)", four))]})
     return out
 
 

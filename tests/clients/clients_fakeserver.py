@@ -48,9 +48,11 @@ class FakePlayer:
 class FakeServer:
     """``mode``: "normal", "reject", "garbage", "close_mid", "stall", "bad_delta", "text",
     "silent_join" (never answers HELLO), "restarting" (closes every connection with 4015 at
-    once, a crash-looping worker). ``restart_after``: after that many deltas on the first
-    player's first connection, close it with 4015 and forget every player (a worker restart:
-    rooms and resume tokens gone). ``drop_after``: abort the TCP connection after that
+    once, a crash-looping worker), "resume_4015" (every RESUME is answered ERROR + close
+    4015, as the supervisor answers a token of a restarted worker; HELLOs are served).
+    ``restart_after``: after that many deltas on the first player's first connection,
+    close it with 4015 and forget every player (a worker restart: rooms and resume tokens
+    gone). ``drop_after``: abort the TCP connection after that
     many deltas (first connection of each player only). ``reject_code`` / ``reject_reason``
     for mode "reject" (an ERROR then a close with the same code, like the real server)."""
 
@@ -149,6 +151,11 @@ class FakeServer:
             self.players[p.token] = p
         elif isinstance(first, M.Resume):
             self.resumes.append(first.token)
+            if self.mode == "resume_4015":
+                self.players.clear()
+                await ws.send(M.encode(M.Error(4015, "worker restarted: join again")))
+                await ws.close(4015, "worker restarted: join again")
+                return
             found = self.players.get(first.token)
             if found is None:
                 await ws.send(M.encode(M.Error(4005, "resume token invalid or expired")))

@@ -89,3 +89,30 @@ def test_4015_without_reconnect_is_terminal() -> None:
             assert info.value.code == 4015 and len(srv.hellos) == 1
 
     run(main)
+
+
+def test_a_1006_then_resume_answered_4015_rejoins_by_hello() -> None:
+    """A worker that died mid-frame: the client sees 1006 (not 4015) and RESUMEs; the
+    supervisor answers 4015 (the token names a restarted worker): one RESUME only, then a
+    HELLO as on a 4015 close, the hook runs and the client streams again."""
+    async def main() -> None:
+        async with FakeServer(drop_after=3, mode="resume_4015") as srv:
+            client = GameClient(srv.url, room="r1", name="ann", backoff=fast_backoff(5))
+            seen: list[tuple[int | None, int | None]] = []
+            client.on_rejoined(lambda c, old, new: seen.append((old, new)))
+            await client.connect()
+            try:
+                old, token = client.player, client.resume_token
+                async for up in client.updates():
+                    if seen and not up.full:
+                        break
+                # one RESUME per drop, not the whole attempt budget (each new player's first
+                # connection drops again after 3 deltas: the fake server's drop_after)
+                assert srv.resumes[0] == token and len(srv.resumes) == client.rejoins
+                assert seen[0] == (old, seen[0][1]) and seen[0][1] != old
+                assert client.connected and len(srv.hellos) == 1 + client.rejoins
+                assert all(h.room is None for h in srv.hellos[1:])
+            finally:
+                await client.close()
+
+    run(main)

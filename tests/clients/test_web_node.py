@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import numpy as np
 import pytest
 
@@ -119,11 +120,89 @@ def _jsonable(v: Any) -> Any:
     return int(v)
 
 
+def _view_sequence(seed: int, steps: int) -> dict[str, Any]:
+    """A random VIEW stream (interest management, SPEC.md section 11) for one client that
+    offered "interest/2": a fixed set of movers (SAME pieces), cells that pause (stale rows),
+    spawns and despawns (DELTA pieces), a view that moves (cells entered and left), skipped
+    ticks (resets); the pieces chosen as gameserver/viewstream.py does, and the union state
+    the Python ViewReplica reaches after each message."""
+    from protocol.pieces import PieceEncoder, view_message
+    from protocol.view import ViewReplica
+
+    rng = np.random.default_rng(seed)
+    schema = WireSchema([FIELDS[0], FIELDS[1], FIELDS[3], FIELDS[5]])  # x, y, hp, angle
+    n = 300
+    ids = np.sort(rng.choice(np.arange(1, 50000), n, replace=False)).astype(np.uint32)
+    cols = {"x": rng.integers(0, 100000, n).astype(np.int32),
+            "y": rng.integers(0, 100000, n).astype(np.int32),
+            "hp": rng.integers(-100, 100, n).astype(np.int16),
+            "angle": rng.normal(0, 1, n).astype(np.float32)}
+    moving = rng.random(n) < 0.4
+    enc = PieceEncoder(schema)
+    view = ViewReplica(schema)
+    held: set[int] = set()
+    fresh: set[int] = set()
+    last: int | None = None
+    sub = {0, 1, 10, 11}
+    out: list[dict[str, Any]] = []
+    for t in range(1, steps + 1):
+        cell = (np.minimum(cols["y"] // 20000, 4) * 10 + np.minimum(cols["x"] // 20000, 4))
+        step = moving & (rng.random(100) >= 0.1)[cell]  # ~10% of the cells pause
+        k = int(step.sum())
+        cols["x"][step] = np.clip(cols["x"][step] + rng.integers(1, 300, k), 0, 99999)
+        if t % 4 == 0:
+            cols["angle"][step] += np.float32(0.25)  # another mask: SAME with a mask
+        if t % 9 == 0:  # spawns and despawns
+            keep = rng.random(ids.shape[0]) > 0.05
+            born = np.setdiff1d(rng.choice(np.arange(1, 50000), 5, replace=False), ids[keep])
+            ids = np.concatenate([ids[keep], born.astype(np.uint32)])
+            order = np.argsort(ids)
+            ids = ids[order]
+            m = born.shape[0]
+            for name, c in cols.items():
+                cols[name] = np.concatenate([c[keep], np.zeros(m, c.dtype)])[order]
+            moving = np.concatenate([moving[keep], np.ones(m, bool)])[order]
+        cell = (np.minimum(cols["y"] // 20000, 4) * 10 + np.minimum(cols["x"] // 20000, 4))
+        snap = Snapshot(ids.copy(), {k2: c.copy() for k2, c in cols.items()})
+        pcs = enc.step(t, snap, np.arange(ids.shape[0]), cell.astype(np.int64))
+        if rng.random() < 0.05:
+            continue  # skipped: the next VIEW is a reset
+        if rng.random() < 0.1:
+            cx, cy = rng.integers(0, 4, 2)
+            sub = {int(cy + j) * 10 + int(cx + i) for i in (0, 1) for j in (0, 1)}
+        reset = pcs.base_tick is None or last != pcs.base_tick
+        parts = []
+        for c in sorted(sub):
+            b = (pcs.full(c) if reset or c not in held else
+                 pcs.delta(c) if c in fresh else pcs.same(c))
+            if b is not None:
+                parts.append(b)
+        left = [] if reset else sorted(held - sub)
+        fresh = set(sub) if reset else sub - held
+        held, last = set(sub), t
+        data = view_message(t, None if reset else pcs.base_tick, left, parts)
+        view.apply(data)
+        out.append({"hex": data.hex(), "tick": t, "ids": [int(i) for i in view.ids],
+                    "columns": {k2: [_jsonable(v) for v in c]
+                                for k2, c in view.columns.items()}})
+    return {"schema": schema.to_wire(), "steps": out}
+
+
 def test_node_suite(tmp_path: Path) -> None:
     node = _node()
     fixture = tmp_path / "delta_sequences.json"
     fixture.write_text(json.dumps([_sequence(seed, 60) for seed in (1, 2, 3)]))
-    env = dict(os.environ, GAMESERVER_DELTA_FIXTURE=str(fixture), NODE_NO_WARNINGS="1")
+    views = tmp_path / "view_sequences.json"
+    seqs = [_view_sequence(seed, 120) for seed in (1, 2)]
+    forms = [("same" if isinstance(pc[1], bytes) else "delta" if isinstance(pc[1], list)
+              else "same_mask" if len(pc) == 3 else "moves")
+             for q in seqs for st in q["steps"]
+             for pc in msgpack.unpackb(bytes.fromhex(st["hex"]))[4:]]
+    for kind in ("same", "same_mask", "moves", "delta"):  # every piece form is exercised
+        assert forms.count(kind) >= 10, (kind, forms.count(kind))
+    views.write_text(json.dumps(seqs))
+    env = dict(os.environ, GAMESERVER_DELTA_FIXTURE=str(fixture),
+               GAMESERVER_VIEW_FIXTURE=str(views), NODE_NO_WARNINGS="1")
     files = sorted(str(p.relative_to(WEB)) for p in (WEB / "test").glob("*.test.mjs"))
     assert len(files) >= 5, files
     proc = subprocess.run(
@@ -134,6 +213,7 @@ def test_node_suite(tmp_path: Path) -> None:
     assert proc.returncode == 0, f"node --test failed:\n{tail}"
     out = proc.stdout
     assert "fixture: python delta sequences" in out, tail
+    assert "fixture: python VIEW sequences" in out, tail
     for name in ("messages.json", "messages_invalid.json", "deltas.json", "deltas_invalid.json"):
         assert f"vectors: {name}" in out, f"the {name} vector test did not run:\n{tail}"
     assert re.search(r"\bskipped 0\b", out), f"some node tests were skipped:\n{tail}"

@@ -399,3 +399,71 @@ def test_lag_compensation_history_crosses_the_handover() -> None:
         a._stop()
 
     run(main)
+
+
+def test_interest_players_and_spectators_keep_their_session_across_the_handover() -> None:
+    """What HELLO negotiated (interest, interest/2) and the spectators' seats (camera,
+    follow) cross the handover: without it an interest client would get DELTAs after its
+    RESUME, and a spectator's RESUME would be refused."""
+    from examples.world import World
+
+    async def main() -> None:
+        def mgr(**kw: Any) -> RoomManager:
+            cfg = ServerConfig(games={"w": World}, seed=3, max_players=8,
+                               room_config={"entities": 300}, **kw)
+            return RoomManager(cfg, ServerMetrics())
+
+        ma = mgr()
+        a = ma.create_room("w")
+        assert a.view_stream is not None
+        plain = a.join(None, {}, "plain")  # type: ignore[arg-type]
+        v1 = a.join(None, {}, "v1", interest=True)  # type: ignore[arg-type]
+        v2 = a.join(None, {}, "v2", interest=True)  # type: ignore[arg-type]
+        v2.vsame = True
+        free = a.join_spectator(None, "cam", interest=True)  # type: ignore[arg-type]
+        a.set_camera(free, 1234.5, 678.0, 1500.0, 900.0, None)
+        fol = a.join_spectator(None, "fol", interest=True,  # type: ignore[arg-type]
+                               follow=v1.player_id)
+        fol.vsame = True
+        step(a, [])
+        a._stop()
+        blob = serialize_room(a)
+        mb = mgr(resume_grace=5.0)
+        b = restore_room(mb, blob)
+        try:
+            got = {p.player_id: p for p in b.players.values()}
+            assert set(got) == {p.player_id for p in (plain, v1, v2, free, fol)}
+            assert b.spectators == 2
+            for p in (plain, v1, v2, free, fol):
+                q = mb.resume(p.resume_token)
+                assert q is got[p.player_id] and q.grace is not None and q.ws is None
+                assert (q.interest, q.vsame, q.spectator) == (p.interest, p.vsame, p.spectator)
+                assert (q.camera, q.follow, q.entity) == (p.camera, p.follow, p.entity)
+            assert not got[plain.player_id].interest and got[v2.player_id].vsame
+            assert got[free.player_id].camera == (1234.5, 678.0, 1500.0, 900.0)
+            assert got[fol.player_id].follow == v1.player_id
+            # spectators still count against max_spectators, not max_players
+            assert b.info()["players"] == 3
+            # a blob of the previous build (no "spectators", no extension flags) restores
+            st = unpack_blob(blob)
+            del st["spectators"]
+            for entry in st["players"]:
+                del entry["interest"], entry["vsame"]
+            st["room"] = "older"
+            old = restore_room(mgr(), pack_blob(st))
+            try:
+                assert old.spectators == 0 and not any(p.interest for p in old.players.values())
+            finally:
+                old._stop()
+            # a malformed spectator is refused with RestoreError, nothing installed
+            st = unpack_blob(blob)
+            st["spectators"][0]["token"] = 5
+            st["room"] = "bad"
+            mc = mgr()
+            with pytest.raises(RestoreError):
+                restore_room(mc, pack_blob(st))
+            assert "bad" not in mc.rooms
+        finally:
+            b._stop()
+
+    run(main)

@@ -93,13 +93,17 @@ def _client_cls(kit: Any) -> Any:
                 self.resets = 0
                 self.views = 0
                 self.moves = 0
+                self.same = 0
                 self.raw_ids: set[int] = set()
                 self.seen_positions: list[tuple[int, float, float]] = []
             elif isinstance(msg, M.View):
                 v = self.view
                 for piece in msg.raw[4:]:
-                    if isinstance(piece[1], int):  # MOVES: rows and values, no ids
-                        self.moves += 1
+                    if isinstance(piece[1], int | bytes):  # MOVES / SAME: no ids
+                        if isinstance(piece[1], bytes) or len(piece) == 3:
+                            self.same += 1
+                        else:
+                            self.moves += 1
                         continue
                     d = parse_delta(piece[1])  # every byte decoded, not only the union
                     self.raw_ids.update(d.despawned.tolist())
@@ -178,7 +182,8 @@ def _assert_within_view(c: Any, centre: tuple[float, float], allowed: set[int]) 
         assert abs(x - centre[0]) <= SLACK and abs(y - centre[1]) <= SLACK, (eid, x, y)
 
 
-@pytest.mark.parametrize("ext", [("interest",), ()], ids=["view", "fallback"])
+@pytest.mark.parametrize("ext", [("interest",), ("interest", "interest/2"), ()],
+                         ids=["view", "view2", "fallback"])
 def test_hostile_client_learns_nothing_outside_its_view(kit: Any, ext: tuple[str, ...]) -> None:
     """Every message decoded, every piece parsed: no id of an entity that never came near
     the view, no position outside view + cell + margin (except the global beacon)."""
@@ -204,6 +209,8 @@ def test_hostile_client_learns_nothing_outside_its_view(kit: Any, ext: tuple[str
             assert game.far not in c.raw_ids
             if not ext:
                 assert c.full_snapshots == 1 and c.views == 0  # plain DELTAs of its view
+            else:
+                assert (c.same > 0) == ("interest/2" in ext), c.same
     kit.run(main())
 
 
@@ -303,6 +310,52 @@ def test_resume_gets_a_reset_view(kit: Any) -> None:
     kit.run(main())
 
 
+def test_interest2_and_interest_clients_share_a_room(kit: Any) -> None:
+    """"interest/2" clients get SAME pieces, "interest" ones in the same room never do; both
+    views equal the union of their channels; RESUME keeps "interest/2" (a reset, then SAME
+    pieces again)."""
+    async def main() -> None:
+        async with kit.running(games=_games(kit),
+                               room_config={"crowd": 300, "jitter": True}) as h:
+            new = await _join(h, kit, name="p:30:30", ext=("interest", "interest/2"))
+            old = await _join(h, kit, name="p:30:30", ext=("interest",))
+            only2 = await _join(h, kit, name="p:60:60", ext=("interest/2",))
+            assert new.welcome.ext == ("interest", "interest/2") == only2.welcome.ext
+            assert old.welcome.ext == ("interest",)
+            room = _room(h)
+            await new.until(lambda: new.same > 20 and only2.same > 20, timeout=20)
+            await old.until(lambda: old.moves > 20, timeout=20)
+            assert old.same == 0
+
+            def consistent(c: Any) -> bool:
+                last = room.view_stream.last
+                p = room.players[c.welcome.player]
+                if c.view.tick != last.tick or p.vchans is None:
+                    return False
+                want = set()
+                for ch in p.vchans:
+                    want.update(last.rows(ch)[0].tolist())
+                assert set(c.view.ids.tolist()) == want
+                return True
+            for c in (new, old, only2):
+                await c.until(lambda c=c: consistent(c), timeout=20)
+            token = new.welcome.resume
+            await new.ws.close()
+            await asyncio.sleep(0.2)
+            ws = await kit.connect(h.server.ws_url)
+            again = _client_cls(kit)(ws)
+            h.clients.append(again)
+            again.start()
+            await again.send(M.Resume(token=token))
+            await again.until(lambda: again.welcome is not None and again.same > 20,
+                              timeout=20)
+            assert again.resets == 1 and again.welcome.ext == ("interest", "interest/2")
+            await again.until(lambda: consistent(again), timeout=20)
+            for c in (old, only2, again):
+                assert c.failure is None
+    kit.run(main())
+
+
 def test_python_client_and_spectator_sdk(kit: Any) -> None:
     """clients.GameClient negotiates the extension by default: its world is the view."""
     from clients import GameClient
@@ -314,6 +367,7 @@ def test_python_client_and_spectator_sdk(kit: Any) -> None:
                 game = _room(h).sim.game
                 game_ids.update(still=game.still, far=game.far)
                 assert c.world is not None and c.world.is_view
+                assert c.welcome.ext == ("interest", "interest/2")  # SAME pieces too
                 await asyncio.wait_for(_until_tick(c, 50), 20)
                 ids = set(c.world.ids.tolist())
                 assert game.still in ids and game.far not in ids and c.entity in ids

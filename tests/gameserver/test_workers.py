@@ -233,17 +233,23 @@ def test_worker_crash_closes_its_clients_and_restarts(kit: Any, tmp_path: Path) 
                 n = c.deltas
                 await c.until(lambda c=c, n=n: c.deltas >= n + 3, timeout=10)
                 assert not c.ws.closed
-            # The room is gone: RESUME with the old token is refused (4005) while down or
-            # after the restart; the worker comes back with a new pid.
+            # The room is gone: RESUME with the old token is answered 4015 (its worker
+            # restarted: join again; a client that saw 1006 learns it here), while down or
+            # after the restart; the worker comes back with a new pid (named by its new tokens).
+            token = victims[0].welcome.resume
+            assert token.startswith(f"w1.{old_pid}.")  # worker 1, the process now dead
             await asyncio.to_thread(until, lambda: cl.pids().get(1, old_pid) != old_pid, 20,
                                     "worker 1 to be restarted")
             res = kit.Client(await connect(cl.ws_url))
             res.start()
-            await res.send(M.Resume(token=victims[0].welcome.resume))
-            assert await res.closed(10) == 4005
+            await res.send(M.Resume(token=token))
+            assert await res.closed(10) == 4015
+            assert res.errors and res.errors[-1].code == 4015
             # ...and the player can join again by game name: a new room on worker 1.
             rejoin = await join(kit, cl.ws_url, game="walker", name="again")
             assert worker_of_room(rejoin.welcome.room) == 1
+            new_pid = cl.pids()[1]
+            assert new_pid != old_pid and rejoin.welcome.resume.startswith(f"w1.{new_pid}.")
             await rejoin.until(lambda: rejoin.deltas >= 3)
             status, body = await asyncio.to_thread(cl.get, "/metrics")
             assert status == 200
@@ -364,6 +370,11 @@ def test_acceptor_hands_hello_to_an_adopting_server(kit: Any) -> None:
 def test_machine_view_and_metrics_merge() -> None:
     assert worker_of_room("walker-w12-3") == 12 and worker_of_room("walker-3") is None
     assert worker_of_token("w1.abc") == 1 and worker_of_token("abc") is None
+    # resume tokens name the worker and its process: w<i>.<pid>.<token>
+    from gameserver.machine import token_process
+    assert worker_of_token("w1.4711.a-b_c") == 1 and token_process("w1.4711.a-b_c") == 4711
+    assert token_process("w1.abc") is None and token_process("abc") is None
+    assert token_process("w1.12abc") is None  # digits not followed by "." are the token
     v = MachineView(2, {"walker": 2})
     v.set_up(0, True)
     v.set_up(1, True)

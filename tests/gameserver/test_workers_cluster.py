@@ -272,7 +272,8 @@ def test_router_asks_again_while_the_holder_is_not_serving(redis_url: str) -> No
         view.set_up(1, True)
         handed: list[int] = []
         sup = SimpleNamespace(view=view, stopping=False, workers=[
-            SimpleNamespace(index=0, retiring=False), SimpleNamespace(index=1, retiring=False)],
+            SimpleNamespace(index=i, retiring=False, proc=SimpleNamespace(pid=100 + i))
+            for i in range(2)],
             _handoff=lambda w, p, cid: handed.append(w.index))
         r = raw_redis(redis_url)
         try:
@@ -293,6 +294,19 @@ def test_router_asks_again_while_the_holder_is_not_serving(redis_url: str) -> No
             await r.set(K.tok_key("w1.far"), "ff00ff00-w0")  # another machine's
             await front._route_later(sup, P(), M.Resume(token="w1.far"), 3)  # type: ignore
             assert handed == [1, 1]
+            # in no index, issued by worker 1's live process: it answers (e.g. a fresh token)
+            await front._route_later(sup, P(), M.Resume(token="w1.101.fresh"), 5)  # type: ignore
+            assert handed == [1, 1, 1]
+            # ...issued by a process that died (restarted worker) or by a dead incarnation's
+            # node: 4015 (join again), as without --redis
+            await r.set(K.tok_key("w1.99.dead"), "ab12cd34-w1")  # w1 is now ab12cd34.1-w1
+            front.nodes[1] = "ab12cd34.1-w1"
+            for tok in ("w1.99.dead", "w1.98.unindexed"):
+                p = P()
+                await front._route_later(sup, p, M.Resume(token=tok), 6)  # type: ignore
+                assert p.refused is not None and p.refused[0] == 4015, tok
+            front.nodes[1] = "ab12cd34-w1"
+            handed[:] = [1, 1]
             await front.link.close()  # Redis unreachable for the router: the named worker
             await front._route_later(sup, P(), M.Resume(token="w1.x"), 4)  # type: ignore
             assert handed == [1, 1, 1]
@@ -304,8 +318,9 @@ def test_router_asks_again_while_the_holder_is_not_serving(redis_url: str) -> No
 def test_crashed_worker_keeps_4015_and_comes_back_as_a_new_node(
         kit: Any, tmp_path: Path, redis_url: str) -> None:
     """SIGKILL to a worker of a --redis machine: its players get 4015 at once (no handover),
-    a RESUME with the dead incarnation's token gets 4005 (its index entry names the old node:
-    not ours any more), and the restarted worker is a new node whose rooms say so."""
+    a RESUME with the dead process's token gets 4015 too (its index entry names the dead
+    incarnation's node, its ``w1.<pid>.`` the dead process: join again), and the restarted
+    worker is a new node whose rooms say so."""
     import os
     import signal
 
@@ -323,7 +338,7 @@ def test_crashed_worker_keeps_4015_and_comes_back_as_a_new_node(
             await asyncio.to_thread(until_sync, lambda: cl.pids().get(1, old_pid) != old_pid,
                                     20, "worker 1 to be restarted")
             code, _ = await _refused(kit, cl.ws_url, M.Resume(token=victim.welcome.resume))
-            assert code == 4005
+            assert code == 4015
             again = await join(kit, cl.ws_url, game="walker", name="again")
             assert again.welcome.room.startswith(f"walker-{machine}.1-w1-"), again.welcome.room
             await again.until(lambda: again.deltas >= 3)

@@ -303,9 +303,16 @@ def test_view_vectors() -> None:
 
     seq, bad = _load("views.json")
     view = ViewReplica(WireSchema.from_wire(seq["schema"]))
+    forms: set[str] = set()
     for step in seq["steps"]:
-        view.apply(bytes.fromhex(step["hex"]))
+        data = bytes.fromhex(step["hex"])
+        for piece in msgpack.unpackb(data)[4:]:  # the sequence uses every piece form
+            forms.add("same" if isinstance(piece[1], bytes) else
+                      "delta" if isinstance(piece[1], list) else
+                      "same_mask" if len(piece) == 3 else "moves")
+        view.apply(data)
         assert _view_state(view) == step["expected"], step["description"]
+    assert forms == {"delta", "moves", "same", "same_mask"}
     after = _view_state(view)
     for step in bad["steps"]:
         with pytest.raises(MessageError):

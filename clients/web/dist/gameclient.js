@@ -1957,7 +1957,8 @@ var CloseCode = Object.freeze({
   HELLO_TIMEOUT: 4012,
   SPECTATORS_FULL: 4025,
   REDIRECT: 4013,
-  MOVED: 4014
+  MOVED: 4014,
+  WORKER_RESTARTED: 4015
 });
 var ErrorCode = Object.freeze({
   MALFORMED: 1,
@@ -1989,7 +1990,8 @@ var CLOSE_REASONS = Object.freeze({
   4011: "session taken over by another connection",
   4012: "no HELLO in time",
   4013: "redirected to another node",
-  4014: "room moved to another node"
+  4014: "room moved to another node",
+  4015: "server worker restarted"
 });
 var PROTOCOL_VERSION = 1;
 var SUBPROTOCOL = "gameserver.v1";
@@ -2303,6 +2305,7 @@ var ViewReplica = class {
     this.schema = schema;
     this.tick = null;
     this.channels = /* @__PURE__ */ new Map();
+    this._rows = /* @__PURE__ */ new Map();
     this._union = new Replica(schema);
     this.entered = EMPTY;
     this.leftView = EMPTY;
@@ -2332,6 +2335,7 @@ var ViewReplica = class {
   reset() {
     this.tick = null;
     this.channels = /* @__PURE__ */ new Map();
+    this._rows = /* @__PURE__ */ new Map();
     this._union.reset();
   }
   /**
@@ -2350,7 +2354,11 @@ var ViewReplica = class {
     }
     const leftChannels = left === null ? EMPTY : decodeIdList(left, "VIEW left");
     const chans = reset ? /* @__PURE__ */ new Map() : new Map(this.channels);
-    for (const c of leftChannels) chans.delete(c);
+    const rows = reset ? /* @__PURE__ */ new Map() : new Map(this._rows);
+    for (const c of leftChannels) {
+      chans.delete(c);
+      rows.delete(c);
+    }
     const scratch = /* @__PURE__ */ new Set();
     const gone = /* @__PURE__ */ new Set();
     for (let i = 4; i < raw.length; i++) {
@@ -2360,14 +2368,28 @@ var ViewReplica = class {
       if (!Number.isInteger(c) || c < 0 || c > 4294967295) throw new DeltaError(`VIEW piece ${i - 4}: channel must be a uint32`);
       let delta;
       let g = null;
-      if (Number.isInteger(p[1])) {
+      const second = p[1];
+      if (Number.isInteger(second) || second instanceof Uint8Array) {
         const held = reset ? void 0 : chans.get(c);
         if (held === void 0) throw new DeltaError(`VIEW piece ${i - 4}: MOVES for channel ${c}, which the view does not hold`);
-        delta = movesDelta(p, tick, base, held.count, i - 4);
+        if (Number.isInteger(second) && p.length !== 3) {
+          delta = movesDelta(p, tick, base, held.count, i - 4);
+          rows.set(c, [tick, p[2], p[3], second]);
+        } else {
+          const rec = rows.get(c);
+          if (rec === void 0 || rec[0] !== base) {
+            throw new DeltaError(`VIEW piece ${i - 4}: SAME for channel ${c}, whose last MOVES rows are not those of tick ${base}`);
+          }
+          const mask = Number.isInteger(second) ? second : rec[3];
+          const vals = Number.isInteger(second) ? p[2] : second;
+          delta = movesDelta([c, mask, rec[1], rec[2], vals], tick, base, held.count, i - 4);
+          rows.set(c, [tick, rec[1], rec[2], mask]);
+        }
       } else {
         if (p.length < 3) throw new DeltaError(`VIEW piece ${i - 4}: must be [channel, DELTA, gone]`);
-        delta = p[1];
+        delta = second;
         g = p[2] === null ? null : decodeIdList(p[2], `VIEW piece ${i - 4} gone`);
+        rows.delete(c);
       }
       const d = decodeDelta(delta);
       if (d.tick !== tick) throw new DeltaError(`VIEW piece ${i - 4}: DELTA tick is not the VIEW's tick`);
@@ -2387,6 +2409,7 @@ var ViewReplica = class {
     const before = this._union.ids.slice();
     for (const rep of chans.values()) rep.tick = tick;
     this.channels = chans;
+    this._rows = rows;
     this.tick = tick;
     this._rebuild(before, gone);
     return reset;
@@ -2978,6 +3001,7 @@ var JOIN_CODES = /* @__PURE__ */ new Set([4001, 4002, 4003, 4004, 4006]);
 var MAX_HOPS = 3;
 var MAX_PENDING_INPUTS = 1024;
 var CLIENT_PROTOCOL_CLOSE = 4e3;
+var VIEW_EXT = Object.freeze(["interest", "interest/2"]);
 function clip(reason) {
   const enc = new TextEncoder();
   let r = reason;
@@ -3195,7 +3219,7 @@ var GameClient = class {
       if (ws !== this._ws) return;
       this._setStatus("joining", resuming ? "resuming session" : "joining");
       if (resuming) this._sendRaw(encodeResume(this._resume.token));
-      else this._sendRaw(encodeHello({ ...this.opts, ext: this.opts.interest ? ["interest"] : [] }));
+      else this._sendRaw(encodeHello({ ...this.opts, ext: this.opts.interest ? VIEW_EXT : [] }));
       this._pingTimer = setInterval(() => this._tick(), this.opts.pingInterval);
     };
     ws.onmessage = (ev) => {
@@ -3436,10 +3460,11 @@ var GameClient = class {
       this._emit("close", { code, reason: explained, willReconnect: false });
       return;
     }
-    if (code === CloseCode.RESUME_INVALID && this._resume) {
+    if ((code === CloseCode.RESUME_INVALID || code === CloseCode.WORKER_RESTARTED) && this._resume) {
       this.opts.log.info(`gameclient: resume refused (${explained}), joining as a new player`);
       this._resume = null;
       this.playerId = null;
+      if (code === CloseCode.WORKER_RESTARTED) this.opts.room = null;
       this._emit("close", { code, reason: explained, willReconnect: true });
       this._scheduleReconnect(0);
       return;

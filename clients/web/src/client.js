@@ -9,7 +9,8 @@
 // Differences from the Python client (clients/client.py), on purpose for a page a person
 // watches: it also retries after 1001 (server shutting down: it may come back), never gives up
 // (the delay is capped at backoffMax), and when RESUME is refused (4005: grace expired, server
-// restarted) it joins again as a new player instead of stopping.
+// restarted) it joins again as a new player instead of stopping; so on 4015 (the --workers
+// process holding the room died: on the live socket, or answering the RESUME after a 1006).
 //
 // Cluster (SPEC 7): ERROR + close 4013 REDIRECT reconnects at once to the ERROR's url (or the
 // close reason's) with the same HELLO / RESUME; 4014 MOVED (the room was handed over on a
@@ -71,6 +72,11 @@ const MAX_PENDING_INPUTS = 1024;
 
 /** Close code the client uses when the server sent something malformed (browser-legal). */
 export const CLIENT_PROTOCOL_CLOSE = 4000;
+
+/** The extensions offered in HELLO when `interest` is on (SPEC section 11): VIEW messages
+ * and their SAME pieces ("interest/2"; a server that does not know it answers "interest"
+ * alone and sends none). */
+export const VIEW_EXT = Object.freeze(["interest", "interest/2"]);
 
 /** A close reason must fit 123 UTF-8 bytes (RFC 6455 section 5.5). */
 function clip(reason) {
@@ -321,7 +327,7 @@ export class GameClient {
       if (ws !== this._ws) return;
       this._setStatus("joining", resuming ? "resuming session" : "joining");
       if (resuming) this._sendRaw(encodeResume(this._resume.token));
-      else this._sendRaw(encodeHello({ ...this.opts, ext: this.opts.interest ? ["interest"] : [] }));
+      else this._sendRaw(encodeHello({ ...this.opts, ext: this.opts.interest ? VIEW_EXT : [] }));
       this._pingTimer = setInterval(() => this._tick(), this.opts.pingInterval);
     };
     ws.onmessage = (ev) => {
@@ -587,11 +593,14 @@ export class GameClient {
       this._emit("close", { code, reason: explained, willReconnect: false });
       return;
     }
-    if (code === CloseCode.RESUME_INVALID && this._resume) {
-      // The session is gone (grace expired, server restarted): join again as a new player.
+    if ((code === CloseCode.RESUME_INVALID || code === CloseCode.WORKER_RESTARTED) && this._resume) {
+      // The session is gone (grace expired, server restarted; 4015: the --workers process
+      // holding the room died, on the live socket or as the answer to our RESUME after a
+      // 1006, SPEC 7): join again as a new player, without the dead room's id.
       this.opts.log.info(`gameclient: resume refused (${explained}), joining as a new player`);
       this._resume = null;
       this.playerId = null;
+      if (code === CloseCode.WORKER_RESTARTED) this.opts.room = null;
       this._emit("close", { code, reason: explained, willReconnect: true });
       this._scheduleReconnect(0);
       return;

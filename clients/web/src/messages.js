@@ -47,6 +47,7 @@ export const CloseCode = Object.freeze({
   SPECTATORS_FULL: 4025,
   REDIRECT: 4013,
   MOVED: 4014,
+  WORKER_RESTARTED: 4015,
 });
 
 /** ERROR message codes (non-fatal unless followed by a close). */
@@ -83,6 +84,7 @@ export const CLOSE_REASONS = Object.freeze({
   4012: "no HELLO in time",
   4013: "redirected to another node",
   4014: "room moved to another node",
+  4015: "server worker restarted",
 });
 
 /** Protocol version spoken by this client. */

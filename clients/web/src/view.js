@@ -1,7 +1,7 @@
 // ViewReplica: the browser's side of interest management (protocol/SPEC.md section 11).
 //
 // A VIEW message [22, tick, base_tick | nil, left | nil, PIECE...], PIECE = [channel, DELTA,
-// gone | nil], carries the pieces of the channels (grid cells, teams, global entities) this
+// gone | nil] (or its compact MOVES / SAME forms), carries the pieces of the channels (grid cells, teams, global entities) this
 // client sees. One Replica per channel (each PIECE's DELTA applies to its channel as SPEC
 // section 5 says); the view is their union: sorted, deduplicated ids (an entity may be in its
 // cell and in its team channel) and one column per field, with the same read API as Replica
@@ -26,6 +26,9 @@ export class ViewReplica {
     this.tick = null;
     /** @type {Map<number, Replica>} channel -> its replica */
     this.channels = new Map();
+    /** @type {Map<number, [number, number, Uint8Array, number]>} channel -> [tick, first
+     * row, u8 gaps, mask] of the last MOVES / SAME piece applied to it (SPEC section 11) */
+    this._rows = new Map();
     this._union = new Replica(schema);
     this.entered = EMPTY;
     this.leftView = EMPTY;
@@ -63,6 +66,7 @@ export class ViewReplica {
   reset() {
     this.tick = null;
     this.channels = new Map();
+    this._rows = new Map();
     this._union.reset();
   }
 
@@ -86,7 +90,11 @@ export class ViewReplica {
     // throws leaves channels, tick and the union exactly as they were.
     const leftChannels = left === null ? EMPTY : decodeIdList(left, "VIEW left");
     const chans = reset ? new Map() : new Map(this.channels);
-    for (const c of leftChannels) chans.delete(c);
+    const rows = reset ? new Map() : new Map(this._rows);
+    for (const c of leftChannels) {
+      chans.delete(c);
+      rows.delete(c);
+    }
     const scratch = new Set(); // channels whose replica in `chans` is already a private copy
     const gone = new Set();
     for (let i = 4; i < raw.length; i++) {
@@ -96,15 +104,31 @@ export class ViewReplica {
       if (!Number.isInteger(c) || c < 0 || c > 0xffffffff) throw new DeltaError(`VIEW piece ${i - 4}: channel must be a uint32`);
       let delta;
       let g = null;
-      if (Number.isInteger(p[1])) {
-        // MOVES: [channel, mask, first row, u8 gaps, COLB...], COLB = code byte + values
+      const second = p[1];
+      if (Number.isInteger(second) || second instanceof Uint8Array) {
         const held = reset ? undefined : chans.get(c);
         if (held === undefined) throw new DeltaError(`VIEW piece ${i - 4}: MOVES for channel ${c}, which the view does not hold`);
-        delta = movesDelta(p, tick, base, held.count, i - 4);
+        if (Number.isInteger(second) && p.length !== 3) {
+          // MOVES: [channel, mask, first row, u8 gaps, values]
+          delta = movesDelta(p, tick, base, held.count, i - 4);
+          rows.set(c, [tick, p[2], p[3], second]);
+        } else {
+          // SAME ("interest/2"): [channel, values] | [channel, mask, values], on the rows of
+          // the MOVES / SAME piece this view applied to the channel at exactly base_tick
+          const rec = rows.get(c);
+          if (rec === undefined || rec[0] !== base) {
+            throw new DeltaError(`VIEW piece ${i - 4}: SAME for channel ${c}, whose last MOVES rows are not those of tick ${base}`);
+          }
+          const mask = Number.isInteger(second) ? second : rec[3];
+          const vals = Number.isInteger(second) ? p[2] : second;
+          delta = movesDelta([c, mask, rec[1], rec[2], vals], tick, base, held.count, i - 4);
+          rows.set(c, [tick, rec[1], rec[2], mask]);
+        }
       } else {
         if (p.length < 3) throw new DeltaError(`VIEW piece ${i - 4}: must be [channel, DELTA, gone]`);
-        delta = p[1];
+        delta = second;
         g = p[2] === null ? null : decodeIdList(p[2], `VIEW piece ${i - 4} gone`);
+        rows.delete(c);
       }
       const d = decodeDelta(delta);
       if (d.tick !== tick) throw new DeltaError(`VIEW piece ${i - 4}: DELTA tick is not the VIEW's tick`);
@@ -124,6 +148,7 @@ export class ViewReplica {
     const before = this._union.ids.slice();
     for (const rep of chans.values()) rep.tick = tick;
     this.channels = chans;
+    this._rows = rows;
     this.tick = tick;
     this._rebuild(before, gone);
     return reset;

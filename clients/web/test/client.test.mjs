@@ -14,7 +14,7 @@ test("join, deltas, inputs with auto seq, acks drive reconciliation", () => {
   const ws = FakeWS.all[0];
   assert.equal(ws.url, "ws://test/ws");
   ws.open();
-  assert.deepEqual(ws.sent[0], [1, { v: 1, name: "ann", ext: ["interest"] }]); // SPEC section 11
+  assert.deepEqual(ws.sent[0], [1, { v: 1, name: "ann", ext: ["interest", "interest/2"] }]); // SPEC section 11
   assert.equal(c.sendInput({ dx: 1 }), 0, "no input before WELCOME");
   ws.deliver(welcome());
   assert.equal(c.status, "connected");
@@ -85,7 +85,7 @@ test("resume refused (4005): joins again as a new player, seqs restart", async (
   await nextTick();
   ws = FakeWS.all[2];
   ws.open();
-  assert.deepEqual(ws.sent[0], [1, { v: 1, name: "ann", ext: ["interest"] }]); // SPEC section 11
+  assert.deepEqual(ws.sent[0], [1, { v: 1, name: "ann", ext: ["interest", "interest/2"] }]); // SPEC section 11
   ws.deliver(welcome(9, 513, "tok2"));
   assert.equal(c.playerId, 9);
   assert.equal(c.sendInput({ dx: 1 }), 1);
@@ -199,7 +199,7 @@ test("interest: WELCOME ext -> the world is a ViewReplica; VIEW and MOVES apply;
   c.connect();
   const ws = FakeWS.all[0];
   ws.open();
-  assert.deepEqual(ws.sent[0], [1, { v: 1, name: "ann", ext: ["interest"], spectate: true }]);
+  assert.deepEqual(ws.sent[0], [1, { v: 1, name: "ann", ext: ["interest", "interest/2"], spectate: true }]);
   const w = welcome(7, null);
   w[1].ext = ["interest"];
   w[1].spectator = true;
@@ -221,5 +221,32 @@ test("interest: WELCOME ext -> the world is a ViewReplica; VIEW and MOVES apply;
   assert.deepEqual(Array.from(views[2].despawned), []);
   assert.ok(c.camera(50, 60, 100, 100));
   assert.deepEqual(ws.sent.at(-1), [6, { x: 50, y: 60, w: 100, h: 100 }]);
+  c.close();
+});
+
+test("worker restarted: a 1006, the RESUME answered 4015 -> HELLO without the dead room", async () => {
+  const c = makeClient({ room: "walker-w1-3" });
+  c.connect();
+  let ws = FakeWS.all[0];
+  ws.open();
+  assert.equal(ws.sent[0][1].room, "walker-w1-3");
+  ws.deliver(welcome(7));
+  ws.deliver(full(11));
+  ws.drop(1006); // the worker died mid-frame: no 4015 close frame reached us
+  await nextTick();
+  ws = FakeWS.all[1];
+  ws.open();
+  assert.deepEqual(ws.sent[0], [2, { v: 1, token: "tok" }]);
+  ws.deliver([20, { c: 4015, m: "worker restarted: join again" }]);
+  ws.drop(4015, "worker restarted: join again");
+  await nextTick();
+  ws = FakeWS.all[2];
+  assert.ok(ws, "joins again instead of resuming or stopping");
+  ws.open();
+  assert.equal(ws.sent[0][0], 1, "a HELLO, not a second RESUME");
+  assert.equal(ws.sent[0][1].room, undefined, "without the dead room's id");
+  ws.deliver(welcome(9, 513, "tok2"));
+  assert.equal(c.playerId, 9);
+  assert.equal(c.status, "connected");
   c.close();
 });
