@@ -46,7 +46,7 @@ from protocol.handshake import (
     parse_request,
 )
 
-__all__ = ["MAX_INITIAL", "Acceptor", "Pending"]
+__all__ = ["MAX_INITIAL", "Acceptor", "Pending", "close_politely"]
 
 log = logging.getLogger(__name__)
 
@@ -399,3 +399,48 @@ class Acceptor:
             p.abort()
         for t in list(self.tasks):
             t.cancel()
+
+
+def close_politely(loop: asyncio.AbstractEventLoop, s: socket.socket, frame: bytes,
+                   lingering: set[socket.socket]) -> None:
+    """Write ``frame`` (a close frame, or nothing) to ``s``, send FIN, then close it once the
+    peer answers (EOF) or after 2 s, so unread bytes do not turn our FIN into a RST. ``s``
+    sits in ``lingering`` meanwhile (the owner closes what is left when it stops)."""
+    try:
+        if frame:
+            s.send(frame)
+        s.shutdown(socket.SHUT_WR)
+    except OSError:
+        s.close()
+        return
+    lingering.add(s)
+
+    def done() -> None:
+        if s in lingering:
+            lingering.discard(s)
+            try:
+                loop.remove_reader(s.fileno())
+            except (ValueError, OSError):
+                pass
+            s.close()
+
+    def readable() -> None:
+        try:
+            for _ in range(16):  # bounded per wakeup; the 2 s timer bounds the rest
+                if not s.recv(65536):
+                    break
+            else:
+                return
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            pass
+        done()  # EOF or error: the peer has closed
+
+    try:
+        s.setblocking(False)
+        loop.add_reader(s.fileno(), readable)
+    except (OSError, ValueError):
+        done()
+        return
+    loop.call_later(2.0, done)

@@ -58,7 +58,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from gameserver import machine
-from gameserver.acceptor import Acceptor, Pending
+from gameserver.acceptor import Acceptor, Pending, close_politely
 from gameserver.config import ServerConfig
 from gameserver.control import Channel, ChannelError, send_handoff
 from gameserver.fdlimit import raise_nofile_limit
@@ -328,45 +328,9 @@ class Supervisor:
         return proc.returncode
 
     def _close_client(self, s: socket.socket, frame: bytes) -> None:
-        """Write ``frame`` (a close frame, or nothing), send FIN, then close once the peer
-        answers or after a bound (so unread bytes do not turn our FIN into a RST)."""
-        try:
-            if frame:
-                s.send(frame)
-            s.shutdown(socket.SHUT_WR)
-        except OSError:
-            s.close()
-            return
-        loop = asyncio.get_running_loop()
-        self._lingering.add(s)
-
-        def done() -> None:
-            if s in self._lingering:
-                self._lingering.discard(s)
-                with contextlib.suppress(ValueError, OSError):
-                    loop.remove_reader(s.fileno())
-                s.close()
-
-        def readable() -> None:
-            try:
-                for _ in range(16):  # bounded per wakeup; the 2 s timer bounds the rest
-                    if not s.recv(65536):
-                        break
-                else:
-                    return
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                pass
-            done()  # EOF or error: the peer has closed
-
-        try:
-            s.setblocking(False)
-            loop.add_reader(s.fileno(), readable)
-        except (OSError, ValueError):
-            done()
-            return
-        loop.call_later(2.0, done)
+        """Write ``frame`` (a close frame, or nothing), FIN, close when the peer answers or
+        after 2 s (:func:`gameserver.acceptor.close_politely`)."""
+        close_politely(asyncio.get_running_loop(), s, frame, self._lingering)
 
     def _stop_budget(self) -> float:
         """Seconds a stopping worker may take before it is killed (a --handover stop waits
