@@ -157,6 +157,8 @@ class ClusterRouter:
             node = NodeIdentity(f"{self.machine}-supervisor", "ws://supervisor.invalid/")
             self._directory = Directory(self.link, node, None)  # type: ignore[arg-type]
         view = await self._directory.view(None)
+        self._directory._prune_nodes.clear()  # no sync task here to prune with: the
+        self._directory._prune_rooms.clear()  # workers' syncs do it
         return [r.info() for r in sorted(view.rooms, key=lambda r: (r.node, r.room))]
 
     def metrics_text(self) -> str:
