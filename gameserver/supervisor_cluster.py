@@ -157,8 +157,10 @@ class ClusterRouter:
             node = NodeIdentity(f"{self.machine}-supervisor", "ws://supervisor.invalid/")
             self._directory = Directory(self.link, node, None)  # type: ignore[arg-type]
         view = await self._directory.view(None)
-        self._directory._prune_nodes.clear()  # no sync task here to prune with: the
-        self._directory._prune_rooms.clear()  # workers' syncs do it
+        # no sync task here to prune with: stale ids this read found stay until a node's own
+        # read prunes them (every reader skips them anyway); keep nothing between reads
+        self._directory._prune_nodes.clear()
+        self._directory._prune_rooms.clear()
         return [r.info() for r in sorted(view.rooms, key=lambda r: (r.node, r.room))]
 
     def metrics_text(self) -> str:
