@@ -21,13 +21,17 @@ HELLO with a room id not placed above    ``HGET gs:room:<id> node``
 RESUME                                   ``GET gs:tok:<token>``
 =======================================  ================================================
 
-A node of this machine -> that worker (down: the refusal a single process gives, 4005 /
-4003 / 4017). Any other answer (another machine's node, no entry, Redis down) -> the worker
+A current node of this machine -> that worker (not serving: asked again a few times, since
+a rolling restart's receiver may be writing its entry; then 1013 while that worker is
+handing its rooms over, else the refusal a single process gives, 4005 / 4003 / 4017). A
+RESUME that no current worker holds (no entry, a dead incarnation's node, Redis down) and
+whose ``w<i>.<pid>.`` names a process that is not worker i's live one: 4015, as without
+``--redis``. Any other answer (another machine's node, no entry, Redis down) -> the worker
 the id or token names if it is up, else the least loaded worker; it answers as any cluster
 node does: 4013 REDIRECT to the other node's URL (its own lookup), or 4003 / 4005 / 4017,
-or 4018 while Redis is down. A worker never redirects to the machine's own URL (the
-directory's sibling rule), so a URL that points back here reaches the supervisor, which
-routes it by the same table: no loop.
+or 4018 while Redis is down. A restarted worker is a new node (:func:`worker_node`). A
+worker never redirects to the machine's own URL (the directory's sibling rule), so a URL
+that points back here reaches the supervisor, which routes it by the same table: no loop.
 
 Why a lookup and not a token map fed by the workers: a resume token's ``w<i>.`` prefix names
 the worker that issued it, which after a handover (from a sibling during a rolling restart,
