@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import random
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,7 @@ def test_the_receiver_records_the_restored_room_and_both_files_replay(
     assert runs_a[-1].last == handover_tick
     assert int(runs_a[-1].hashes[-1]) == rb.restore.hash
     # both replay deterministically: every tick's hash and every keyframe
-    va, vb = verify(fa), verify(fb)
+    va, vb = verify(fa, kit.Walker), verify(fb, kit.Walker)
     assert va.ticks == handover_tick and va.start == 0
     assert vb.start == handover_tick and vb.ticks == recb[-1]["tick"] - handover_tick
     assert vb.players == 2 and vb.keyframes >= 1
@@ -164,7 +165,7 @@ def test_the_receiver_records_the_restored_room_and_both_files_replay(
     # the playback of B starts at the restored tick; a seek to the last keyframe
     # reproduces its recorded positions, a seek back returns to the start
     keys = [x for x in recb if isinstance(x, Keyframe)]
-    pb = Playback(fb)
+    pb = Playback(fb, kit.Walker)
     try:
         assert pb.tick == handover_tick and pb.status()["start"] == handover_tick
         pb.seek(keys[-1].tick)
@@ -183,8 +184,13 @@ def test_the_receiver_records_the_restored_room_and_both_files_replay(
 
 
 def test_a_damaged_restore_record_is_a_clear_error(kit: Any, tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+                                                   capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """The restore record is checked: its state must load and hash to the recorded value."""
+    # The recorded class is "conftest:Walker", and "conftest" names whichever conftest.py
+    # was imported first in a whole-suite run: the CLI gets the class under its own name.
+    monkeypatch.setitem(sys.modules, "handover_record_kit", kit)
+    game = "handover_record_kit:Walker"
     import msgpack
 
     from gameserver.handover.codec import pack_blob
@@ -205,8 +211,8 @@ def test_a_damaged_restore_record_is_a_clear_error(kit: Any, tmp_path: Path,
         sim.step()
         rec.after_tick()
     rec.close()
-    assert verify(path).ticks == 3
-    assert main([str(path), "--verify"]) == 0  # the CLI: one summary line, exit 0
+    assert verify(path, kit.Walker).ticks == 3
+    assert main([str(path), "--verify", "--game", game]) == 0  # the CLI: one summary line, exit 0
     assert "replay ok continuing room" in capsys.readouterr().out
     # rewrite the restore record with a wrong hash, then with garbage state
     raw = path.read_bytes()
@@ -220,11 +226,11 @@ def test_a_damaged_restore_record_is_a_clear_error(kit: Any, tmp_path: Path,
         bad = tmp_path / "bad.gsreplay"
         bad.write_bytes(raw[:rstart] + frame({**body, **edit}) + raw[rstart + 8 + rlen:])
         with pytest.raises(Mismatch, match=err):
-            verify(bad)
-        assert main([str(bad), "--verify"]) == 1  # one line on stderr, no traceback
+            verify(bad, kit.Walker)
+        assert main([str(bad), "--verify", "--game", game]) == 1  # one line on stderr, no traceback
         assert "replay MISMATCH at tick 5: " in capsys.readouterr().err
     # a continuation file cut right after its header
     cut = tmp_path / "cut.gsreplay"
     cut.write_bytes(raw[:rstart])
     with pytest.raises(ReplayCorrupt, match="before the restore record"):
-        verify(cut)
+        verify(cut, kit.Walker)
