@@ -77,35 +77,75 @@ class ViewStream:
         self.last_messages = 0
         self.legacy_encodes = 0
         self._chan_cache: dict[Any, tuple[int, ...]] = {}
+        #: last send tick's memberships: (ids, x, y, global col, team col, rows, channels,
+        #: each row's grid membership index or -1 / None: the identity); read-only arrays
+        self._mcache: tuple[Any, ...] | None = None
+        #: False: memberships and pieces from scratch every tick (the reference path that
+        #: tests and the benchmark compare the incremental one with; the same bytes)
+        self.incremental = True
 
     # ------------------------------------------------------------------ channels
     def _memberships(self, snap: Snapshot) -> tuple[np.ndarray, np.ndarray]:
+        """Every (snapshot row, channel) membership: the grid cell of each entity (global
+        ones instead in the global channel) and its team channel; rows ascend per channel.
+
+        Incremental: with the same entities and global / team fields as last send tick,
+        the rows are last tick's array and only the grid memberships of rows whose
+        position changed get their cell recomputed (elementwise: the same values); when no
+        cell changed the channels are last tick's array too (cheap for the encoder)."""
         cols = snap.columns
-        x = cols[self.interest.x] * self._qx
-        y = cols[self.interest.y] * self._qy
-        cell = self.grid.cell_of(x, y)
+        xs, ys = cols[self.interest.x], cols[self.interest.y]
+        glob = cols[self._everyone] if self._everyone is not None else None
+        team = cols[self._team] if self._team is not None else None
+        m = self._mcache if self.incremental else None
+        if (m is not None and np.array_equal(m[0], snap.ids)
+                and (glob is None or np.array_equal(glob, m[3]))
+                and (team is None or np.array_equal(team, m[4]))):
+            _, px, py, _, _, prows, pchan, pgpos = m
+            moved = np.flatnonzero((xs != px) | (ys != py))
+            chan = pchan
+            if moved.shape[0]:
+                if pgpos is not None:  # global entities have no cell
+                    at = pgpos[moved]
+                    keep = at >= 0
+                    moved, at = moved[keep], at[keep]
+                else:
+                    at = moved
+                cell = self.grid.cell_of(xs[moved] * self._qx, ys[moved] * self._qy)
+                if not np.array_equal(cell, pchan[at]):
+                    chan = pchan.copy()
+                    chan[at] = cell
+            self._mcache = (snap.ids, xs, ys, glob, team, prows, chan, pgpos)
+            return prows, chan
+        cell = self.grid.cell_of(xs * self._qx, ys * self._qy)
         n = snap.ids.shape[0]
         rows_parts: list[np.ndarray] = []
         chan_parts: list[np.ndarray] = []
-        if self._everyone is not None:
-            glob = cols[self._everyone] != 0
-            grid_rows = np.flatnonzero(~glob)
+        gpos: np.ndarray | None = None
+        if glob is not None:
+            isg = glob != 0
+            grid_rows = np.flatnonzero(~isg)
             rows_parts.append(grid_rows)
             chan_parts.append(cell[grid_rows])
-            g = np.flatnonzero(glob)
+            g = np.flatnonzero(isg)
             rows_parts.append(g)
             chan_parts.append(np.full(g.shape[0], self.grid.global_channel, np.int64))
+            gpos = np.full(n, -1, np.intp)
+            gpos[grid_rows] = np.arange(grid_rows.shape[0])
         else:
             rows_parts.append(np.arange(n))
             chan_parts.append(cell)
-        if self._team is not None:
-            t = cols[self._team].astype(np.int64)
+        if team is not None:
+            t = team.astype(np.int64)
             tr = np.flatnonzero((t > 0) & (t <= MAX_TEAM))
             rows_parts.append(tr)
             chan_parts.append(self.grid.ncells + t[tr])
         if len(rows_parts) == 1:
-            return rows_parts[0], chan_parts[0]
-        return np.concatenate(rows_parts), np.concatenate(chan_parts)
+            rows, chan = rows_parts[0], chan_parts[0]
+        else:
+            rows, chan = np.concatenate(rows_parts), np.concatenate(chan_parts)
+        self._mcache = (snap.ids, xs, ys, glob, team, rows, chan, gpos)
+        return rows, chan
 
     # ------------------------------------------------------------------ views
     def _rects(self, snap: Snapshot, viewers: list[Player]) -> list[int]:
@@ -125,7 +165,11 @@ class ViewStream:
         cam = np.full((n, 4), np.nan)
         has_cam = np.zeros(n, bool)
         if common:  # None (no avatar) becomes NaN, then 0
-            ents = np.nan_to_num(np.array(list(map(_ENTITY, sims)), np.float64)).astype(np.int64)
+            try:  # C-level; a None (no avatar) raises: then via float NaN -> 0
+                ents = np.fromiter(map(_ENTITY, sims), np.int64, n)
+            except TypeError:
+                ents = np.nan_to_num(np.array(list(map(_ENTITY, sims)),
+                                              np.float64)).astype(np.int64)
             if views.count(None) != n:  # per-player view sizes; None: the default (NaN)
                 cam[:, 2:] = np.array([_NO_VIEW if v is None else v for v in views],
                                       np.float64).reshape(n, 2)
@@ -195,6 +239,7 @@ class ViewStream:
     def send(self, tick: int, snap: Snapshot, viewers: list[Player]) -> tuple[int, int]:
         """Write this tick's VIEW / DELTA to every viewer; returns (bytes, messages)."""
         rows, chan = self._memberships(snap)
+        self.encoder.incremental = self.incremental
         pieces = self.encoder.step(tick, snap, rows, chan)
         self.legacy_encodes = 0
         self.last = pieces

@@ -157,36 +157,36 @@ class _State:
     """One tick's arrangement: memberships sorted by (channel, id).
 
     ``rows`` / ``chan_in`` are the memberships as given to :meth:`PieceEncoder.step`;
-    sorted position ``k`` holds membership ``order[k]`` (snapshot row ``r[k]``, id
-    ``ids[k]``, channel ``chan[k]``, key ``keys[k] = chan << 32 | id``, ascending). The wire
-    columns in sorted order (``cols``) and the inverse permutation (``inv``) are built on
-    first use: the steady path reads values at the few changed rows only (``col_at``).
-    ``moved`` (set by ``step``) is not None when this tick has the same entities and
-    memberships (rows) as the previous one: the memberships (input indices) whose channel
-    changed, each under a key the previous tick did not hold (``Pieces._diff``'s fast path).
+    sorted position ``k`` holds snapshot row ``r[k]``, id ``ids[k]``, channel ``chan[k]``,
+    key ``keys[k] = chan << 32 | id`` (ascending, distinct). The wire columns in sorted
+    order (``cols``) are gathered on first use: the steady path reads values at the few
+    changed rows only (``col_at``). ``moved`` (set by ``step``) is not None when this tick
+    has the same entities and memberships (rows) as the previous one: the memberships
+    (input indices) whose channel changed, each under a key the previous tick did not
+    hold; ``added`` / ``removed`` are then their sorted positions now / last tick
+    (ascending): ``Pieces._diff``'s fast path.
     """
 
-    __slots__ = ("_cols", "_inv", "chan", "chan_in", "ids", "keys", "moved", "names", "order",
-                 "r", "rows", "runs", "snap", "tick", "world_ids")
+    __slots__ = ("_cols", "added", "chan", "chan_in", "ids", "keys", "moved", "names", "r",
+                 "removed", "rows", "runs", "snap", "tick", "world_ids")
 
     def __init__(self, tick: int, snap: Snapshot, names: list[str], rows: np.ndarray,
-                 chan_in: np.ndarray, order: np.ndarray, r: np.ndarray, keys: np.ndarray,
-                 ids: np.ndarray, chan: np.ndarray, runs: _Runs) -> None:
+                 chan_in: np.ndarray, r: np.ndarray, keys: np.ndarray, ids: np.ndarray,
+                 chan: np.ndarray, runs: _Runs) -> None:
         self.tick = tick
         self.snap = snap
         self.names = names
         self.world_ids = snap.ids  # every id in the world this tick (sorted)
         self.rows = rows
         self.chan_in = chan_in
-        self.order = order
         self.r = r
         self.keys = keys            # int64 channel << 32 | id, ascending
         self.ids = ids              # uint32
         self.chan = chan            # int64, ascending
         self.runs = runs            # ids per channel
         self.moved: np.ndarray | None = None
+        self.added = self.removed = _NONE
         self._cols: list[np.ndarray] | None = None
-        self._inv: np.ndarray | None = None
 
     @property
     def cols(self) -> list[np.ndarray]:
@@ -196,18 +196,13 @@ class _State:
             self._cols = [cols[n][self.r] for n in self.names]
         return self._cols
 
-    @property
-    def inv(self) -> np.ndarray:
-        """Sorted position of every membership (the inverse of ``order``; built once)."""
-        if self._inv is None:
-            inv = np.empty(self.order.shape[0], np.intp)
-            inv[self.order] = np.arange(self.order.shape[0])
-            self._inv = inv
-        return self._inv
-
     def col_at(self, f: int, pos: np.ndarray) -> np.ndarray:
         """Field ``f``'s wire values at sorted positions ``pos``."""
         return self.snap.columns[self.names[f]][self.r[pos]]
+
+
+_NONE = np.zeros(0, np.intp)
+_NONE.flags.writeable = False
 
 
 class Pieces:
@@ -294,14 +289,13 @@ class Pieces:
         if moved is not None:
             em = _row_masks(prev.snap, cur.snap, cur.names)  # per snapshot row
             masks = em[cur.r]  # per current membership, sorted
+            added, removed = cur.added, cur.removed
             if moved.shape[0]:
-                added = np.sort(cur.inv[moved])
-                removed = np.sort(prev.inv[moved])
                 masks[added] = 0  # an added membership is not a changed one
                 chg = np.flatnonzero(masks)
-                chg_prev = prev.inv[cur.order[chg]]
+                # the others kept their keys: their place last tick by key
+                chg_prev = np.searchsorted(prev.keys, cur.keys[chg])
             else:
-                added = removed = np.zeros(0, np.intp)
                 chg = np.flatnonzero(masks)
                 chg_prev = chg
             chg_masks = masks[chg].astype(np.uint32)
@@ -493,19 +487,25 @@ class PieceEncoder:
         moved: np.ndarray | None = None
         if (self.incremental and prev is not None and prev.rows.shape[0] == n
                 and np.array_equal(prev.world_ids, snap.ids)
-                and np.array_equal(prev.rows, rows)):
+                and (rows is prev.rows or np.array_equal(prev.rows, rows))):
             moved = np.flatnonzero(chan != prev.chan_in)
             if moved.shape[0] == 0:  # the same arrangement: everything but the values
-                cur = _State(tick, snap, self.names, rows, chan, prev.order, prev.r,
-                             prev.keys, prev.ids, prev.chan, prev.runs)
-                cur._inv = prev._inv
+                cur = _State(tick, snap, self.names, rows, chan, prev.r, prev.keys, prev.ids,
+                             prev.chan, prev.runs)
             else:
-                nk = ((chan[moved].astype(np.int64) << 32)
-                      | snap.ids[rows[moved]].astype(np.int64))
+                mid = snap.ids[rows[moved]].astype(np.int64)
+                nk = (chan[moved].astype(np.int64) << 32) | mid
                 if _isin(nk, prev.keys).any():
                     moved = None  # a membership took another's old key: the generic diff
-                elif moved.shape[0] * 8 <= n:
-                    cur = self._patch(tick, snap, rows, chan, prev, moved, nk)
+                else:
+                    ok = (prev.chan_in[moved].astype(np.int64) << 32) | mid
+                    removed = np.sort(np.searchsorted(prev.keys, ok))
+                    if moved.shape[0] * 8 <= n:
+                        cur = self._patch(tick, snap, rows, chan, prev, moved, nk, removed)
+                    else:
+                        cur = self._sort(tick, snap, rows, chan, prev)
+                        cur.added = np.sort(np.searchsorted(cur.keys, nk))
+                    cur.removed = removed
         if cur is None:
             cur = self._sort(tick, snap, rows, chan, prev)
         cur.moved = moved
@@ -531,27 +531,25 @@ class PieceEncoder:
             runs = prev.runs  # the same arrangement: the same runs (and their IDLIST blobs)
         else:
             runs = _Runs(ids, ch)
-        return _State(tick, snap, self.names, rows, chan, order, r, keys, ids, ch, runs)
+        return _State(tick, snap, self.names, rows, chan, r, keys, ids, ch, runs)
 
     def _patch(self, tick: int, snap: Snapshot, rows: np.ndarray, chan: np.ndarray,
-               prev: _State, moved: np.ndarray, nk: np.ndarray) -> _State:
-        """The previous arrangement with the ``moved`` memberships (keys now ``nk``, none
-        held last tick) taken out and inserted at their new keys: O(n) copies, no sort
-        of all memberships. Sorting by key is the stable sort by channel (ids ascend per
-        channel: see :meth:`step`)."""
+               prev: _State, moved: np.ndarray, nk: np.ndarray, removed: np.ndarray) -> _State:
+        """The previous arrangement with the ``moved`` memberships (at sorted positions
+        ``removed`` last tick; keys now ``nk``, none held last tick) taken out and inserted
+        at their new keys: O(n) copies, no sort of all memberships. Sorting by key is the
+        stable sort by channel (ids ascend per channel: see :meth:`step`)."""
         s = np.argsort(nk)
         nk = nk[s]
-        op = prev.inv[moved]
-        keys = np.delete(prev.keys, op)
-        order = np.delete(prev.order, op)
+        keys = np.delete(prev.keys, removed)
         at = np.searchsorted(keys, nk)
         keys = np.insert(keys, at, nk)
-        order = np.insert(order, at, moved[s])
-        r = rows[order]
+        r = np.insert(np.delete(prev.r, removed), at, rows[moved[s]])
         ch = keys >> 32
         ids = snap.ids[r]
-        return _State(tick, snap, self.names, rows, chan, order, r, keys, ids, ch,
-                      _Runs(ids, ch))
+        cur = _State(tick, snap, self.names, rows, chan, r, keys, ids, ch, _Runs(ids, ch))
+        cur.added = at + np.arange(at.shape[0])  # where np.insert put them (ascending)
+        return cur
 
 
 def _isin(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
