@@ -114,8 +114,8 @@ class _Runs:
             self.bounds: dict[int, tuple[int, int, int]] = {}
             self.starts = self._ends = np.zeros(0, np.intp)
             return
-        starts = np.flatnonzero(np.concatenate(([True], chan[1:] != chan[:-1])))
-        ends = np.append(starts[1:], n)
+        starts = np.flatnonzero(np.concatenate(((True,), chan[1:] != chan[:-1])))
+        ends = np.concatenate((starts[1:], (n,)))
         self.starts = starts
         self._ends = ends
         # one C-level dict build (channel -> (start, end, run index)), not a Python loop
@@ -488,7 +488,7 @@ class PieceEncoder:
         if (self.incremental and prev is not None and prev.rows.shape[0] == n
                 and np.array_equal(prev.world_ids, snap.ids)
                 and (rows is prev.rows or np.array_equal(prev.rows, rows))):
-            moved = np.flatnonzero(chan != prev.chan_in)
+            moved = _NONE if chan is prev.chan_in else np.flatnonzero(chan != prev.chan_in)
             if moved.shape[0] == 0:  # the same arrangement: everything but the values
                 cur = _State(tick, snap, self.names, rows, chan, prev.r, prev.keys, prev.ids,
                              prev.chan, prev.runs)
@@ -537,18 +537,27 @@ class PieceEncoder:
                prev: _State, moved: np.ndarray, nk: np.ndarray, removed: np.ndarray) -> _State:
         """The previous arrangement with the ``moved`` memberships (at sorted positions
         ``removed`` last tick; keys now ``nk``, none held last tick) taken out and inserted
-        at their new keys: O(n) copies, no sort of all memberships. Sorting by key is the
-        stable sort by channel (ids ascend per channel: see :meth:`step`)."""
+        at their new keys: a few O(n) masked copies, no sort of all memberships. Sorting by
+        key is the stable sort by channel (ids ascend per channel: see :meth:`step`)."""
         s = np.argsort(nk)
         nk = nk[s]
-        keys = np.delete(prev.keys, removed)
-        at = np.searchsorted(keys, nk)
-        keys = np.insert(keys, at, nk)
-        r = np.insert(np.delete(prev.r, removed), at, rows[moved[s]])
+        n = prev.keys.shape[0]
+        keep = np.ones(n, bool)
+        keep[removed] = False
+        kept = prev.keys[keep]
+        added = np.searchsorted(kept, nk) + np.arange(nk.shape[0])  # final positions
+        slot = np.ones(n, bool)
+        slot[added] = False
+        keys = np.empty(n, np.int64)
+        keys[slot] = kept
+        keys[added] = nk
+        r = np.empty(n, prev.r.dtype)
+        r[slot] = prev.r[keep]
+        r[added] = rows[moved[s]]
         ch = keys >> 32
         ids = snap.ids[r]
         cur = _State(tick, snap, self.names, rows, chan, r, keys, ids, ch, _Runs(ids, ch))
-        cur.added = at + np.arange(at.shape[0])  # where np.insert put them (ascending)
+        cur.added = added
         return cur
 
 
