@@ -200,22 +200,28 @@ class ViewStream:
                 elif p.entity:
                     ents[i] = p.entity
         ids = snap.ids
-        pos = np.searchsorted(ids, ents)
-        ok = (pos < ids.shape[0]) & (ents > 0)
-        ok[ok] = ids[pos[ok]] == ents[ok]
-        pos = np.where(ok, pos, 0)
         cols = snap.columns
         if ids.shape[0]:
+            pos = np.searchsorted(ids, ents)
+            np.minimum(pos, ids.shape[0] - 1, out=pos)
+            ok = ids[pos] == ents  # the avatar is alive (else its centre is NaN below)
+            ok &= ents > 0
             ex = cols[self.interest.x][pos] * self._qx
             ey = cols[self.interest.y][pos] * self._qy
         else:
+            ok = np.zeros(n, bool)
             ex = ey = np.zeros(n)
-        cx = np.where(has_cam, cam[:, 0], np.where(ok, ex, np.nan))
-        cy = np.where(has_cam, cam[:, 1], np.where(ok, ey, np.nan))
+        if common:  # no cameras
+            cx = np.where(ok, ex, np.nan)
+            cy = np.where(ok, ey, np.nan)
+        else:
+            cx = np.where(has_cam, cam[:, 0], np.where(ok, ex, np.nan))
+            cy = np.where(has_cam, cam[:, 1], np.where(ok, ey, np.nan))
+            ok |= has_cam
         cx, cy, w, h = self.grid.clamp_view(cx, cy, cam[:, 2], cam[:, 3], self.grid.max_view)
         old = np.fromiter(map(_VRECT, viewers), np.int64, n)
         new = self.grid.rects(cx, cy, w, h, old)
-        new[~(has_cam | ok)] = -1
+        new[~ok] = -1
         out: list[int] = new.tolist()
         return out
 

@@ -44,6 +44,8 @@ __all__ = ["CODE_IDS", "PieceEncoder", "Pieces", "view_message"]
 _DELTA = int(MsgType.DELTA)
 _GAP_CODES = (("u8", 0xFF, np.dtype("<u1")), ("u16", 0xFFFF, np.dtype("<u2")),
               ("u32", 0xFFFFFFFF, np.dtype("<u4")))
+_GAP_LIMITS = np.array([limit for _, limit, _ in _GAP_CODES], np.int64)
+_GAP_WIDTHS = [dt.itemsize for _, _, dt in _GAP_CODES]
 _DIFFS = [(code, int(np.iinfo(dt).min), int(np.iinfo(dt).max), dt)
           for code, dt in DIFF_DTYPES.items()]
 #: Column code ids of the compact MOVES piece (SPEC.md section 11): 4-bit nibbles.
@@ -100,16 +102,15 @@ class _Runs:
     needs those of the whole arrangement). ``values`` is kept: not modified afterwards.
     """
 
-    __slots__ = ("_blobs", "_ends", "_firsts", "_gaps", "_maxgap", "_values", "bounds",
-                 "starts")
+    __slots__ = ("_blobs", "_code", "_ends", "_firsts", "_gaps", "_values", "bounds", "starts")
 
     def __init__(self, values: np.ndarray, chan: np.ndarray) -> None:
         n = values.shape[0]
-        self._blobs: dict[str, bytes] = {}
+        self._blobs: dict[int, bytes] = {}
         self._values = values
         self._gaps: np.ndarray | None = None
         self._firsts: list[int] = []
-        self._maxgap: list[int] = []
+        self._code: list[int] = []
         if n == 0:
             self.bounds: dict[int, tuple[int, int, int]] = {}
             self.starts = self._ends = np.zeros(0, np.intp)
@@ -131,7 +132,11 @@ class _Runs:
             if n:
                 gaps[:-1] = v[1:] - v[:-1]
                 gaps[self._ends - 1] = 0  # no gap across a run boundary
-                self._maxgap = np.maximum.reduceat(gaps, self.starts).tolist()
+                top = np.maximum.reduceat(gaps, self.starts)
+                if int(top.max()) > _GAP_CODES[-1][1]:
+                    raise ValueError("gap does not fit u32")
+                # each run's gap code: the first (narrowest) whose limit holds its widest gap
+                self._code = np.searchsorted(_GAP_LIMITS, top).tolist()
                 self._firsts = v[self.starts].tolist()
             self._gaps = gaps
         return gaps
@@ -141,16 +146,15 @@ class _Runs:
         if b is None:
             return None
         s, e, i = b
-        gaps = self._gaps_of()
-        top = self._maxgap[i]
-        for code, limit, dt in _GAP_CODES:
-            if top <= limit:
-                blob = self._blobs.get(code)
-                if blob is None:
-                    blob = self._blobs[code] = gaps.astype(dt).tobytes()
-                w = dt.itemsize
-                return [self._firsts[i], code, blob[s * w:(e - 1) * w]]
-        raise ValueError("gap does not fit u32")
+        if self._gaps is None:
+            self._gaps_of()
+        k = self._code[i]
+        blob = self._blobs.get(k)
+        if blob is None:
+            assert self._gaps is not None
+            blob = self._blobs[k] = self._gaps.astype(_GAP_CODES[k][2]).tobytes()
+        w = _GAP_WIDTHS[k]
+        return [self._firsts[i], _GAP_CODES[k][0], blob[s * w:(e - 1) * w]]
 
 
 class _State:
