@@ -297,8 +297,12 @@ class Pieces:
             if moved.shape[0]:
                 masks[added] = 0  # an added membership is not a changed one
                 chg = np.flatnonzero(masks)
-                # the others kept their keys: their place last tick by key
-                chg_prev = np.searchsorted(prev.keys, cur.keys[chg])
+                # the others kept their keys and their relative order: the j-th kept
+                # membership sits at j + (#added before it) now and at
+                # j + (#removed before it) last tick
+                j = chg - np.searchsorted(added, chg)
+                chg_prev = j + np.searchsorted(removed - np.arange(removed.shape[0]), j,
+                                               "right")
             else:
                 chg = np.flatnonzero(masks)
                 chg_prev = chg
@@ -378,11 +382,10 @@ class Pieces:
         if r is None:
             return [own] * n
         lo, hi = r
-        choices = self._enc.diff_choices[f]
-        pick = np.full(n, len(choices), np.intp)  # default: the field's own code
-        for k in range(len(choices) - 1, -1, -1):  # the first (smallest) that fits wins
-            dmin, dmax = choices[k]
-            pick[(lo >= dmin) & (hi <= dmax)] = k
+        neg_mins, maxs = self._enc.diff_bounds[f]
+        # the narrowest difference code (nested ranges, narrowest first) holding both ends;
+        # past the narrower ones: the field's own code (last name)
+        pick = np.maximum(np.searchsorted(neg_mins, -lo), np.searchsorted(maxs, hi))
         out: list[str] = self._enc.diff_names[f][pick].tolist()
         return out
 
@@ -461,11 +464,13 @@ class PieceEncoder:
         self.names = list(schema.names)
         # per field: the difference codes narrower than its own, (min, max) and names
         # (own code last), smallest first (for Pieces._pick_codes)
-        self.diff_choices: list[list[tuple[int, int]]] = []
+        self.diff_bounds: list[tuple[np.ndarray, np.ndarray]] = []
         self.diff_names: list[np.ndarray] = []
         for code, width in zip(self.codes, self.widths, strict=True):
-            narrower = [d for d in _DIFFS if d[3].itemsize < width]
-            self.diff_choices.append([(d[1], d[2]) for d in narrower])
+            narrower = sorted((d for d in _DIFFS if d[3].itemsize < width),
+                              key=lambda d: d[3].itemsize)
+            self.diff_bounds.append((np.array([-d[1] for d in narrower], np.int64),
+                                     np.array([d[2] for d in narrower], np.int64)))
             self.diff_names.append(np.array([d[0] for d in narrower] + [code], dtype=object))
         self._prev: _State | None = None
 
