@@ -415,7 +415,8 @@ class Pieces:
             s, e = ab[0], ab[1]
             idx = self._added_idx[s:e]
             # raw values in the smallest code that holds them (as encode_delta does)
-            spawn = [self._added.idlist(c), [_raw_col(col[idx]) for col in cur.cols]]
+            spawn = [self._added.idlist(c),
+                     [_raw_col(cur.col_at(f, idx)) for f in range(len(cur.names))]]
         groups: list[Any] = []
         gb = self._chg_rows.bounds.get(c)
         moves = desp is None and spawn is None and gb is not None
