@@ -112,6 +112,8 @@ class Grid:
         self._view_col = np.array([[vw], [vh]])
         self._top_col = np.array([[self.nx - 1], [self.ny - 1]], np.float64)
         self._shift_col = np.array([[0], [32]], np.int64)
+        #: the (2, 1) size of a default view (``Interest.view`` within ``max_view``)
+        self.default_size = np.minimum(self._view_col, np.array(self.max_view)[:, None])
 
     def cell_of(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Channel (int64) of each position; outside the bounds: the nearest border cell."""
@@ -130,11 +132,8 @@ class Grid:
         size = np.stack((w, h)).astype(np.float64, copy=False)
         size = np.where(np.isfinite(size) & (size > 0), size, self._view_col)
         np.minimum(size, np.array(limit, np.float64)[:, None], out=size)
-        ctr = np.stack((cx, cy)).astype(np.float64, copy=True)
         # NaN -> the low bound; +-inf -> the nearest bound (as nan_to_num, then clip)
-        np.copyto(ctr, self._lo_col, where=np.isnan(ctr))
-        np.maximum(ctr, self._lo_col, out=ctr)
-        np.minimum(ctr, self._hi_col, out=ctr)
+        ctr = self.clamp_centres(np.stack((cx, cy)).astype(np.float64, copy=True), True)
         return ctr[0], ctr[1], size[0], size[1]
 
     @staticmethod
@@ -149,13 +148,17 @@ class Grid:
 
         Per axis, the interval of cells the view overlaps is always visible; a previously
         visible cell stays while it is within ``margin`` of the view; a jump (no overlap with
-        the old interval) starts afresh. Vectorized over viewers and both axes at once
-        (rows x, y of (2, n) arrays; the same float operations, in the same order, as one
-        axis at a time).
+        the old interval) starts afresh. Vectorized over viewers (see :meth:`rects_of`).
         """
+        return self.rects_of(np.stack((cx, cy)), np.stack((w, h)), old)
+
+    def rects_of(self, ctr: np.ndarray, size: np.ndarray, old: np.ndarray) -> np.ndarray:
+        """:meth:`rects` on (2, n) arrays: row 0 x, row 1 y (``size`` may be (2, 1): one
+        size for all). Both axes at once: at a few hundred viewers the per-call numpy
+        overhead, not the viewer count, is the cost; the float operations and their order
+        are those of one axis at a time."""
         c, m = self.cell, self.margin
-        half = np.stack((w, h)) / 2
-        ctr = np.stack((cx, cy))
+        half = size / 2
         lo_edge = ctr - half - self._lo_col
         hi_edge = ctr + half - self._lo_col
         # e0 (first overlapped cell), s0 (first kept cell), e1 (last overlapped), s1
@@ -172,6 +175,15 @@ class Grid:
         p0 = np.where(fresh, e0, np.minimum(e0, np.maximum(o0, s0)))
         p1 = np.where(fresh, e1, np.maximum(e1, np.minimum(o1, s1)))
         return self.code(p0[0], p1[0], p0[1], p1[1])
+
+    def clamp_centres(self, ctr: np.ndarray, nan_to_lo: bool = False) -> np.ndarray:
+        """(2, n) view centres clamped into the bounds, in place, as :meth:`clamp_view`
+        does (``nan_to_lo``: NaN becomes the low bound first)."""
+        if nan_to_lo:
+            np.copyto(ctr, self._lo_col, where=np.isnan(ctr))
+        np.maximum(ctr, self._lo_col, out=ctr)
+        np.minimum(ctr, self._hi_col, out=ctr)
+        return ctr
 
     @staticmethod
     def decode(code: int) -> tuple[int, int, int, int]:

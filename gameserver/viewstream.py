@@ -162,6 +162,8 @@ class ViewStream:
             common = True
         except AttributeError:
             common = False
+        if common and self.incremental and views.count(None) == n:
+            return self._player_rects(snap, viewers, sims)
         cam = np.full((n, 4), np.nan)
         has_cam = np.zeros(n, bool)
         if common:  # None (no avatar) becomes NaN, then 0
@@ -221,6 +223,33 @@ class ViewStream:
         cx, cy, w, h = self.grid.clamp_view(cx, cy, cam[:, 2], cam[:, 3], self.grid.max_view)
         old = np.fromiter(map(_VRECT, viewers), np.int64, n)
         new = self.grid.rects(cx, cy, w, h, old)
+        new[~ok] = -1
+        out: list[int] = new.tolist()
+        return out
+
+    def _player_rects(self, snap: Snapshot, viewers: list[Player], sims: list[Any]) -> list[int]:
+        """:meth:`_rects` for the common case: players only, all with the default view
+        size. A viewer without a live avatar gets -1 whatever its (unused) centre."""
+        n = len(viewers)
+        ids = snap.ids
+        if ids.shape[0] == 0:
+            return [-1] * n
+        try:  # C-level; a None (no avatar) raises: then 0 (no entity)
+            ents = np.fromiter(map(_ENTITY, sims), np.int64, n)
+        except TypeError:
+            ents = np.array([e or 0 for e in map(_ENTITY, sims)], np.int64)
+        pos = np.searchsorted(ids, ents)
+        np.minimum(pos, ids.shape[0] - 1, out=pos)
+        ok = ids[pos] == ents
+        ok &= ents > 0
+        cols = snap.columns
+        ctr = np.empty((2, n))
+        np.multiply(cols[self.interest.x][pos], self._qx, out=ctr[0])
+        np.multiply(cols[self.interest.y][pos], self._qy, out=ctr[1])
+        grid = self.grid
+        grid.clamp_centres(ctr, nan_to_lo=True)
+        old = np.fromiter(map(_VRECT, viewers), np.int64, n)
+        new = grid.rects_of(ctr, grid.default_size, old)
         new[~ok] = -1
         out: list[int] = new.tolist()
         return out

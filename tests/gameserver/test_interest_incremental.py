@@ -45,8 +45,10 @@ class Churn(Game):
         x, y = self.rng.uniform(0, SIDE, 2)
         player.entity = int(self.world.spawn(1, x=x, y=y)[0])
         player.team = player.id % 4
-        if player.id % 5 == 0:
+        if self.config.get("views") and player.id % 5 == 0:
             player.view = (150.0, 300.0)
+        if self.config.get("ghost") and player.id == 3:
+            player.entity = None  # a player without an avatar
 
     def on_tick(self, tick: int, dt: float, inputs: InputBatch) -> None:
         w, r = self.world, self.rng
@@ -92,9 +94,9 @@ class FakeSocket:
         pass
 
 
-def _run(incremental: bool, ticks: int) -> tuple[list[list[bytes]], int]:
+def _run(incremental: bool, ticks: int, rc: dict[str, Any]) -> tuple[list[list[bytes]], int]:
     async def main() -> tuple[list[list[bytes]], int]:
-        cfg = ServerConfig(games={"churn": Churn}, seed=3).check()
+        cfg = ServerConfig(games={"churn": Churn}, seed=3, room_config=rc).check()
         room = RoomManager(cfg, ServerMetrics()).create_room("churn")
         assert room._timer is not None
         room._timer.cancel()
@@ -121,9 +123,12 @@ def _run(incremental: bool, ticks: int) -> tuple[list[list[bytes]], int]:
     return asyncio.run(main())
 
 
-def test_incremental_frames_equal_reference() -> None:
-    ref, ref_reused = _run(False, 90)
-    inc, reused = _run(True, 90)
+@pytest.mark.parametrize("rc", [{"views": True}, {"ghost": True}, {}])
+def test_incremental_frames_equal_reference(rc: dict[str, Any]) -> None:
+    """Per-player view sizes take the general rectangle path; without them the players-only
+    one (also with a player that has no avatar)."""
+    ref, ref_reused = _run(False, 90, rc)
+    inc, reused = _run(True, 90, rc)
     assert ref_reused == 0 and reused > 30  # the incremental memberships were used
     assert [len(f) for f in inc] == [len(f) for f in ref]
     assert all(len(f) >= 60 for f in inc)
