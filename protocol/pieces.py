@@ -18,11 +18,15 @@ every (entity, channel) membership and produces, for every channel a client may 
 Both are msgpack bytes, built lazily on first use and then shared by every client (the
 server concatenates them into each client's VIEW message without re-encoding).
 
-The encoder is vectorized over all channels at once: one stable sort by channel, one
-``searchsorted`` match against the previous tick's arrangement, per-field comparisons, and
-``reduceat`` for every per-channel minimum / maximum / mask. The only Python loop runs over
-*channels that changed* (slicing precomputed byte blobs and one ``msgpack.packb`` each), never
-over entities. Pieces use one GROUP per channel (its mask is the union of the fields any of
+The encoder is vectorized over all channels at once: the memberships sorted by (channel,
+id), matched against the previous tick's arrangement, per-field comparisons, and ``reduceat``
+for every per-channel minimum / maximum / mask. It is incremental in the common case (the
+same entities and memberships as the previous send tick, a few of them in another channel):
+the previous arrangement is patched for the moved memberships instead of re-sorted, and the
+fields are compared per snapshot row with no gather of whole columns (a full sort and a
+``searchsorted`` match otherwise; ``PieceEncoder(incremental=False)`` always, the same
+bytes). The only Python loop runs over *channels that changed* (slicing precomputed byte
+blobs and one ``msgpack.packb`` each), never over entities. Pieces use one GROUP per channel (its mask is the union of the fields any of
 its rows changed; unchanged values then travel as a 0 difference) and the field's own dtype
 for raw values: simpler than :func:`protocol.delta.encode_delta`, and every decoder of
 section 5 applies them unchanged.
