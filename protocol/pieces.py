@@ -26,10 +26,10 @@ the previous arrangement is patched for the moved memberships instead of re-sort
 fields are compared per snapshot row with no gather of whole columns (a full sort and a
 ``searchsorted`` match otherwise; ``PieceEncoder(incremental=False)`` always, the same
 bytes). The only Python loop runs over *channels that changed* (slicing precomputed byte
-blobs and one ``msgpack.packb`` each), never over entities. Pieces use one GROUP per channel (its mask is the union of the fields any of
-its rows changed; unchanged values then travel as a 0 difference) and the field's own dtype
-for raw values: simpler than :func:`protocol.delta.encode_delta`, and every decoder of
-section 5 applies them unchanged.
+blobs and one ``msgpack.packb`` each), never over entities. Pieces use one GROUP per channel
+(its mask is the union of the fields any of its rows changed; unchanged values then travel as
+a 0 difference) and the field's own dtype for raw values: simpler than
+:func:`protocol.delta.encode_delta`, and every decoder of section 5 applies them unchanged.
 """
 
 from __future__ import annotations
@@ -87,13 +87,23 @@ def _row_masks(prev: Snapshot, cur: Snapshot, names: list[str]) -> np.ndarray:
     ne = np.empty(n, bool)
     bit = np.empty(n, dt)
     for f, name in enumerate(names):
-        np.not_equal(_comparable(prev.columns[name]), _comparable(cur.columns[name]), out=ne)
+        a, b = prev.columns[name], cur.columns[name]
+        if _same_bytes(a, b):  # one memcmp: most fields of most ticks do not change
+            continue
+        np.not_equal(_comparable(a), _comparable(b), out=ne)
         if f == 0:
             masks[:] = ne
         else:
             np.left_shift(ne, f, out=bit, dtype=dt)
             masks |= bit
     return masks
+
+
+def _same_bytes(a: np.ndarray, b: np.ndarray) -> bool:
+    """Bit-for-bit equal 1-D arrays (floats by bits, as :func:`_comparable`)."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    return a.tobytes() == b.tobytes()  # two copies and a memcmp: cheaper than a ufunc
 
 
 class _Runs:
