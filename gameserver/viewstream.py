@@ -293,6 +293,10 @@ class ViewStream:
         steady: dict[Any, bytes] = {}
         dmap: dict[int, bytes | None] = {}
         head = msgpack.packb([_VIEW, tick, base, None], use_bin_type=True)[1:]
+        # Steady viewers' writes are deferred to one tight loop after every frame is built:
+        # interleaving the socket writes (kernel work) with the frame building costs the
+        # live server ~10% more CPU at 200 clients (bench_interest --quick, 4 paired runs).
+        pending: list[tuple[Player, Any, bytes]] = []
         for p, code in zip(viewers, codes, strict=True):
             ws = p.ws
             if ws is None:
@@ -311,12 +315,7 @@ class ViewStream:
                 frame = steady.get(skey)
                 if frame is None:
                     frame = steady[skey] = self._steady(chans, pieces, dmap, head)
-                if ws.write_prepared(frame):  # vrect and vchans stay as they are
-                    p.last_sent = tick
-                    out_bytes += len(frame)
-                    out_msgs += 1
-                else:
-                    p.vchans = None
+                pending.append((p, ws, frame))
                 continue
             else:
                 chans = cache.get((code, team)) or self._chans(code, team)
@@ -328,6 +327,13 @@ class ViewStream:
                 p.last_sent = tick
                 p.vrect = code
                 p.vchans = chans
+                out_bytes += len(frame)
+                out_msgs += 1
+            else:
+                p.vchans = None
+        for p, ws, frame in pending:
+            if ws.write_prepared(frame):  # vrect and vchans stay as they are
+                p.last_sent = tick
                 out_bytes += len(frame)
                 out_msgs += 1
             else:
