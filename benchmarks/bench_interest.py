@@ -30,7 +30,10 @@ Usage::
 The last line printed is one JSON object: ``bytes_ratio`` (bytes per client, full /
 interest), ``cpu_vs_full`` (server CPU per tick, interest / full), ``cpu_vs_naive`` (naive /
 interest), ``delivered`` (the lowest client's share of ticks, over the interest run), plus
-every mode's figures.
+every mode's figures. The in-process measurement (after the real clients; ``--inprocess-only``
+runs it alone) also times ``interest-ref``, the interest room with the incremental per-tick
+path off (``ViewStream.incremental = False``: memberships, sort and match from scratch every
+tick; the same bytes): ``inprocess_incremental_vs_reference`` is their ratio, in one run.
 """
 
 from __future__ import annotations
@@ -254,13 +257,15 @@ def inprocess(clients: int, room_config: dict[str, Any], ticks: int) -> dict[str
         def send_nowait(self, data: bytes) -> None:
             pass
 
-    async def one(cls: type[Any], n_ticks: int) -> dict[str, float]:
+    async def one(cls: type[Any], n_ticks: int, incremental: bool = True) -> dict[str, float]:
         cfg = ServerConfig(games={"w": cls}, seed=11, max_players=clients + 10,
                            room_config=room_config).check()
         metrics = ServerMetrics()
         room = RoomManager(cfg, metrics).create_room("w")
         assert room._timer is not None
         room._timer.cancel()
+        if room.view_stream is not None:
+            room.view_stream.incremental = incremental
         socks = [FakeSocket() for _ in range(clients)]
         for i, ws in enumerate(socks):
             p = room.join(ws, {}, f"b{i}", interest=True)  # type: ignore[arg-type]
@@ -280,10 +285,14 @@ def inprocess(clients: int, room_config: dict[str, Any], ticks: int) -> dict[str
                 "bytes_per_client_tick": (sum(w.bytes for w in socks) - b0) / clients / n_ticks}
 
     out: dict[str, Any] = {}
-    for mode, cls in (("full", WorldFull), ("interest", World), ("naive", WorldNaive)):
-        out[mode] = asyncio.run(one(cls, ticks if mode != "naive" else max(2, ticks // 10)))
+    # "interest-ref": the interest room with ViewStream.incremental off (memberships, sort
+    # and match of every membership from scratch each tick: the same bytes), side by side
+    for mode, cls, inc in (("full", WorldFull, True), ("interest", World, True),
+                           ("interest-ref", World, False), ("naive", WorldNaive, True)):
+        out[mode] = asyncio.run(one(cls, ticks if mode != "naive" else max(2, ticks // 10),
+                                    inc))
         r = out[mode]
-        print(f"in-process {mode:8} clients={clients} send CPU/tick={r['send_cpu_ms']:.2f}ms "
+        print(f"in-process {mode:12} clients={clients} send CPU/tick={r['send_cpu_ms']:.2f}ms "
               f"encodes/tick={r['encodes_per_tick']:.1f} "
               f"bytes/client/tick={r['bytes_per_client_tick']:.0f}", flush=True)
     return out
@@ -314,6 +323,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--inprocess-ticks", type=int, default=30,
                     help="ticks of the in-process measurement (0: skip it)")
+    ap.add_argument("--inprocess-only", action="store_true",
+                    help="only the in-process measurement (no server, no bots)")
     ap.add_argument("--bot", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--mode", default="interest", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -326,6 +337,9 @@ def main() -> None:
     if args.quick:
         args.clients, args.warmup, args.duration = min(args.clients, 200), 2.0, 3.0
         args.inprocess_ticks = min(args.inprocess_ticks, 15)
+    if args.inprocess_only:
+        _summarize(args, {}, {})
+        return
     env = dict(os.environ, PYTHONPATH=f"{HERE}{os.pathsep}{ROOT}")
     cmd = [sys.executable, "-m", "gameserver", "serve", "examples.world:World",
            "examples.world:WorldFull", "examples.world:WorldNaive", "--port", "0",
@@ -404,6 +418,8 @@ def _summarize(args: argparse.Namespace, results: dict[str, dict[str, Any]],
                                             / ip["full"]["send_cpu_ms"])
         summary["inprocess_cpu_vs_naive"] = (ip["naive"]["send_cpu_ms"]
                                               / ip["interest"]["send_cpu_ms"])
+        summary["inprocess_incremental_vs_reference"] = (ip["interest"]["send_cpu_ms"]
+                                                         / ip["interest-ref"]["send_cpu_ms"])
     full, ours, naive = (results.get(k) for k in ("full", "interest", "naive"))
     if ours is not None:
         summary["delivered"] = ours["delivered_min"]

@@ -23,19 +23,22 @@ every (entity, channel) membership and produces, for every channel a client may 
 All are msgpack bytes, built lazily on first use and then shared by every client (the
 server concatenates them into each client's VIEW message without re-encoding).
 
-The encoder is vectorized over all channels at once: one stable sort by channel, one
-``searchsorted`` match against the previous tick's arrangement, per-field comparisons, and
-``reduceat`` for every per-channel minimum / maximum / mask. The only Python loop runs over
-*channels that changed* (slicing precomputed byte blobs and one ``msgpack.packb`` each), never
-over entities. Pieces use one GROUP per channel (its mask is the union of the fields any of
-its rows changed; unchanged values then travel as a 0 difference) and the field's own dtype
-for raw values: simpler than :func:`protocol.delta.encode_delta`, and every decoder of
-section 5 applies them unchanged.
+The encoder is vectorized over all channels at once: the memberships sorted by (channel,
+id), matched against the previous tick's arrangement, per-field comparisons, and ``reduceat``
+for every per-channel minimum / maximum / mask. It is incremental in the common case (the
+same entities and memberships as the previous send tick, a few of them in another channel):
+the previous arrangement is patched for the moved memberships instead of re-sorted, and the
+fields are compared per snapshot row with no gather of whole columns (a full sort and a
+``searchsorted`` match otherwise; ``PieceEncoder(incremental=False)`` always, the same
+bytes). The only Python loop runs over *channels that changed* (slicing precomputed byte
+blobs and one ``msgpack.packb`` each), never over entities. Pieces use one GROUP per channel
+(its mask is the union of the fields any of its rows changed; unchanged values then travel as
+a 0 difference) and the field's own dtype for raw values: simpler than
+:func:`protocol.delta.encode_delta`, and every decoder of section 5 applies them unchanged.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
@@ -51,6 +54,8 @@ _DELTA = int(MsgType.DELTA)
 _MISSING: Any = object()
 _GAP_CODES = (("u8", 0xFF, np.dtype("<u1")), ("u16", 0xFFFF, np.dtype("<u2")),
               ("u32", 0xFFFFFFFF, np.dtype("<u4")))
+_GAP_LIMITS = np.array([limit for _, limit, _ in _GAP_CODES], np.int64)
+_GAP_WIDTHS = [dt.itemsize for _, _, dt in _GAP_CODES]
 _DIFFS = [(code, int(np.iinfo(dt).min), int(np.iinfo(dt).max), dt)
           for code, dt in DIFF_DTYPES.items()]
 #: Column code ids of the compact MOVES piece (SPEC.md section 11): 4-bit nibbles.
@@ -78,70 +83,153 @@ def _comparable(col: np.ndarray) -> np.ndarray:
     return col
 
 
+def _row_masks(prev: Snapshot, cur: Snapshot, names: list[str]) -> np.ndarray:
+    """Per snapshot row (the same entities in both), bit ``f`` set when field ``f`` differs
+    (uint8 / uint16 / uint32, the narrowest that holds every field: cheap to gather)."""
+    n = cur.ids.shape[0]
+    nf = len(names)
+    dt = np.dtype(np.uint8 if nf <= 8 else np.uint16 if nf <= 16 else np.uint32)
+    masks = np.zeros(n, dt)
+    ne = np.empty(n, bool)
+    bit = np.empty(n, dt)
+    for f, name in enumerate(names):
+        a, b = prev.columns[name], cur.columns[name]
+        if _same_bytes(a, b):  # one memcmp: most fields of most ticks do not change
+            continue
+        np.not_equal(_comparable(a), _comparable(b), out=ne)
+        if f == 0:
+            masks[:] = ne
+        else:
+            np.left_shift(ne, f, out=bit, dtype=dt)
+            masks |= bit
+    return masks
+
+
+def _same_bytes(a: np.ndarray, b: np.ndarray) -> bool:
+    """Bit-for-bit equal 1-D arrays (floats by bits, as :func:`_comparable`)."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    return a.tobytes() == b.tobytes()  # two copies and a memcmp: cheaper than a ufunc
+
+
 class _Runs:
     """A list of uints split into per-channel runs, each strictly ascending, as IDLISTs.
 
-    ``chan`` (sorted) is each value's channel. ``idlist(c)`` is channel ``c``'s IDLIST
-    (``[first, code, gaps]``), the gap bytes sliced from one blob per gap width.
+    ``chan`` (sorted) is each value's channel; ``bounds`` maps a channel to ``(start, end,
+    run index)``, ``starts`` are the runs' first indices. ``idlist(c)`` is channel ``c``'s
+    IDLIST (``[first, code, gaps]``), the gap bytes sliced from one blob per gap width; the
+    gaps are computed on the first ``idlist`` call (a tick that sends no full piece never
+    needs those of the whole arrangement). ``values`` is kept: not modified afterwards.
     """
 
-    __slots__ = ("_blobs", "_firsts", "_gaps", "_maxgap", "bounds")
+    __slots__ = ("_blobs", "_code", "_ends", "_firsts", "_gaps", "_values", "bounds", "starts")
 
     def __init__(self, values: np.ndarray, chan: np.ndarray) -> None:
         n = values.shape[0]
-        self.bounds: dict[int, tuple[int, int, int]] = {}
-        self._blobs: dict[str, bytes] = {}
+        self._blobs: dict[int, bytes] = {}
+        self._values = values
+        self._gaps: np.ndarray | None = None
+        self._firsts: list[int] = []
+        self._code: list[int] = []
         if n == 0:
-            self._gaps = np.zeros(0, np.int64)
-            self._firsts: list[int] = []
-            self._maxgap: list[int] = []
+            self.bounds: dict[int, tuple[int, int, int]] = {}
+            self.starts = self._ends = np.zeros(0, np.intp)
             return
-        v = values.astype(np.int64)
-        starts = np.flatnonzero(np.concatenate(([True], chan[1:] != chan[:-1])))
-        ends = np.append(starts[1:], n)
-        gaps = np.zeros(n, np.int64)
-        gaps[:-1] = v[1:] - v[:-1]
-        gaps[ends - 1] = 0  # no gap across a run boundary
-        self._gaps = gaps
-        self._maxgap = np.maximum.reduceat(gaps, starts).tolist()
-        self._firsts = v[starts].tolist()
+        starts = np.flatnonzero(np.concatenate(((True,), chan[1:] != chan[:-1])))
+        ends = np.concatenate((starts[1:], (n,)))
+        self.starts = starts
+        self._ends = ends
         # one C-level dict build (channel -> (start, end, run index)), not a Python loop
         self.bounds = dict(zip(chan[starts].tolist(),
                                zip(starts.tolist(), ends.tolist(), range(len(starts)))))
+
+    def _gaps_of(self) -> np.ndarray:
+        gaps = self._gaps
+        if gaps is None:
+            v = self._values.astype(np.int64)
+            n = v.shape[0]
+            gaps = np.zeros(n, np.int64)
+            if n:
+                gaps[:-1] = v[1:] - v[:-1]
+                gaps[self._ends - 1] = 0  # no gap across a run boundary
+                top = np.maximum.reduceat(gaps, self.starts)
+                if int(top.max()) > _GAP_CODES[-1][1]:
+                    raise ValueError("gap does not fit u32")
+                # each run's gap code: the first (narrowest) whose limit holds its widest gap
+                self._code = np.searchsorted(_GAP_LIMITS, top).tolist()
+                self._firsts = v[self.starts].tolist()
+            self._gaps = gaps
+        return gaps
 
     def idlist(self, c: int) -> list[Any] | None:
         b = self.bounds.get(c)
         if b is None:
             return None
         s, e, i = b
-        top = self._maxgap[i]
-        for code, limit, dt in _GAP_CODES:
-            if top <= limit:
-                blob = self._blobs.get(code)
-                if blob is None:
-                    blob = self._blobs[code] = self._gaps.astype(dt).tobytes()
-                w = dt.itemsize
-                return [self._firsts[i], code, blob[s * w:(e - 1) * w]]
-        raise ValueError("gap does not fit u32")
+        if self._gaps is None:
+            self._gaps_of()
+        k = self._code[i]
+        blob = self._blobs.get(k)
+        if blob is None:
+            assert self._gaps is not None
+            blob = self._blobs[k] = self._gaps.astype(_GAP_CODES[k][2]).tobytes()
+        w = _GAP_WIDTHS[k]
+        return [self._firsts[i], _GAP_CODES[k][0], blob[s * w:(e - 1) * w]]
 
 
-@dataclass(eq=False)
 class _State:
-    """One tick's arrangement: memberships sorted by (channel, id)."""
+    """One tick's arrangement: memberships sorted by (channel, id).
 
-    tick: int
-    keys: np.ndarray           # int64 channel << 32 | id, ascending
-    ids: np.ndarray            # uint32
-    chan: np.ndarray           # int64, ascending
-    cols: list[np.ndarray]     # wire values per field, same order
-    runs: _Runs                # ids per channel
-    world_ids: np.ndarray      # every id in the world this tick (sorted)
-    rows: np.ndarray | None = None   # the memberships' snapshot rows, as given (unsorted)
-    order: np.ndarray | None = None  # sorted position k holds membership order[k]
-    cstart: np.ndarray | None = None  # each membership's channel start (set by the diff)
-    #: channel -> (first row, u8 gaps, mask, values) of each MOVES piece built for this tick
-    #: (the next tick's SAME pieces compare their rows with these)
-    moves: dict[int, tuple[int, bytes, int, bytes]] = field(default_factory=dict)
+    ``rows`` / ``chan_in`` are the memberships as given to :meth:`PieceEncoder.step`;
+    sorted position ``k`` holds snapshot row ``r[k]``, id ``ids[k]``, channel ``chan[k]``,
+    key ``keys[k] = chan << 32 | id`` (ascending, distinct). The wire columns in sorted
+    order (``cols``) are gathered on first use: the steady path reads values at the few
+    changed rows only (``col_at``). ``moved`` (set by ``step``) is not None when this tick
+    has the same entities and memberships (rows) as the previous one: the memberships
+    (input indices) whose channel changed, each under a key the previous tick did not
+    hold; ``added`` / ``removed`` are then their sorted positions now / last tick
+    (ascending): ``Pieces._diff``'s fast path. ``moves``: channel -> (first row, u8 gaps,
+    mask, values) of each MOVES piece built for this tick (the next tick's SAME pieces
+    compare their rows with these).
+    """
+
+    __slots__ = ("_cols", "added", "chan", "chan_in", "ids", "keys", "moved", "moves", "names",
+                 "r", "removed", "rows", "runs", "snap", "tick", "world_ids")
+
+    def __init__(self, tick: int, snap: Snapshot, names: list[str], rows: np.ndarray,
+                 chan_in: np.ndarray, r: np.ndarray, keys: np.ndarray, ids: np.ndarray,
+                 chan: np.ndarray, runs: _Runs) -> None:
+        self.tick = tick
+        self.snap = snap
+        self.names = names
+        self.world_ids = snap.ids  # every id in the world this tick (sorted)
+        self.rows = rows
+        self.chan_in = chan_in
+        self.r = r
+        self.keys = keys            # int64 channel << 32 | id, ascending
+        self.ids = ids              # uint32
+        self.chan = chan            # int64, ascending
+        self.runs = runs            # ids per channel
+        self.moved: np.ndarray | None = None
+        self.added = self.removed = _NONE
+        self._cols: list[np.ndarray] | None = None
+        self.moves: dict[int, tuple[int, bytes, int, bytes]] = {}
+
+    @property
+    def cols(self) -> list[np.ndarray]:
+        """Wire values per field in sorted order (gathered once, on first use)."""
+        if self._cols is None:
+            cols = self.snap.columns
+            self._cols = [cols[n][self.r] for n in self.names]
+        return self._cols
+
+    def col_at(self, f: int, pos: np.ndarray) -> np.ndarray:
+        """Field ``f``'s wire values at sorted positions ``pos``."""
+        return self.snap.columns[self.names[f]][self.r[pos]]
+
+
+_NONE = np.zeros(0, np.intp)
+_NONE.flags.writeable = False
 
 
 class Pieces:
@@ -245,125 +333,110 @@ class Pieces:
         return out
 
     def _diff(self, prev: _State, cur: _State) -> None:
-        """Vectorized: memberships added / removed / changed, grouped by channel."""
-        pk, ck = prev.keys, cur.keys
-        np_, nc = pk.shape[0], ck.shape[0]
-        aligned = cur.runs is prev.runs  # step() found the same (channel, id) arrangement
-        if aligned:  # nothing changed channel: rows align
-            pos = np.arange(nc)
-            in_prev = np.ones(nc, bool)
-            in_cur = in_prev
-        elif (np_ == nc and prev.order is not None and cur.order is not None
-              and prev.rows is not None and cur.rows is not None
-              and np.array_equal(prev.world_ids, cur.world_ids)
-              and np.array_equal(prev.rows, cur.rows)):
-            # The same entities with the same memberships, a few in another channel now:
-            # membership i sits at sorted position inv[i] in each tick (no search needed).
-            inv_prev = np.empty(nc, np.intp)
-            inv_prev[prev.order] = np.arange(nc)
-            stay_cur = pk[inv_prev[cur.order]] == ck  # same (channel, id) as before
-            pos = inv_prev[cur.order]
-            in_prev = stay_cur
-            inv_cur = np.empty(nc, np.intp)
-            inv_cur[cur.order] = np.arange(nc)
-            in_cur = stay_cur[inv_cur[prev.order]]
+        """Vectorized: memberships added / removed / changed, grouped by channel.
+
+        Fast path (``cur.moved`` set: same entities and rows as ``prev``): the fields are
+        compared per snapshot row (no gathers), the moved memberships are the removed and
+        added ones. Otherwise memberships are matched by key (``searchsorted``)."""
+        nf = len(cur.names)
+        moved = cur.moved
+        if moved is not None:
+            em = _row_masks(prev.snap, cur.snap, cur.names)  # per snapshot row
+            masks = em[cur.r]  # per current membership, sorted
+            added, removed = cur.added, cur.removed
+            if moved.shape[0]:
+                masks[added] = 0  # an added membership is not a changed one
+                chg = np.flatnonzero(masks)
+                # the others kept their keys and their relative order: the j-th kept
+                # membership sits at j + (#added before it) now and at
+                # j + (#removed before it) last tick
+                j = chg - np.searchsorted(added, chg)
+                chg_prev = j + np.searchsorted(removed - np.arange(removed.shape[0]), j,
+                                               "right")
+            else:
+                chg = np.flatnonzero(masks)
+                chg_prev = chg
+            chg_masks = masks[chg].astype(np.uint32)
         else:
+            pk, ck = prev.keys, cur.keys
+            np_, nc = pk.shape[0], ck.shape[0]
             pos = np.searchsorted(pk, ck)
             in_prev = pos < np_
             in_prev[in_prev] = pk[pos[in_prev]] == ck[in_prev]
             bpos = np.searchsorted(ck, pk)
             in_cur = bpos < nc
             in_cur[in_cur] = ck[bpos[in_cur]] == pk[in_cur]
-        removed = np.flatnonzero(~in_cur)
-        added = np.flatnonzero(~in_prev)
-        common = pos if aligned else np.flatnonzero(in_prev)
-        pcommon = pos if aligned else pos[common]
-        nf = len(cur.cols)
-        masks = np.zeros(common.shape[0], np.uint32)
-        for f in range(nf):
-            if aligned:  # no gathers: the columns line up row for row
-                ne = _comparable(prev.cols[f]) != _comparable(cur.cols[f])
-            else:
+            removed = np.flatnonzero(~in_cur)
+            added = np.flatnonzero(~in_prev)
+            common = np.flatnonzero(in_prev)
+            pcommon = pos[common]
+            masks = np.zeros(common.shape[0], np.uint32)
+            for f in range(nf):
                 ne = _comparable(prev.cols[f][pcommon]) != _comparable(cur.cols[f][common])
-            masks |= ne.astype(np.uint32) << np.uint32(f)
-        sel = np.flatnonzero(masks)
-        chg = common[sel]            # cur indices of changed memberships (ascending)
-        chg_prev = pcommon[sel]
-        chg_masks = masks[sel]
+                masks |= ne.astype(np.uint32) << np.uint32(f)
+            sel = np.flatnonzero(masks)
+            chg = common[sel]            # cur indices of changed memberships (ascending)
+            chg_prev = pcommon[sel]
+            chg_masks = masks[sel]
         # removed memberships: per channel, and which of them left the world
         r_ids = prev.ids[removed]
         r_chan = prev.chan[removed]
-        wid = cur.world_ids
-        wpos = np.searchsorted(wid, r_ids)
-        alive = wpos < wid.shape[0]
-        alive[alive] = wid[wpos[alive]] == r_ids[alive]
-        gone = ~alive
+        gone = ~_isin(r_ids, cur.world_ids)
         self._removed = _Runs(r_ids, r_chan)
         self._gone = _Runs(r_ids[gone], r_chan[gone])
         self._added_idx = added
         self._added = _Runs(cur.ids[added], cur.chan[added])
         # changed rows: row index within the channel = index - channel start
-        if aligned and prev.cstart is not None:
-            cstart = prev.cstart
-        else:
-            cstart = np.zeros(nc, np.int64)
-            if nc:
-                bnd = np.flatnonzero(np.concatenate(([True], cur.chan[1:] != cur.chan[:-1])))
-                cstart = np.repeat(bnd, np.diff(np.append(bnd, nc)))
-        cur.cstart = cstart
-        rows = chg - cstart[chg]
+        starts = cur.runs.starts
+        rows = chg - starts[np.searchsorted(starts, chg, "right") - 1]
         cch = cur.chan[chg]
         self._chg_rows = _Runs(rows, cch)
         self._chg_masks = chg_masks
         self._chg = chg
         self._chg_prev = chg_prev
-        # per changed channel: union mask and per-field diff ranges
+        # per changed channel: union mask and per-field diff ranges (fields that changed
+        # somewhere; the others are in no channel's mask)
+        ranges: list[tuple[np.ndarray, np.ndarray] | None] = [None] * nf
+        diffs: list[np.ndarray | None] = [None] * nf
+        self._chg_new: list[np.ndarray | None] = [None] * nf
+        self._chg_codes: list[list[str]] = [[] for _ in range(nf)]
         if chg.shape[0]:
             st = np.flatnonzero(np.concatenate(([True], cch[1:] != cch[:-1])))
             self._chg_union = np.bitwise_or.reduceat(chg_masks, st).tolist()
-            ranges: list[tuple[list[int], list[int]] | None] = []
-            diffs: list[np.ndarray | None] = []
-            for f in range(nf):
-                new = cur.cols[f][chg]
-                if new.dtype.kind == "f":
-                    ranges.append(None)
-                    diffs.append(None)
-                    continue
-                d = new.astype(np.int64) - prev.cols[f][chg_prev].astype(np.int64)
-                diffs.append(d)
-                ranges.append((np.minimum.reduceat(d, st).tolist(),
-                               np.maximum.reduceat(d, st).tolist()))
-            self._chg_ranges = ranges
-            self._chg_diffs = diffs
             used = int(np.bitwise_or.reduce(chg_masks))  # fields changed anywhere
-            self._chg_codes = [self._pick_codes(f, r, len(st)) if used >> f & 1 else []
-                               for f, r in enumerate(ranges)]
+            for f in range(nf):
+                if not used >> f & 1:
+                    continue
+                new = self._chg_new[f] = cur.col_at(f, chg)
+                if new.dtype.kind != "f":
+                    d = new.astype(np.int64) - prev.col_at(f, chg_prev).astype(np.int64)
+                    diffs[f] = d
+                    ranges[f] = (np.minimum.reduceat(d, st), np.maximum.reduceat(d, st))
+                self._chg_codes[f] = self._pick_codes(f, ranges[f], len(st))
         else:
             self._chg_union = []
-            self._chg_ranges = []
-            self._chg_diffs = []
-            self._chg_codes = []
+        self._chg_ranges = ranges
+        self._chg_diffs = diffs
         self._chg_blobs: dict[tuple[int, str], bytes] = {}
         self.changed = frozenset(self._removed.bounds) | frozenset(self._added.bounds) | \
             frozenset(self._chg_rows.bounds)
         self._delta = {}
 
-    def _pick_codes(self, f: int, r: tuple[list[int], list[int]] | None, n: int) -> list[str]:
+    def _pick_codes(self, f: int, r: tuple[np.ndarray, np.ndarray] | None,
+                    n: int) -> list[str]:
         """Per changed channel, field ``f``'s column code: its own dtype, or the smallest
-        difference code that holds the channel's diff range when that is narrower (the
-        choice ``encode_delta`` makes), chosen for all channels at once."""
+        difference code that holds the channel's diff range ``r`` (per-channel minima and
+        maxima) when that is narrower (the choice ``encode_delta`` makes), chosen for all
+        channels at once."""
         own = self._enc.codes[f]
         if r is None:
             return [own] * n
-        lo, hi = np.asarray(r[0]), np.asarray(r[1])
-        width = self._enc.widths[f]
-        names = np.array([d[0] for d in _DIFFS] + [own], dtype=object)
-        pick = np.full(n, len(_DIFFS), np.intp)  # default: the field's own code
-        for k in range(len(_DIFFS) - 1, -1, -1):  # the first (smallest) that fits wins
-            _, dmin, dmax, dt = _DIFFS[k]
-            if dt.itemsize < width:
-                pick[(lo >= dmin) & (hi <= dmax)] = k
-        out: list[str] = names[pick].tolist()
+        lo, hi = r
+        neg_mins, maxs = self._enc.diff_bounds[f]
+        # the narrowest difference code (nested ranges, narrowest first) holding both ends;
+        # past the narrower ones: the field's own code (last name)
+        pick = np.maximum(np.searchsorted(neg_mins, -lo), np.searchsorted(maxs, hi))
+        out: list[str] = self._enc.diff_names[f][pick].tolist()
         return out
 
     def _col_blob(self, f: int, code: str) -> bytes:
@@ -375,7 +448,9 @@ class Pieces:
                 assert d is not None
                 blob = d.astype(DIFF_DTYPES[code]).tobytes()
             else:
-                blob = self._cur.cols[f][self._chg].tobytes()
+                new = self._chg_new[f]
+                assert new is not None
+                blob = new.tobytes()
             self._chg_blobs[key] = blob
         return blob
 
@@ -436,7 +511,8 @@ class Pieces:
             s, e = ab[0], ab[1]
             idx = self._added_idx[s:e]
             # raw values in the smallest code that holds them (as encode_delta does)
-            spawn = [self._added.idlist(c), [_raw_col(col[idx]) for col in cur.cols]]
+            spawn = [self._added.idlist(c),
+                     [_raw_col(cur.col_at(f, idx)) for f in range(len(cur.names))]]
         groups: list[Any] = []
         gb = self._chg_rows.bounds.get(c)
         if gb is not None:
@@ -449,13 +525,26 @@ class PieceEncoder:
     """Keeps the previous send tick's arrangement; :meth:`step` gives this tick's :class:`Pieces`.
 
     ``schema`` fixes field order and dtypes (the world snapshot's). :meth:`reset` forgets the
-    previous tick (every client then needs full pieces).
+    previous tick (every client then needs full pieces). ``incremental=False`` sorts and
+    matches every membership every tick (the reference the incremental path is tested and
+    benchmarked against; the same bytes).
     """
 
-    def __init__(self, schema: WireSchema) -> None:
+    def __init__(self, schema: WireSchema, incremental: bool = True) -> None:
+        self.incremental = incremental
         self.codes = [f.dtype for f in schema.fields]
         self.widths = [WIRE_DTYPES[c].itemsize for c in self.codes]
         self.names = list(schema.names)
+        # per field: the difference codes narrower than its own, (min, max) and names
+        # (own code last), smallest first (for Pieces._pick_codes)
+        self.diff_bounds: list[tuple[np.ndarray, np.ndarray]] = []
+        self.diff_names: list[np.ndarray] = []
+        for code, width in zip(self.codes, self.widths, strict=True):
+            narrower = sorted((d for d in _DIFFS if d[3].itemsize < width),
+                              key=lambda d: d[3].itemsize)
+            self.diff_bounds.append((np.array([-d[1] for d in narrower], np.int64),
+                                     np.array([d[2] for d in narrower], np.int64)))
+            self.diff_names.append(np.array([d[0] for d in narrower] + [code], dtype=object))
         self._prev: _State | None = None
 
     def reset(self) -> None:
@@ -463,7 +552,52 @@ class PieceEncoder:
 
     def step(self, tick: int, snap: Snapshot, rows: np.ndarray, chan: np.ndarray) -> Pieces:
         """This tick's pieces: ``rows`` index ``snap`` (one entry per membership), ``chan``
-        the channel (uint32 range) of each; an entity may appear in several channels."""
+        the channel (uint32 range) of each; an entity may appear in several channels, but
+        not twice in one. ``rows`` ascend within each channel's block (so ids ascend per
+        channel); ``snap``'s arrays, ``rows`` and ``chan`` are not modified afterwards (the
+        next step compares against them; server snapshots are fresh copies).
+
+        Incremental: when the entities and ``rows`` are those of the previous step, only
+        the memberships whose channel changed are re-placed in the previous arrangement
+        (:meth:`_patch`; a full sort when more than 1/8 moved) and the field comparison
+        runs over snapshot rows, without gathering every column (:meth:`Pieces._diff`).
+        The pieces are byte for byte those of the full sort (tests/protocol/
+        test_pieces_incremental.py checks it against ``incremental=False``)."""
+        prev = self._prev
+        n = chan.shape[0]
+        cur: _State | None = None
+        moved: np.ndarray | None = None
+        if (self.incremental and prev is not None and prev.rows.shape[0] == n
+                and np.array_equal(prev.world_ids, snap.ids)
+                and (rows is prev.rows or np.array_equal(prev.rows, rows))):
+            moved = _NONE if chan is prev.chan_in else np.flatnonzero(chan != prev.chan_in)
+            if moved.shape[0] == 0:  # the same arrangement: everything but the values
+                cur = _State(tick, snap, self.names, rows, chan, prev.r, prev.keys, prev.ids,
+                             prev.chan, prev.runs)
+            else:
+                mid = snap.ids[rows[moved]].astype(np.int64)
+                nk = (chan[moved].astype(np.int64) << 32) | mid
+                if _isin(nk, prev.keys).any():
+                    moved = None  # a membership took another's old key: the generic diff
+                else:
+                    ok = (prev.chan_in[moved].astype(np.int64) << 32) | mid
+                    removed = np.sort(np.searchsorted(prev.keys, ok))
+                    if moved.shape[0] * 8 <= n:
+                        cur = self._patch(tick, snap, rows, chan, prev, moved, nk, removed)
+                    else:
+                        cur = self._sort(tick, snap, rows, chan, prev)
+                        cur.added = np.sort(np.searchsorted(cur.keys, nk))
+                    cur.removed = removed
+        if cur is None:
+            cur = self._sort(tick, snap, rows, chan, prev)
+        cur.moved = moved
+        pieces = Pieces(self, cur, prev)
+        self._prev = cur
+        return pieces
+
+    def _sort(self, tick: int, snap: Snapshot, rows: np.ndarray, chan: np.ndarray,
+              prev: _State | None) -> _State:
+        """The arrangement from scratch: a stable sort of the memberships by channel."""
         # channels fit 16 bits in the common case: numpy's stable sort is then a radix sort
         small = chan.shape[0] and int(chan.max()) < 65536 and int(chan.min()) >= 0
         order = np.argsort(chan.astype(np.uint16) if small else chan, kind="stable")
@@ -474,17 +608,47 @@ class PieceEncoder:
         # only if ``rows`` ascend within each channel's block: callers build them that way
         # int64 keys (channel < 2**31): numpy searches them about twice as fast as uint64
         keys = (ch << 32) | ids.astype(np.int64)
-        cols = [snap.columns[n][r] for n in self.names]
-        prev = self._prev
         if (prev is not None and prev.keys.shape[0] == keys.shape[0]
                 and np.array_equal(prev.keys, keys)):
             runs = prev.runs  # the same arrangement: the same runs (and their IDLIST blobs)
         else:
             runs = _Runs(ids, ch)
-        cur = _State(tick, keys, ids, ch, cols, runs, snap.ids, rows, order)
-        pieces = Pieces(self, cur, self._prev)
-        self._prev = cur
-        return pieces
+        return _State(tick, snap, self.names, rows, chan, r, keys, ids, ch, runs)
+
+    def _patch(self, tick: int, snap: Snapshot, rows: np.ndarray, chan: np.ndarray,
+               prev: _State, moved: np.ndarray, nk: np.ndarray, removed: np.ndarray) -> _State:
+        """The previous arrangement with the ``moved`` memberships (at sorted positions
+        ``removed`` last tick; keys now ``nk``, none held last tick) taken out and inserted
+        at their new keys: a few O(n) masked copies, no sort of all memberships. Sorting by
+        key is the stable sort by channel (ids ascend per channel: see :meth:`step`)."""
+        s = np.argsort(nk)
+        nk = nk[s]
+        n = prev.keys.shape[0]
+        keep = np.ones(n, bool)
+        keep[removed] = False
+        kept = prev.keys[keep]
+        added = np.searchsorted(kept, nk) + np.arange(nk.shape[0])  # final positions
+        slot = np.ones(n, bool)
+        slot[added] = False
+        keys = np.empty(n, np.int64)
+        keys[slot] = kept
+        keys[added] = nk
+        r = np.empty(n, prev.r.dtype)
+        r[slot] = prev.r[keep]
+        r[added] = rows[moved[s]]
+        ch = keys >> 32
+        ids = snap.ids[r]
+        cur = _State(tick, snap, self.names, rows, chan, r, keys, ids, ch, _Runs(ids, ch))
+        cur.added = added
+        return cur
+
+
+def _isin(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """Which of ``values`` are in ``sorted_keys`` (ascending, distinct): one search."""
+    pos = np.searchsorted(sorted_keys, values)
+    hit = pos < sorted_keys.shape[0]
+    hit[hit] = sorted_keys[pos[hit]] == values[hit]
+    return hit
 
 
 def _array_header(n: int) -> bytes:
