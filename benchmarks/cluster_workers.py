@@ -69,8 +69,14 @@ def start_server(workers: int, room_size: int, entities: int) -> tuple[subproces
            "--max-players", str(room_size), "--log-level", "WARNING",
            "--empty-room-ttl", "120",
            "--room-config", json.dumps({"entities": entities, "moving": 1.0})]
+    return spawn(cmd, env, _nice)
+
+
+def spawn(cmd: list[str], env: dict[str, str],
+          preexec: Any = None) -> tuple[subprocess.Popen[str], int]:
+    """Start a ``gameserver`` command line; (process, port) once it printed its URL."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, cwd=ROOT, preexec_fn=_nice)
+                            env=env, cwd=ROOT, preexec_fn=preexec)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     m = re.search(r":(\d+)/", line)

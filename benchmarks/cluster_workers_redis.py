@@ -28,8 +28,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -43,6 +41,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from cluster_workers import spawn, stop  # noqa: E402
+
 
 def _start(redis_url: str | None) -> tuple[subprocess.Popen[str], int]:
     env = dict(os.environ, PYTHONPATH=f"{HERE}{os.pathsep}{ROOT}")
@@ -52,26 +52,7 @@ def _start(redis_url: str | None) -> tuple[subprocess.Popen[str], int]:
            json.dumps({"entities": 100, "moving": 1.0})]
     if redis_url is not None:
         cmd += ["--redis", redis_url]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, cwd=ROOT)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    m = re.search(r":(\d+)/", line)
-    if not m:
-        proc.kill()
-        err = proc.stderr.read() if proc.stderr else ""
-        raise RuntimeError(f"server did not start: {line!r} {err}")
-    return proc, int(m.group(1))
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    return spawn(cmd, env)
 
 
 def _supervisor_redis(port: int) -> tuple[float, float, float]:
@@ -159,7 +140,7 @@ def part_workers_redis(args: argparse.Namespace) -> dict[str, Any]:
                 try:
                     res: dict[str, Any] = run(_measure(port, joins))
                 finally:
-                    _stop(proc)
+                    stop(proc)
                 out.append(res | {"round": rnd, "config": label})
                 print(f"  round {rnd} {label}: done", flush=True)
     finally:
