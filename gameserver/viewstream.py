@@ -40,7 +40,8 @@ from gameserver.interest import EXTRA_CHANNEL, Grid, Interest
 from protocol.codes import MsgType
 from protocol.delta import encode_delta
 from protocol.frames import prepare_message
-from protocol.pieces import PieceEncoder, Pieces, _array_header, _idlist_of, view_message
+from protocol.pieceforms import _array_header, _idlist_of, view_message
+from protocol.pieces import PieceEncoder, Pieces
 from protocol.wireschema import Snapshot, WireSchema
 
 if TYPE_CHECKING:
