@@ -126,6 +126,18 @@ class _Runs:
             self._gaps = gaps
         return gaps
 
+    def u8_layout(self) -> tuple[list[int], list[int], bytes]:
+        """Each run's gap code index (0: u8) and first value, and the u8 gap blob: a run
+        ``(s, e)`` of code 0 has the IDLIST ``[first, "u8", blob[s:e - 1]]`` (for callers
+        slicing many runs in one loop, as :meth:`idlist` would one by one)."""
+        if self._gaps is None:
+            self._gaps_of()
+        blob = self._blobs.get(0)
+        if blob is None:
+            assert self._gaps is not None
+            blob = self._blobs[0] = self._gaps.astype(_GAP_CODES[0][2]).tobytes()
+        return self._code, self._firsts, blob
+
     def idlist(self, c: int) -> list[Any] | None:
         b = self.bounds.get(c)
         if b is None:
