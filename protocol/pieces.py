@@ -21,7 +21,10 @@ every (entity, channel) membership and produces, for every channel a client may 
   ``"interest/2"``): ~13 bytes less per changed cell.
 
 All are msgpack bytes, built lazily on first use and then shared by every client (the
-server concatenates them into each client's VIEW message without re-encoding).
+server concatenates them into each client's VIEW message without re-encoding);
+:meth:`Pieces.many` builds those of many channels in one pass (the server's steady frames).
+The wire forms' helpers (IDLIST runs, column codes, row masks) are in
+:mod:`protocol.pieceforms`.
 
 The encoder is vectorized over all channels at once: the memberships sorted by (channel,
 id), matched against the previous tick's arrangement, per-field comparisons, and ``reduceat``
@@ -39,6 +42,7 @@ a 0 difference) and the field's own dtype for raw values: simpler than
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import msgpack
@@ -211,7 +215,7 @@ class Pieces:
             return None
         return self.many((c,), True).get(c)
 
-    def many(self, chans: Any, same: bool) -> dict[int, bytes]:
+    def many(self, chans: Iterable[int], same: bool) -> dict[int, bytes]:
         """The non-None :meth:`same` (``same``) or :meth:`delta` pieces of the *changed*
         channels among ``chans`` (any iterable; the others are skipped), built in one pass:
         byte for byte and count for count what the single lookups give (they share the
