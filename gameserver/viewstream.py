@@ -29,7 +29,6 @@ per distinct message), never over entities per viewer.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +39,8 @@ from gameserver.interest import EXTRA_CHANNEL, Grid, Interest
 from protocol.codes import MsgType
 from protocol.delta import encode_delta
 from protocol.frames import prepare_message
-from protocol.pieces import PieceEncoder, Pieces, _array_header, _idlist_of, view_message
+from protocol.pieceforms import _array_header, _idlist_of, view_message
+from protocol.pieces import PieceEncoder, Pieces
 from protocol.wireschema import Snapshot, WireSchema
 
 if TYPE_CHECKING:
@@ -51,7 +51,6 @@ __all__ = ["MAX_TEAM", "ViewStream"]
 #: Team ids are 1..MAX_TEAM (0: none); other values of the team field make no team channel.
 MAX_TEAM = 65535
 _VIEW = int(MsgType.VIEW)
-_MISSING: Any = object()
 _SIM = attrgetter("sim")
 _VIEW_ATTR = attrgetter("view")
 _ENTITY = attrgetter("entity")
@@ -85,6 +84,8 @@ class ViewStream:
         #: last send tick's memberships: (ids, x, y, global col, team col, rows, channels,
         #: each row's grid membership index or -1 / None: the identity); read-only arrays
         self._mcache: tuple[Any, ...] | None = None
+        #: last _player_rects call's (rectangles, centres, alive, result list)
+        self._rcache: tuple[np.ndarray, np.ndarray, np.ndarray, list[int]] | None = None
         #: False: memberships and pieces from scratch every tick (the reference path that
         #: tests and the benchmark compare the incremental one with; the same bytes)
         self.incremental = True
@@ -254,9 +255,18 @@ class ViewStream:
         grid = self.grid
         grid.clamp_centres(ctr, nan_to_lo=True)
         old = np.fromiter(map(_VRECT, viewers), np.int64, n)
+        # the rectangles are a pure elementwise function of (centre, old rectangle, alive):
+        # when all three are last call's (every avatar stood still and got its frame:
+        # its old rectangle is the one computed then) so is the result
+        rc = self._rcache
+        if (rc is not None and rc[0].shape[0] == n and np.array_equal(rc[0], old)
+                and np.array_equal(rc[1], ctr) and np.array_equal(rc[2], ok)):
+            out: list[int] = rc[3]
+            return out
         new = grid.rects_of(ctr, grid.default_size, old)
         new[~ok] = -1
-        out: list[int] = new.tolist()
+        out = new.tolist()
+        self._rcache = (new, ctr, ok, out)
         return out
 
     def _chans(self, code: int, team: int) -> tuple[int, ...]:
@@ -293,19 +303,19 @@ class ViewStream:
         cache = self._chan_cache
         # The steady state (same channels as last tick, up to date) costs per viewer one
         # comparison, one dict lookup and the write: its frame is built once per distinct
-        # rectangle (``steady``), from delta pieces looked up once per tick (``dmap``) behind
-        # a VIEW head shared by all steady frames of the tick (``left`` is nil for them).
-        steady: dict[Any, bytes] = {}
-        dmap: dict[int, bytes | None] = {}
-        # the same for viewers of "interest/2" that applied every channel's previous piece
-        # (none was a full piece): SAME pieces where the rows repeat (Pieces.same)
-        steady2: dict[Any, bytes] = {}
-        smap: dict[int, bytes | None] = {}
-        head = msgpack.packb([_VIEW, tick, base, None], use_bin_type=True)[1:]
+        # rectangle (``steady``: key -> channels, then the frame), after the loop, from the
+        # pieces of every changed channel those frames hold, built in one pass
+        # (Pieces.many), behind a VIEW head shared by all steady frames of the tick
+        # (``left`` is nil for them). ``steady2``: the same for viewers of "interest/2"
+        # that applied every channel's previous piece (none was a full piece): SAME pieces
+        # where the rows repeat (Pieces.same).
+        steady: dict[Any, Any] = {}
+        steady2: dict[Any, Any] = {}
         # Steady viewers' writes are deferred to one tight loop after every frame is built:
         # interleaving the socket writes (kernel work) with the frame building costs the
         # live server ~10% more CPU at 200 clients (bench_interest --quick, 4 paired runs).
-        pending: list[tuple[Player, Any, bytes]] = []
+        pending: list[tuple[Player, Any, dict[Any, Any], Any]] = []
+        append = pending.append
         for p, code in zip(viewers, codes, strict=True):
             ws = p.ws
             if ws is None:
@@ -321,17 +331,9 @@ class ViewStream:
             if (fast and p.vrect == code and p.last_sent == base and p.interest
                     and (chans := p.vchans) is not None
                     and (not teams or chans is cache.get(skey))):
-                if p.vsame and not p.vfresh:
-                    frame = steady2.get(skey)
-                    if frame is None:
-                        frame = steady2[skey] = self._steady(chans, pieces, pieces.same,
-                                                             smap, head)
-                else:
-                    frame = steady.get(skey)
-                    if frame is None:
-                        frame = steady[skey] = self._steady(chans, pieces, pieces.delta,
-                                                            dmap, head)
-                pending.append((p, ws, frame))
+                table = steady2 if p.vsame and not p.vfresh else steady
+                table[skey] = chans
+                append((p, ws, table, skey))
                 continue
             else:
                 chans = cache.get((code, team)) or self._chans(code, team)
@@ -347,7 +349,15 @@ class ViewStream:
                 out_msgs += 1
             else:
                 p.vchans = None
-        for p, ws, frame in pending:
+        if pending:
+            head = msgpack.packb([_VIEW, tick, base, None], use_bin_type=True)[1:]
+            for table, is2 in ((steady, False), (steady2, True)):
+                if table:
+                    pm = pieces.many(set().union(*table.values()), is2)
+                    for k, chans in table.items():
+                        table[k] = _steady_frame(head, [pm[c] for c in chans if c in pm])
+        for p, ws, table, skey in pending:
+            frame = table[skey]
             if ws.write_prepared(frame):  # vrect and vchans stay as they are
                 p.last_sent = tick
                 p.vfresh = ()
@@ -359,24 +369,6 @@ class ViewStream:
         self.room.metrics.encodes.inc(pieces.encodes)
         self.last_messages = len(shared) + len(steady) + len(steady2)
         return out_bytes, out_msgs
-
-    @staticmethod
-    def _steady(chans: tuple[int, ...], pieces: Pieces, get: Callable[[int], bytes | None],
-                dmap: dict[int, bytes | None], head: bytes) -> bytes:
-        """A steady viewer's VIEW: the pieces ``get`` gives (:meth:`Pieces.delta`, or
-        :meth:`Pieces.same` for a viewer that applied every channel's previous piece) of its
-        changed channels (``dmap`` caches ``get`` for the tick) behind the tick's shared VIEW
-        ``head``."""
-        changed = pieces.changed
-        parts: list[bytes] = []
-        for c in chans:
-            if c in changed:
-                b = dmap.get(c, _MISSING)
-                if b is _MISSING:
-                    b = dmap[c] = get(c)
-                if b is not None:
-                    parts.append(b)
-        return prepare_message(b"".join((_array_header(4 + len(parts)), head, *parts)))
 
     def _view(self, p: Player, tick: int, base: int | None, chans: tuple[int, ...],
               pieces: Pieces, snap: Snapshot, shared: dict[Any, bytes]) -> bytes:
@@ -516,6 +508,22 @@ class ViewStream:
         p.legacy_tick = tick
         p.legacy_chans = chans
         return frame
+
+
+def _steady_frame(head: bytes, parts: list[bytes]) -> bytes:
+    """The binary WebSocket frame of a steady VIEW: ``[22, tick, base, nil, PIECE...]``
+    from the tick's shared ``head`` (everything after the array header) and the pieces;
+    one join, the payload never copied twice (RFC 6455 section 5.2: FIN + binary opcode,
+    unmasked, 7-bit / 16-bit / 64-bit payload length)."""
+    arr = _array_header(4 + len(parts))
+    n = len(arr) + len(head) + sum(map(len, parts))
+    if n < 126:
+        hdr = bytes((0x82, n))
+    elif n < 65536:
+        hdr = b"\x82\x7e" + n.to_bytes(2, "big")
+    else:
+        hdr = b"\x82\x7f" + n.to_bytes(8, "big")
+    return b"".join((hdr, arr, head, *parts))
 
 
 def _entity(p: Player) -> int | None:

@@ -21,7 +21,10 @@ every (entity, channel) membership and produces, for every channel a client may 
   ``"interest/2"``): ~13 bytes less per changed cell.
 
 All are msgpack bytes, built lazily on first use and then shared by every client (the
-server concatenates them into each client's VIEW message without re-encoding).
+server concatenates them into each client's VIEW message without re-encoding);
+:meth:`Pieces.many` builds those of many channels in one pass (the server's steady frames).
+The wire forms' helpers (IDLIST runs, column codes, row masks) are in
+:mod:`protocol.pieceforms`.
 
 The encoder is vectorized over all channels at once: the memberships sorted by (channel,
 id), matched against the previous tick's arrangement, per-field comparisons, and ``reduceat``
@@ -39,6 +42,7 @@ a 0 difference) and the field's own dtype for raw values: simpler than
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import msgpack
@@ -46,136 +50,25 @@ import numpy as np
 
 from .codes import MsgType
 from .delta import _raw_col
+from .pieceforms import (
+    _CODE_WIDTH,
+    _DIFFS,
+    _MASK_FIELDS,
+    _NIBBLES,
+    CODE_IDS,
+    _comparable,
+    _isin,
+    _nibbles,
+    _row_masks,
+    _Runs,
+    view_message,
+)
 from .wireschema import DIFF_DTYPES, WIRE_DTYPES, Snapshot, WireSchema
 
 __all__ = ["CODE_IDS", "PieceEncoder", "Pieces", "view_message"]
 
 _DELTA = int(MsgType.DELTA)
 _MISSING: Any = object()
-_GAP_CODES = (("u8", 0xFF, np.dtype("<u1")), ("u16", 0xFFFF, np.dtype("<u2")),
-              ("u32", 0xFFFFFFFF, np.dtype("<u4")))
-_GAP_LIMITS = np.array([limit for _, limit, _ in _GAP_CODES], np.int64)
-_GAP_WIDTHS = [dt.itemsize for _, _, dt in _GAP_CODES]
-_DIFFS = [(code, int(np.iinfo(dt).min), int(np.iinfo(dt).max), dt)
-          for code, dt in DIFF_DTYPES.items()]
-#: Column code ids of the compact MOVES piece (SPEC.md section 11): 4-bit nibbles.
-CODE_IDS: tuple[str, ...] = ("u8", "i8", "u16", "i16", "u32", "i32", "f32", "f64",
-                             "d8", "d16", "d32")
-_CODE_ID = {c: i for i, c in enumerate(CODE_IDS)}
-#: bytes per value of every column code (wire dtypes and difference codes)
-_CODE_WIDTH = {**{c: dt.itemsize for c, dt in WIRE_DTYPES.items()},
-               **{c: dt.itemsize for c, dt in DIFF_DTYPES.items()}}
-#: memo: the field indices of a group mask, the nibbles of a tuple of codes (both small)
-_MASK_FIELDS: dict[int, tuple[int, ...]] = {}
-_NIBBLES: dict[tuple[str, ...], bytes] = {}
-
-
-def _nibbles(codes: list[str]) -> bytes:
-    """Code ids two per byte, the first column in the low nibble of the first byte."""
-    ids = [_CODE_ID[c] for c in codes] + [0]
-    return bytes(ids[k] | ids[k + 1] << 4 for k in range(0, len(codes), 2))
-
-
-def _comparable(col: np.ndarray) -> np.ndarray:
-    """Floats compare by bits (NaN == NaN); ints as they are (as the delta encoder does)."""
-    if col.dtype.kind == "f":
-        return col.view(np.uint32 if col.dtype.itemsize == 4 else np.uint64)
-    return col
-
-
-def _row_masks(prev: Snapshot, cur: Snapshot, names: list[str]) -> np.ndarray:
-    """Per snapshot row (the same entities in both), bit ``f`` set when field ``f`` differs
-    (uint8 / uint16 / uint32, the narrowest that holds every field: cheap to gather)."""
-    n = cur.ids.shape[0]
-    nf = len(names)
-    dt = np.dtype(np.uint8 if nf <= 8 else np.uint16 if nf <= 16 else np.uint32)
-    masks = np.zeros(n, dt)
-    ne = np.empty(n, bool)
-    bit = np.empty(n, dt)
-    for f, name in enumerate(names):
-        a, b = prev.columns[name], cur.columns[name]
-        if _same_bytes(a, b):  # one memcmp: most fields of most ticks do not change
-            continue
-        np.not_equal(_comparable(a), _comparable(b), out=ne)
-        if f == 0:
-            masks[:] = ne
-        else:
-            np.left_shift(ne, f, out=bit, dtype=dt)
-            masks |= bit
-    return masks
-
-
-def _same_bytes(a: np.ndarray, b: np.ndarray) -> bool:
-    """Bit-for-bit equal 1-D arrays (floats by bits, as :func:`_comparable`)."""
-    if a.dtype != b.dtype or a.shape != b.shape:
-        return False
-    return a.tobytes() == b.tobytes()  # two copies and a memcmp: cheaper than a ufunc
-
-
-class _Runs:
-    """A list of uints split into per-channel runs, each strictly ascending, as IDLISTs.
-
-    ``chan`` (sorted) is each value's channel; ``bounds`` maps a channel to ``(start, end,
-    run index)``, ``starts`` are the runs' first indices. ``idlist(c)`` is channel ``c``'s
-    IDLIST (``[first, code, gaps]``), the gap bytes sliced from one blob per gap width; the
-    gaps are computed on the first ``idlist`` call (a tick that sends no full piece never
-    needs those of the whole arrangement). ``values`` is kept: not modified afterwards.
-    """
-
-    __slots__ = ("_blobs", "_code", "_ends", "_firsts", "_gaps", "_values", "bounds", "starts")
-
-    def __init__(self, values: np.ndarray, chan: np.ndarray) -> None:
-        n = values.shape[0]
-        self._blobs: dict[int, bytes] = {}
-        self._values = values
-        self._gaps: np.ndarray | None = None
-        self._firsts: list[int] = []
-        self._code: list[int] = []
-        if n == 0:
-            self.bounds: dict[int, tuple[int, int, int]] = {}
-            self.starts = self._ends = np.zeros(0, np.intp)
-            return
-        starts = np.flatnonzero(np.concatenate(((True,), chan[1:] != chan[:-1])))
-        ends = np.concatenate((starts[1:], (n,)))
-        self.starts = starts
-        self._ends = ends
-        # one C-level dict build (channel -> (start, end, run index)), not a Python loop
-        self.bounds = dict(zip(chan[starts].tolist(),
-                               zip(starts.tolist(), ends.tolist(), range(len(starts)))))
-
-    def _gaps_of(self) -> np.ndarray:
-        gaps = self._gaps
-        if gaps is None:
-            v = self._values.astype(np.int64)
-            n = v.shape[0]
-            gaps = np.zeros(n, np.int64)
-            if n:
-                gaps[:-1] = v[1:] - v[:-1]
-                gaps[self._ends - 1] = 0  # no gap across a run boundary
-                top = np.maximum.reduceat(gaps, self.starts)
-                if int(top.max()) > _GAP_CODES[-1][1]:
-                    raise ValueError("gap does not fit u32")
-                # each run's gap code: the first (narrowest) whose limit holds its widest gap
-                self._code = np.searchsorted(_GAP_LIMITS, top).tolist()
-                self._firsts = v[self.starts].tolist()
-            self._gaps = gaps
-        return gaps
-
-    def idlist(self, c: int) -> list[Any] | None:
-        b = self.bounds.get(c)
-        if b is None:
-            return None
-        s, e, i = b
-        if self._gaps is None:
-            self._gaps_of()
-        k = self._code[i]
-        blob = self._blobs.get(k)
-        if blob is None:
-            assert self._gaps is not None
-            blob = self._blobs[k] = self._gaps.astype(_GAP_CODES[k][2]).tobytes()
-        w = _GAP_WIDTHS[k]
-        return [self._firsts[i], _GAP_CODES[k][0], blob[s * w:(e - 1) * w]]
-
 
 class _State:
     """One tick's arrangement: memberships sorted by (channel, id).
@@ -251,6 +144,7 @@ class Pieces:
         self._delta: dict[int, bytes | None] | None = None
         self._same: dict[int, bytes | None] = {}
         self._mv: dict[int, tuple[int, bytes, int, bytes] | None] = {}
+        self._pack = msgpack.Packer(use_bin_type=True).pack  # packb without a Packer a call
         self._full_blobs: list[bytes] | None = None
         self.encodes = 0
         self.changed: frozenset[int] = frozenset()
@@ -303,10 +197,7 @@ class Pieces:
         out = d.get(c)
         if out is not None or c not in self.changed:
             return out
-        out = self._build_delta(c)
-        d[c] = out
-        self.encodes += 1
-        return out
+        return self.many((c,), False).get(c)
 
     def same(self, c: int) -> bytes | None:
         """Channel ``c``'s piece for a viewer that applied its delta piece of the previous
@@ -319,17 +210,66 @@ class Pieces:
         out = self._same.get(c, _MISSING)
         if out is not _MISSING:
             return out
-        prev = self._prev
-        was = prev.moves.get(c) if prev is not None and c in self.changed else None
-        now = self._moves(c) if was is not None else None
-        if now is not None and was is not None and now[0] == was[0] and now[1] == was[1]:
-            # (the long MOVES piece is not built unless some viewer needs it)
-            body: list[Any] = [c, now[3]] if now[2] == was[2] else [c, now[2], now[3]]
-            out = msgpack.packb(body, use_bin_type=True)
-            self.encodes += 1
+        if c not in self.changed:
+            self._same[c] = None
+            return None
+        return self.many((c,), True).get(c)
+
+    def many(self, chans: Iterable[int], same: bool) -> dict[int, bytes]:
+        """The non-None :meth:`same` (``same``) or :meth:`delta` pieces of the *changed*
+        channels among ``chans`` (any iterable; the others are skipped), built in one pass:
+        byte for byte and count for count what the single lookups give (they share the
+        memo: a piece is built once per tick whichever way it is asked for)."""
+        out: dict[int, bytes] = {}
+        d = self._delta
+        if d is None:
+            return out
+        want = self.changed.intersection(chans)
+        memo = self._same if same else d
+        todo = []
+        for c in want:
+            b = memo.get(c)
+            if b is None:
+                todo.append(c)
+            else:
+                out[c] = b
+        if not todo:
+            return out
+        pack = self._pack
+        long: list[int] = []
+        if same:
+            prev = self._prev
+            assert prev is not None
+            was_of = prev.moves
+            mv = self._moves_many([c for c in todo if c in was_of])
+            for c in todo:
+                now = mv.get(c) if c in was_of else None
+                if now is not None:
+                    was = was_of[c]
+                    if now[0] == was[0] and now[1] == was[1]:
+                        # (the long MOVES piece is not built unless some viewer needs it)
+                        out[c] = memo[c] = pack([c, now[3]] if now[2] == was[2]
+                                                else [c, now[2], now[3]])
+                        self.encodes += 1
+                        continue
+                long.append(c)
+            if not long:
+                return out
         else:
-            out = self.delta(c)
-        self._same[c] = out
+            long = todo
+        mv = self._moves_many(long)
+        for c in long:
+            b = d.get(c)
+            if b is None:
+                m = mv.get(c)
+                # the compact MOVES piece: [channel, mask, first row, u8 gaps, values]: ~9
+                # bytes of framing instead of a whole DELTA's ~40
+                b = d[c] = (pack([c, m[2], m[0], m[1], m[3]]) if m is not None
+                            else self._build_delta(c))
+                self.encodes += 1
+            out[c] = b
+            if same:
+                memo[c] = b
         return out
 
     def _diff(self, prev: _State, cur: _State) -> None:
@@ -472,35 +412,64 @@ class Pieces:
         assert rows is not None
         return mask, rows, cols
 
-    def _moves(self, c: int) -> tuple[int, bytes, int, bytes] | None:
-        """Channel ``c``'s MOVES content this tick, ``(first row, u8 gaps, mask, values)``,
-        or None when its change is not moves only with row gaps < 256 (memoized; also kept
-        in the tick's state for the next tick's SAME pieces)."""
+    def _moves_many(self, chans: list[int]) -> dict[int, tuple[int, bytes, int, bytes] | None]:
+        """Each channel's MOVES content this tick, ``(first row, u8 gaps, mask, values)``,
+        or None when its change is not moves only with row gaps < 256 (memoized in the
+        returned dict; also kept in the tick's state for the next tick's SAME pieces). One
+        loop over ``chans`` with everything bound locally (it runs for every changed
+        channel a viewer sees, every tick); the column layout of ``values`` (code ids,
+        blobs, widths) is looked up once per distinct (mask, codes)."""
         mv = self._mv
-        if c in mv:
-            return mv[c]
-        rec = None
-        gb = self._chg_rows.bounds.get(c)
-        if gb is not None and c not in self._removed.bounds and c not in self._added.bounds:
-            mask, rows, cols = self._group(c, gb)
-            if rows[1] == "u8":
-                # values = the columns' code ids (nibbles) then their values
-                ncodes = tuple([code for code, _ in cols])
-                nib = _NIBBLES.get(ncodes)
-                if nib is None:
-                    nib = _NIBBLES[ncodes] = _nibbles(list(ncodes))
-                values = b"".join([nib, *[data for _, data in cols]])
-                rec = (rows[0], rows[2], mask, values)
-                self._cur.moves[c] = rec
-        mv[c] = rec
-        return rec
+        rb = self._chg_rows.bounds
+        todo = [c for c in chans if c not in mv]
+        if not todo or not rb:
+            for c in todo:
+                mv[c] = None
+            return mv
+        gone_b, new_b = self._removed.bounds, self._added.bounds
+        kcode, firsts, gaps = self._chg_rows.u8_layout()
+        union, picked = self._chg_union, self._chg_codes
+        used = [f for f, p in enumerate(picked) if p]
+        # every run's codes of the fields changed anywhere (C-level zip); a run's mask
+        # picks its own fields out of them
+        run_codes = list(zip(*[picked[f] for f in used], strict=True))
+        layouts: dict[tuple[int, tuple[str, ...]], tuple[bytes, list[tuple[bytes, int]]]] = {}
+        keep = self._cur.moves
+        for c in todo:
+            rec = None
+            gb = rb.get(c)
+            if gb is not None and c not in gone_b and c not in new_b:
+                s, e, i = gb
+                if kcode[i] == 0:  # u8 row gaps
+                    mask = union[i]
+                    lk = (mask, run_codes[i])
+                    lay = layouts.get(lk)
+                    if lay is None:
+                        lay = layouts[lk] = self._layout(mask, dict(zip(used, lk[1],
+                                                                        strict=True)))
+                    # values = the columns' code ids (nibbles) then their values
+                    parts = [lay[0]]
+                    for blob, w in lay[1]:
+                        parts.append(blob[s * w:e * w])
+                    rec = keep[c] = (firsts[i], gaps[s:e - 1], mask, b"".join(parts))
+            mv[c] = rec
+        return mv
+
+    def _layout(self, mask: int, codes: dict[int, str]) -> tuple[bytes, list[tuple[bytes, int]]]:
+        """The nibbles and (blob, width) per column of MOVES values with group ``mask`` and
+        per-field ``codes`` (fields in ``mask`` only)."""
+        fields = _MASK_FIELDS.get(mask)
+        if fields is None:
+            fields = _MASK_FIELDS[mask] = tuple(f for f in range(64) if mask >> f & 1)
+        picked = tuple([codes[f] for f in fields])
+        nib = _NIBBLES.get(picked)
+        if nib is None:
+            nib = _NIBBLES[picked] = _nibbles(list(picked))
+        return nib, [(self._col_blob(f, code), _CODE_WIDTH[code])
+                     for f, code in zip(fields, picked, strict=True)]
 
     def _build_delta(self, c: int) -> bytes:
-        mv = self._moves(c)
-        if mv is not None:
-            # the compact MOVES piece: [channel, mask, first row, u8 gaps, values]: ~9 bytes
-            # of framing instead of a whole DELTA's ~40
-            return msgpack.packb([c, mv[2], mv[0], mv[1], mv[3]], use_bin_type=True)
+        """Channel ``c``'s whole DELTA piece (its change is not a MOVES one)."""
         cur = self._cur
         b = cur.runs.bounds.get(c)
         count = 0 if b is None else b[1] - b[0]
@@ -518,7 +487,7 @@ class Pieces:
         if gb is not None:
             groups.append(list(self._group(c, gb)))
         delta = [_DELTA, cur.tick, self.base_tick, count, desp, spawn, groups]
-        return msgpack.packb([c, delta, self._gone.idlist(c)], use_bin_type=True)
+        return self._pack([c, delta, self._gone.idlist(c)])
 
 
 class PieceEncoder:
@@ -641,42 +610,3 @@ class PieceEncoder:
         cur = _State(tick, snap, self.names, rows, chan, r, keys, ids, ch, _Runs(ids, ch))
         cur.added = added
         return cur
-
-
-def _isin(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
-    """Which of ``values`` are in ``sorted_keys`` (ascending, distinct): one search."""
-    pos = np.searchsorted(sorted_keys, values)
-    hit = pos < sorted_keys.shape[0]
-    hit[hit] = sorted_keys[pos[hit]] == values[hit]
-    return hit
-
-
-def _array_header(n: int) -> bytes:
-    if n < 16:
-        return bytes((0x90 | n,))
-    if n < 0x10000:
-        return b"\xdc" + n.to_bytes(2, "big")
-    return b"\xdd" + n.to_bytes(4, "big")
-
-
-def view_message(tick: int, base_tick: int | None, left: list[int] | None,
-                 pieces: list[bytes]) -> bytes:
-    """One client's VIEW message: ``[22, tick, base_tick, left, PIECE...]`` where the pieces
-    are already-encoded msgpack values, concatenated as they are (shared, not re-encoded).
-    ``left`` (channel ids, any order) is sent as an IDLIST (nil when empty)."""
-    head = msgpack.packb(
-        [int(MsgType.VIEW), tick, base_tick,
-         _idlist_of(sorted(set(left))) if left else None], use_bin_type=True)
-    return b"".join((_array_header(4 + len(pieces)), head[1:], *pieces))
-
-
-def _idlist_of(values: list[int]) -> list[Any]:
-    """A small sorted list of distinct uints as an IDLIST (per-client data: no numpy)."""
-    if len(values) == 1:
-        return [values[0], "u8", b""]
-    gaps = np.diff(np.asarray(values, np.int64))
-    top = int(gaps.max())
-    for code, limit, dt in _GAP_CODES:
-        if top <= limit:
-            return [values[0], code, gaps.astype(dt).tobytes()]
-    raise ValueError("gap does not fit u32")
