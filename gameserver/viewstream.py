@@ -38,7 +38,7 @@ import numpy as np
 from gameserver.interest import EXTRA_CHANNEL, Grid, Interest
 from protocol.codes import MsgType
 from protocol.delta import encode_delta
-from protocol.frames import prepare_message
+from protocol.frames import prepare_binary_parts, prepare_message
 from protocol.pieceforms import _array_header, _idlist_of, view_message
 from protocol.pieces import PieceEncoder, Pieces
 from protocol.wireschema import Snapshot, WireSchema
@@ -173,11 +173,7 @@ class ViewStream:
         cam = np.full((n, 4), np.nan)
         has_cam = np.zeros(n, bool)
         if common:  # None (no avatar) becomes NaN, then 0
-            try:  # C-level; a None (no avatar) raises: then via float NaN -> 0
-                ents = np.fromiter(map(_ENTITY, sims), np.int64, n)
-            except TypeError:
-                ents = np.nan_to_num(np.array(list(map(_ENTITY, sims)),
-                                              np.float64)).astype(np.int64)
+            ents = _entity_ids(sims, n)
             if views.count(None) != n:  # per-player view sizes; None: the default (NaN)
                 cam[:, 2:] = np.array([_NO_VIEW if v is None else v for v in views],
                                       np.float64).reshape(n, 2)
@@ -210,10 +206,7 @@ class ViewStream:
         ids = snap.ids
         cols = snap.columns
         if ids.shape[0]:
-            pos = np.searchsorted(ids, ents)
-            np.minimum(pos, ids.shape[0] - 1, out=pos)
-            ok = ids[pos] == ents  # the avatar is alive (else its centre is NaN below)
-            ok &= ents > 0
+            pos, ok = _alive(ids, ents)  # (not alive: its centre is NaN below)
             ex = cols[self.interest.x][pos] * self._qx
             ey = cols[self.interest.y][pos] * self._qy
         else:
@@ -240,14 +233,7 @@ class ViewStream:
         ids = snap.ids
         if ids.shape[0] == 0:
             return [-1] * n
-        try:  # C-level; a None (no avatar) raises: then 0 (no entity)
-            ents = np.fromiter(map(_ENTITY, sims), np.int64, n)
-        except TypeError:
-            ents = np.array([e or 0 for e in map(_ENTITY, sims)], np.int64)
-        pos = np.searchsorted(ids, ents)
-        np.minimum(pos, ids.shape[0] - 1, out=pos)
-        ok = ids[pos] == ents
-        ok &= ents > 0
+        pos, ok = _alive(ids, _entity_ids(sims, n))
         cols = snap.columns
         ctr = np.empty((2, n))
         np.multiply(cols[self.interest.x][pos], self._qx, out=ctr[0])
@@ -512,18 +498,27 @@ class ViewStream:
 
 def _steady_frame(head: bytes, parts: list[bytes]) -> bytes:
     """The binary WebSocket frame of a steady VIEW: ``[22, tick, base, nil, PIECE...]``
-    from the tick's shared ``head`` (everything after the array header) and the pieces;
-    one join, the payload never copied twice (RFC 6455 section 5.2: FIN + binary opcode,
-    unmasked, 7-bit / 16-bit / 64-bit payload length)."""
-    arr = _array_header(4 + len(parts))
-    n = len(arr) + len(head) + sum(map(len, parts))
-    if n < 126:
-        hdr = bytes((0x82, n))
-    elif n < 65536:
-        hdr = b"\x82\x7e" + n.to_bytes(2, "big")
-    else:
-        hdr = b"\x82\x7f" + n.to_bytes(8, "big")
-    return b"".join((hdr, arr, head, *parts))
+    from the tick's shared ``head`` (everything after the array header) and the pieces."""
+    return prepare_binary_parts((_array_header(4 + len(parts)), head, *parts))
+
+
+def _entity_ids(sims: list[Any], n: int) -> np.ndarray:
+    """The players' ``entity`` (int64; None, no avatar, is 0): one C-level pass when every
+    player has one, else a second pass that maps None to 0."""
+    try:
+        return np.fromiter(map(_ENTITY, sims), np.int64, n)
+    except TypeError:
+        return np.array([e or 0 for e in map(_ENTITY, sims)], np.int64)
+
+
+def _alive(ids: np.ndarray, ents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row in the snapshot, alive) of each entity id of ``ents`` in the sorted, non-empty
+    ``ids``; 0 (no entity) is never alive. A dead entity's row is a valid, unrelated one."""
+    pos = np.searchsorted(ids, ents)
+    np.minimum(pos, ids.shape[0] - 1, out=pos)
+    ok = ids[pos] == ents
+    ok &= ents > 0
+    return pos, ok
 
 
 def _entity(p: Player) -> int | None:

@@ -265,3 +265,13 @@ def test_invalid_close_codes_fail_1002(code: int) -> None:
     with pytest.raises(ProtocolError) as exc:
         parse_close_payload(struct.pack("!H", code))
     assert exc.value.code == 1002
+
+
+def test_prepare_binary_parts_is_prepare_message_of_the_join() -> None:
+    """One join of header and parts, the same bytes as framing the joined payload, on both
+    sides of the 7-bit / 16-bit / 64-bit length boundaries (RFC 6455 section 5.2)."""
+    from protocol.frames import prepare_binary_parts, prepare_message
+
+    for n in (0, 1, 125, 126, 65535, 65536, 70000):
+        parts = [b"\x01" * (n // 3), b"", b"\x02" * (n - n // 3)]
+        assert prepare_binary_parts(parts) == prepare_message(b"".join(parts)), n
