@@ -6,6 +6,7 @@ the VIEW message head. Pure helpers over numpy arrays and bytes; no per-tick sta
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import msgpack
@@ -30,13 +31,16 @@ _CODE_ID = {c: i for i, c in enumerate(CODE_IDS)}
 #: bytes per value of every column code (wire dtypes and difference codes)
 _CODE_WIDTH = {**{c: dt.itemsize for c, dt in WIRE_DTYPES.items()},
                **{c: dt.itemsize for c, dt in DIFF_DTYPES.items()}}
-#: memo: the field indices of a group mask, the nibbles of a tuple of codes (both small)
-_MASK_FIELDS: dict[int, tuple[int, ...]] = {}
-_NIBBLES: dict[tuple[str, ...], bytes] = {}
+@functools.lru_cache(maxsize=4096)
+def _mask_fields(mask: int) -> tuple[int, ...]:
+    """The field indices of a group mask, ascending (memoized, bounded)."""
+    return tuple(f for f in range(mask.bit_length()) if mask >> f & 1)
 
 
-def _nibbles(codes: list[str]) -> bytes:
-    """Code ids two per byte, the first column in the low nibble of the first byte."""
+@functools.lru_cache(maxsize=4096)
+def _nibbles(codes: tuple[str, ...]) -> bytes:
+    """Code ids two per byte, the first column in the low nibble of the first byte
+    (memoized, bounded)."""
     ids = [_CODE_ID[c] for c in codes] + [0]
     return bytes(ids[k] | ids[k + 1] << 4 for k in range(0, len(codes), 2))
 

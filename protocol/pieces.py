@@ -53,11 +53,10 @@ from .delta import _raw_col
 from .pieceforms import (
     _CODE_WIDTH,
     _DIFFS,
-    _MASK_FIELDS,
-    _NIBBLES,
     CODE_IDS,
     _comparable,
     _isin,
+    _mask_fields,
     _nibbles,
     _row_masks,
     _Runs,
@@ -401,9 +400,7 @@ class Pieces:
         mask = self._chg_union[i]
         cols: list[Any] = []
         picked = self._chg_codes
-        fields = _MASK_FIELDS.get(mask)
-        if fields is None:
-            fields = _MASK_FIELDS[mask] = tuple(f for f in range(64) if mask >> f & 1)
+        fields = _mask_fields(mask)
         for f in fields:
             code = picked[f][i]
             w = _CODE_WIDTH[code]
@@ -458,13 +455,9 @@ class Pieces:
     def _layout(self, mask: int, codes: dict[int, str]) -> tuple[bytes, list[tuple[bytes, int]]]:
         """The nibbles and (blob, width) per column of MOVES values with group ``mask`` and
         per-field ``codes`` (fields in ``mask`` only)."""
-        fields = _MASK_FIELDS.get(mask)
-        if fields is None:
-            fields = _MASK_FIELDS[mask] = tuple(f for f in range(64) if mask >> f & 1)
+        fields = _mask_fields(mask)
         picked = tuple([codes[f] for f in fields])
-        nib = _NIBBLES.get(picked)
-        if nib is None:
-            nib = _NIBBLES[picked] = _nibbles(list(picked))
+        nib = _nibbles(picked)
         return nib, [(self._col_blob(f, code), _CODE_WIDTH[code])
                      for f, code in zip(fields, picked, strict=True)]
 
