@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import subprocess
 import time
@@ -16,6 +17,25 @@ from redis_server import RedisServer, redis_server_path
 from gameserver.config import ServerConfig
 from gameserver.server import GameServer
 from protocol import messages as M
+
+
+@contextlib.asynccontextmanager
+async def handover_node(kit: Any, redis_url: str, **kw: Any) -> AsyncIterator[GameServer]:
+    """One started ``--redis --handover`` node serving the kit's games (``kw``: more
+    ServerConfig fields). Teardown is a plain stop: a node the test did not stop itself must
+    not start a handover of its own (to the nodes being torn down beside it), which could
+    wait for a claim until the test's time limit. stop() is idempotent."""
+    kw.setdefault("games", kit.GAMES)
+    kw.setdefault("empty_room_ttl", 5.0)
+    cfg = ServerConfig(host="127.0.0.1", port=0, seed=7, redis_url=redis_url, handover=True,
+                       **kw)
+    server = GameServer(cfg)
+    await server.start()
+    try:
+        yield server
+    finally:
+        server.config = dataclasses.replace(server.config, handover=False)
+        await server.stop(timeout=2)
 
 
 @contextlib.asynccontextmanager

@@ -7,18 +7,15 @@ Python SDK clients (bots) that follow the 4014 move on their own while sending i
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import random
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cluster_kit import handover_node
 
 from clients.client import Backoff, GameClient
-from gameserver.config import ServerConfig
 from gameserver.replay.format import (
     CONTINUED_FORMAT,
     FORMAT_VERSION,
@@ -28,21 +25,10 @@ from gameserver.replay.format import (
     TickRun,
 )
 from gameserver.replay.player import Mismatch, Playback, main, verify
-from gameserver.server import GameServer
 
 
-@contextlib.asynccontextmanager
-async def node(kit: Any, redis_url: str, record: Path) -> AsyncIterator[GameServer]:
-    cfg = ServerConfig(host="127.0.0.1", port=0, seed=7, redis_url=redis_url, handover=True,
-                       empty_room_ttl=5.0, games=kit.GAMES, record_dir=record,
-                       record_keyframe=0.5)
-    server = GameServer(cfg)
-    await server.start()
-    try:
-        yield server
-    finally:
-        server.config = dataclasses.replace(server.config, handover=False)
-        await server.stop(timeout=2)
+def node(kit: Any, redis_url: str, record: Path) -> Any:
+    return handover_node(kit, redis_url, record_dir=record, record_keyframe=0.5)
 
 
 class Bot:

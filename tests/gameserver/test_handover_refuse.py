@@ -6,16 +6,13 @@ whose ``Game.load`` raises."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from cluster_kit import handover_node
 
-from gameserver.config import ServerConfig
 from gameserver.handover.transfer import (
     _REFUSE,
     ABANDONED,
@@ -26,22 +23,9 @@ from gameserver.handover.transfer import (
     REFUSALS,
     REFUSED,
 )
-from gameserver.server import GameServer
 from protocol.aio import connect
 
-
-@contextlib.asynccontextmanager
-async def node(kit: Any, redis_url: str, **kw: Any) -> AsyncIterator[GameServer]:
-    kw.setdefault("games", kit.GAMES)
-    cfg = ServerConfig(host="127.0.0.1", port=0, seed=7, redis_url=redis_url,
-                       handover=True, empty_room_ttl=5.0, **kw)
-    server = GameServer(cfg)
-    await server.start()
-    try:
-        yield server
-    finally:
-        server.config = dataclasses.replace(server.config, handover=False)
-        await server.stop(timeout=2)
+node = handover_node
 
 
 class BadLoad:

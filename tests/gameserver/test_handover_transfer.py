@@ -6,36 +6,17 @@ shutdown), a receiver that is stopping (gives its claim back)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
-from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as aioredis
+from cluster_kit import handover_node
 
-from gameserver.config import ServerConfig
 from gameserver.handover.transfer import _COMMIT, ABANDONED, CLAIMED, DONE, PENDING
 from gameserver.rules import Game
-from gameserver.server import GameServer
 from protocol import messages as M
 from protocol.aio import connect
 
-
-@contextlib.asynccontextmanager
-async def node(kit: Any, redis_url: str, **kw: Any) -> AsyncIterator[GameServer]:
-    kw.setdefault("games", kit.GAMES)
-    cfg = ServerConfig(host="127.0.0.1", port=0, seed=7, redis_url=redis_url,
-                       handover=True, empty_room_ttl=5.0, **kw)
-    server = GameServer(cfg)
-    await server.start()
-    try:
-        yield server
-    finally:
-        # Teardown is a plain stop: a node the test did not stop itself must not start a
-        # handover of its own (to the nodes being torn down beside it), which could wait for
-        # a claim until the test's time limit. stop() is idempotent: a stopped node is done.
-        server.config = dataclasses.replace(server.config, handover=False)
-        await server.stop(timeout=2)
+node = handover_node
 
 
 async def client(kit: Any, url: str) -> Any:
