@@ -157,13 +157,12 @@ class ViewReplica:
                 if gone is not None:
                     gone_parts.append(_parse_idlist(gone, f"VIEW piece {i} gone")
                                       .astype(np.uint32))
-        except DeltaError:
-            for rep, (t, ids, cols) in saved:
+        except (DeltaError, TypeError, ValueError, KeyError, IndexError) as exc:
+            # newest first: a channel named twice goes back to its state before the VIEW
+            for rep, (t, ids, cols) in reversed(saved):
                 rep.tick, rep.ids, rep.columns = t, ids, cols
-            raise
-        except (TypeError, ValueError, KeyError, IndexError) as exc:
-            for rep, (t, ids, cols) in saved:
-                rep.tick, rep.ids, rep.columns = t, ids, cols
+            if isinstance(exc, DeltaError):
+                raise
             raise DeltaError(f"VIEW malformed: {exc}") from None
         for rep in chans.values():
             rep.tick = tick

@@ -266,3 +266,19 @@ def test_spec_quotes_the_same_pieces_of_the_vectors() -> None:
         raw = msgpack.packb(piece, use_bin_type=True)
         assert form(raw) == want
         assert "`" + " ".join(f"{b:02x}" for b in raw) + "`" in spec
+
+
+def test_a_refused_view_leaves_every_channel_as_it_was() -> None:
+    """A VIEW naming one channel twice, refused at its second piece: the channel's state is
+    the one before the VIEW (undone newest first), so the good VIEW still applies after."""
+    enc, view, x, hp = _warm()
+    x[1] += 5
+    p = _step(enc, 3, x, hp)
+    d = p.delta(0)
+    assert d is not None
+    chan_before = (view.channels[0].tick, view.channels[0].columns["x"].tolist())
+    with pytest.raises(DeltaError):
+        view.apply(view_message(3, 2, None, [d, d]))  # 2nd: the base no longer matches
+    assert (view.channels[0].tick, view.channels[0].columns["x"].tolist()) == chan_before
+    view.apply(view_message(3, 2, None, [d]))
+    assert view.columns["x"].tolist() == x
