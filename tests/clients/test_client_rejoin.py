@@ -109,7 +109,8 @@ def test_a_1006_then_resume_answered_4015_rejoins_by_hello() -> None:
                 # one RESUME per drop, not the whole attempt budget (each new player's first
                 # connection drops again after 3 deltas: the fake server's drop_after)
                 assert srv.resumes[0] == token and len(srv.resumes) == client.rejoins
-                assert seen[0] == (old, seen[0][1]) and seen[0][1] != old
+                assert seen[0][0] == old and seen[0][1] != old
+                assert seen[-1][1] == client.player  # the hook named the player it plays as
                 assert client.connected and len(srv.hellos) == 1 + client.rejoins
                 assert all(h.room is None for h in srv.hellos[1:])
             finally:

@@ -291,6 +291,12 @@ def test_router_asks_again_while_the_holder_is_not_serving(redis_url: str) -> No
             p = P()
             await front._route_later(sup, p, M.Resume(token="w0.gone"), 2)  # type: ignore
             assert handed == [1] and p.refused is not None and p.refused[0] == 1013
+            # from here worker 0 is up and the least loaded: a token routed to the worker it
+            # names (1) cannot be mistaken for the least-loaded fallback
+            sup.workers[0].retiring = False
+            view.set_up(0, True)
+            view.report(1, [{"id": "x", "game": "walker", "players": 3, "capacity": 4}])
+            assert view.least_loaded() == 0
             await r.set(K.tok_key("w1.far"), "ff00ff00-w0")  # another machine's
             await front._route_later(sup, P(), M.Resume(token="w1.far"), 3)  # type: ignore
             assert handed == [1, 1]
