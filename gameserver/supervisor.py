@@ -57,7 +57,6 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
-from gameserver import machine
 from gameserver.acceptor import Acceptor, Pending, close_politely
 from gameserver.config import ServerConfig
 from gameserver.control import Channel, ChannelError, send_handoff
@@ -68,12 +67,14 @@ from gameserver.server import SHUTDOWN_TIMEOUT
 from gameserver.supervisor_cluster import (
     HANDOVER_STOP_TIMEOUT,
     ClusterRouter,
+    _issuer_gone,
+    _refusal,
     new_machine_id,
     quiesce,
     worker_node,
 )
 from protocol import messages as M
-from protocol.codes import CloseCode, ErrorCode
+from protocol.codes import CloseCode
 from protocol.frames import CLOSE, encode_close_payload, encode_frame
 from protocol.handshake import Request, http_response, is_upgrade
 from protocol.messages import SUBPROTOCOL
@@ -380,8 +381,7 @@ class Supervisor:
             # /matchmake's token names the worker that holds the seat (w<i>.)
             target = worker_of_token(msg.reservation)
             if target is not None and not view.is_up(target):
-                p.refuse(ErrorCode.RESERVATION_INVALID,
-                         "seat reservation invalid, expired or already used")
+                p.refuse(*_refusal(msg))
                 return
             if target is None or target >= len(self.workers):
                 target = view.least_loaded()  # a forged token: that worker answers 4017
@@ -389,7 +389,7 @@ class Supervisor:
             if msg.room is not None:
                 target = worker_of_room(msg.room)
                 if target is not None and not view.is_up(target):
-                    p.refuse(ErrorCode.UNKNOWN_ROOM, f"unknown room {msg.room!r}")
+                    p.refuse(*_refusal(msg))
                     return
                 if target is None or target >= len(self.workers):
                     target = view.least_loaded()  # it answers 4003 like a single process
@@ -399,17 +399,14 @@ class Supervisor:
                           else view.least_loaded())
         elif isinstance(msg, M.Resume):
             target = worker_of_token(msg.token)
-            pid = machine.token_process(msg.token)
-            proc = self.workers[target].proc if target is not None \
-                and target < len(self.workers) else None
-            if pid is not None and proc is not None and (
-                    pid != proc.pid or not view.is_up(target)):
-                # the process that issued it died (its client saw 1006, not our 4015, if it
-                # died mid-frame): the room is gone: 4015 (join again), not 4005, SPEC 7
-                p.refuse(CloseCode.WORKER_RESTARTED, "worker restarted: join again")
+            # the process that issued it died (its client saw 1006, not our 4015, if it
+            # died mid-frame): the room is gone: 4015 (join again), not 4005, SPEC 7
+            gone = _issuer_gone(self, msg.token)
+            if gone is not None:
+                p.refuse(*gone)
                 return
             if target is not None and not view.is_up(target):
-                p.refuse(ErrorCode.RESUME_FAILED, "resume token invalid or expired")
+                p.refuse(*_refusal(msg))
                 return
             if target is None or target >= len(self.workers):
                 target = view.least_loaded()

@@ -120,7 +120,6 @@ class ClusterRouter:
         self.workers = workers
         self.metrics = _Metrics()
         self.link = RedisLink(redis_url, self.metrics, timeout=timeout)  # type: ignore[arg-type]
-        self.lookups = 0
         #: the current node id of each worker (the supervisor sets it at every spawn)
         self.nodes = [worker_node(machine, i) for i in range(workers)]
         self._tasks: set[asyncio.Task[None]] = set()  # bounded: one per acceptor Pending
@@ -183,7 +182,6 @@ class ClusterRouter:
             key, op = K.tok_key(msg.token), "tok"
         else:
             return "unknown", None
-        self.lookups += 1
         try:
             if op == "room":
                 raw = await self.link.call("front_locate", lambda r: r.hget(key, "node"))
