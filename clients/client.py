@@ -23,13 +23,11 @@ Contracts:
   the WELCOME resume token (RESUME message), after exponential backoff with full jitter,
   at most ``max_attempts`` attempts in a row. The player id stays the same; the world restarts
   from the new full snapshot. Input seqs continue.
-* Close 4015 WORKER_RESTARTED (``--workers N``; SPEC.md section 7): the room and the token
-  died with the worker, so the client joins again by HELLO (same game and options, no room
-  id, no reservation) with the same backoff and attempt bound, then
-  :class:`~clients.errors.WorkerRestarted`. Unacknowledged inputs are dropped, the player
-  id changes and ``on_rejoined(client, old_player, new_player)`` hooks run (:meth:`on_rejoined`).
-  The same when a RESUME is answered 4015 (a worker that died mid-frame gave us a 1006; the
-  supervisor answers the RESUME of its token with 4015).
+* Close 4015 WORKER_RESTARTED (``--workers N``; SPEC.md section 7), or a RESUME answered
+  4015 (the worker died mid-frame: we saw 1006): the room and token died with the worker, so
+  the client joins again by HELLO (same game and options, no room id or reservation), same
+  backoff and bound, then :class:`~clients.errors.WorkerRestarted`. Unacknowledged inputs
+  are dropped; the player id changes and :meth:`on_rejoined` hooks run (client, old, new).
 * Cluster (SPEC.md section 7): ERROR + close 4013 REDIRECT sends the same HELLO / RESUME to
   the ERROR's ``url``; 4014 MOVED (the room was handed over on a rolling deploy) RESUMEs at
   ``url`` at once with the current token (same player id, entity and room) and re-sends the
@@ -60,6 +58,7 @@ from typing import Any, TypeVar
 
 from protocol import messages as M
 from protocol.aio import WebSocket
+from protocol.codes import CloseCode as _C
 from protocol.errors import ConnectionClosed, WebSocketError
 
 from .backoff import Backoff, Drop
@@ -488,7 +487,7 @@ class GameClient(Joiner):
                     if drop.redirect is not None and self.resume_token:
                         ws = await self._move(drop)
                         continue
-                    if drop.error.code == 4015 and drop.retry and self.reconnect:
+                    if drop.error.code == _C.WORKER_RESTARTED and drop.retry and self.reconnect:
                         ws = await self._rejoin(drop.error)
                         continue
                     if not (drop.retry and self.reconnect and self.resume_token):
@@ -543,7 +542,7 @@ class GameClient(Joiner):
         only once a resumed session delivers an incremental delta, so a server that accepts
         the RESUME and drops us again right away cannot keep the client looping forever."""
         ws, last = await self._retry(cause, resume=True)
-        if ws is None and last.code == 4015 and self.reconnect:
+        if ws is None and last.code == _C.WORKER_RESTARTED:  # callers checked .reconnect
             # a RESUME answered 4015: our worker died mid-frame (we saw 1006, not its 4015)
             return await self._rejoin(last)
         if ws is not None:
@@ -571,7 +570,7 @@ class GameClient(Joiner):
                 if not drop.retry:
                     raise drop.error from None
                 last = drop.error
-                if resume and last.code == 4015:
+                if resume and last.code == _C.WORKER_RESTARTED:
                     break
         return None, last
 
