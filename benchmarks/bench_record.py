@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -181,6 +182,7 @@ def bench_restore(entities: int, *, players: int, reps: int, seed: int = 1) -> d
             out["restore"].append(t1 - t0)
             out[how].append(t2 - t1)
             rec.close()
+    shutil.rmtree(tmp, ignore_errors=True)  # the replay files of every repetition
     return {"entities": entities, "blob": len(blob),
             **{k: statistics.median(v) for k, v in out.items()}}
 

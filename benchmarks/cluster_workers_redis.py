@@ -32,7 +32,6 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from cluster_workers import spawn, stop  # noqa: E402
+from cluster_workers import scrape, spawn, stop  # noqa: E402
 
 
 def _start(redis_url: str | None) -> tuple[subprocess.Popen[str], int]:
@@ -57,10 +56,7 @@ def _start(redis_url: str | None) -> tuple[subprocess.Popen[str], int]:
 
 def _supervisor_redis(port: int) -> tuple[float, float, float]:
     """(round trips, latency sum s, latency count) of the supervisor's own link."""
-    from gameserver.metrics import parse_text
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-        m = parse_text(r.read().decode())
+    m = scrape(port)
     trips = sum(v for k, v in m.items()
                 if k.startswith('gameserver_redis_round_trips_total{worker="supervisor"'))
     s = m.get('gameserver_redis_round_trip_seconds_sum{worker="supervisor"}', 0.0)
