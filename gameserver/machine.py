@@ -174,13 +174,7 @@ class MachineView:
     def choose_for_game(self, game: str, handoff: int = 0) -> int | None:
         """Where a join by game name goes (see the module docstring); counts the seat under
         the handoff id ``handoff`` until a report covers it."""
-        target: int | None = None
-        for i, w in enumerate(self.workers):
-            if w.up and self._free_room(w, game) is not None:
-                target = i
-                break
-        if target is None:
-            target = self.least_loaded()
+        target = self.pick_for_game(game)
         if target is not None:
             w = self.workers[target]
             self._seat(w, game)
