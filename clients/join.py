@@ -33,7 +33,7 @@ __all__ = ["VIEW_EXT", "Joiner"]
 #: The extensions an interest-capable client offers in HELLO (SPEC.md section 11):
 #: VIEW messages, and their SAME pieces (``"interest/2"``; a server that does not know it
 #: answers ``"interest"`` alone and sends no SAME piece).
-VIEW_EXT: tuple[str, ...] = ("interest", "interest/2")
+VIEW_EXT: tuple[str, ...] = (M.INTEREST_EXT, M.INTEREST2_EXT)
 
 
 async def open_websocket(
@@ -186,7 +186,7 @@ class Joiner(Receiver):
         self.send_rate = float(w.send_rate)
         self.resume_token = w.resume
         self.server_tick = int(w.tick)
-        view = "interest" in w.ext
+        view = M.INTEREST_EXT in w.ext
         if self.world is None or self.world.schema != w.schema or self.world.is_view != view:
             self.world = WorldView(w.schema, view=view)
 

@@ -52,17 +52,13 @@ from protocol import messages as M
 from protocol.aio import WebSocket
 from protocol.codes import CloseCode, ErrorCode, MessageError
 from protocol.errors import ConnectionClosed
+from protocol.messages import INTEREST2_EXT, INTEREST_EXT
 
 __all__ = ["PROTOCOL_VERSION", "Session"]
 
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
-#: The optional extension name for interest-managed VIEW messages (SPEC.md section 11).
-INTEREST_EXT = "interest"
-#: Its version step: the client also decodes SAME pieces (SPEC.md section 11); offering it
-#: implies ``"interest"``, and WELCOME then echoes both.
-INTEREST2_EXT = "interest/2"
 
 
 class _Close(Exception):

@@ -37,6 +37,8 @@ from .wireschema import WireSchema
 __all__ = [
     "CLIENT_TYPES",
     "DEFAULT_MAX_SIZE",
+    "INTEREST2_EXT",
+    "INTEREST_EXT",
     "MAX_CLIENT_MESSAGE",
     "PROTOCOL_VERSION",
     "SERVER_TYPES",
@@ -69,6 +71,11 @@ __all__ = [
 
 #: The protocol version this module speaks (HELLO/RESUME/WELCOME ``"v"``).
 PROTOCOL_VERSION = 1
+#: The optional extension for interest-managed VIEW messages (SPEC.md section 11), and its
+#: version step: the client also decodes SAME pieces; offering it implies ``"interest"``,
+#: and WELCOME then echoes both.
+INTEREST_EXT = "interest"
+INTEREST2_EXT = "interest/2"
 #: The WebSocket subprotocol (``Sec-WebSocket-Protocol``) naming this protocol version: a
 #: client offers it, the server selects it when offered (SPEC.md section 1).
 SUBPROTOCOL = "gameserver.v1"
