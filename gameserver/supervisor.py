@@ -547,14 +547,12 @@ class Supervisor:
         finally:
             self._stats.pop(sid, None)
         status, body = int(msg.get("s", 503)), bytes(msg.get("b") or b"")
-        if status == 200:
-            reply = json.loads(body)
+        if status == 200:  # its url is ours: every worker runs with our --public-url
             if self.front is not None:  # the seat's node may be another worker or machine
-                self.view.reserved(self.front.worker_of_node(reply.get("node")), game)
-                return status, body
-            reply["url"] = self.config.public_url or self._ws_url()
-            body = json.dumps(reply, separators=(",", ":")).encode()
-            self.view.reserved(w.index, str(reply.get("game", game)))
+                node = json.loads(body).get("node")
+                self.view.reserved(self.front.worker_of_node(node), game)
+            else:
+                self.view.reserved(w.index, game)
         return status, body
 
     def _ws_url(self) -> str:
